@@ -1,0 +1,102 @@
+"""The `ltc` command: a thin typer app. All logic lives in the packages; imports are lazy
+so that `ltc --help` stays fast."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="ltc",
+    help="ltc-edge: train liquid time-constant (LTC) networks, export them to ONNX, TFLite "
+         "and C, benchmark them against LSTMs, and run them in control loops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class UserError(Exception):
+    """An error the user can fix: printed as one line, exit status 1."""
+
+
+def _fail(message: str, code: int = 1):
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def command(*args, **kwargs):
+    """app.command, with known errors turned into one red line and exit status 1
+    (set LTC_DEBUG=1 to see the traceback instead)."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            try:
+                return fn(*a, **k)
+            except (UserError, ValueError, FileNotFoundError, OSError) as e:
+                if os.environ.get("LTC_DEBUG"):
+                    raise
+                _fail(str(e) or type(e).__name__)
+
+        return app.command(*args, **kwargs)(wrapper)
+
+    return deco
+
+
+def _version(value: bool):
+    if value:
+        from . import __version__
+
+        typer.echo(f"ltc-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                        help="Print the version and exit.")):
+    pass
+
+
+@command()
+def info(model: Path = typer.Argument(..., help="A model file (.safetensors) written by ltc-edge.")):
+    """Print a model file's cell, wiring, neurons, synapses, parameters, inputs, outputs and size."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .nn.modelfile import describe
+
+    facts = describe(model)
+    table = Table(title=str(model), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in facts.items():
+        if key != "file" and value is not None:
+            table.add_row(key.replace("_", " "), str(value))
+    Console().print(table)
+
+
+@command()
+def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for the demo's files."),
+         seed: int = typer.Option(0, help="Random seed.")):
+    """Build an NCP-wired LTC and an LSTM, run one sequence through both and compare them."""
+    from .bench.demo import run_demo
+
+    run_demo(out, seed=seed)
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.RED, err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,481 @@
+"""The cell math, written once against an array namespace (`xp`: numpy or torch).
+
+Training (torch), export (torch traced into a static graph) and the numpy runtime all
+call these functions; the C template in export/ is the only other copy, pinned by golden
+tests. Nothing here imports torch.
+
+Every cell kind is a `CellSpec` of plain functions:
+  shapes(cfg)                 -> {param name: shape}
+  prepare(xp, raw, cfg)       -> constants that depend on parameters only (softplus of
+                                 constrained parameters, masks, w*erev, ...), computed once
+  step(xp, P, x, h, dt, cfg)  -> (y, new_h) for x[B, in], h[B, state], dt[B, 1] or float
+State is always one [B, state_size] array (an LSTM's (h, c) is concatenated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------
+# array namespaces
+
+
+class NumpyOps:
+    name = "numpy"
+
+    @staticmethod
+    def sigmoid(x):
+        # tanh form: no overflow warning for large |x|, same value to float32 rounding
+        return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+    tanh = staticmethod(np.tanh)
+    exp = staticmethod(np.exp)
+    abs = staticmethod(np.abs)
+
+    @staticmethod
+    def softplus(x):
+        return np.logaddexp(np.zeros((), dtype=x.dtype), x).astype(x.dtype)
+
+    @staticmethod
+    def relu(x):
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def sum(x, axis):
+        return x.sum(axis=axis)
+
+    @staticmethod
+    def concat(xs, axis):
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def silu(x):
+        return x * NumpyOps.sigmoid(x)
+
+    @staticmethod
+    def gelu(x):
+        from math import sqrt
+        erf = np.vectorize(math.erf, otypes=[x.dtype])
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)))
+
+
+class TorchOps:
+    name = "torch"
+
+    def __init__(self):
+        import torch
+        import torch.nn.functional as F
+
+        self.sigmoid, self.tanh, self.exp, self.abs = torch.sigmoid, torch.tanh, torch.exp, torch.abs
+        self.softplus, self.relu, self.silu, self.gelu = F.softplus, torch.relu, F.silu, F.gelu
+        self._torch = torch
+
+    def sum(self, x, axis):
+        return x.sum(dim=axis)
+
+    def concat(self, xs, axis):
+        return self._torch.cat(xs, dim=axis)
+
+
+_TORCH_OPS = None
+
+
+def ops_for(array):
+    """The namespace for an array: TorchOps for torch tensors, NumpyOps otherwise."""
+    global _TORCH_OPS
+    if type(array).__module__.startswith("torch"):
+        if _TORCH_OPS is None:
+            _TORCH_OPS = TorchOps()
+        return _TORCH_OPS
+    return NumpyOps
+
+
+def _linear(x, w, b=None):
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+ACTIVATIONS = {
+    "lecun_tanh": lambda xp, x: 1.7159 * xp.tanh(0.666 * x),
+    "tanh": lambda xp, x: xp.tanh(x),
+    "relu": lambda xp, x: xp.relu(x),
+    "silu": lambda xp, x: xp.silu(x),
+    "gelu": lambda xp, x: xp.gelu(x),
+}
+
+
+# --------------------------------------------------------------------------------------
+# fixed-step ODE solvers: one dict, as torchdiffeq does
+
+
+def _euler(f, h, delta):
+    return h + delta * f(h)
+
+
+def _rk4(f, h, delta):
+    k1 = f(h)
+    k2 = f(h + 0.5 * delta * k1)
+    k3 = f(h + 0.5 * delta * k2)
+    k4 = f(h + delta * k3)
+    return h + delta / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
+SOLVERS = {"euler": _euler, "rk4": _rk4}
+
+
+def odeint_fixed(f, h, dt, unfolds, method):
+    """Integrate dh/dt = f(h) over dt with `unfolds` fixed steps (unrolled: no loop state)."""
+    if method not in SOLVERS:
+        raise ValueError(f"unknown solver {method!r}; choose one of {', '.join(SOLVERS)}")
+    delta = dt / unfolds
+    for _ in range(unfolds):
+        h = SOLVERS[method](f, h, delta)
+    return h
+
+
+# --------------------------------------------------------------------------------------
+# LTC (Hasani et al. 2021) with ncps semantics
+
+
+def ltc_shapes(cfg):
+    n, i, m = cfg["units"], cfg["input_size"], cfg["motor_size"]
+    shapes = {"gleak": (n,), "vleak": (n,), "cm": (n,), "sigma": (n, n), "mu": (n, n),
+              "w": (n, n), "erev": (n, n), "sensory_sigma": (i, n), "sensory_mu": (i, n),
+              "sensory_w": (i, n), "sensory_erev": (i, n)}
+    if cfg.get("input_mapping", "affine") in ("affine", "linear"):
+        shapes["input_w"] = (i,)
+    if cfg.get("input_mapping", "affine") == "affine":
+        shapes["input_b"] = (i,)
+    if cfg.get("output_mapping", "affine") in ("affine", "linear"):
+        shapes["output_w"] = (m,)
+    if cfg.get("output_mapping", "affine") == "affine":
+        shapes["output_b"] = (m,)
+    return shapes
+
+
+def ltc_prepare(xp, raw, cfg):
+    pos = xp.softplus if cfg.get("implicit_param_constraints", False) else (lambda v: v)
+    mask = _as(raw["w"], np.abs(np.asarray(cfg["wiring"]["adjacency"], dtype=np.float32)))
+    smask = _as(raw["w"], np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"], dtype=np.float32)))
+    w = pos(raw["w"]) * mask
+    sw = pos(raw["sensory_w"]) * smask
+    gleak = pos(raw["gleak"])
+    P = {"mu": raw["mu"], "sigma": raw["sigma"], "w": w, "w_erev": w * raw["erev"],
+         "sensory_mu": raw["sensory_mu"], "sensory_sigma": raw["sensory_sigma"],
+         "sensory_w": sw, "sensory_w_erev": sw * raw["sensory_erev"],
+         "cm": pos(raw["cm"]), "gleak": gleak, "gleak_vleak": gleak * raw["vleak"]}
+    for k in ("input_w", "input_b", "output_w", "output_b"):
+        P[k] = raw.get(k)
+    return P
+
+
+def _synaptic(xp, v, mu, sigma, w, w_erev):
+    """Sum over presynaptic neurons of w*sigmoid(sigma*(v_pre-mu)), with and without erev."""
+    a = xp.sigmoid(sigma * (v[:, :, None] - mu))
+    return xp.sum(a * w_erev, 1), xp.sum(a * w, 1)
+
+
+def ltc_step(xp, P, x, v, dt, cfg):
+    if P["input_w"] is not None:
+        x = x * P["input_w"]
+    if P["input_b"] is not None:
+        x = x + P["input_b"]
+    # sensory synapses depend on the input only: once per step, not per unfold
+    num_s, den_s = _synaptic(xp, x, P["sensory_mu"], P["sensory_sigma"], P["sensory_w"],
+                             P["sensory_w_erev"])
+    unfolds, eps = cfg.get("ode_unfolds", 6), cfg.get("epsilon", 1e-8)
+    solver = cfg.get("solver", "semi_implicit")
+    if solver == "semi_implicit":
+        cm_t = P["cm"] / (dt / unfolds)
+        for _ in range(unfolds):
+            num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+            numerator = cm_t * v + P["gleak_vleak"] + (num + num_s)
+            denominator = cm_t + P["gleak"] + (den + den_s)
+            v = numerator / (denominator + eps)
+    else:
+        def f(v):
+            num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+            return (P["gleak_vleak"] + num + num_s - (P["gleak"] + den + den_s) * v) / P["cm"]
+        v = odeint_fixed(f, v, dt, unfolds, solver)
+    y = v[:, : cfg["motor_size"]]
+    if P["output_w"] is not None:
+        y = y * P["output_w"]
+    if P["output_b"] is not None:
+        y = y + P["output_b"]
+    return y, v
+
+
+def ltc_bounds(raw, cfg):
+    """Per-neuron (lo, hi) that an LTC state starting inside cannot leave (LTC paper,
+    Theorem 2): each update is a positive mix of the neuron's own value, its leak potential
+    and the reversal potentials of its incoming synapses. Needs w, gleak, cm >= 0 (true
+    under either constraint mode). numpy arrays in, numpy arrays out."""
+    adj = np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0
+    sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
+    erev = np.concatenate([np.where(adj, raw["erev"], np.nan),
+                           np.where(sadj, raw["sensory_erev"], np.nan)], axis=0)
+    vleak = np.asarray(raw["vleak"], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        lo = np.fmin(vleak, np.nanmin(np.where(np.isnan(erev), np.inf, erev), axis=0))
+        hi = np.fmax(vleak, np.nanmax(np.where(np.isnan(erev), -np.inf, erev), axis=0))
+    return lo, hi
+
+
+# --------------------------------------------------------------------------------------
+# CfC (Hasani et al. 2022), ncps semantics: plain (backbone MLP) or wired (one CfC per layer)
+
+
+def _cfc_block_shapes(prefix, n_in, hidden, mode, backbone_units, backbone_layers):
+    shapes, width = {}, n_in + hidden
+    for k in range(backbone_layers):
+        shapes[f"{prefix}backbone{k}_weight"] = (backbone_units, width)
+        shapes[f"{prefix}backbone{k}_bias"] = (backbone_units,)
+        width = backbone_units
+    heads = ["ff1"] if mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]
+    for head in heads:
+        shapes[f"{prefix}{head}_weight"] = (hidden, width)
+        shapes[f"{prefix}{head}_bias"] = (hidden,)
+    if mode == "pure":
+        shapes[f"{prefix}w_tau"] = (1, hidden)
+        shapes[f"{prefix}A"] = (1, hidden)
+    return shapes
+
+
+def _cfc_layers(cfg):
+    """(prefix, n_in, hidden, backbone_units, backbone_layers, mask or None) per CfC block."""
+    wiring = cfg.get("wiring")
+    if wiring is None:
+        return [("", cfg["input_size"], cfg["units"], cfg.get("backbone_units", 128),
+                 cfg.get("backbone_layers", 1), None)]
+    adj = np.asarray(wiring["adjacency"])
+    sadj = np.asarray(wiring["sensory_adjacency"])
+    blocks, n_in, prev = [], cfg["input_size"], None
+    for li, neurons in enumerate(wiring["layers"]):
+        src = sadj[:, neurons] if li == 0 else adj[prev, :][:, neurons]
+        mask = np.concatenate([src, np.ones((len(neurons), len(neurons)))], axis=0)
+        blocks.append((f"layer{li}_", n_in, len(neurons), 0, 0, np.abs(mask.T).astype(np.float32)))
+        n_in, prev = len(neurons), neurons
+    return blocks
+
+
+def cfc_shapes(cfg):
+    shapes = {}
+    for prefix, n_in, hidden, bu, bl, _ in _cfc_layers(cfg):
+        shapes.update(_cfc_block_shapes(prefix, n_in, hidden, cfg.get("mode", "default"), bu, bl))
+    return shapes
+
+
+def cfc_prepare(xp, raw, cfg):
+    P = dict(raw)
+    for prefix, *_, mask in _cfc_layers(cfg):
+        if mask is not None:
+            for head in ("ff1", "ff2"):
+                if f"{prefix}{head}_weight" in P:
+                    P[f"{prefix}{head}_weight"] = P[f"{prefix}{head}_weight"] * _as(raw[f"{prefix}ff1_weight"], mask)
+    return P
+
+
+def _cfc_block(xp, P, prefix, x, h, dt, mode, backbone_layers, act):
+    z = xp.concat([x, h], 1)
+    for k in range(backbone_layers):
+        z = act(xp, _linear(z, P[f"{prefix}backbone{k}_weight"], P[f"{prefix}backbone{k}_bias"]))
+    ff1 = _linear(z, P[f"{prefix}ff1_weight"], P[f"{prefix}ff1_bias"])
+    if mode == "pure":
+        A = P[f"{prefix}A"]
+        return -A * xp.exp(-dt * (xp.abs(P[f"{prefix}w_tau"]) + xp.abs(ff1))) * ff1 + A
+    ff1 = xp.tanh(ff1)
+    ff2 = xp.tanh(_linear(z, P[f"{prefix}ff2_weight"], P[f"{prefix}ff2_bias"]))
+    t_a = _linear(z, P[f"{prefix}time_a_weight"], P[f"{prefix}time_a_bias"])
+    t_b = _linear(z, P[f"{prefix}time_b_weight"], P[f"{prefix}time_b_bias"])
+    t_interp = xp.sigmoid(t_a * dt + t_b)
+    if mode == "no_gate":
+        return ff1 + t_interp * ff2
+    return ff1 * (1.0 - t_interp) + t_interp * ff2
+
+
+def cfc_step(xp, P, x, h, dt, cfg):
+    mode = cfg.get("mode", "default")
+    act = ACTIVATIONS[cfg.get("activation", "lecun_tanh")]
+    new_h, start, inp = [], 0, x
+    for prefix, _, hidden, _, bl, _ in _cfc_layers(cfg):
+        out = _cfc_block(xp, P, prefix, inp, h[:, start:start + hidden], dt, mode, bl, act)
+        new_h.append(out)
+        start += hidden
+        inp = out
+    return inp, (new_h[0] if len(new_h) == 1 else xp.concat(new_h, 1))
+
+
+# --------------------------------------------------------------------------------------
+# CT-RNN: dh/dt = -h/tau + tanh(W [x, h] + b), fixed-step solver
+
+
+def ctrnn_shapes(cfg):
+    n, i = cfg["units"], cfg["input_size"]
+    return {"weight_ih": (n, i), "weight_hh": (n, n), "bias": (n,), "tau": (n,)}
+
+
+def ctrnn_prepare(xp, raw, cfg):
+    # tau > 0 through softplus, stored as its inverse so the step only multiplies
+    return {"weight_ih": raw["weight_ih"], "weight_hh": raw["weight_hh"], "bias": raw["bias"],
+            "inv_tau": 1.0 / (xp.softplus(raw["tau"]) + 1e-3)}
+
+
+def ctrnn_step(xp, P, x, h, dt, cfg):
+    u = _linear(x, P["weight_ih"], P["bias"])  # input drive is constant over the step
+
+    def f(h):
+        return -h * P["inv_tau"] + xp.tanh(u + h @ P["weight_hh"].T)
+
+    h = odeint_fixed(f, h, dt, cfg.get("ode_unfolds", 6), cfg.get("solver", "euler"))
+    return h, h
+
+
+# --------------------------------------------------------------------------------------
+# ODE-RNN (Rubanova et al. 2019): evolve h by a neural ODE over dt, then an RNN update
+
+
+def node_shapes(cfg):
+    n, i, hf = cfg["units"], cfg["input_size"], cfg.get("ode_hidden", cfg["units"])
+    return {"f1_weight": (hf, n), "f1_bias": (hf,), "f2_weight": (n, hf), "f2_bias": (n,),
+            "weight_ih": (n, i), "weight_hh": (n, n), "bias": (n,)}
+
+
+def node_prepare(xp, raw, cfg):
+    return dict(raw)
+
+
+def node_step(xp, P, x, h, dt, cfg):
+    def f(h):
+        return _linear(xp.tanh(_linear(h, P["f1_weight"], P["f1_bias"])), P["f2_weight"], P["f2_bias"])
+
+    h = odeint_fixed(f, h, dt, cfg.get("ode_unfolds", 6), cfg.get("solver", "euler"))
+    h = xp.tanh(_linear(x, P["weight_ih"], P["bias"]) + h @ P["weight_hh"].T)
+    return h, h
+
+
+# --------------------------------------------------------------------------------------
+# LSTM and GRU (torch.nn.LSTMCell / GRUCell semantics; dt is ignored)
+
+
+def lstm_shapes(cfg):
+    n, i = cfg["units"], cfg["input_size"]
+    return {"weight_ih": (4 * n, i), "weight_hh": (4 * n, n), "bias": (4 * n,)}
+
+
+def lstm_step(xp, P, x, hc, dt, cfg):
+    n = cfg["units"]
+    h, c = hc[:, :n], hc[:, n:]
+    z = _linear(x, P["weight_ih"], P["bias"]) + h @ P["weight_hh"].T
+    i, f, g, o = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
+    c = xp.sigmoid(f) * c + xp.sigmoid(i) * xp.tanh(g)
+    h = xp.sigmoid(o) * xp.tanh(c)
+    return h, xp.concat([h, c], 1)
+
+
+def gru_shapes(cfg):
+    n, i = cfg["units"], cfg["input_size"]
+    return {"weight_ih": (3 * n, i), "weight_hh": (3 * n, n), "bias_ih": (3 * n,), "bias_hh": (3 * n,)}
+
+
+def gru_step(xp, P, x, h, dt, cfg):
+    n = cfg["units"]
+    gi = _linear(x, P["weight_ih"], P["bias_ih"])
+    gh = _linear(h, P["weight_hh"], P["bias_hh"])
+    r = xp.sigmoid(gi[:, :n] + gh[:, :n])
+    z = xp.sigmoid(gi[:, n:2 * n] + gh[:, n:2 * n])
+    c = xp.tanh(gi[:, 2 * n:] + r * gh[:, 2 * n:])
+    h = (1.0 - z) * c + z * h
+    return h, h
+
+
+# --------------------------------------------------------------------------------------
+# registry
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    shapes: Callable
+    prepare: Callable
+    step: Callable
+    state_size: Callable  # cfg -> int
+    output_size: Callable  # cfg -> int
+    uses_dt: bool
+
+
+def _identity_prepare(xp, raw, cfg):
+    return dict(raw)
+
+
+CELLS = {
+    "ltc": CellSpec(ltc_shapes, ltc_prepare, ltc_step, lambda c: c["units"], lambda c: c["motor_size"], True),
+    "cfc": CellSpec(cfc_shapes, cfc_prepare, cfc_step, lambda c: c["units"],
+                    lambda c: c["wiring"]["output_dim"] if c.get("wiring") else c["units"], True),
+    "ctrnn": CellSpec(ctrnn_shapes, ctrnn_prepare, ctrnn_step, lambda c: c["units"], lambda c: c["units"], True),
+    "node": CellSpec(node_shapes, node_prepare, node_step, lambda c: c["units"], lambda c: c["units"], True),
+    "lstm": CellSpec(lstm_shapes, _identity_prepare, lstm_step, lambda c: 2 * c["units"], lambda c: c["units"], False),
+    "gru": CellSpec(gru_shapes, _identity_prepare, gru_step, lambda c: c["units"], lambda c: c["units"], False),
+}
+
+
+def cell_spec(kind: str) -> CellSpec:
+    if kind not in CELLS:
+        raise ValueError(f"unknown cell kind {kind!r}; choose one of {', '.join(CELLS)}")
+    return CELLS[kind]
+
+
+# --------------------------------------------------------------------------------------
+# whole model = input normalisation -> cell -> optional linear readout -> de-normalisation
+
+
+def model_shapes(config):
+    cell = config["cell"]
+    shapes = {f"cell.{k}": v for k, v in cell_spec(cell["kind"]).shapes(cell).items()}
+    if config.get("readout"):
+        n_out, n_in = config["output_size"], cell_spec(cell["kind"]).output_size(cell)
+        shapes["readout.weight"] = (n_out, n_in)
+        shapes["readout.bias"] = (n_out,)
+    return shapes
+
+
+def model_prepare(xp, raw, config):
+    """All parameter-only work, done once: for training once per forward, for export at
+    export time (the results become graph constants), for the runtime at load time."""
+    cell = config["cell"]
+    craw = {k[5:]: v for k, v in raw.items() if k.startswith("cell.")}
+    P = {"cell": cell_spec(cell["kind"]).prepare(xp, craw, cell),
+         "readout_w": raw.get("readout.weight"), "readout_b": raw.get("readout.bias")}
+    norm = config.get("normalization") or {}
+    like = next(iter(raw.values()))
+    for key in ("input_mean", "input_std", "output_mean", "output_std"):
+        P[key] = None if norm.get(key) is None else _as(like, np.asarray(norm[key], dtype=np.float32))
+    return P
+
+
+def model_step(xp, P, x, h, dt, config):
+    """One control step: x[B, in], h[B, state], dt (float or [B, 1]) -> (y[B, out], new h)."""
+    if P["input_mean"] is not None:
+        x = (x - P["input_mean"]) / P["input_std"]
+    cell = config["cell"]
+    y, h = cell_spec(cell["kind"]).step(xp, P["cell"], x, h, dt, cell)
+    if P["readout_w"] is not None:
+        y = _linear(y, P["readout_w"], P["readout_b"])
+    if P["output_mean"] is not None:
+        y = y * P["output_std"] + P["output_mean"]
+    return y, h
+
+
+def state_size(config) -> int:
+    return cell_spec(config["cell"]["kind"]).state_size(config["cell"])
+
+
+def _as(like, array):
+    """`array` (numpy) as the same kind of array as `like` (numpy or torch, same device)."""
+    if type(like).__module__.startswith("torch"):
+        import torch
+
+        return torch.as_tensor(array, dtype=like.dtype, device=like.device)
+    return np.asarray(array, dtype=like.dtype)

@@ -1,0 +1,68 @@
+"""The `ltc` command line (typer's CliRunner, plus one real subprocess for start-up time)."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ltc_edge.cli import app
+from ltc_edge.nn import build_model, save
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("info", "demo"):
+        assert cmd in result.output
+
+
+def test_version():
+    from ltc_edge import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_help_is_fast_and_imports_no_torch():
+    code = "import sys; from ltc_edge.cli import app; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ltc_edge.cli", "--help"], check=True, capture_output=True)
+    assert time.perf_counter() - t < 3.0  # generous for a loaded 2-core CI box; ~0.3 s here
+
+
+def test_info(tmp_path):
+    path = save(build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0), tmp_path / "m.safetensors")
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    for word in ("neurons", "19", "synapses", "parameters", "inputs", "outputs", "file size"):
+        assert word in result.output
+
+
+@pytest.mark.parametrize("content", [None, b"", b"garbage" * 20])
+def test_info_bad_files_one_line_error(tmp_path, content):
+    path = tmp_path / "m.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_unknown_option_exits_nonzero():
+    result = runner.invoke(app, ["info", "--frobnicate"])
+    assert result.exit_code != 0
+
+
+def test_demo(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "ltc-ncp" in result.output and "lstm" in result.output
+    assert (tmp_path / "ltc-ncp.safetensors").exists()
