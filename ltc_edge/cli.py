@@ -90,6 +90,18 @@ def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for the demo's 
     run_demo(out, seed=seed)
 
 
+# Each package owns its commands (ltc_edge/<pkg>/commands.py defines register(command));
+# those modules import nothing heavy at import time, so `ltc --help` stays fast.
+for _pkg in ("train", "export", "runtime", "bench"):
+    try:
+        _mod = __import__(f"ltc_edge.{_pkg}.commands", fromlist=["register"])
+    except ModuleNotFoundError as _e:
+        if _e.name != f"ltc_edge.{_pkg}.commands":
+            raise
+        continue
+    _mod.register(command)
+
+
 def main():
     try:
         app()
