@@ -1,0 +1,194 @@
+"""Benchmark results: results.json (schema below), report.md and PNG plots.
+
+results.json (schema "ltc-edge-bench/1"):
+  schema, created (ISO time), machine {platform, machine, python, cpu_count, processor,
+  versions{...}}, task (name or null), metric (name or null), metric_better ("lower"|"higher"),
+  rows: one per model x backend x precision x target:
+    model (label), path, cell, wiring, neurons, synapses, parameters, backend, precision,
+    target, file_bytes, metric (float or null),
+    latency {batch (str): {p50_us, p90_us, p99_us, mean_us, min_us, iterations,
+                           throughput_steps_per_s}},
+    peak_rss_bytes (int or null: the measuring process's peak RSS),
+    instructions_per_step, flash_bytes, ram_bytes (ARM targets; null elsewhere),
+    skipped (null, or the reason this combination was not measured)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCHEMA = "ltc-edge-bench/1"
+# LTC and LSTM are the comparison users come for: they get the strong colours
+COLORS = {"ltc": "tab:red", "lstm": "tab:blue", "cfc": "tab:orange", "ctrnn": "tab:green",
+          "node": "tab:purple", "gru": "tab:cyan"}
+
+
+def write_json(path: Path, results: dict) -> None:
+    from ..nn.modelfile import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(results, indent=2, sort_keys=False).encode())
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def measured_rows(results: dict) -> list[dict]:
+    return [r for r in results["rows"] if not r.get("skipped")]
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
+    """Indices of points (latency, metric) not beaten on both: faster and better."""
+    front = []
+    for i, (lat, met) in enumerate(points):
+        dominated = False
+        for j, (lat2, met2) in enumerate(points):
+            better = met2 > met if higher_is_better else met2 < met
+            no_worse = met2 >= met if higher_is_better else met2 <= met
+            if j != i and lat2 <= lat and no_worse and (lat2 < lat or better):
+                dominated = True
+                break
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def markdown(results: dict, plots: list[str]) -> str:
+    m = results["machine"]
+    lines = [f"# ltc-edge benchmark", "",
+             f"- created: {results['created']}",
+             f"- machine: {m.get('processor')} ({m.get('cpu_count')} cores), {m.get('platform')}",
+             f"- versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
+             f"- task: {results.get('task') or '-'} (metric: {results.get('metric') or '-'}, "
+             f"{results.get('metric_better', 'lower')} is better)", ""]
+    batches = sorted({b for r in measured_rows(results) for b in r.get("latency", {})}, key=int)
+    head = ["model", "cell", "backend", "precision", "target", "params", "synapses", "bytes", "metric",
+            "p50 µs", "p90 µs", "p99 µs"] + [f"steps/s @B={b}" for b in batches] + ["instr/step", "flash", "RAM"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results["rows"]:
+        lat1 = r.get("latency", {}).get("1", {})
+        cells = [r["model"], r.get("cell"), r["backend"], r["precision"], r["target"], r.get("parameters"),
+                 r.get("synapses"), r.get("file_bytes"), r.get("metric"),
+                 lat1.get("p50_us"), lat1.get("p90_us"), lat1.get("p99_us")]
+        cells += [r.get("latency", {}).get(b, {}).get("throughput_steps_per_s") for b in batches]
+        cells += [r.get("instructions_per_step"), r.get("flash_bytes"), r.get("ram_bytes")]
+        if r.get("skipped"):
+            cells = cells[:5] + [f"skipped: {r['skipped']}"] + [""] * (len(head) - 6)
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    lines.append("")
+    for p in plots:
+        lines += [f"![{Path(p).stem}]({Path(p).name})", ""]
+    return "\n".join(lines)
+
+
+def make_plots(results: dict, out_dir: Path) -> list[str]:
+    """PNG plots; returns their paths (none when matplotlib is not installed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out_dir = Path(out_dir)
+    rows = [r for r in measured_rows(results) if r.get("latency", {}).get("1")]
+    paths = []
+
+    # 1. latency vs accuracy with the Pareto front
+    pts = [r for r in rows if r.get("metric") is not None]
+    if pts:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        higher = results.get("metric_better") == "higher"
+        xy = [(r["latency"]["1"]["p50_us"], r["metric"]) for r in pts]
+        for r, (x, y) in zip(pts, xy):
+            big = r.get("cell") in ("ltc", "lstm")
+            ax.scatter(x, y, s=90 if big else 35, color=COLORS.get(r.get("cell"), "gray"),
+                       edgecolor="black" if big else "none", zorder=3)
+            ax.annotate(f"{r['model']}\n{r['backend']}/{r['precision']}", (x, y), fontsize=6,
+                        xytext=(4, 4), textcoords="offset points")
+        front = pareto_front(xy, higher)
+        ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "k--", lw=1, label="Pareto front")
+        for cell, color in COLORS.items():
+            if any(r.get("cell") == cell for r in pts):
+                ax.scatter([], [], color=color, label=cell)
+        ax.set_xscale("log")
+        ax.set_xlabel("step latency p50, batch 1 (µs, log)")
+        ax.set_ylabel(f"{results.get('metric')} ({'higher' if higher else 'lower'} is better)")
+        ax.set_title("latency vs accuracy (LTC red, LSTM blue)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        paths.append(_save(fig, out_dir / "latency_vs_accuracy.png"))
+
+    # 2. latency by backend and precision
+    if rows:
+        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows)), 4.5))
+        labels = [f"{r['model']}\n{r['backend']}/{r['precision']}" for r in rows]
+        ax.bar(range(len(rows)), [r["latency"]["1"]["p50_us"] for r in rows],
+               yerr=[[0] * len(rows), [r["latency"]["1"]["p99_us"] - r["latency"]["1"]["p50_us"] for r in rows]],
+               color=[COLORS.get(r.get("cell"), "gray") for r in rows], capsize=2)
+        ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=6)
+        ax.set_yscale("log")
+        ax.set_ylabel("step latency p50 (bar) to p99 (whisker), µs")
+        ax.set_title("latency by backend and precision (batch 1)")
+        ax.grid(axis="y", alpha=0.3)
+        paths.append(_save(fig, out_dir / "latency_by_backend.png"))
+
+    # 3. size by precision
+    sized = [r for r in measured_rows(results) if r.get("file_bytes")]
+    if sized:
+        models = sorted({r["model"] for r in sized})
+        precs = [p for p in ("fp32", "fp16", "int8") if any(r["precision"] == p for r in sized)]
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(models)), 4))
+        width = 0.8 / max(1, len(precs))
+        for k, prec in enumerate(precs):
+            vals = []
+            for m in models:
+                sizes = [r["file_bytes"] for r in sized if r["model"] == m and r["precision"] == prec]
+                vals.append(min(sizes) if sizes else 0)
+            ax.bar([i + k * width for i in range(len(models))], [v / 1024 for v in vals], width, label=prec)
+        ax.set_xticks([i + width * (len(precs) - 1) / 2 for i in range(len(models))], models, rotation=30,
+                      ha="right", fontsize=7)
+        ax.set_ylabel("model file size (KiB, smallest format)")
+        ax.set_title("size by precision")
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+        paths.append(_save(fig, out_dir / "size_by_precision.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return str(path)
+
+
+def terminal_table(results: dict):
+    from rich.table import Table
+
+    t = Table(title=f"ltc-edge bench ({results.get('task') or 'no task'}; metric {results.get('metric') or '-'})")
+    for col in ("model", "backend", "prec", "target", "params", "bytes", "metric", "p50 µs", "p99 µs", "steps/s@maxB",
+                "instr/step"):
+        t.add_column(col, justify="left" if col in ("model", "backend", "prec", "target") else "right")
+    for r in results["rows"]:
+        if r.get("skipped"):
+            t.add_row(r["model"], r["backend"], r["precision"], r["target"], f"[dim]skipped: {r['skipped']}[/dim]")
+            continue
+        lat = r.get("latency", {})
+        lat1 = lat.get("1", {})
+        top = lat[max(lat, key=int)] if lat else {}
+        t.add_row(r["model"], r["backend"], r["precision"], r["target"], _fmt(r.get("parameters")),
+                  _fmt(r.get("file_bytes")), _fmt(r.get("metric"), 4), _fmt(lat1.get("p50_us")),
+                  _fmt(lat1.get("p99_us")), _fmt(top.get("throughput_steps_per_s")),
+                  _fmt(r.get("instructions_per_step")))
+    return t

@@ -1,0 +1,82 @@
+"""Latency measurement and machine facts (numpy only).
+
+Timing is never asserted in tests: benchmarks report it, with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+
+def measure_latency(step, *, warmup: int = 50, min_iters: int = 200, max_iters: int = 20000,
+                    min_seconds: float = 0.5) -> dict:
+    """Time `step()` call by call with perf_counter_ns.
+
+    Runs `warmup` calls, then at least `min_iters` and until `min_seconds` have passed (so that
+    p99 rests on at least ~100 samples above it), at most `max_iters`. Returns microseconds.
+    """
+    for _ in range(warmup):
+        step()
+    samples = []
+    start = time.perf_counter_ns()
+    budget = int(min_seconds * 1e9)
+    while len(samples) < max_iters:
+        t0 = time.perf_counter_ns()
+        step()
+        samples.append(time.perf_counter_ns() - t0)
+        if len(samples) >= min_iters and time.perf_counter_ns() - start >= budget:
+            break
+    us = np.asarray(samples, dtype=np.float64) / 1e3
+    return {"p50_us": float(np.percentile(us, 50)), "p90_us": float(np.percentile(us, 90)),
+            "p99_us": float(np.percentile(us, 99)), "mean_us": float(us.mean()),
+            "min_us": float(us.min()), "iterations": int(us.size)}
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident set size (Linux: ru_maxrss is in KiB)."""
+    try:
+        import resource
+
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(kib) * (1 if sys.platform == "darwin" else 1024)
+    except Exception:  # pragma: no cover - not on Linux
+        return None
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on: enough to compare runs."""
+    info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "processor": _cpu_model()}
+    versions = {}
+    for name in ("numpy", "torch", "onnx", "onnxruntime", "ai_edge_litert", "tflite_runtime", "litert_torch", "ncps"):
+        mod = sys.modules.get(name)
+        if mod is None:
+            try:
+                from importlib.metadata import version
+
+                versions[name] = version(name.replace("_", "-"))
+            except Exception:
+                continue
+        else:
+            versions[name] = getattr(mod, "__version__", "?")
+    from .. import __version__
+
+    versions["ltc_edge"] = __version__
+    info["versions"] = versions
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

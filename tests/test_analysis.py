@@ -1,0 +1,88 @@
+"""LTC theorem checks, pruning, and trajectory-length expressivity."""
+
+import numpy as np
+import pytest
+import torch
+
+from ltc_edge.bench import bounds, expressivity
+from ltc_edge.nn import build_model, save, load
+from ltc_edge.nn.prune import prune_config, prune_model, synapse_counts
+
+
+def _tensors(m):
+    return {k: v.detach().numpy() for k, v in m.state_dict().items()}
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_theorems_hold_on_random_inputs(implicit):
+    m = build_model("ltc", 4, 3, wiring="auto-ncp", units=16, seed=3, implicit_param_constraints=implicit)
+    rng = np.random.default_rng(0)
+    x = (5 * rng.normal(size=(6, 200, 4))).astype(np.float32)
+    dt = rng.uniform(0.01, 3.0, size=(6, 200))
+    report = bounds.check(m.config, _tensors(m), x, dt)
+    assert report["ok"], report["violations"]
+    n0 = report["neurons"][0]
+    lo, hi = n0["tau_bound"]
+    assert lo <= n0["tau_observed"][0] <= n0["tau_observed"][1] <= hi
+    assert lo < hi
+
+
+def test_bounds_report_flags_out_of_range_states():
+    m = build_model("ltc", 3, 2, wiring="auto-ncp", units=10, seed=1)
+    x = np.zeros((2, 5, 3), np.float32)
+    states = np.zeros((4, 10))
+    states[:, 7] = 3.0  # beyond every reversal potential (|erev| = 1 at init)
+    report = bounds.check(m.config, _tensors(m), x, states=states)
+    assert report["ok"] and report["external"]["violations"] == [7]
+
+
+def test_bounds_reject_non_ltc():
+    m = build_model("lstm", 3, 2, units=4)
+    with pytest.raises(ValueError, match="LTC cells only"):
+        bounds.check(m.config, _tensors(m), np.zeros((1, 2, 3), np.float32))
+
+
+def test_prune_removes_weakest_synapses_and_survives_save(tmp_path):
+    m = build_model("ltc", 8, 4, wiring="auto-ncp", units=19, seed=0)
+    before = synapse_counts(m.config)
+    p = prune_model(m, 0.5)
+    after = synapse_counts(p.config)
+    assert after["synapses"] == before["synapses"] - round(0.5 * before["synapses"])
+    assert after["sensory_synapses"] == before["sensory_synapses"] - round(0.5 * before["sensory_synapses"])
+    adj0 = np.array(m.config["cell"]["wiring"]["adjacency"])
+    adj1 = np.array(p.config["cell"]["wiring"]["adjacency"])
+    w = m.cell.w.detach().numpy()
+    kept, removed = w[(adj1 != 0)], w[(adj0 != 0) & (adj1 == 0)]
+    assert np.abs(kept).min() >= np.abs(removed).max()  # magnitude order
+    assert ((adj1 == 0) | (adj1 == adj0)).all()  # polarity kept, nothing added
+    # pruned synapses carry no signal: zeroing their weights changes nothing
+    p2 = load(save(p, tmp_path / "p.safetensors"))
+    with torch.no_grad():
+        p2.cell.w[torch.tensor(adj1 == 0)] = 0.0
+        x = torch.randn(2, 15, 8)
+        assert torch.allclose(p(x)[0], p2(x)[0], atol=1e-6)
+        # ...and pruning did change the function
+        assert not torch.allclose(m(x)[0], p(x)[0], atol=1e-3)
+
+
+def test_prune_rejects_bad_arguments():
+    m = build_model("ltc", 3, units=5)
+    with pytest.raises(ValueError, match="sparsity"):
+        prune_config(m.config, _tensors(m), 1.0)
+    with pytest.raises(ValueError, match="LTC"):
+        prune_model(build_model("gru", 3, units=4), 0.5)
+
+
+def test_trajectory_length_measures_arc_length():
+    # a unit circle sampled finely has length ~ 2*pi
+    t = np.linspace(0, 2 * np.pi, 2001)
+    circle = np.stack([np.cos(t), np.sin(t)], 1)
+    assert abs(expressivity.arc_length(circle) - 2 * np.pi) < 1e-3
+    assert abs(expressivity.arc_length(expressivity.pca2(np.c_[circle, np.zeros_like(t)])) - 2 * np.pi) < 1e-3
+
+
+def test_trajectory_lengths_grow_with_weight_scale_for_ctrnn():
+    small = expressivity.trajectory_lengths("ctrnn", width=16, depth=2, sigma_w=1.0, steps=100)
+    large = expressivity.trajectory_lengths("ctrnn", width=16, depth=2, sigma_w=8.0, steps=100)
+    assert len(small["length_per_layer"]) == 2
+    assert large["pca2_length_per_layer"][-1] > 2 * small["pca2_length_per_layer"][-1]
