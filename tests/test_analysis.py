@@ -86,3 +86,38 @@ def test_trajectory_lengths_grow_with_weight_scale_for_ctrnn():
     large = expressivity.trajectory_lengths("ctrnn", width=16, depth=2, sigma_w=8.0, steps=100)
     assert len(small["length_per_layer"]) == 2
     assert large["pca2_length_per_layer"][-1] > 2 * small["pca2_length_per_layer"][-1]
+
+
+def test_solver_study_orders_and_adjoint():
+    from ltc_edge.bench import solvers
+
+    m = build_model("ltc", 4, 2, wiring="auto-ncp", units=10, seed=2)
+    table = solvers.solver_table(m, unfolds=[2, 4, 8], steps=10, batch=2)
+    err = {(r["solver"], r["unfolds"]): r["max_abs_error"] for r in table["rows"]}
+    # RK4 converges fastest; every solver improves with more unfolds
+    for s in solvers.SOLVERS:
+        assert err[(s, 8)] < err[(s, 2)]
+    assert err[("rk4", 8)] < err[("euler", 8)] and err[("rk4", 8)] < err[("semi_implicit", 8)]
+    assert err[("rk4", 8)] < 1e-3
+    res = solvers.adjoint_vs_bptt(m, unfolds=8, steps=8, batch=2)
+    assert res["bptt"]["grad_rel_error"] < 1e-5
+    assert res["adjoint"]["grad_rel_error"] < 1e-3
+    assert res["memory_ratio_bptt_over_adjoint"] > 5
+
+
+def test_analyze_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+
+    path = save(build_model("ltc", 3, 2, wiring="auto-ncp", units=8, seed=0), tmp_path / "m.safetensors")
+    r = CliRunner().invoke(app, ["analyze", "bounds", str(path), "--sequences", "4", "--steps", "30",
+                                 "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / "bounds.json").exists()
+    r = CliRunner().invoke(app, ["analyze", "trajectory", "ltc,ctrnn", "--steps", "30", "--depth", "2",
+                                 "--width", "8", "--sigma-w", "1,4", "--out", str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "t" / "trajectory_length.png").stat().st_size > 1000
+    r = CliRunner().invoke(app, ["analyze", "nonsense", str(path)])
+    assert r.exit_code == 1 and "unknown analysis" in r.output

@@ -179,17 +179,27 @@ def _synaptic(xp, v, mu, sigma, w, w_erev):
     return xp.sum(a * w_erev, 1), xp.sum(a * w, 1)
 
 
-def ltc_step(xp, P, x, v, dt, cfg):
+def ltc_sensory(xp, P, x):
+    """Input map and sensory synapses: they depend on the input only, so once per step."""
     if P["input_w"] is not None:
         x = x * P["input_w"]
     if P["input_b"] is not None:
         x = x + P["input_b"]
-    # sensory synapses depend on the input only: once per step, not per unfold
-    num_s, den_s = _synaptic(xp, x, P["sensory_mu"], P["sensory_sigma"], P["sensory_w"],
-                             P["sensory_w_erev"])
+    return _synaptic(xp, x, P["sensory_mu"], P["sensory_sigma"], P["sensory_w"], P["sensory_w_erev"])
+
+
+def ltc_rhs(xp, P, v, num_s, den_s):
+    """dv/dt of the LTC ODE: (gleak*(vleak - v) + sum_j w_j*gate_j*(erev_j - v)) / cm."""
+    num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+    return (P["gleak_vleak"] + num + num_s - (P["gleak"] + den + den_s) * v) / P["cm"]
+
+
+def ltc_step(xp, P, x, v, dt, cfg):
+    num_s, den_s = ltc_sensory(xp, P, x)
     unfolds, eps = cfg.get("ode_unfolds", 6), cfg.get("epsilon", 1e-8)
     solver = cfg.get("solver", "semi_implicit")
     if solver == "semi_implicit":
+        # ncps's fused step: v' = (cm/Δ v + gleak vleak + Σ w g erev) / (cm/Δ + gleak + Σ w g)
         cm_t = P["cm"] / (dt / unfolds)
         for _ in range(unfolds):
             num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
@@ -197,10 +207,7 @@ def ltc_step(xp, P, x, v, dt, cfg):
             denominator = cm_t + P["gleak"] + (den + den_s)
             v = numerator / (denominator + eps)
     else:
-        def f(v):
-            num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
-            return (P["gleak_vleak"] + num + num_s - (P["gleak"] + den + den_s) * v) / P["cm"]
-        v = odeint_fixed(f, v, dt, unfolds, solver)
+        v = odeint_fixed(lambda v: ltc_rhs(xp, P, v, num_s, den_s), v, dt, unfolds, solver)
     y = v[:, : cfg["motor_size"]]
     if P["output_w"] is not None:
         y = y * P["output_w"]

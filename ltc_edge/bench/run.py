@@ -1,0 +1,178 @@
+"""`ltc bench`: latency, throughput, size, memory and accuracy of models x backends x
+precisions x targets.
+
+Exports happen in this process (they need torch); each measurement then runs in its own
+subprocess (`python -m ltc_edge.bench.worker`) so that its peak RSS is its own and a backend
+that crashes costs one row, not the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import report
+from .timing import machine_info
+
+BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c")
+PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = ("cpu", "cuda", "arm64", "cortex-m4")
+# which precisions each backend runs (others are not combinations, so they are not rows)
+BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": PRECISIONS,
+                      "tflite": PRECISIONS, "c": ("fp32",)}
+TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"), "arm64": ("c",), "cortex-m4": ("c",)}
+EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
+
+
+def parse_list(text: str, allowed: tuple | None, what: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--{what} is empty")
+    if allowed is not None:
+        bad = [t for t in items if t not in allowed]
+        if bad:
+            raise ValueError(f"unknown {what} {', '.join(bad)}; choose from {', '.join(allowed)}")
+    return items
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        batches = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--batch must be comma-separated positive integers, got {text!r}") from None
+    if not batches or min(batches) < 1:
+        raise ValueError(f"--batch must be comma-separated positive integers, got {text!r}")
+    return sorted(set(batches))
+
+
+def cuda_status() -> str | None:
+    """None when a CUDA device is usable, else the reason it is not."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available() is False)"
+    return None
+
+
+def plan(models: list[Path], backends, precisions, targets) -> list[dict]:
+    jobs = []
+    for model in models:
+        for target in targets:
+            for backend in backends:
+                if backend not in TARGET_BACKENDS[target]:
+                    continue
+                for precision in precisions:
+                    if precision in BACKEND_PRECISIONS[backend]:
+                        jobs.append({"model": str(model), "backend": backend, "precision": precision,
+                                     "target": target})
+    return jobs
+
+
+def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Path:
+    """The file the backend runs: the .safetensors itself, or an export of it (cached)."""
+    fmt = EXPORT_FORMAT.get(job["backend"])
+    model = Path(job["model"])
+    if fmt is None:
+        return model
+    key = (str(model), fmt, job["precision"])
+    if key not in cache:
+        from ..export import get_exporter
+        from ..nn import load
+
+        dest = out / "artifacts" / model.stem / f"{fmt}-{job['precision']}"
+        kwargs = {"precision": job["precision"], "calibration": calibration, "force": True}
+        get_exporter(fmt)(load(model), dest, **kwargs)
+        cache[key] = dest
+    return cache[key]
+
+
+def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
+              batches=(1, 8, 64), task: str | None = None, out: Path = Path("bench-out"),
+              min_seconds: float = 0.5, progress=None, console=None) -> dict:
+    """Measure every combination; write results.json, report.md and plots into `out`."""
+    out = Path(out)
+    models = [Path(m) for m in models]
+    from ..nn.modelfile import read
+
+    facts = {}
+    for m in models:
+        config, tensors = read(m)  # fails early, with one clear line, on a bad model file
+        from ..nn.modelfile import describe
+
+        facts[str(m)] = describe(m)
+    jobs = plan(models, backends, precisions, targets)
+    if not jobs:
+        raise ValueError("nothing to measure: no backend runs the chosen precisions on the chosen targets")
+    metric_name, better = None, "lower"
+    if task:
+        metric_name, better = _task_metric(task)
+    rows, cache = [], {}
+    cuda_reason = cuda_status() if "cuda" in targets else None
+    for job in jobs:
+        f = facts[job["model"]]
+        row = {"model": Path(job["model"]).stem, "path": job["model"], "cell": f["cell"], "wiring": f["wiring"],
+               "neurons": f["neurons"], "synapses": f["synapses"], "parameters": f["parameters"],
+               "backend": job["backend"], "precision": job["precision"], "target": job["target"],
+               "file_bytes": None, "metric": None, "latency": {}, "peak_rss_bytes": None,
+               "instructions_per_step": None, "flash_bytes": None, "ram_bytes": None, "skipped": None}
+        try:
+            if job["target"] == "cuda" and cuda_reason:
+                row["skipped"] = cuda_reason
+            elif job["target"] in ("arm64", "cortex-m4"):
+                row.update(_arm_row(job, out))
+            else:
+                artifact = _artifact(job, out, task if job["precision"] == "int8" else None, cache)
+                row.update(_run_worker({**job, "artifact": str(artifact), "batches": list(batches), "task": task,
+                                        "min_seconds": min_seconds}))
+        except Exception as e:  # one failing combination is a row that says why, not a lost run
+            row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        rows.append(row)
+        if progress:
+            progress(row)
+    results = {"schema": report.SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine_info(), "task": task, "metric": metric_name, "metric_better": better,
+               "guards": "controller defaults (non-finite inputs raise, LTC state bounds checked)",
+               "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    plots = report.make_plots(results, out)
+    results["plots"] = [Path(p).name for p in plots]
+    report.write_json(out / "results.json", results)
+    from ..nn.modelfile import atomic_write_bytes
+
+    atomic_write_bytes(out / "report.md", report.markdown(results, plots).encode())
+    return results
+
+
+def _task_metric(task: str) -> tuple[str, str]:
+    from ..train.tasks import load_task
+
+    t = load_task(task)
+    return t.metric, ("higher" if t.metric in ("accuracy", "return") else "lower")
+
+
+def _run_worker(job: dict) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, result = Path(tmp) / "job.json", Path(tmp) / "row.json"
+        spec.write_text(json.dumps(job))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run([sys.executable, "-m", "ltc_edge.bench.worker", str(spec), str(result)],
+                              capture_output=True, text=True, env=env, timeout=1800)
+        if proc.returncode != 0 or not result.exists():
+            lines = [l for l in (proc.stderr or proc.stdout).strip().splitlines() if l.strip()]
+            raise RuntimeError(lines[-1] if lines else f"worker exited with {proc.returncode}")
+        return json.loads(result.read_text())
+
+
+def _arm_row(job: dict, out: Path) -> dict:
+    """Instruction counts and flash/RAM from the qemu builds (see scripts/arm)."""
+    from ..runtime import arm
+
+    return arm.measure(job["model"], target=job["target"], out_dir=out / "arm" / Path(job["model"]).stem)

@@ -1,0 +1,212 @@
+"""Solver study for the LTC: the fixed-step trade-off the export relies on.
+
+1. Solution error, gradient norm and step cost of the semi-implicit (ncps), explicit Euler and
+   RK4 solvers at 1..12 unfolds per step, against a fine RK4 reference (256 unfolds, float64).
+2. BPTT through the unrolled solver vs the adjoint method (torchdiffeq.odeint_adjoint): memory
+   held for the backward pass (bytes of tensors autograd saves) and gradient error against a
+   float64 BPTT reference of the same discretisation.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+
+SOLVERS = ("semi_implicit", "euler", "rk4")
+
+
+def _inputs(model, batch, steps, dt, seed):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(steps, dtype=torch.float64)[None, :, None]
+    phase = torch.rand(batch, 1, model.input_size, generator=g, dtype=torch.float64) * 6.28
+    x = torch.sin(0.3 * t + phase) + 0.3 * torch.randn(batch, steps, model.input_size, generator=g, dtype=torch.float64)
+    return x, torch.full((batch, steps), float(dt), dtype=torch.float64)
+
+
+def _variant(model, solver, unfolds, dtype):
+    m = copy.deepcopy(model).to(dtype)
+    m.config = copy.deepcopy(model.config)
+    m.config["cell"]["solver"], m.config["cell"]["ode_unfolds"] = solver, unfolds
+    return m
+
+
+def solver_table(model, unfolds=range(1, 13), solvers=SOLVERS, dt=1.0, steps=50, batch=8, seed=0,
+                 progress=None) -> dict:
+    """Per solver and unfold count: output error vs reference, gradient norm, step cost."""
+    import torch
+
+    x, dts = _inputs(model, batch, steps, dt, seed)
+    ref = _variant(model, "rk4", 256, torch.float64)
+    with torch.no_grad():
+        y_ref, _ = ref(x, dts)
+    rows = []
+    for solver in solvers:
+        for k in unfolds:
+            m64 = _variant(model, solver, k, torch.float64)
+            with torch.no_grad():
+                y, _ = m64(x, dts)
+            err = (y - y_ref).abs()
+            m32 = _variant(model, solver, k, torch.float32)
+            y32, _ = m32(x.float(), dts.float())
+            loss = (y32 ** 2).mean()
+            loss.backward()
+            grad = torch.sqrt(sum((p.grad ** 2).sum() for p in m32.parameters() if p.grad is not None)).item()
+            rows.append({"solver": solver, "unfolds": k, "max_abs_error": float(err.max()),
+                         "rms_error": float(err.pow(2).mean().sqrt()), "finite": bool(torch.isfinite(y).all()),
+                         "grad_norm": grad, "us_per_step": _step_cost(m32, x.float()[:, 0], dts.float()[:, :1])})
+            if progress:
+                progress()
+    return {"dt": dt, "steps": steps, "batch": batch, "reference": "rk4, 256 unfolds, float64", "rows": rows}
+
+
+def _step_cost(model, x, dt, reps=30) -> float:
+    """Microseconds per step of the numpy math (the runtime's), batch as given: best of 3."""
+    from ..nn import functional as F
+
+    tensors = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    P = F.model_prepare(F.NumpyOps, tensors, model.config)
+    xn, dtn = x.numpy(), dt.numpy()
+    h = np.zeros((x.shape[0], model.state_size), np.float32)
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            F.model_step(F.NumpyOps, P, xn, h, dtn, model.config)
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best * 1e6
+
+
+class _SavedBytes:
+    """Counts the bytes of tensors autograd keeps for the backward pass."""
+
+    def __init__(self):
+        self.bytes = 0
+
+    def __enter__(self):
+        import torch
+
+        def pack(t):
+            self.bytes += t.numel() * t.element_size()
+            return t
+
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def adjoint_vs_bptt(model, unfolds=6, dt=1.0, steps=30, batch=4, seed=0) -> dict:
+    """Gradient of mean(y^2) through an RK4-discretised LTC by BPTT and by the adjoint method."""
+    import torch
+    from torch import nn
+    from torchdiffeq import odeint_adjoint
+
+    from ..nn import functional as F
+
+    base = _variant(model, "rk4", unfolds, torch.float32)
+    x, dts = _inputs(model, batch, steps, dt, seed)
+    x32 = x.float()
+
+    def grads(m):
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in m.parameters()])
+
+    # float64 BPTT: the reference gradient of this discretisation
+    ref = _variant(model, "rk4", unfolds, torch.float64)
+    y, _ = ref(x, dts)
+    (y ** 2).mean().backward()
+    g_ref = grads(ref).double()
+
+    # float32 BPTT
+    bptt = copy.deepcopy(base)
+    with _SavedBytes() as mem_bptt:
+        y, _ = bptt(x32, dts.float())
+        loss = (y ** 2).mean()
+    loss.backward()
+    g_bptt = grads(bptt).double()
+
+    # float32 adjoint: same RK4 steps, gradients by integrating the adjoint ODE backwards
+    adj = copy.deepcopy(base)
+    cell_cfg = adj.config["cell"]
+
+    n = cell_cfg["units"]
+
+    class RHS(nn.Module):
+        """State [v, num_s, den_s]: the sensory drive rides along with zero derivative, so the
+        adjoint carries its gradient back to the sensory parameters (a closure would not)."""
+
+        def __init__(self, owner):
+            super().__init__()
+            self.owner = owner
+
+        def forward(self, t, z):
+            P = self.owner.prepared()["cell"]
+            v, num_s, den_s = z[:, :n], z[:, n:2 * n], z[:, 2 * n:]
+            dv = F.ltc_rhs(F.ops_for(v), P, v, num_s, den_s)
+            return torch.cat([dv, torch.zeros_like(num_s), torch.zeros_like(den_s)], 1)
+
+    rhs = RHS(adj)
+    with _SavedBytes() as mem_adj:
+        h = adj.initial_state(batch)
+        ys = []
+        for t in range(steps):
+            P = adj.prepared()
+            xt = x32[:, t]
+            if P["input_mean"] is not None:
+                xt = (xt - P["input_mean"]) / P["input_std"]
+            num_s, den_s = F.ltc_sensory(F.ops_for(xt), P["cell"], xt)
+            z = odeint_adjoint(rhs, torch.cat([h, num_s, den_s], 1), torch.tensor([0.0, float(dt)]), method="rk4",
+                               options={"step_size": float(dt) / unfolds}, adjoint_params=tuple(adj.parameters()))[-1]
+            h = z[:, :n]
+            yt = h[:, :cell_cfg["motor_size"]]
+            if P["cell"]["output_w"] is not None:
+                yt = yt * P["cell"]["output_w"]
+            if P["cell"]["output_b"] is not None:
+                yt = yt + P["cell"]["output_b"]
+            if P["readout_w"] is not None:
+                yt = yt @ P["readout_w"].T + P["readout_b"]
+            ys.append(yt)
+        loss = (torch.stack(ys, 1) ** 2).mean()
+    loss.backward()
+    g_adj = grads(adj).double()
+
+    def rel(g):
+        return float((g - g_ref).norm() / g_ref.norm())
+
+    return {"unfolds": unfolds, "steps": steps, "batch": batch, "dt": dt,
+            "bptt": {"saved_bytes": int(mem_bptt.bytes), "grad_rel_error": rel(g_bptt)},
+            "adjoint": {"saved_bytes": int(mem_adj.bytes), "grad_rel_error": rel(g_adj)},
+            "memory_ratio_bptt_over_adjoint": mem_bptt.bytes / max(mem_adj.bytes, 1)}
+
+
+def plot(table: dict, path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pathlib import Path
+
+    from .report import _save
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for solver, color in zip(SOLVERS, ("tab:red", "tab:blue", "tab:green")):
+        rs = [r for r in table["rows"] if r["solver"] == solver]
+        k = [r["unfolds"] for r in rs]
+        axes[0].semilogy(k, [r["max_abs_error"] if r["finite"] else np.nan for r in rs], "o-", color=color, label=solver)
+        axes[1].semilogy(k, [r["grad_norm"] for r in rs], "o-", color=color, label=solver)
+        axes[2].plot(k, [r["us_per_step"] for r in rs], "o-", color=color, label=solver)
+    axes[0].set_ylabel("max |y - y_ref| over the sequence")
+    axes[1].set_ylabel("‖∂ loss / ∂θ‖ (BPTT)")
+    axes[2].set_ylabel("µs per step (numpy)")
+    for ax, title in zip(axes, ("solution error", "gradient norm", "step cost")):
+        ax.set_xlabel("unfolds per step")
+        ax.set_title(f"{title} (dt = {table['dt']})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, Path(path))

@@ -1,0 +1,120 @@
+"""One benchmark measurement in its own process: `python -m ltc_edge.bench.worker job.json row.json`.
+
+job: artifact (file or export folder), backend, precision, target, batches, task, min_seconds.
+Writes the measured part of a results row (see report.py for the schema).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .timing import measure_latency, peak_rss_bytes
+
+DT = 0.05  # elapsed time fed on every step (a 20 Hz control loop)
+
+
+def _file_bytes(artifact: Path) -> int:
+    if artifact.is_dir():
+        manifest = json.loads((artifact / "manifest.json").read_text())
+        if manifest.get("size_bytes"):
+            return int(manifest["size_bytes"])
+        return sum(p.stat().st_size for p in artifact.iterdir() if p.name != "manifest.json")
+    return artifact.stat().st_size
+
+
+def _torch_stepper(path: Path, target: str, batch: int):
+    import torch
+
+    from ..nn import load
+
+    device = "cuda" if target == "cuda" else "cpu"
+    model = load(path).to(device).eval()
+    P = model.prepared()
+    x = torch.randn(batch, model.input_size, device=device)
+    dt = torch.full((batch, 1), DT, device=device)
+    state = [model.initial_state(batch)]
+
+    def step():
+        with torch.no_grad():
+            _, state[0] = model.step(x, state[0], dt, prepared=P)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return step, model
+
+
+def _runtime_stepper(artifact: Path, backend: str, batch: int, target: str):
+    from ..runtime import load
+
+    options = {"providers": ["CUDAExecutionProvider"]} if (backend == "onnxruntime" and target == "cuda") else {}
+    ctrl = load(artifact, backend=backend, batch=batch, **options)
+    ctrl.reset(batch)
+    x = np.random.default_rng(0).normal(size=(batch, ctrl.input_size)).astype(np.float32)
+
+    def step():
+        ctrl.step(x, DT)
+
+    return step, ctrl
+
+
+def _metric(job: dict, artifact: Path) -> float | None:
+    """The task metric on the test split, computed through the same backend."""
+    if not job.get("task"):
+        return None
+    from ..train.tasks import load_task
+
+    task = load_task(job["task"])
+    split = task.test
+    x, y = split.x.astype(np.float32), split.y
+    dt = split.dt if split.dt is not None else None
+    N, T, _ = x.shape
+    if job["backend"] == "torch":
+        import torch
+
+        from ..nn import load
+
+        model = load(job["artifact"]).eval()
+        with torch.no_grad():
+            out, _ = model(torch.from_numpy(x), None if dt is None else torch.from_numpy(dt.astype(np.float32)))
+        pred = out.numpy()
+    else:
+        from ..runtime import load
+
+        ctrl = load(artifact, backend=job["backend"], batch=N)
+        ctrl.reset(N)
+        pred = np.stack([np.array(ctrl.step(x[:, t], None if dt is None else dt[:, t:t + 1]))
+                         for t in range(T)], 1)
+    if task.metric == "accuracy":
+        return float((pred[:, -1].argmax(-1) == np.asarray(y).reshape(N, -1)[:, -1]).mean())
+    return float(((pred - y) ** 2).mean())
+
+
+def run(job: dict) -> dict:
+    artifact = Path(job["artifact"])
+    row = {"file_bytes": _file_bytes(artifact), "latency": {}}
+    for batch in job["batches"]:
+        if job["backend"] == "torch":
+            step, _ = _torch_stepper(artifact, job["target"], batch)
+        else:
+            step, _ = _runtime_stepper(artifact, job["backend"], batch, job["target"])
+        lat = measure_latency(step, min_seconds=job.get("min_seconds", 0.5))
+        lat["throughput_steps_per_s"] = batch * 1e6 / lat["mean_us"]
+        row["latency"][str(batch)] = lat
+    row["metric"] = _metric(job, artifact)
+    row["peak_rss_bytes"] = peak_rss_bytes()
+    return row
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(argv[0]).read_text())
+    row = run(job)
+    Path(argv[1]).write_text(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
