@@ -163,3 +163,120 @@ def register(command):
             console.print(f"written to [bold]{out}[/bold]")
         else:
             raise ValueError(f"unknown analysis {what!r}; choose trajectory, bounds or solvers")
+
+    @command()
+    def prune(
+        model: Path = typer.Argument(..., help="A trained LTC model file (.safetensors)."),
+        sparsity: str = typer.Option("0.5", help="Fraction of existing synapses to remove; a comma list "
+                                                 "(e.g. 0.25,0.5,0.75) writes one model per value."),
+        task: Optional[str] = typer.Option(None, help="Task to fine-tune on and to measure the metric with."),
+        fine_tune_epochs: int = typer.Option(0, help="Epochs of fine-tuning with the pruned mask fixed (needs --task)."),
+        lr: Optional[float] = typer.Option(None, help="Fine-tuning learning rate (task default otherwise)."),
+        time_c: bool = typer.Option(True, help="Time the generated C step of each pruned net (needs a C compiler)."),
+        out: Path = typer.Option(Path("pruned"), help="A .safetensors file (one sparsity) or a folder."),
+    ):
+        """Magnitude-prune an LTC's synapses, fine-tune with the mask fixed, and report metric and C step
+        time vs sparsity. Exports of the pruned net carry the sparsity (the C loops over kept synapses)."""
+        import json
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..nn import load, save
+        from ..nn.modelfile import atomic_write_bytes
+        from ..nn.prune import prune_model, synapse_counts
+
+        levels = [float(s) for s in sparsity.split(",") if s.strip()]
+        if not levels:
+            raise ValueError("--sparsity is empty")
+        if fine_tune_epochs and not task:
+            raise ValueError("--fine-tune-epochs needs --task")
+        single = out.suffix == ".safetensors"
+        if single and len(levels) != 1:
+            raise ValueError("--out is one .safetensors file: give one --sparsity value, or a folder for several")
+        base = load(model)
+        console = Console()
+        task_data = None
+        if task:
+            from ..train.tasks import load_task
+
+            task_data = load_task(task)
+        rows = []
+        for s in [0.0] + levels:
+            pruned = prune_model(base, s) if s > 0 else base
+            path = out if single and s > 0 else (out / f"pruned-{s:g}.safetensors" if s > 0 else model)
+            if s > 0:
+                if fine_tune_epochs:
+                    from ..train.loop import TrainOptions, default_lr, train
+
+                    train(task_data, pruned, path,
+                          TrainOptions(epochs=fine_tune_epochs, lr=lr or default_lr(task_data, pruned.kind),
+                                       batch_size=task_data.defaults.get("batch_size", 16)),
+                          progress=True, log=lambda m: None)
+                    pruned = load(path)
+                else:
+                    save(pruned, path)
+            row = {"sparsity": s, "file": str(path), **synapse_counts(pruned.config)}
+            if task_data is not None:
+                from ..train.loop import evaluate
+
+                row[task_data.metric] = float(evaluate(pruned, task_data, "test")[task_data.metric])
+            if time_c:
+                row["c_step_us"] = _c_step_us(path)
+            rows.append(row)
+        report = {"model": str(model), "task": task, "fine_tune_epochs": fine_tune_epochs, "rows": rows}
+        report_path = (out.parent if single else out) / "prune_report.json"
+        atomic_write_bytes(report_path, json.dumps(report, indent=2).encode())
+        t = Table(title=f"pruning {model}")
+        cols = [k for k in rows[0] if k != "file"]
+        for c in cols:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*(f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols))
+        console.print(t)
+        console.print(f"report: [bold]{report_path}[/bold]")
+
+    @command()
+    def sweep(
+        config: Path = typer.Argument(..., help="Sweep config (TOML or JSON); see ltc_edge/bench/sweep.py."),
+        out: Path = typer.Option(Path("sweep-out"), help="Folder for trials, Ray state and sweep.json."),
+        address: Optional[str] = typer.Option(None, help="An existing Ray cluster (e.g. auto, ray://head:10001); "
+                                                         "overrides the config. Default: a local Ray."),
+    ):
+        """Hyper-parameter search on Ray Tune: each trial trains, exports to ONNX and times the step;
+        results meet in one accuracy-vs-latency Pareto table."""
+        from rich.console import Console
+
+        from .sweep import read_config, run_sweep, table, trials
+
+        cfg = read_config(config)
+        if address:
+            cfg.setdefault("ray", {})["address"] = address
+        console = Console()
+        console.print(f"sweep: {len(trials(cfg))} trials on task {cfg['task']} "
+                      f"({'Ray at ' + cfg['ray']['address'] if cfg.get('ray', {}).get('address') else 'local Ray'})")
+        summary = run_sweep(cfg, out)
+        if summary["rows"]:
+            console.print(table(summary))
+        for f in summary["failed"]:
+            console.print(f"[red]failed[/red] {f['trial']}: {f['error']}")
+        console.print(f"results: [bold]{out / 'sweep.json'}[/bold]")
+        if not summary["rows"]:
+            raise typer.Exit(1)
+
+
+def _c_step_us(path) -> float | None:
+    """Median µs per step of the generated C for a model file (None without a C compiler)."""
+    import shutil
+
+    import numpy as np
+
+    if not shutil.which("cc") and not shutil.which("gcc"):
+        return None
+    from ..runtime import load
+
+    from .timing import measure_latency
+
+    ctrl = load(path, backend="c")
+    x = np.zeros((1, ctrl.input_size), np.float32)
+    return measure_latency(lambda: ctrl.step(x, 0.05), min_seconds=0.2)["p50_us"]

@@ -1,0 +1,188 @@
+"""`ltc sweep CONFIG`: a hyper-parameter grid on Ray Tune; every trial trains, exports to ONNX
+and times the exported step, and the trials meet in one Pareto table (accuracy vs latency).
+
+CONFIG is TOML or JSON:
+
+    task = "digits"            # any `ltc train` task name
+    epochs = 3
+    batch_size = 32            # optional (task default otherwise)
+    seed = 0
+
+    [search]                   # a grid over every list; scalars are fixed
+    model = ["ltc", "lstm"]
+    units = [16, 32]
+    wiring = ["auto-ncp"]      # ltc / cfc only (others ignore it)
+    lr = [0.01, 0.003]         # optional (task default per model otherwise)
+    ode_unfolds = [3, 6]       # ltc / ctrnn / node only
+
+    [ray]
+    address = ""               # "" = start a local Ray; "auto" or "ray://head:10001" = a cluster
+    num_cpus = 2               # local Ray only
+    cpus_per_trial = 1
+    max_concurrent = 2
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "search", "ray"}
+KNOWN_SEARCH = {"model", "units", "wiring", "lr", "ode_unfolds"}
+UNFOLD_KINDS = ("ltc", "ctrnn", "node")
+WIRED_KINDS = ("ltc", "cfc")
+
+
+def read_config(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such sweep config")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            cfg = json.loads(text)
+        else:
+            import tomllib
+
+            cfg = tomllib.loads(text)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot parse the sweep config ({e})") from None
+    unknown = set(cfg) - KNOWN_TOP
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_TOP))}")
+    if "task" not in cfg:
+        raise ValueError(f"{path}: the sweep config needs a task")
+    search = cfg.get("search") or {}
+    unknown = set(search) - KNOWN_SEARCH
+    if unknown:
+        raise ValueError(f"{path}: unknown search key(s) {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(sorted(KNOWN_SEARCH))}")
+    if "model" not in search:
+        raise ValueError(f"{path}: [search] needs model = [...]")
+    return cfg
+
+
+def trials(cfg: dict) -> list[dict]:
+    """The grid, with options that do not apply to a model kind dropped (and duplicates merged)."""
+    search = {k: (v if isinstance(v, list) else [v]) for k, v in cfg["search"].items()}
+    keys = sorted(search)
+    seen, out = set(), []
+    for combo in itertools.product(*(search[k] for k in keys)):
+        t = dict(zip(keys, combo))
+        if t["model"] not in WIRED_KINDS:
+            t.pop("wiring", None)
+        if t["model"] not in UNFOLD_KINDS:
+            t.pop("ode_unfolds", None)
+        key = json.dumps(t, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
+def trial_name(t: dict) -> str:
+    return "-".join(f"{k}={t[k]}" for k in sorted(t)).replace("/", "_")
+
+
+def run_trial(params: dict) -> dict:
+    """Train one configuration, export it to ONNX fp32 and time the exported step."""
+    import numpy as np
+
+    from ..export import get_exporter
+    from ..nn import load
+    from ..runtime import load as runtime_load
+    from ..train.loop import TrainOptions, build_task_model, default_lr, evaluate, train
+    from ..train.tasks import load_task
+    from .timing import measure_latency
+
+    t = params["trial"]
+    task = load_task(params["task"], **params.get("task_options", {}))
+    kind = t["model"]
+    options = {"ode_unfolds": int(t["ode_unfolds"])} if "ode_unfolds" in t else {}
+    model = build_task_model(task, kind, units=int(t.get("units", 32)), wiring=t.get("wiring"),
+                             seed=params.get("seed", 0), **options)
+    out = Path(params["out_dir"]) / trial_name(t)
+    lr = float(t.get("lr", default_lr(task, kind)))
+    batch = int(params.get("batch_size") or task.defaults.get("batch_size", 16))
+    start = time.time()
+    train(task, model, out / "model.safetensors",
+          TrainOptions(epochs=int(params["epochs"]), lr=lr, batch_size=batch, seed=params.get("seed", 0)),
+          progress=False, log=lambda s: None)
+    train_s = time.time() - start
+    best = load(out / "model.safetensors")
+    test = evaluate(best, task, "test")
+    manifest = get_exporter("onnx")(best, out / "onnx", precision="fp32", force=True)
+    ctrl = runtime_load(out / "onnx", backend="onnxruntime")
+    x = np.zeros((1, best.input_size), np.float32)
+    lat = measure_latency(lambda: ctrl.step(x, 0.05), min_seconds=0.3)
+    counts = best.counts()
+    return {**{f"param_{k}": v for k, v in t.items()}, "metric": float(test[task.metric]),
+            "metric_name": task.metric, "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
+            "parameters": counts["parameters"], "synapses": counts["synapses"], "train_s": round(train_s, 2),
+            "onnx_nodes": manifest.get("node_count"), "onnx_bytes": manifest.get("size_bytes"),
+            "model_file": str(out / "model.safetensors")}
+
+
+def run_sweep(cfg: dict, out: Path, on_result=None) -> dict:
+    import ray
+    from ray import tune
+
+    from ..nn.modelfile import atomic_write_bytes
+    from .report import pareto_front
+    from .timing import machine_info
+
+    out = Path(out).resolve()
+    grid = trials(cfg)
+    rcfg = cfg.get("ray") or {}
+    address = rcfg.get("address") or None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=int(rcfg.get("num_cpus", 2)), include_dashboard=False, log_to_driver=False)
+    try:
+        base = {"task": cfg["task"], "task_options": cfg.get("task_options", {}), "epochs": cfg.get("epochs", 3),
+                "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0), "out_dir": str(out / "trials")}
+        trainable = tune.with_resources(run_trial, {"cpu": float(rcfg.get("cpus_per_trial", 1))})
+        tuner = tune.Tuner(trainable, param_space={**base, "trial": tune.grid_search(grid)},
+                           tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
+                           run_config=tune.RunConfig(storage_path=str(out / "ray"), name="sweep", verbose=0))
+        results = tuner.fit()
+        rows, failed = [], []
+        for r in results:
+            if r.error is not None:
+                failed.append({"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]})
+            else:
+                rows.append({k: v for k, v in r.metrics.items() if k.startswith("param_") or k in (
+                    "metric", "metric_name", "p50_us", "p99_us", "parameters", "synapses", "train_s", "onnx_nodes",
+                    "onnx_bytes", "model_file")})
+    finally:
+        if started_here:
+            ray.shutdown()
+    higher = bool(rows) and rows[0]["metric_name"] == "accuracy"
+    front = pareto_front([(r["p50_us"], r["metric"]) for r in rows], higher) if rows else []
+    for i, r in enumerate(rows):
+        r["pareto"] = i in front
+    rows.sort(key=lambda r: (-r["metric"] if higher else r["metric"]))
+    summary = {"task": cfg["task"], "epochs": base["epochs"], "trials": len(grid), "failed": failed,
+               "ray_address": address or "local", "machine": machine_info(), "rows": rows}
+    atomic_write_bytes(out / "sweep.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def table(summary: dict):
+    from rich.table import Table
+
+    rows = summary["rows"]
+    params = sorted({k for r in rows for k in r if k.startswith("param_")})
+    t = Table(title=f"sweep on {summary['task']} ({len(rows)} of {summary['trials']} trials; * = Pareto front)")
+    for col in ["", *(p[6:] for p in params), rows[0]["metric_name"] if rows else "metric", "p50 µs", "params",
+                "ONNX nodes"]:
+        t.add_column(col)
+    for r in rows:
+        t.add_row("*" if r["pareto"] else "", *(str(r.get(p, "-")) for p in params), f"{r['metric']:.4g}",
+                  f"{r['p50_us']:.1f}", str(r["parameters"]), str(r.get("onnx_nodes", "-")))
+    return t

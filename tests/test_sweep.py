@@ -1,0 +1,49 @@
+"""`ltc sweep` on a local 2-worker Ray: trains, exports and times every trial."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ltc_edge.bench.sweep import read_config, trials
+from ltc_edge.cli import app
+
+pytest.importorskip("ray")
+
+
+def test_grid_drops_options_that_do_not_apply(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('task = "digits"\n[search]\nmodel = ["ltc", "lstm"]\nwiring = ["auto-ncp", "full"]\n'
+                   'ode_unfolds = [3, 6]\nunits = [8]\n')
+    grid = trials(read_config(cfg))
+    assert len([t for t in grid if t["model"] == "ltc"]) == 4
+    assert [t for t in grid if t["model"] == "lstm"] == [{"model": "lstm", "units": 8}]
+
+
+@pytest.mark.parametrize("text,msg", [("epochs = 1\n[search]\nmodel=['ltc']", "needs a task"),
+                                      ("task='digits'\n[search]\nmodel=['ltc']\nfoo=[1]", "unknown search key"),
+                                      ("task='digits'\nbogus=1\n[search]\nmodel=['ltc']", "unknown key"),
+                                      ("task = [", "cannot parse")])
+def test_bad_configs_are_one_line_errors(tmp_path, text, msg):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(text)
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_local_two_worker_sweep(tmp_path):
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text('task = "digits"\nepochs = 3\nbatch_size = 32\n[search]\nmodel = ["ltc", "gru"]\nunits = [16]\nlr = [0.02]\n'
+                   'wiring = ["auto-ncp"]\n[ray]\nnum_cpus = 2\ncpus_per_trial = 1\nmax_concurrent = 2\n')
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert summary["trials"] == 2 and not summary["failed"]
+    rows = {r["param_model"]: r for r in summary["rows"]}
+    assert set(rows) == {"ltc", "gru"}
+    for row in rows.values():
+        assert 0.0 <= row["metric"] <= 1.0 and row["p50_us"] > 0 and row["onnx_nodes"] > 0
+    assert any(r["pareto"] for r in summary["rows"])
+    # digits has 10 classes: after three epochs both beat chance (0.1) clearly
+    assert min(r["metric"] for r in summary["rows"]) > 0.3
