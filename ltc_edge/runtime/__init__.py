@@ -1,0 +1,95 @@
+"""The ltc-edge runtime: run a model in a control loop with numpy alone (+ the backend's
+own package). No torch.
+
+    from ltc_edge.runtime import load
+    ctrl = load("model.safetensors")          # or .onnx / .tflite / a compiled C .so / a folder
+    ctrl.reset()
+    y = ctrl.step(x, dt=0.05)                 # x[in] or x[B, in]; y is a view, overwritten next step
+    ctrl.state                                # [B, state]
+
+Backends (BACKENDS, name -> "module:Class", imported lazily): numpy (traced F.model_step,
+allocation-free), onnxruntime, tflite (ai-edge-litert or tflite-runtime), c (ctypes over the
+generated C library). Every backend shares the Controller's guards (see controller.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .controller import Controller
+from .errors import (BackendUnavailableError, InputDtypeError, InputShapeError, ModelLoadError,
+                     NonFiniteInputError, RuntimeInputError, StateBoundError)
+
+BACKENDS = {
+    "numpy": "ltc_edge.runtime.numpy_backend:NumpyBackend",
+    "onnxruntime": "ltc_edge.runtime.onnx_backend:OnnxBackend",
+    "tflite": "ltc_edge.runtime.tflite_backend:TFLiteBackend",
+    "c": "ltc_edge.runtime.c_backend:CBackend",
+}
+
+# file suffix -> the backend "auto" picks
+_BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite",
+              ".so": "c", ".dylib": "c", ".dll": "c", ".c": "c", ".h": "c"}
+_BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c", "numpy": "numpy", "safetensors": "numpy"}
+_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy"}
+
+__all__ = ["load", "Controller", "BACKENDS", "get_backend", "RuntimeInputError", "ModelLoadError",
+           "InputShapeError", "InputDtypeError", "NonFiniteInputError", "StateBoundError",
+           "BackendUnavailableError"]
+
+
+def get_backend(name: str):
+    name = _ALIASES.get(name, name)
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(__import__(module, fromlist=[cls]), cls)
+
+
+def resolve(path, backend: str = "auto") -> tuple[str, Path]:
+    """(backend name, model file) for a path: a file, or an export folder with manifest.json."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file or folder")
+    if path.is_dir():
+        from .meta import read_manifest
+
+        manifest = read_manifest(path)
+        fmt = str(manifest.get("format", ""))
+        name = manifest.get("file") or manifest.get("model_file") or manifest.get("path")
+        if fmt == "c":
+            lib = manifest.get("library")
+            target = path / lib if lib and (path / lib).exists() else path / manifest.get("source_file", name or "")
+        elif name:
+            target = path / Path(name).name
+        else:
+            cands = [p for p in sorted(path.iterdir()) if p.suffix in (".onnx", ".tflite", ".safetensors")]
+            if len(cands) != 1:
+                raise ModelLoadError(f"{path}: manifest.json names no model file")
+            target = cands[0]
+        if not target.exists():
+            raise ModelLoadError(f"{path}: manifest names {target.name}, which is missing")
+        auto = _BY_FORMAT.get(fmt) or _BY_SUFFIX.get(target.suffix)
+        path = target
+    else:
+        auto = _BY_SUFFIX.get(path.suffix)
+    if backend == "auto":
+        if auto is None:
+            raise ModelLoadError(f"{path}: unknown model file type {path.suffix!r} (expected "
+                                 ".safetensors, .onnx, .tflite, a compiled C library .so, or a folder)")
+        return auto, path
+    return _ALIASES.get(backend, backend), path
+
+
+def load(path, backend: str = "auto", *, batch: int = 1, nonfinite: str = "raise",
+         state_check: str = "raise", state_tol: float | None = None, **backend_options) -> Controller:
+    """Load a model for stepping. `backend`: auto (by file type), numpy, onnxruntime, tflite, c.
+
+    A .safetensors model also runs on backend="c": its C code is generated and compiled
+    on the fly (needs the host C compiler). nonfinite: raise | hold | zero (NaN/inf in x).
+    state_check: raise | clip | off (state outside its bounds or NaN).
+    """
+    name, file = resolve(path, backend)
+    cls = get_backend(name)
+    be = cls(file, batch=int(batch), **backend_options)
+    return Controller(be, batch=int(batch), nonfinite=nonfinite, state_check=state_check, state_tol=state_tol)

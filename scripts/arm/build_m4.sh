@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Cross-build the golden harness + a generated model for a bare-metal Cortex-M4 (MPS2-AN386)
+# and optionally run it under qemu-system-arm with semihosting and instruction counting.
+#   usage: build_m4.sh BUILD_DIR PREFIX [--run]
+# Also builds size probes (a firmware that only resets and steps the model, and the same
+# without the model) so the model's own flash/RAM can be told apart from the harness.
+set -euo pipefail
+DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd); M4="$HERE/cortex_m4"
+CC=${ARM_NONE_EABI_CC:-arm-none-eabi-gcc}
+OPT=${OPT:--O2}
+CFLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 "$OPT" -std=c99 -Wall -Werror
+        -ffunction-sections -fdata-sections -fstack-usage)
+LDFLAGS=(-nostartfiles --specs=nosys.specs -T "$M4/mps2_an386.ld" -Wl,--gc-sections)
+cd "$DIR"
+$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$HERE/golden_main.c" "$M4/platform_m4.c" "$M4/startup_m4.c" \
+    "$PREFIX.c" "${LDFLAGS[@]}" -lm
+$CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "$M4/platform_m4.c" "$M4/startup_m4.c" \
+    "$PREFIX.c" "${LDFLAGS[@]}" -lm
+$CC "${CFLAGS[@]}" -DNO_MODEL -I. -o probe_base.elf size_probe.c "$M4/platform_m4.c" "$M4/startup_m4.c" \
+    "${LDFLAGS[@]}" -lm
+$CC "${CFLAGS[@]}" -pedantic -c -o model_m4.o "$PREFIX.c"
+arm-none-eabi-size model_m4.o probe_model.elf probe_base.elf golden_m4.elf
+if [ "${3:-}" = "--run" ]; then
+    exec timeout 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+        -semihosting-config enable=on,target=native -icount shift=0 -kernel golden_m4.elf
+fi

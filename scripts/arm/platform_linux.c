@@ -1,0 +1,11 @@
+/* Hosted platform (aarch64 Linux under qemu-aarch64, or the host): stdio + exit. */
+#include <stdio.h>
+#include <stdlib.h>
+
+void platform_init(void) {}
+void platform_puts(const char *s) { fputs(s, stdout); fflush(stdout); }
+unsigned long platform_count(void) { return 0; }
+unsigned long platform_count_scale(void) { return 1; }
+unsigned long platform_stack_probe_begin(void) { return 0; }
+unsigned long platform_stack_probe_end(void) { return 0; }
+void platform_exit(int code) { exit(code); }

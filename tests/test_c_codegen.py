@@ -1,0 +1,166 @@
+"""C99 code generation: golden tests (compiled with gcc -O2 -std=c99 -Wall -Werror -pedantic,
+called through ctypes) against the numpy runtime for every cell kind, and the properties of
+the generated code (no malloc, no mutable globals, sparse synapse loops)."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ltc_edge.export import get_exporter
+from ltc_edge.export import c as cgen
+from ltc_edge.nn import build_model, save
+from ltc_edge.runtime import ModelLoadError, load
+
+pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compiler (cc/gcc)")
+
+NORM = {"input_mean": [0.1, -0.2, 0.3, 0.0, 0.5], "input_std": [1.5, 0.5, 2.0, 1.0, 0.8],
+        "output_mean": [0.5, -1.0], "output_std": [2.0, 0.5]}
+
+CASES = {
+    "ltc-ncp": ("ltc", dict(wiring="auto-ncp", units=19, output_size=4)),
+    "ltc-full-readout": ("ltc", dict(units=8, output_size=2, readout=True, normalization=NORM)),
+    "ltc-euler": ("ltc", dict(units=6, solver="euler", ode_unfolds=4, input_mapping="linear",
+                              output_mapping="none")),
+    "ltc-rk4-softplus": ("ltc", dict(units=6, solver="rk4", ode_unfolds=2, implicit_param_constraints=True)),
+    "cfc": ("cfc", dict(units=12, backbone_units=16)),
+    "cfc-pure": ("cfc", dict(units=8, mode="pure", backbone_layers=2, backbone_units=16)),
+    "cfc-nogate-silu": ("cfc", dict(units=8, mode="no_gate", activation="silu", backbone_units=8)),
+    "cfc-relu-0bb": ("cfc", dict(units=8, activation="relu", backbone_layers=0)),
+    "cfc-ncp": ("cfc", dict(wiring="auto-ncp", units=16, output_size=4)),
+    "ctrnn": ("ctrnn", dict(units=8)),
+    "ctrnn-rk4": ("ctrnn", dict(units=8, solver="rk4", ode_unfolds=2)),
+    "node": ("node", dict(units=8, ode_hidden=12)),
+    "lstm": ("lstm", dict(units=8, output_size=3)),
+    "gru": ("gru", dict(units=8, output_size=2, normalization=NORM)),
+}
+
+
+def make(tmp_path, name, seed=0):
+    kind, kw = CASES[name]
+    model = build_model(kind, 5, seed=seed, **kw)
+    model.apply_constraints()
+    return model, save(model, tmp_path / f"{name}.safetensors")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_c_equals_numpy_runtime(tmp_path, name):
+    """1000 steps, batch 2, random inputs and per-row dt: compiled C == numpy runtime to 1e-5."""
+    model, path = make(tmp_path, name)
+    out = tmp_path / "c"
+    manifest = get_exporter("c")(model, out)  # compiles with -Wall -Werror -pedantic
+    assert manifest["library"] and (out / manifest["library"]).exists()
+    ref = load(path, batch=2)
+    ctrl = load(out, batch=2)
+    assert ctrl.backend_name == "c"
+    rng = np.random.default_rng(7)
+    worst = 0.0
+    for _ in range(1000):
+        x = rng.standard_normal((2, 5)).astype(np.float32)
+        dt = rng.uniform(0.05, 1.0, 2)
+        worst = max(worst, float(np.abs(ref.step(x, dt) - ctrl.step(x, dt)).max()),
+                    float(np.abs(ref.state - ctrl.state).max()))
+    assert worst <= 1e-5, worst
+    assert float(np.abs(ref.state).max()) > 1e-3
+
+
+def test_generated_code_properties(tmp_path):
+    model, _ = make(tmp_path, "ltc-ncp")
+    m = get_exporter("c")(model, tmp_path / "c", prefix="pendulum_ctl")
+    src = (tmp_path / "c" / "pendulum_ctl.c").read_text()
+    hdr = (tmp_path / "c" / "pendulum_ctl.h").read_text()
+    assert "malloc" not in src and "free(" not in src
+    assert "static const float R_MU[" in src and "#define PENDULUM_CTL_STATE_SIZE 19" in hdr
+    assert "pendulum_ctl_step(pendulum_ctl_state_t *s, const float *x, float dt, float *y)" in hdr
+    # only existing synapses are stored: the synapse lists have exactly the wiring's synapses
+    adj = np.abs(np.asarray(model.config["cell"]["wiring"]["adjacency"]))
+    sadj = np.abs(np.asarray(model.config["cell"]["wiring"]["sensory_adjacency"]))
+    assert m["synapses"] == int(adj.sum()) < 19 * 19 and m["sensory_synapses"] == int(sadj.sum())
+    assert f"static const float R_MU[{m['synapses']}]" in src
+    # no mutable global state: the object file has empty .data and .bss
+    obj = tmp_path / "m.o"
+    subprocess.run([cgen.find_cc(), *cgen.CFLAGS, "-c", "-o", str(obj), str(tmp_path / "c" / "pendulum_ctl.c")],
+                   check=True)
+    if shutil.which("size"):
+        text, data, bss = map(int, subprocess.run(["size", str(obj)], capture_output=True, text=True,
+                                                   check=True).stdout.splitlines()[1].split()[:3])
+        assert data == 0 and bss == 0, (data, bss)
+        assert text > m["weights_bytes"]
+    # the manifest: sizes, bounds for the runtime guards, the config
+    mf = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert mf["format"] == "c" and mf["state_size"] == 19 and len(mf["state_bounds"]["lo"]) == 19
+    assert mf["config"] == model.config
+
+
+def test_sparse_and_dense_loops_agree(tmp_path):
+    _, path = make(tmp_path, "ltc-ncp")
+    a = load(path, backend="c")
+    b = load(path, backend="c", sparse=False)
+    assert a.backend.manifest["weights_bytes"] < b.backend.manifest["weights_bytes"]
+    assert b.backend.manifest["synapses"] == 19 * 19
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        x = rng.standard_normal(5)
+        np.testing.assert_allclose(a.step(x, 0.3), b.step(x, 0.3), atol=1e-6)
+
+
+def test_fixed_dt_export(tmp_path):
+    model, path = make(tmp_path, "ltc-ncp")
+    get_exporter("c")(model, tmp_path / "c", fixed_dt=0.25)
+    assert "#define LTC_MODEL_FIXED_DT 2.5e-01f" in (tmp_path / "c" / "ltc_model.h").read_text()
+    c = load(tmp_path / "c")
+    ref = load(path)
+    assert c.meta.fixed_dt == 0.25
+    x = np.ones(5)
+    np.testing.assert_allclose(c.step(x), ref.step(x, 0.25), atol=1e-6)
+    with pytest.raises(ValueError, match="fixed dt"):
+        c.step(x, dt=0.5)
+
+
+def test_export_refuses_overwrite_and_bad_options(tmp_path):
+    model, path = make(tmp_path, "gru")
+    exp = get_exporter("c")
+    exp(str(path), tmp_path / "c")  # a model file path works too
+    with pytest.raises(ValueError, match="--force"):
+        exp(model, tmp_path / "c")
+    exp(model, tmp_path / "c", force=True)
+    with pytest.raises(ValueError, match="precision"):
+        exp(model, tmp_path / "c2", precision="int4")
+    with pytest.raises(ValueError, match="C identifier"):
+        exp(model, tmp_path / "c3", prefix="1bad-name")
+    with pytest.raises(ValueError, match="unknown option"):
+        exp(model, tmp_path / "c4", frobnicate=True)
+    assert not (tmp_path / "c2").exists() or not any((tmp_path / "c2").iterdir())
+
+
+def test_sources_without_library_are_compiled_on_load(tmp_path):
+    model, path = make(tmp_path, "lstm")
+    m = get_exporter("c")(model, tmp_path / "c", build=False)
+    assert m["library"] is None
+    c = load(tmp_path / "c")
+    ref = load(path)
+    np.testing.assert_allclose(c.step(np.ones(5)), ref.step(np.ones(5)), atol=1e-6)
+
+
+def test_c_backend_bad_files(tmp_path):
+    (tmp_path / "libx.so").write_bytes(b"not an elf")
+    with pytest.raises(ModelLoadError, match="manifest.json"):
+        load(tmp_path / "libx.so")
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "c", "prefix": "x", "library": "libx.so",
+                                                        "input_size": 1, "output_size": 1, "state_size": 1}))
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        load(tmp_path / "libx.so")
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load(tmp_path / "libx.so")
+
+
+def test_c_step_allocation_free_in_numpy_buffers(tmp_path):
+    """The ctypes call reuses preallocated pointers; y is the same buffer every step."""
+    _, path = make(tmp_path, "ltc-ncp")
+    c = load(path, backend="c", batch=3)
+    y1 = c.step(np.ones((3, 5)))
+    y2 = c.step(np.zeros((3, 5)))
+    assert y1 is y2  # same read-only view, refreshed in place

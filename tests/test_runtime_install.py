@@ -1,0 +1,43 @@
+"""`pip install ltc-edge[runtime]` in a fresh venv (no system site-packages) pulls no torch,
+and load + step work there. Slow: builds a venv and installs numpy + safetensors."""
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_runtime_extra_installs_without_torch(tmp_path):
+    from ltc_edge.nn import build_model, save
+
+    model_file = save(build_model("ltc", 3, wiring="auto-ncp", units=10, output_size=1, seed=0),
+                      tmp_path / "m.safetensors")
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env)
+    py = env / "bin" / "python"
+    # the project itself from the local path; its [runtime] dependencies from the index
+    # (numpy + safetensors): a dependency on torch would make pip install it here
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        f"{ROOT}[runtime]"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    code = (
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('torch') is None, 'torch is installed'\n"
+        "from ltc_edge.runtime import load\n"
+        f"c = load({str(model_file)!r})\n"
+        "y = [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1]\n"
+        "assert 'torch' not in sys.modules\n"
+        "print('OK', y)\n")
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("OK"), r.stderr[-2000:]
+    # the same number as here
+    from ltc_edge.runtime import load
+
+    c = load(model_file)
+    y = [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1]
+    assert abs(float(r.stdout.split()[1]) - y) < 1e-6
