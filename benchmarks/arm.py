@@ -15,10 +15,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts" / "arm"))
 sys.path.insert(0, str(ROOT))
 
-import arm_golden as A  # noqa: E402
+from ltc_edge.runtime import arm as A  # noqa: E402
 
 
 def main():

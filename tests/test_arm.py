@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts" / "arm"))
-import arm_golden as A  # noqa: E402
+from ltc_edge.runtime import arm as A  # noqa: E402
 
 pytestmark = pytest.mark.qemu
 

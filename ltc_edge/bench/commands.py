@@ -51,6 +51,8 @@ def register(command):
             results = run_bench(models, backends=backends, precisions=precisions, targets=targets, batches=batches,
                                 task=task, out=out, min_seconds=seconds, progress=tick)
         console.print(report.terminal_table(results))
+        for line in report.skipped_lines(results):
+            console.print(f"[dim]{line}[/dim]")
         console.print(f"results: [bold]{out / 'results.json'}[/bold], report: [bold]{out / 'report.md'}[/bold], "
                       f"plots: {', '.join(results.get('plots', [])) or 'none (matplotlib missing)'}")
 

@@ -174,21 +174,23 @@ def _save(fig, path: Path) -> str:
 
 
 def terminal_table(results: dict):
+    """A compact rich table of the measured rows (skipped ones: see skipped_lines)."""
     from rich.table import Table
 
     t = Table(title=f"ltc-edge bench ({results.get('task') or 'no task'}; metric {results.get('metric') or '-'})")
-    for col in ("model", "backend", "prec", "target", "params", "bytes", "metric", "p50 µs", "p99 µs", "steps/s@maxB",
-                "instr/step"):
-        t.add_column(col, justify="left" if col in ("model", "backend", "prec", "target") else "right")
-    for r in results["rows"]:
-        if r.get("skipped"):
-            t.add_row(r["model"], r["backend"], r["precision"], r["target"], f"[dim]skipped: {r['skipped']}[/dim]")
-            continue
+    for col in ("model", "run on", "metric", "p50 µs", "p99 µs", "steps/s", "KiB", "instr/step"):
+        t.add_column(col, justify="left" if col in ("model", "run on") else "right", no_wrap=col != "model")
+    for r in measured_rows(results):
         lat = r.get("latency", {})
         lat1 = lat.get("1", {})
         top = lat[max(lat, key=int)] if lat else {}
-        t.add_row(r["model"], r["backend"], r["precision"], r["target"], _fmt(r.get("parameters")),
-                  _fmt(r.get("file_bytes")), _fmt(r.get("metric"), 4), _fmt(lat1.get("p50_us")),
-                  _fmt(lat1.get("p99_us")), _fmt(top.get("throughput_steps_per_s")),
-                  _fmt(r.get("instructions_per_step")))
+        t.add_row(r["model"], f"{r['backend']}/{r['precision']}@{r['target']}", _fmt(r.get("metric"), 4),
+                  _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
+                  _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
+                  _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None), _fmt(r.get("instructions_per_step")))
     return t
+
+
+def skipped_lines(results: dict) -> list[str]:
+    return [f"skipped {r['model']} {r['backend']}/{r['precision']}@{r['target']}: {r['skipped']}"
+            for r in results["rows"] if r.get("skipped")]

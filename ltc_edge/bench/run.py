@@ -51,8 +51,16 @@ def parse_batches(text: str) -> list[int]:
     return sorted(set(batches))
 
 
-def cuda_status() -> str | None:
-    """None when a CUDA device is usable, else the reason it is not."""
+def cuda_status(backend: str = "torch") -> str | None:
+    """None when `backend` can use a CUDA device here, else the reason it cannot."""
+    if backend == "onnxruntime":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return "onnxruntime is not installed"
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu on a CUDA machine)"
+        return None
     try:
         import torch
     except ImportError:
@@ -115,7 +123,6 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     if task:
         metric_name, better = _task_metric(task)
     rows, cache = [], {}
-    cuda_reason = cuda_status() if "cuda" in targets else None
     for job in jobs:
         f = facts[job["model"]]
         row = {"model": Path(job["model"]).stem, "path": job["model"], "cell": f["cell"], "wiring": f["wiring"],
@@ -124,8 +131,8 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
                "file_bytes": None, "metric": None, "latency": {}, "peak_rss_bytes": None,
                "instructions_per_step": None, "flash_bytes": None, "ram_bytes": None, "skipped": None}
         try:
-            if job["target"] == "cuda" and cuda_reason:
-                row["skipped"] = cuda_reason
+            if job["target"] == "cuda" and cuda_status(job["backend"]):
+                row["skipped"] = cuda_status(job["backend"])
             elif job["target"] in ("arm64", "cortex-m4"):
                 row.update(_arm_row(job, out))
             else:
@@ -172,7 +179,27 @@ def _run_worker(job: dict) -> dict:
 
 
 def _arm_row(job: dict, out: Path) -> dict:
-    """Instruction counts and flash/RAM from the qemu builds (see scripts/arm)."""
+    """Golden check, instructions per step and (Cortex-M4) flash/RAM from the qemu builds of the
+    generated C (ltc_edge.runtime.arm; toolchains from scripts/arm/setup.sh)."""
     from ..runtime import arm
 
-    return arm.measure(job["model"], target=job["target"], out_dir=out / "arm" / Path(job["model"]).stem)
+    target = "aarch64" if job["target"] == "arm64" else "m4"
+    missing = arm.missing_tools(target)
+    if missing:
+        return {"skipped": f"ARM tools missing: {', '.join(missing)} (run scripts/arm/setup.sh)"}
+    work = out / "arm" / f"{Path(job['model']).stem}-{target}"
+    arm.prepare(job["model"], work, steps=50, timing_steps=50)
+    row = {"file_bytes": sum((work / f).stat().st_size for f in ("ltc_model.c", "ltc_model.h"))}
+    if target == "aarch64":
+        res = arm.run_aarch64(work, "ltc_model")
+        if not res["passed"]:
+            raise RuntimeError(f"aarch64 golden check failed: {res['output'][-200:]}")
+        row["instructions_per_step"] = arm.count_aarch64_instructions(work, "ltc_model")
+    else:
+        res = arm.run_m4(work, "ltc_model")
+        if not res["passed"]:
+            raise RuntimeError(f"Cortex-M4 golden check failed: {res['output'][-200:]}")
+        row.update({"instructions_per_step": res.get("instructions_per_step"),
+                    "flash_bytes": res.get("model_flash_bytes"), "ram_bytes": res.get("model_ram_bytes")})
+    row["golden_max_abs_err"] = res.get("max_abs_err")
+    return row

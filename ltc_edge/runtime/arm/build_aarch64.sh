@@ -4,7 +4,7 @@
 set -euo pipefail
 DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd)
 CC=${AARCH64_CC:-aarch64-linux-gnu-gcc}
-$CC -O2 -std=c99 -Wall -Werror -pedantic -static -I"$DIR" -o "$DIR/golden_aarch64" \
+$CC -O2 -std=c99 -Wall -Werror -pedantic -static ${EXTRA_CFLAGS:-} -I"$DIR" -o "$DIR/golden_aarch64" \
     "$HERE/golden_main.c" "$HERE/platform_linux.c" "$DIR/$PREFIX.c" -lm
 if [ "${3:-}" = "--run" ]; then
     exec qemu-aarch64 -L /usr/aarch64-linux-gnu "$DIR/golden_aarch64"
