@@ -159,3 +159,24 @@ def test_ltc_state_stays_within_theorem_bounds():
     with torch.no_grad():
         _, h = m(10 * torch.randn(8, 200, 4), dt=torch.rand(8, 200) * 5)
     assert (h.numpy() >= lo - 1e-5).all() and (h.numpy() <= hi + 1e-5).all()
+
+
+@pytest.mark.parametrize("wiring", ["full", "random", "auto-ncp"])
+@pytest.mark.parametrize("fixed_dt", [None, 0.3])
+def test_ltc_synapse_list_form_equals_dense_form(wiring, fixed_dt):
+    """The export/runtime form (synapse lists, Gemm per unfold) is the same function."""
+    m = build_model("ltc", 5, 3, wiring=wiring, units=12, seed=4, readout=True,
+                    normalization={"input_mean": [0.5] * 5, "input_std": [2.0] * 5,
+                                   "output_mean": [1.0] * 3, "output_std": [3.0] * 3})
+    raw = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    dense = F.model_prepare(F.NumpyOps, raw, m.config)
+    static = F.model_prepare_static(F.NumpyOps, raw, m.config, fixed_dt=fixed_dt)
+    assert static["cell"].get("static")
+    rng = np.random.default_rng(0)
+    h1 = h2 = np.zeros((4, 12), np.float32)
+    for _ in range(200):
+        x = rng.normal(size=(4, 5)).astype(np.float32)
+        dt = np.full((4, 1), 0.3, np.float32) if fixed_dt else rng.uniform(0.05, 2, (4, 1)).astype(np.float32)
+        y1, h1 = F.model_step(F.NumpyOps, dense, x, h1, dt, m.config)
+        y2, h2 = F.model_step(F.NumpyOps, static, x, h2, dt, m.config)
+        assert np.abs(y1 - y2).max() < 1e-5 and np.abs(h1 - h2).max() < 1e-5

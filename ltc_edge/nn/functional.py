@@ -45,6 +45,10 @@ class NumpyOps:
         return np.maximum(x, 0)
 
     @staticmethod
+    def addmm(c, a, b):
+        return c + a @ b
+
+    @staticmethod
     def sum(x, axis):
         return x.sum(axis=axis)
 
@@ -76,6 +80,9 @@ class TorchOps:
 
     def sum(self, x, axis):
         return x.sum(dim=axis)
+
+    def addmm(self, c, a, b):  # one Gemm node in an exported graph
+        return self._torch.addmm(c, a, b)
 
     def concat(self, xs, axis):
         return self._torch.cat(xs, dim=axis)
@@ -195,6 +202,8 @@ def ltc_rhs(xp, P, v, num_s, den_s):
 
 
 def ltc_step(xp, P, x, v, dt, cfg):
+    if P.get("static"):
+        return _ltc_step_static(xp, P, x, v, dt, cfg)
     num_s, den_s = ltc_sensory(xp, P, x)
     unfolds, eps = cfg.get("ode_unfolds", 6), cfg.get("epsilon", 1e-8)
     solver = cfg.get("solver", "semi_implicit")
@@ -230,6 +239,80 @@ def ltc_bounds(raw, cfg):
         lo = np.fmin(vleak, np.nanmin(np.where(np.isnan(erev), np.inf, erev), axis=0))
         hi = np.fmax(vleak, np.nanmax(np.where(np.isnan(erev), -np.inf, erev), axis=0))
     return lo, hi
+
+
+# LTC, synapse-list ("static") form: for exported graphs and the runtime. Same math as
+# ltc_step's semi-implicit solver; every synapse that exists in the wiring is one column of a
+# matrix, so an unfold is three matrix products, a sigmoid and a division (6 graph nodes when
+# dt is fixed) instead of broadcasts over all n*n neuron pairs. The input mapping is folded
+# into the sensory pre-activations, the output mapping into one matrix, masks into the
+# synapse lists and, with a fixed dt, cm/Δ into the constants.
+
+LTC_STATIC_MAX = 1 << 16  # units * synapses above this: the matrices get big, keep the dense form
+
+
+def ltc_prepare_static(xp, P, cfg, fixed_dt=None):
+    """Synapse-list constants from ltc_prepare's P (None when the dense form fits better:
+    a solver other than semi-implicit, or units * synapses > LTC_STATIC_MAX)."""
+    if cfg.get("solver", "semi_implicit") != "semi_implicit":
+        return None
+    n, m = cfg["units"], cfg["motor_size"]
+    pre, post = np.nonzero(np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0)
+    spre, spost = np.nonzero(np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0)
+    if n * len(pre) > LTC_STATIC_MAX:
+        return None
+    g = {k: (None if v is None else _numpy64(v)) for k, v in P.items()}
+    n_in = g["sensory_w"].shape[0]
+    iw = np.ones(n_in) if g["input_w"] is None else g["input_w"]
+    ib = np.zeros(n_in) if g["input_b"] is None else g["input_b"]
+
+    def lists(pre, post, sigma, mu, w, w_erev, n_pre, scale, shift):
+        k = np.arange(len(pre))
+        s = np.zeros((n_pre, len(pre)))  # pre-activation: sigma*(scale*v_pre + shift - mu)
+        s[pre, k] = sigma[pre, post] * scale[pre]
+        b = sigma[pre, post] * (shift[pre] - mu[pre, post])
+        we, ww = np.zeros((len(pre), n)), np.zeros((len(pre), n))
+        we[k, post], ww[k, post] = w_erev[pre, post], w[pre, post]
+        return s, b, we, ww
+
+    sx, bx, swe, sw = lists(spre, spost, g["sensory_sigma"], g["sensory_mu"], g["sensory_w"],
+                            g["sensory_w_erev"], n_in, iw, ib)
+    sv, bv, we, w = lists(pre, post, g["sigma"], g["mu"], g["w"], g["w_erev"], n, np.ones(n), np.zeros(n))
+    unfolds, eps = cfg.get("ode_unfolds", 6), cfg.get("epsilon", 1e-8)
+    out = np.zeros((n, m))
+    out[np.arange(m), np.arange(m)] = 1.0 if g["output_w"] is None else g["output_w"]
+    S = {"static": True, "sx": sx, "bx": bx, "swe": swe, "sw": sw, "sv": sv, "bv": bv, "we": we,
+         "w": w, "gleak_vleak": g["gleak_vleak"], "out": out,
+         "out_b": np.zeros(m) if g["output_b"] is None else g["output_b"]}
+    if fixed_dt is None:
+        S["cm_u"], S["den0"], S["cm_diag"] = g["cm"] * unfolds, g["gleak"] + eps, None
+    else:
+        cm_t = g["cm"] / (float(fixed_dt) / unfolds)
+        S["cm_diag"], S["den0"] = np.diag(cm_t), cm_t + g["gleak"] + eps
+    like = P["w"]
+    return {k: (v if v is None or isinstance(v, bool) else _as(like, np.asarray(v, dtype=np.float32)))
+            for k, v in S.items()}
+
+
+def _ltc_step_static(xp, P, x, v, dt, cfg):
+    a = xp.sigmoid(xp.addmm(P["bx"], x, P["sx"]))  # sensory synapses: once per step
+    num_s = xp.addmm(P["gleak_vleak"], a, P["swe"])
+    den_s = xp.addmm(P["den0"], a, P["sw"])
+    cm_t = None
+    if P["cm_diag"] is None:  # dt is an input: cm / (dt / unfolds)
+        cm_t = P["cm_u"] / dt
+        den_s = den_s + cm_t
+    for _ in range(cfg.get("ode_unfolds", 6)):
+        a = xp.sigmoid(xp.addmm(P["bv"], v, P["sv"]))
+        num = cm_t * v + num_s if cm_t is not None else xp.addmm(num_s, v, P["cm_diag"])
+        v = xp.addmm(num, a, P["we"]) / xp.addmm(den_s, a, P["w"])
+    return xp.addmm(P["out_b"], v, P["out"]), v
+
+
+def _numpy64(t):
+    if type(t).__module__.startswith("torch"):
+        t = t.detach().cpu().numpy()
+    return np.asarray(t, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -473,6 +556,21 @@ def model_step(xp, P, x, h, dt, config):
     if P["output_mean"] is not None:
         y = y * P["output_std"] + P["output_mean"]
     return y, h
+
+
+STATIC_PREPARE = {"ltc": ltc_prepare_static}
+
+
+def model_prepare_static(xp, raw, config, fixed_dt=None):
+    """model_prepare, then the graph-friendly form of the cell's constants where the cell
+    kind has one (STATIC_PREPARE), with dt folded in when fixed_dt is given. For export and
+    the runtime; model_step takes either form."""
+    P = model_prepare(xp, raw, config)
+    fold = STATIC_PREPARE.get(config["cell"]["kind"])
+    static = fold(xp, P["cell"], config["cell"], fixed_dt) if fold else None
+    if static is not None:
+        P["cell"] = static
+    return P
 
 
 def state_size(config) -> int:

@@ -1,0 +1,235 @@
+"""Speed of the exported LTC step vs a naive torch.onnx.export of ncps's LTCCell.
+
+One 19-neuron NCP LTC (ncps AutoNCP(19, 4), 8 inputs, 6 unfolds), the same weights on both
+sides (ltc_edge.nn.model.from_ncps). Measured side by side in one run, repetitions
+interleaved (A, B, C, A, B, C, ...), median µs per step, batch 1, one thread:
+  * onnxruntime: ltc-edge's graph (dt input, and --fixed-dt) vs torch.onnx.export(ncps
+    LTCCell step (inputs, state, elapsed)) with default settings; LSTM (19 units) beside it.
+  * LiteRT (ai-edge-litert Interpreter): the same graphs through litert_torch.convert.
+Writes benchmarks/results/export_speed.json (or --out) with node counts, µs, ratios,
+machine info and versions.
+
+    .venv/bin/python benchmarks/export_speed.py [--reps 15] [--calls 2000] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ltc_edge.export import onnx as X  # noqa: E402
+from ltc_edge.export import tflite as L  # noqa: E402
+from ltc_edge.export.graph import build_graph  # noqa: E402
+from ltc_edge.export.manifest import versions  # noqa: E402
+from ltc_edge.nn.model import build_model, from_ncps  # noqa: E402
+
+
+class NcpsStep(torch.nn.Module):
+    """ncps LTCCell's own forward(inputs, states, elapsed_time): what a user would export."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x, state, dt):
+        return self.cell(x, state, dt)
+
+
+@contextlib.contextmanager
+def quiet():
+    with warnings.catch_warnings(), open(os.devnull, "w") as null, \
+            contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def naive_onnx(cell, x, h, dt):
+    """torch.onnx.export applied as the docs show it, default options."""
+    with quiet():
+        prog = torch.onnx.export(NcpsStep(cell).eval(), (x, h, dt), input_names=["x", "state", "dt"],
+                                 output_names=["y", "new_state"])
+    return prog.model_proto
+
+
+def ort_timer(proto, feeds):
+    sess = X.session(proto.SerializeToString(), threads=1)
+    names = [i.name for i in sess.get_inputs()]
+    f = {k: feeds[k] for k in names}
+    out = sess.run(None, f)
+
+    def run(n):
+        t = time.perf_counter()
+        for _ in range(n):
+            sess.run(None, f)
+        return (time.perf_counter() - t) / n * 1e6
+
+    return run, out
+
+
+def litert_timer(content, feeds):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=content, num_threads=1)
+    it.allocate_tensors()
+    ins = it.get_input_details()
+    # inputs in signature order: x, state, dt (names end with the argument names)
+    order = []
+    for d in ins:
+        name = d["name"]
+        key = next(k for k in ("state", "dt", "x", "args_1", "args_2", "args_0") if k in name)
+        key = {"args_0": "x", "args_1": "state", "args_2": "dt"}.get(key, key)
+        order.append((d["index"], feeds[key]))
+    outs = [d["index"] for d in it.get_output_details()]
+
+    def call():
+        for idx, v in order:
+            it.set_tensor(idx, v)
+        it.invoke()
+        return [it.get_tensor(o) for o in outs]
+
+    res = call()
+
+    def run(n):
+        t = time.perf_counter()
+        for _ in range(n):
+            call()
+        return (time.perf_counter() - t) / n * 1e6
+
+    return run, res, len(it._get_ops_details())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_speed.json")
+    ap.add_argument("--no-litert", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from ncps.torch import LTCCell
+    from ncps.wirings import AutoNCP
+
+    torch.manual_seed(0)
+    cell = LTCCell(AutoNCP(19, 4), 8).eval()
+    model = from_ncps(cell).eval()
+    lstm = build_model("lstm", 8, 4, units=19, seed=0).eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 8)).astype(np.float32)
+    h = (0.3 * rng.standard_normal((1, 19))).astype(np.float32)
+    dt = np.full((1, 1), 1.0, np.float32)
+    feeds = {"x": x, "state": h, "dt": dt}
+    lstm_feeds = {"x": x, "state": np.zeros((1, 38), np.float32)}
+
+    protos = {
+        "ncps_naive_onnx": naive_onnx(cell, *(torch.from_numpy(a) for a in (x, h, dt))),
+        "ltc_edge": X.to_onnx(build_graph(model)),
+        "ltc_edge_fixed_dt": X.to_onnx(build_graph(model, fixed_dt=1.0)),
+        "lstm_ltc_edge": X.to_onnx(build_graph(lstm)),
+    }
+    timers, outs = {}, {}
+    for k, p in protos.items():
+        timers[k], outs[k] = ort_timer(p, lstm_feeds if k.startswith("lstm") else feeds)
+    # all LTC variants compute the same step
+    for k in ("ltc_edge", "ltc_edge_fixed_dt"):
+        err = max(float(np.abs(a - b).max()) for a, b in zip(outs[k], outs["ncps_naive_onnx"]))
+        assert err < 1e-5, (k, err)
+
+    lite = {}
+    if not args.no_litert:
+        with quiet():
+            import litert_torch
+
+            naive_tfl = bytes(litert_torch.convert(NcpsStep(cell).eval(), tuple(torch.from_numpy(a) for a in (x, h, dt)))
+                              .model_content())
+        lite_models = {"ncps_naive_litert": naive_tfl, "ltc_edge_litert": L.convert_fp32(build_graph(model)),
+                       "ltc_edge_fixed_dt_litert": L.convert_fp32(build_graph(model, fixed_dt=1.0)),
+                       "lstm_ltc_edge_litert": L.convert_fp32(build_graph(lstm))}
+        for k, content in lite_models.items():
+            run, res, n_ops = litert_timer(content, lstm_feeds if k.startswith("lstm") else feeds)
+            timers[k] = run
+            lite[k] = {"ops": n_ops, "op_histogram": L.op_list(content)[0], "size_bytes": len(content)}
+
+    # warm up, then interleaved repetitions
+    for run in timers.values():
+        run(max(50, args.calls // 10))
+    samples = {k: [] for k in timers}
+    ratios = {"onnx_ltc_edge_vs_naive": [], "onnx_fixed_dt_vs_naive": [], "onnx_lstm_vs_naive_ltc": []}
+    if lite:
+        ratios.update({"litert_ltc_edge_vs_naive": [], "litert_fixed_dt_vs_naive": []})
+    for _ in range(args.reps):
+        rep = {k: run(args.calls) for k, run in timers.items()}
+        for k, v in rep.items():
+            samples[k].append(v)
+        ratios["onnx_ltc_edge_vs_naive"].append(rep["ltc_edge"] / rep["ncps_naive_onnx"])
+        ratios["onnx_fixed_dt_vs_naive"].append(rep["ltc_edge_fixed_dt"] / rep["ncps_naive_onnx"])
+        ratios["onnx_lstm_vs_naive_ltc"].append(rep["lstm_ltc_edge"] / rep["ncps_naive_onnx"])
+        if lite:
+            ratios["litert_ltc_edge_vs_naive"].append(rep["ltc_edge_litert"] / rep["ncps_naive_litert"])
+            ratios["litert_fixed_dt_vs_naive"].append(rep["ltc_edge_fixed_dt_litert"] / rep["ncps_naive_litert"])
+
+    results = {}
+    for k, v in samples.items():
+        entry = {"us_per_step_median": statistics.median(v), "us_per_step_min": min(v)}
+        if k in protos:
+            entry.update(node_count=len(protos[k].graph.node), op_histogram=X.op_histogram(protos[k]))
+        if k in lite:
+            entry.update(lite[k])
+        results[k] = entry
+    graph_form = build_graph(model).form
+    out = {
+        "benchmark": "export_speed",
+        "model": {"wiring": "ncps AutoNCP(19, 4)", "inputs": 8, "neurons": 19, "ode_unfolds": 6,
+                  "synapses": model.counts()["synapses"], "sensory_synapses": model.counts()["sensory_synapses"],
+                  "lstm_units": 19},
+        "graph_form": graph_form,
+        "setup": {"batch": 1, "threads": 1, "reps": args.reps, "calls_per_rep": args.calls,
+                  "order": "interleaved", "naive": "torch.onnx.export(ncps LTCCell step, default options)"},
+        "results": results,
+        "ratios_median": {k: statistics.median(v) for k, v in ratios.items()},
+        "ratios_all": ratios,
+        "target": {"onnx_ltc_edge_vs_naive": 0.4},
+        "machine": {"platform": platform.platform(), "processor": _cpu(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
+        "versions": versions("onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert", "ncps"),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out["meets_target"] = out["ratios_median"]["onnx_ltc_edge_vs_naive"] <= 0.4
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    os.replace(tmp, args.out)
+    for k, v in results.items():
+        print(f"{k:28s} {v['us_per_step_median']:8.2f} µs  nodes/ops {v.get('node_count', v.get('ops'))}")
+    for k, v in out["ratios_median"].items():
+        print(f"{k:28s} {v:.3f}")
+    print(f"graph form: {graph_form}; wrote {args.out}")
+
+
+def _cpu():
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()

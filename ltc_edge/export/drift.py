@@ -1,0 +1,236 @@
+"""Reference data and the drift check run at export time.
+
+Data for calibration (quantisation) and drift comes from `--calibration`:
+  * a task name (cheetah, digits, pendulum, ...), read through ltc_edge.train: calibration
+    from the training split, drift and the task metric on the test split;
+  * an .npz file with key x [N, T, in] (and optional dt [N, T] or [N, T, 1], y [N, T, out]
+    regression targets or y [N] class labels): the first 80% of the sequences calibrate,
+    the rest (at least one) are held out;
+  * nothing: seeded smooth random inputs around the model's input normalisation (fine for
+    fp32 and fp16, which are judged on output error; int8 needs real data).
+
+The drift check runs the exported file and the torch model side by side for >= 1000
+recurrent steps, each feeding its own state back (so error accumulation shows), and records
+the max-abs and relative output error (in normalised output units when the model has an
+output_std) and the task metric of both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BUDGETS = {"fp32": {"max_abs": 1e-4}, "fp16": {"max_abs": 1e-2}, "int8": {"metric_rel": 0.05}}
+DRIFT_STEPS = 1000
+
+
+@dataclass
+class RefData:
+    source: str
+    calib_x: np.ndarray            # [N, T, in]
+    calib_dt: np.ndarray | None    # [N, T] or None
+    x: np.ndarray                  # held out [N, T, in]
+    dt: np.ndarray | None
+    y: np.ndarray | None           # [N, T, out] float (regression) or [N] int (classification)
+    synthetic: bool = False
+
+    @property
+    def task_kind(self) -> str | None:
+        if self.y is None:
+            return None
+        return "classification" if self.y.dtype.kind in "iu" else "regression"
+
+
+def _dt2(dt, x, what):
+    if dt is None:
+        return None
+    dt = np.asarray(dt, dtype=np.float32)
+    if dt.ndim == 3 and dt.shape[2] == 1:
+        dt = dt[:, :, 0]
+    if dt.shape != x.shape[:2]:
+        raise ValueError(f"{what}: dt must have shape {x.shape[:2]} (or with a trailing 1), got {dt.shape}")
+    return dt
+
+
+def _load_task(name: str):
+    try:
+        from ltc_edge.train.tasks import load_task
+    except ImportError:  # pragma: no cover - training package absent
+        try:
+            from ltc_edge.train import load_task
+        except ImportError:
+            raise ValueError(f"calibration {name!r}: not an .npz file, and the training package "
+                             "(ltc_edge.train) that reads task names is not available") from None
+    return load_task(name)
+
+
+def load_reference(spec, config: dict, *, fixed_dt: float | None = None, seed: int = 0) -> RefData:
+    """RefData from a task name, an .npz path or None (synthetic)."""
+    n_in = config["input_size"]
+    if spec is None:
+        return synthetic(config, fixed_dt=fixed_dt, seed=seed)
+    path = Path(str(spec))
+    if path.suffix == ".npz" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"calibration file {path} not found")
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:  # zipfile / pickle errors: not a usable npz
+            raise ValueError(f"calibration file {path}: not a readable .npz ({type(e).__name__})") from None
+        if "x" not in arrays:
+            raise ValueError(f"calibration file {path}: needs an array 'x' [N, T, {n_in}] (has {', '.join(arrays) or 'nothing'})")
+        x = np.asarray(arrays["x"], dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[2] != n_in:
+            raise ValueError(f"calibration file {path}: x must be [N, T, {n_in}] for this model, got {list(x.shape)}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"calibration file {path}: x contains NaN or infinite values")
+        dt = _dt2(arrays.get("dt"), x, f"calibration file {path}")
+        y = arrays.get("y")
+        n = x.shape[0]
+        cut = n - max(1, n // 5) if n > 1 else 1
+        held = slice(cut, None) if n > 1 else slice(0, None)
+        return RefData(str(path), x[:cut], None if dt is None else dt[:cut], x[held],
+                       None if dt is None else dt[held], None if y is None else np.asarray(y)[held])
+    task = _load_task(str(spec))
+    if task.input_size != n_in:
+        raise ValueError(f"task {spec} has {task.input_size} inputs, the model {n_in}")
+    tr, te = task.train, task.test
+    return RefData(f"task:{spec}", tr.x.astype(np.float32), _dt2(tr.dt, tr.x, spec), te.x.astype(np.float32),
+                   _dt2(te.dt, te.x, spec), te.y)
+
+
+def synthetic(config: dict, *, fixed_dt=None, seed: int = 0, n: int = 16, length: int = 250) -> RefData:
+    """Smooth (AR(1), unit variance) random inputs in the model's raw input units."""
+    rng = np.random.default_rng(seed)
+    n_in, phi = config["input_size"], 0.95
+    z = np.zeros((n, length, n_in))
+    z[:, 0] = rng.standard_normal((n, n_in))
+    for t in range(1, length):
+        z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi ** 2) * rng.standard_normal((n, n_in))
+    norm = config.get("normalization") or {}
+    if norm.get("input_mean") is not None:
+        z = z * np.asarray(norm["input_std"]) + np.asarray(norm["input_mean"])
+    x = z.astype(np.float32)
+    dt = None if fixed_dt is None else np.full((n, length), fixed_dt, np.float32)
+    half = n // 2
+    return RefData("synthetic", x[:half], None if dt is None else dt[:half], x[half:],
+                   None if dt is None else dt[half:], None, synthetic=True)
+
+
+# --------------------------------------------------------------------------------------
+# running
+
+
+def torch_runner(model, fixed_dt=None):
+    """(x, state, dt) -> (y, state) numpy, through the torch model's own step."""
+    import torch
+
+    with torch.no_grad():
+        P = model.prepared()
+
+    def run(x, state, dt):
+        with torch.no_grad():
+            d = fixed_dt if fixed_dt is not None else (1.0 if dt is None else torch.from_numpy(dt))
+            y, h = model.step(torch.from_numpy(x), torch.from_numpy(state), d, prepared=P)
+        return y.numpy(), h.numpy()
+
+    return run
+
+
+def _dt_col(dt, t, B):
+    return None if dt is None else np.ascontiguousarray(dt[:, t:t + 1], dtype=np.float32)
+
+
+def run_sequences(runner, x, dt, state_size, batch: int | None = None):
+    """Per-step outputs [N, T, out] of sequences started from zero state; runner is called
+    with at most `batch` sequences at a time (None: all)."""
+    N, T, _ = x.shape
+    batch = batch or N
+    outs = []
+    for s in range(0, N, batch):
+        xs = x[s:s + batch]
+        ds = None if dt is None else dt[s:s + batch]
+        h = np.zeros((xs.shape[0], state_size), np.float32)
+        ys = []
+        for t in range(T):
+            y, h = runner(np.ascontiguousarray(xs[:, t]), h, _dt_col(ds, t, xs.shape[0]))
+            ys.append(np.asarray(y, dtype=np.float32))
+        outs.append(np.stack(ys, 1))
+    return np.concatenate(outs, 0)
+
+
+def chain(x, dt, steps: int, lanes: int):
+    """Held-out sequences put back to back: [lanes, >= steps, in] (and dt), state carried."""
+    N, T, _ = x.shape
+    reps = -(-steps // T)
+    lanes = max(1, min(lanes, N))
+    idx = [[(b + k * lanes) % N for k in range(reps)] for b in range(lanes)]
+    X = np.stack([np.concatenate([x[i] for i in row], 0) for row in idx])
+    D = None if dt is None else np.stack([np.concatenate([dt[i] for i in row], 0) for row in idx])
+    return X, D
+
+
+def metric(kind, outputs, y):
+    if kind == "classification":
+        return "accuracy", float((outputs[:, -1].argmax(-1) == y.reshape(-1)).mean())
+    if kind == "regression":
+        return "mse", float(np.mean((outputs - y) ** 2))
+    return None, None
+
+
+def drift_check(model, runner, data: RefData, precision: str, *, fixed_dt=None, batch: int | None = None,
+                steps: int = DRIFT_STEPS, lanes: int = 4, max_eval: int = 256) -> dict:
+    """Run `runner` (the exported file) and the torch model side by side; figures + verdict."""
+    from ..nn import functional as F
+
+    S = F.state_size(model.config)
+    ref = torch_runner(model, fixed_dt)
+    dt_hold = data.dt
+    if fixed_dt is not None and dt_hold is not None:
+        dt_hold = np.full_like(dt_hold, fixed_dt)
+    X, D = chain(data.x, dt_hold, steps, lanes)
+    y_exp = run_sequences(runner, X, D, S, batch)
+    y_ref = run_sequences(ref, X, D, S)
+    scale = 1.0
+    norm = model.config.get("normalization") or {}
+    if norm.get("output_std") is not None:
+        scale = np.asarray(norm["output_std"], dtype=np.float32)
+    err = (y_exp - y_ref) / scale
+    refn = y_ref / scale
+    out = {"steps": int(X.shape[1]), "sequences": int(X.shape[0]), "data": data.source,
+           "max_abs": float(np.abs(err).max()),
+           "rel": float(np.linalg.norm(err) / max(np.linalg.norm(refn), 1e-12)),
+           "final_step_max_abs": float(np.abs(err[:, -1]).max()),
+           "units": "normalised outputs" if np.ndim(scale) else "outputs"}
+    if not np.isfinite(y_exp).all():
+        out["max_abs"] = out["rel"] = float("inf")
+    # the task metric, per held-out sequence from zero state
+    xe = data.x[:max_eval]
+    de = None if dt_hold is None else dt_hold[:max_eval]
+    ye = None if data.y is None else data.y[:max_eval]
+    if ye is not None:
+        name, m_exp = metric(data.task_kind, run_sequences(runner, xe, de, S, batch), ye)
+        _, m_ref = metric(data.task_kind, run_sequences(ref, xe, de, S), ye)
+    else:  # no targets: the torch model's outputs are the target; metric = NRMSE to them
+        o_exp, o_ref = run_sequences(runner, xe, de, S, batch), run_sequences(ref, xe, de, S)
+        name, m_ref = "nrmse_to_fp32", 0.0
+        m_exp = float(np.sqrt(np.mean(((o_exp - o_ref) / scale) ** 2)) /
+                      max(np.sqrt(np.mean((o_ref / scale) ** 2)), 1e-12))
+    delta = m_exp - m_ref
+    rel = abs(delta) if name == "nrmse_to_fp32" else abs(delta) / max(abs(m_ref), 1e-12)
+    out["metric"] = {"name": name, "exported": m_exp, "torch_fp32": m_ref, "delta": delta, "rel_delta": rel}
+    budget = BUDGETS[precision]
+    out["budget"] = budget
+    over = []
+    if "max_abs" in budget and not out["max_abs"] <= budget["max_abs"]:
+        over.append(f"max-abs output error {out['max_abs']:.3g} > {budget['max_abs']:g}")
+    if "metric_rel" in budget and not rel <= budget["metric_rel"]:
+        over.append(f"{name} {m_exp:.4g} vs fp32 {m_ref:.4g}: relative change {rel:.3g} > {budget['metric_rel']:g}")
+    out["within_budget"] = not over
+    out["over_budget"] = over
+    return out

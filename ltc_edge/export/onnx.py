@@ -1,0 +1,159 @@
+"""ONNX export: the unrolled static step graph (graph.py) -> .onnx, fp32 / fp16 / int8 QDQ,
+checked (onnx.checker, onnxruntime vs onnx.reference) and drift-checked before it is written.
+
+    export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
+           calibration_method="minmax") -> manifest dict (also out_dir/manifest.json)
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .manifest import TempDir, as_model, base_manifest, check_precision, finish, versions
+
+OPSET = 18
+FILE = "model.onnx"
+OUTPUT_NAMES = ["y", "new_state"]
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# ops that int8 quantises (weights and activations): the matrix products. Element-wise ops
+# (the LTC's division, sigmoid) stay float between DequantizeLinear and QuantizeLinear.
+INT8_OP_TYPES = ["Gemm", "MatMul"]
+LOOP_OPS = {"Loop", "If", "Scan"}
+
+
+def to_onnx(graph, opset: int = OPSET):
+    """torch -> ONNX ModelProto: TorchScript tracing (every Python loop unrolled), dynamic
+    batch, constants folded (onnxscript's optimizer), checked."""
+    import onnx
+    import onnxscript
+    import torch
+
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    names = graph.input_names()
+    f = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, graph.sample_inputs(2), f, dynamo=False, opset_version=opset,
+                          input_names=names, output_names=OUTPUT_NAMES, do_constant_folding=True,
+                          dynamic_axes={n: {0: "batch"} for n in names + OUTPUT_NAMES})
+    model = onnxscript.optimizer.optimize(onnx.load_from_string(f.getvalue()))
+    model.producer_name, model.producer_version = "ltc-edge", versions().get("ltc-edge", "")
+    model.doc_string = (f"ltc-edge {graph.config['cell']['kind']} {graph.kind} graph "
+                        f"({'fixed dt ' + str(graph.fixed_dt) if graph.fixed_dt else 'dt input'})")
+    onnx.checker.check_model(model, full_check=True)
+    bad = LOOP_OPS & {n.op_type for n in model.graph.node}
+    if bad:  # pragma: no cover - would be a bug in graph.py
+        raise RuntimeError(f"exported graph has control flow ops {sorted(bad)}")
+    return model
+
+
+def op_histogram(model) -> dict:
+    return dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items()))
+
+
+def to_fp16(model):
+    """fp16 weights and compute, fp32 inputs/outputs (onnxruntime.transformers.float16)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half = OnnxModel(convert_float_to_float16(model, keep_io_types=True))
+    half.topological_sort(is_deterministic=True)  # the converter appends its input Casts last
+    return half.model
+
+
+def session(model_or_bytes, threads: int = 1):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    data = model_or_bytes if isinstance(model_or_bytes, (bytes, str)) else model_or_bytes.SerializeToString()
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def runner(sess):
+    """(x, state, dt) -> (y, new_state) through an onnxruntime session."""
+    names = [i.name for i in sess.get_inputs()]
+
+    def run(x, state, dt):
+        feeds = {"x": x, "state": state}
+        if "dt" in names:
+            feeds["dt"] = dt if dt is not None else np.ones((x.shape[0], 1), np.float32)
+        return sess.run(OUTPUT_NAMES, feeds)
+
+    return run
+
+
+def reference_check(model, sess, graph, batch: int = 3, seed: int = 0) -> float:
+    """max |onnxruntime - onnx.reference.ReferenceEvaluator| over both outputs, one step."""
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(seed)
+    feeds = {"x": rng.standard_normal((batch, graph.input_size)).astype(np.float32),
+             "state": (0.5 * rng.standard_normal((batch, graph.state_size))).astype(np.float32)}
+    if graph.has_dt:
+        feeds["dt"] = rng.uniform(0.05, 1.0, (batch, 1)).astype(np.float32)
+    a = sess.run(OUTPUT_NAMES, feeds)
+    b = ReferenceEvaluator(model).run(OUTPUT_NAMES, feeds)
+    return float(max(np.abs(np.asarray(u, np.float64) - np.asarray(v, np.float64)).max() for u, v in zip(a, b)))
+
+
+def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
+           calibration_method: str | None = None, opset: int = OPSET, sequence_length: int | None = None,
+           drift_steps: int | None = None, **kw) -> dict:
+    import onnx
+
+    from . import drift as D
+    from .graph import build_graph
+    from .quantize import int8_onnx
+
+    import logging
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT quantiser chatter
+    check_precision(precision)
+    if kw:
+        raise ValueError(f"onnx export: unknown option(s) {', '.join(sorted(kw))}")
+    if calibration_method is not None and precision != "int8":
+        raise ValueError("--calibration-method applies to int8 only")
+    method = calibration_method or "minmax"
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    model = as_model(model)
+    graph = build_graph(model, fixed_dt=fixed_dt, sequence_length=sequence_length)
+    data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
+    fp32 = to_onnx(graph, opset)
+    extra = {}
+    if precision == "fp32":
+        onnx_model = fp32
+    elif precision == "fp16":
+        onnx_model = to_fp16(fp32)
+    else:
+        onnx_model, extra["quantization"] = int8_onnx(fp32, model, graph, data, method)
+    onnx.checker.check_model(onnx_model, full_check=True)
+    sess = session(onnx_model.SerializeToString())
+    if sequence_length:
+        drift = {"skipped": "drift is checked on step graphs"}
+    else:
+        drift = D.drift_check(model, runner(sess), data, precision, fixed_dt=fixed_dt,
+                              steps=drift_steps or D.DRIFT_STEPS)
+    ref_err = reference_check(onnx_model, sess, graph) if precision != "int8" and not sequence_length else None
+    with TempDir(out_dir) as tmp:
+        path = tmp / FILE
+        onnx.save(onnx_model, path)
+        manifest = base_manifest(
+            "onnx", precision, model, graph, path, opset=opset, ir_version=int(onnx_model.ir_version),
+            node_count=len(onnx_model.graph.node), op_histogram=op_histogram(onnx_model),
+            fp32_node_count=len(fp32.graph.node), reference_evaluator_max_abs=ref_err,
+            drift=drift, versions=versions("onnx", "onnxruntime", "onnxscript"), **extra)
+        return finish(tmp, Path(out_dir), [FILE], manifest, force)

@@ -1,0 +1,117 @@
+"""Quantisation helpers: calibration samples from the training data, int8 ONNX through
+onnxruntime.quantization (static QDQ), and representative data sets for TFLite.
+
+A step graph's inputs include the recurrent state, so calibration samples are whole step
+inputs (x_t, state_t, dt_t) collected by running the torch model over the calibration
+sequences: the state ranges the quantiser sees are the ones the model really visits.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+CALIBRATION_ROWS = 2048
+FEED_BATCH = 256
+
+
+def step_samples(model, data, *, rows: int = CALIBRATION_ROWS, seed: int = 0, fixed_dt=None) -> dict:
+    """{"x": [M, in], "state": [M, S], "dt": [M, 1]} step inputs visited by the torch model
+    on the calibration sequences (M <= rows, drawn at random over sequences and steps)."""
+    from .drift import run_sequences, torch_runner
+
+    x, dt = data.calib_x, data.calib_dt
+    if fixed_dt is not None and dt is not None:
+        dt = np.full_like(dt, fixed_dt)
+    rng = np.random.default_rng(seed)
+    N, T, _ = x.shape
+    if N * T > 4 * rows:  # enough sequences for the rows wanted, no more
+        keep = np.sort(rng.permutation(N)[: max(1, -(-4 * rows // T))])
+        x, dt = x[keep], (None if dt is None else dt[keep])
+        N = x.shape[0]
+    states = []
+    ref = torch_runner(model, fixed_dt)
+
+    def recording(xt, h, d):
+        states.append(h)
+        return ref(xt, h, d)
+
+    from ..nn import functional as F
+
+    run_sequences(recording, x, dt, F.state_size(model.config))
+    H = np.stack(states, 1)  # [N, T, S]: the state *entering* each step
+    flat = rng.permutation(N * T)[:rows]
+    n, t = flat // T, flat % T
+    out = {"x": x[n, t].astype(np.float32), "state": H[n, t].astype(np.float32)}
+    dcol = np.ones((len(flat), 1), np.float32) if dt is None else dt[n, t][:, None].astype(np.float32)
+    out["dt"] = np.full_like(dcol, fixed_dt) if fixed_dt is not None else dcol
+    return out
+
+
+def int8_nodes(onnx_model):
+    """The nodes int8 quantises: matrix products (Gemm/MatMul) whose weights and bias are
+    constants, so they run as integer kernels; where a graph has none (the dense LTC form),
+    its multiplications by constant tensors. Everything else stays float between
+    DequantizeLinear and QuantizeLinear (the LTC's division and the recurrent state)."""
+    from .onnx import INT8_OP_TYPES
+
+    consts = {i.name for i in onnx_model.graph.initializer}
+    consts |= {o for n in onnx_model.graph.node if n.op_type == "Constant" for o in n.output}
+
+    def nodes_of(types, want):
+        return [n.name for n in onnx_model.graph.node if n.op_type in types and want(n)]
+
+    nodes = nodes_of(INT8_OP_TYPES, lambda n: all(i in consts for i in n.input[1:]))
+    if nodes:
+        return nodes, list(INT8_OP_TYPES)
+    return nodes_of(["Mul"], lambda n: any(i in consts for i in n.input)), ["Mul"]
+
+
+def int8_onnx(fp32_model, model, graph, data, method: str = "minmax"):
+    """Static QDQ int8 (onnxruntime.quantization.quantize_static) with a CalibrationDataReader
+    fed from the calibration data. Returns (ModelProto, info dict)."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    from .onnx import INT8_OP_TYPES
+
+    samples = step_samples(model, data, fixed_dt=graph.fixed_dt)
+    names = graph.input_names()
+    rows = len(samples["x"])
+    size = min(FEED_BATCH, rows)  # equal batches: the histogram calibrators stack them
+    batches = [{k: samples[k][s:s + size] for k in names} for s in range(0, rows - size + 1, size)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    nodes, op_types = int8_nodes(fp32_model)
+    with tempfile.TemporaryDirectory(prefix="ltc-int8-") as tmp:
+        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(fp32_model, src)
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                        op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=False,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False})
+        q = onnx.load(dst)
+    qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in q.graph.node)
+    if qdq == 0:
+        raise ValueError(f"int8: nothing to quantise in this {model.kind} graph (no {'/'.join(op_types)} ops)")
+    info = {"method": method, "format": "QDQ", "activations": "int8 (asymmetric)", "weights": "int8 (symmetric)",
+            "op_types": op_types, "calibration_rows": int(len(samples["x"])), "calibration_data": data.source}
+    return q, info
+
+
+def representative_samples(model, data, graph, rows: int = 256):
+    """Step inputs for a TFLite representative data set: a list of argument tuples."""
+    s = step_samples(model, data, rows=rows, fixed_dt=graph.fixed_dt)
+    return [tuple(s[k][i:i + 1] for k in graph.input_names()) for i in range(len(s["x"]))]

@@ -1,0 +1,338 @@
+"""ONNX export: static unrolled step graphs for every cell kind, precision variants, drift
+checks, manifest and the `ltc export` command."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from ltc_edge.export import drift as D  # noqa: E402
+from ltc_edge.export import onnx as X  # noqa: E402
+from ltc_edge.export.graph import build_graph  # noqa: E402
+from ltc_edge.nn import functional as F  # noqa: E402
+from ltc_edge.nn.model import build_model  # noqa: E402
+
+KINDS = {
+    "ltc": dict(wiring="auto-ncp", units=10, output_size=3),
+    "cfc": dict(units=8, backbone_units=16),
+    "ctrnn": dict(units=8),
+    "node": dict(units=8),
+    "lstm": dict(units=8),
+    "gru": dict(units=8),
+}
+N_IN = 5
+
+
+def make(kind, seed=0):
+    m = build_model(kind, N_IN, seed=seed, **KINDS[kind])
+    if kind == "ltc":  # move off the init so that every parameter matters
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(1 + 0.2 * torch.rand_like(p))
+    return m.eval()
+
+
+def random_inputs(graph, rng, batch=3):
+    feeds = {"x": rng.standard_normal((batch, graph.input_size)).astype(np.float32),
+             "state": (0.5 * rng.standard_normal((batch, graph.state_size))).astype(np.float32)}
+    if graph.has_dt:
+        feeds["dt"] = rng.uniform(0.05, 1.5, (batch, 1)).astype(np.float32)
+    return feeds
+
+
+def torch_step(model, feeds, fixed_dt=None):
+    dt = fixed_dt if fixed_dt is not None else (torch.from_numpy(feeds["dt"]) if "dt" in feeds else None)
+    with torch.no_grad():
+        y, h = model.step(torch.from_numpy(feeds["x"]), torch.from_numpy(feeds["state"]), dt)
+    return y.numpy(), h.numpy()
+
+
+def realistic_npz(path, model, n=40, T=100, dt=0.5, seed=0):
+    """AR(1) inputs; regression targets from a different (GRU) model plus noise, so the
+    model under test has a real, non-zero error that quantisation must not blow up."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, T, model.input_size), np.float32)
+    x[:, 0] = rng.standard_normal((n, model.input_size))
+    for t in range(1, T):
+        x[:, t] = 0.9 * x[:, t - 1] + np.sqrt(1 - 0.81) * rng.standard_normal((n, model.input_size))
+    teacher = build_model("gru", model.input_size, model.output_size, units=16, seed=5)
+    with torch.no_grad():
+        y_model, _ = model(torch.from_numpy(x), dt=dt)
+        y_teacher, _ = teacher(torch.from_numpy(x))
+    y = 0.5 * y_model.numpy() + y_teacher.numpy() + 0.05 * rng.standard_normal(y_model.shape)
+    np.savez(path, x=x, y=y.astype(np.float32), dt=np.full((n, T), dt, np.float32))
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# fp32 graphs of every cell kind
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_cell_exports_and_matches(kind, tmp_path, rng):
+    model = make(kind)
+    man = X.export(model, tmp_path / "out", precision="fp32")
+    proto = onnx.load(tmp_path / "out" / "model.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version >= 17
+    ops = {n.op_type for n in proto.graph.node}
+    assert not ops & {"Loop", "If", "Scan"}
+    graph = build_graph(model)
+    sess = X.session(proto.SerializeToString())
+    # dynamic batch: batch 1 and batch 4 both run and match torch per step
+    for batch in (1, 4):
+        feeds = random_inputs(graph, rng, batch)
+        y, h = sess.run(X.OUTPUT_NAMES, feeds)
+        ty, th = torch_step(model, feeds)
+        assert y.shape == (batch, model.output_size) and h.shape == (batch, model.state_size)
+        assert np.abs(y - ty).max() <= 1e-5 and np.abs(h - th).max() <= 1e-5
+    # onnx.reference agrees with onnxruntime
+    assert X.reference_check(proto, sess, graph) <= 1e-5
+    # 1000-step drift with the state fed back
+    assert man["drift"]["steps"] >= 1000
+    assert man["drift"]["max_abs"] <= 1e-4 and man["drift"]["within_budget"]
+    assert [i.name for i in proto.graph.input] == (["x", "state", "dt"] if F.cell_spec(kind).uses_dt else ["x", "state"])
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_manifest_fields(tmp_path):
+    model = make("ltc")
+    out = tmp_path / "m"
+    man = X.export(model, out)
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(man))
+    for key in ("format", "precision", "opset", "node_count", "op_histogram", "size_bytes", "sha256",
+                "inputs", "outputs", "drift", "versions"):
+        assert key in on_disk, key
+    assert on_disk["format"] == "onnx" and on_disk["precision"] == "fp32"
+    assert on_disk["size_bytes"] == (out / "model.onnx").stat().st_size
+    import hashlib
+
+    assert on_disk["sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
+    assert sum(on_disk["op_histogram"].values()) == on_disk["node_count"]
+    assert [i["name"] for i in on_disk["inputs"]] == ["x", "state", "dt"]
+    assert on_disk["inputs"][1]["shape"] == ["batch", model.state_size]
+    assert on_disk["outputs"][0] == {"name": "y", "shape": ["batch", 3], "dtype": "float32"}
+    for k in ("max_abs", "rel", "steps", "metric", "budget"):
+        assert k in on_disk["drift"]
+    assert not list(tmp_path.glob(".ltc-export-*"))  # temp folder cleaned up
+
+
+def ltc_step_node_ceiling(model, fixed_dt):
+    """Node count the LTC step needs, derived from the math of the form functional.py gives.
+
+    static (synapse-list) form: sensory Gemm + Sigmoid + 2 Gemm (numerator / denominator
+    sums); per unfold Gemm (pre-activations) + Sigmoid + 2 Gemm + Div, plus cm/Δ·v + the
+    sensory numerator (one Gemm when dt is folded, Mul + Add otherwise); with a dt input
+    cm/Δ once (Div) added to the denominator (Add); one Gemm for the output mapping.
+    dense form (ncps layout): per unfold Unsqueeze, Sub, Mul, Sigmoid, 2x(Mul, ReduceSum),
+    numerator Mul + 3 Add, denominator 3 Add + Div, (+1 Add with a dt input); sensory 8 +
+    input mapping 2; cm/Δ 2 Div; output Slice, Mul, Add."""
+    U = model.config["cell"]["ode_unfolds"]
+    if build_graph(model, fixed_dt=fixed_dt).form == "static":
+        return 4 + U * (6 if fixed_dt else 7) + (0 if fixed_dt else 2) + 1
+    return 2 + 8 + 2 + U * (16 if fixed_dt else 17) + 3
+
+
+@pytest.mark.parametrize("fixed_dt", [None, 0.02])
+def test_ltc_step_node_count_ceiling(fixed_dt):
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    proto = X.to_onnx(build_graph(model, fixed_dt=fixed_dt))
+    hist = X.op_histogram(proto)
+    assert len(proto.graph.node) <= ltc_step_node_ceiling(model, fixed_dt), hist
+    assert hist.get("Sigmoid") == 1 + 6  # sensory + one per unfold: nothing recomputed
+    assert "Constant" not in hist  # constants are initializers, folded
+
+
+def test_fixed_dt_graph_has_no_dt_input_and_matches(tmp_path, rng):
+    for kind in ("ltc", "ctrnn"):
+        model = make(kind)
+        man = X.export(model, tmp_path / kind, fixed_dt=0.1)
+        proto = onnx.load(tmp_path / kind / "model.onnx")
+        assert [i.name for i in proto.graph.input] == ["x", "state"]
+        assert man["graph"]["fixed_dt"] == 0.1 and [i["name"] for i in man["inputs"]] == ["x", "state"]
+        graph = build_graph(model, fixed_dt=0.1)
+        feeds = random_inputs(graph, rng)
+        y, h = X.session(proto).run(X.OUTPUT_NAMES, feeds)
+        ty, th = torch_step(model, feeds, fixed_dt=0.1)
+        assert np.abs(y - ty).max() <= 1e-5 and np.abs(h - th).max() <= 1e-5
+        assert man["drift"]["max_abs"] <= 1e-4
+
+
+def test_fixed_dt_graph_is_smaller():
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    n_dt = len(X.to_onnx(build_graph(model)).graph.node)
+    n_fixed = len(X.to_onnx(build_graph(model, fixed_dt=0.02)).graph.node)
+    assert n_fixed < n_dt
+
+
+def test_sequence_graph_matches_forward(tmp_path, rng):
+    model = make("ltc")
+    graph = build_graph(model, sequence_length=7)
+    proto = X.to_onnx(graph)
+    assert not {n.op_type for n in proto.graph.node} & {"Loop", "If", "Scan"}
+    x = rng.standard_normal((2, 7, N_IN)).astype(np.float32)
+    dt = rng.uniform(0.1, 1.0, (2, 7, 1)).astype(np.float32)
+    s = np.zeros((2, model.state_size), np.float32)
+    y, h = X.session(proto).run(X.OUTPUT_NAMES, {"x": x, "state": s, "dt": dt})
+    with torch.no_grad():
+        ty, th = model(torch.from_numpy(x), dt=torch.from_numpy(dt))
+    assert np.abs(y - ty.numpy()).max() <= 1e-5 and np.abs(h - th.numpy()).max() <= 1e-5
+
+
+# --------------------------------------------------------------------------------------
+# fp16 and int8
+
+
+def test_fp16_keeps_float32_io_and_drift(tmp_path):
+    model = make("ltc")
+    man = X.export(model, tmp_path / "h", precision="fp16")
+    proto = onnx.load(tmp_path / "h" / "model.onnx")
+    f32 = onnx.TensorProto.FLOAT
+    assert all(v.type.tensor_type.elem_type == f32 for v in list(proto.graph.input) + list(proto.graph.output))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+    assert 0 < man["drift"]["max_abs"] <= 1e-2
+    assert man["reference_evaluator_max_abs"] <= 1e-2
+
+
+@pytest.mark.parametrize("kind", ["ltc", "lstm"])
+def test_int8_qdq_within_metric_budget(kind, tmp_path):
+    model = make(kind) if kind != "ltc" else build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    npz = realistic_npz(tmp_path / "cal.npz", model)
+    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
+    proto = onnx.load(tmp_path / "q" / "model.onnx")
+    hist = X.op_histogram(proto)
+    assert hist.get("QuantizeLinear", 0) > 0 and hist.get("DequantizeLinear", 0) > 0
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer)
+    metric = man["drift"]["metric"]
+    assert metric["name"] == "mse" and metric["torch_fp32"] > 0.01  # a real error to compare
+    assert metric["rel_delta"] <= 0.05 and man["drift"]["within_budget"]
+    assert man["quantization"]["method"] == "minmax"
+    assert man["drift"]["max_abs"] > 1e-4  # it really is quantised
+
+
+def test_int8_calibration_methods(tmp_path):
+    model = make("gru")
+    npz = realistic_npz(tmp_path / "cal.npz", model, n=10, T=50)
+    for method in ("percentile", "entropy"):
+        man = X.export(model, tmp_path / method, precision="int8", calibration=str(npz),
+                       calibration_method=method, force=True)
+        assert man["quantization"]["method"] == method
+        assert "QuantizeLinear" in man["op_histogram"]
+
+
+def test_calibration_reader_rejects_bad_npz(tmp_path):
+    model = make("gru")
+    np.savez(tmp_path / "nox.npz", inputs=np.zeros((2, 3, N_IN)))
+    np.savez(tmp_path / "shape.npz", x=np.zeros((2, 3, N_IN + 1)))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name, msg in (("nox", "needs an array 'x'"), ("shape", "must be [N, T, 5]"), ("junk", "not a readable")):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            D.load_reference(str(tmp_path / f"{name}.npz"), model.config)  # noqa: B023
+
+
+# --------------------------------------------------------------------------------------
+# drift budget: over budget -> clear error and no file; --force writes it
+
+
+def test_over_budget_fails_without_file_and_force_writes(tmp_path, monkeypatch):
+    from ltc_edge.export.manifest import DriftError
+
+    monkeypatch.setitem(D.BUDGETS, "fp16", {"max_abs": 1e-9})
+    model = make("ltc")
+    out = tmp_path / "o"
+    with pytest.raises(DriftError, match="over its drift budget.*--force"):
+        X.export(model, out, precision="fp16")
+    assert not (out / "model.onnx").exists() and not (out / "manifest.json").exists()
+    assert not list(tmp_path.glob(".ltc-export-*"))
+    man = X.export(model, out, precision="fp16", force=True)
+    assert (out / "model.onnx").exists() and man["forced"] and not man["drift"]["within_budget"]
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture
+def cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+    from ltc_edge.nn.modelfile import save
+
+    path = tmp_path / "ltc.safetensors"
+    save(make("ltc"), path)
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, ["export", *map(str, args)])
+
+    return invoke, path
+
+
+def test_cli_export_onnx(cli, tmp_path):
+    invoke, path = cli
+    r = invoke(path, "--format", "onnx", "--fixed-dt", "0.05", "--out", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    assert "onnx fp32" in r.output and "drift max-abs" in r.output
+    man = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert man["graph"]["fixed_dt"] == 0.05
+
+
+def test_cli_errors_are_one_line(cli, tmp_path):
+    invoke, path = cli
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage!")
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((2, 3, 2), np.float32))
+    cases = [
+        ((path, "--format", "pdf", "--out", tmp_path / "x"), "unknown export format 'pdf'"),
+        ((path, "--format", "onnx", "--precision", "int4", "--out", tmp_path / "x"), "unknown precision"),
+        ((path, "--format", "onnx", "--precision", "int8", "--out", tmp_path / "x"), "int8 needs calibration"),
+        ((tmp_path / "none.safetensors", "--format", "onnx", "--out", tmp_path / "x"), "no such model file"),
+        ((bad, "--format", "onnx", "--out", tmp_path / "x"), "not a safetensors file"),
+        ((path, "--format", "onnx", "--precision", "int8", "--calibration", tmp_path / "no.npz",
+          "--out", tmp_path / "x"), "not found"),
+        ((path, "--format", "onnx", "--precision", "int8", "--calibration", tmp_path / "wrong.npz",
+          "--out", tmp_path / "x"), "x must be"),
+        ((path, "--format", "onnx", "--precision", "int8", "--calibration", tmp_path / "wrong.npz",
+          "--calibration-method", "median", "--out", tmp_path / "x"), "unknown calibration method"),
+        ((path, "--format", "onnx", "--calibration-method", "entropy", "--out", tmp_path / "x"), "int8 only"),
+        ((path, "--format", "onnx", "--fixed-dt", "-1", "--out", tmp_path / "x"), "positive"),
+    ]
+    for args, msg in cases:
+        r = invoke(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert msg in r.output, (msg, r.output)
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x" / "model.onnx").exists()
+
+
+def test_cli_format_c_dispatches_to_c_exporter(cli, tmp_path, monkeypatch):
+    import ltc_edge.export as E
+
+    seen = {}
+
+    def fake(model, out_dir, **kw):
+        seen.update(kw, kind=model.kind, out=out_dir)
+        return {"format": "c", "precision": kw["precision"]}
+
+    monkeypatch.setattr(E, "get_exporter", lambda fmt: fake if fmt == "c" else pytest.fail(fmt))
+    invoke, path = cli
+    r = invoke(path, "--format", "c", "--fixed-dt", "0.1", "--out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    assert seen["kind"] == "ltc" and seen["fixed_dt"] == 0.1 and seen["precision"] == "fp32"
+    assert "calibration_method" not in seen  # only passed when given
+
+
+def test_get_exporter_resolves_formats():
+    import ltc_edge.export as E
+
+    assert E.get_exporter("onnx") is X.export
+    from ltc_edge.export import tflite
+
+    assert E.get_exporter("tflite") is tflite.export
