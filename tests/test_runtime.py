@@ -43,10 +43,11 @@ def raw_of(model):
 @pytest.mark.parametrize("name", list(CASES))
 def test_numpy_runtime_equals_functional(tmp_path, name):
     """The traced replay equals F.model_step with NumpyOps (the one copy of the math) to 1e-6,
-    over a sequence with per-row dt, batch 3."""
+    over a sequence with per-row dt, batch 3. The runtime runs the synapse-list form of the
+    LTC constants (model_prepare_static; equal to the dense form, see test_cells)."""
     model, path = make(tmp_path, name)
     cfg, raw = model.config, raw_of(model)
-    P = F.model_prepare(F.NumpyOps, raw, cfg)
+    P = F.model_prepare_static(F.NumpyOps, raw, cfg)
     ctrl = load(path, batch=3)
     assert ctrl.backend_name == "numpy"
     rng = np.random.default_rng(1)

@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -64,6 +66,15 @@ def base_manifest(fmt, precision, model, graph, file_path, **extra) -> dict:
                    "ode_unfolds": model.config["cell"].get("ode_unfolds")},
          "inputs": [{"name": k, "shape": v, "dtype": "float32"} for k, v in graph.input_shapes().items()],
          "outputs": [{"name": k, "shape": v, "dtype": "float32"} for k, v in graph.output_shapes().items()]}
+    # the runtime guards an exported LTC's state with the paper's bounds: carry them along
+    from ..runtime.meta import ltc_state_bounds
+
+    bounds, note = (ltc_state_bounds(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+                    if model.kind == "ltc" else (None, ""))
+    m["state_bounds"] = None if bounds is None else {"lo": np.asarray(bounds[0]).tolist(),
+                                                     "hi": np.asarray(bounds[1]).tolist()}
+    if note:
+        m["state_bounds_note"] = note
     m.update(extra)
     return m
 

@@ -26,7 +26,8 @@ class NumpyBackend(Backend):
         except ModelFileError as e:
             raise ModelLoadError(str(e)) from None
         self.meta = meta_from_config(self.config, raw, str(path))
-        self.P = F.model_prepare(F.NumpyOps, raw, self.config)
+        # the synapse-list form where the cell has one: fewer ops per step than the dense form
+        self.P = F.model_prepare_static(F.NumpyOps, raw, self.config)
         self.bind(batch)
 
     @classmethod
@@ -37,7 +38,7 @@ class NumpyBackend(Backend):
         self = cls.__new__(cls)
         self.config = config
         self.meta = meta_from_config(config, raw, "<arrays>")
-        self.P = F.model_prepare(F.NumpyOps, {k: v for k, v in raw.items()}, config)
+        self.P = F.model_prepare_static(F.NumpyOps, {k: v for k, v in raw.items()}, config)
         self.bind(batch)
         return self
 

@@ -175,6 +175,11 @@ class RecordingOps:
         return x * RecordingOps.sigmoid(x)
 
     @staticmethod
+    def addmm(c, a, b):
+        # same formula as F.NumpyOps.addmm: a matmul and an add, each into its own buffer
+        return c + a @ b
+
+    @staticmethod
     def gelu(x):
         # no numpy ufunc for erf: F.NumpyOps.gelu as an opaque (allocating) op
         from ltc_edge.nn.functional import NumpyOps
