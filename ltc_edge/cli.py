@@ -82,12 +82,17 @@ def info(model: Path = typer.Argument(..., help="A model file (.safetensors) wri
 
 
 @command()
-def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for the demo's files."),
-         seed: int = typer.Option(0, help="Random seed.")):
-    """Build an NCP-wired LTC and an LSTM, run one sequence through both and compare them."""
+def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exports, report and plots."),
+         seed: int = typer.Option(0, help="Random seed."),
+         epochs: int = typer.Option(12, help="Cheetah training epochs per model (the paper uses 200)."),
+         pendulum_epochs: int = typer.Option(40, help="Pendulum behaviour-cloning epochs."),
+         quick: bool = typer.Option(False, help="A seconds-long smoke run (tiny data, one epoch).")):
+    """The whole pipeline in minutes: train an NCP-wired LTC and an LSTM on HalfCheetah, export them
+    (ONNX, TFLite: fp32 + int8; C), benchmark them, write the report and plots, and run a cloned
+    pendulum controller closed-loop."""
     from .bench.demo import run_demo
 
-    run_demo(out, seed=seed)
+    run_demo(out, seed=seed, epochs=epochs, pendulum_epochs=pendulum_epochs, quick=quick)
 
 
 # Each package owns its commands (ltc_edge/<pkg>/commands.py defines register(command));

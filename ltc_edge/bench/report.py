@@ -10,6 +10,8 @@ results.json (schema "ltc-edge-bench/1"):
                            throughput_steps_per_s}},
     peak_rss_bytes (int or null: the measuring process's peak RSS),
     instructions_per_step, flash_bytes, ram_bytes (ARM targets; null elsewhere),
+    drift_within_budget, drift_max_abs, drift_metric_rel_change (exported files: the export's
+    drift check against the torch model; false = measured anyway, over its budget),
     skipped (null, or the reason this combination was not measured)
 """
 
@@ -184,7 +186,8 @@ def terminal_table(results: dict):
         lat = r.get("latency", {})
         lat1 = lat.get("1", {})
         top = lat[max(lat, key=int)] if lat else {}
-        t.add_row(r["model"], f"{r['backend']}/{r['precision']}@{r['target']}", _fmt(r.get("metric"), 4),
+        over = " [red](over drift budget)[/red]" if r.get("drift_within_budget") is False else ""
+        t.add_row(r["model"], f"{r['backend']}/{r['precision']}@{r['target']}{over}", _fmt(r.get("metric"), 4),
                   _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
                   _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
                   _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None), _fmt(r.get("instructions_per_step")))

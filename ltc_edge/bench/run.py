@@ -21,10 +21,10 @@ from . import report
 from .timing import machine_info
 
 BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 TARGETS = ("cpu", "cuda", "arm64", "cortex-m4")
 # which precisions each backend runs (others are not combinations, so they are not rows)
-BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": PRECISIONS,
+BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": ("fp32", "fp16", "int8"),
                       "tflite": PRECISIONS, "c": ("fp32",)}
 TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"), "arm64": ("c",), "cortex-m4": ("c",)}
 EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
@@ -89,7 +89,7 @@ def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Pat
     fmt = EXPORT_FORMAT.get(job["backend"])
     model = Path(job["model"])
     if fmt is None:
-        return model
+        return model, {}
     key = (str(model), fmt, job["precision"])
     if key not in cache:
         from ..export import get_exporter
@@ -97,8 +97,12 @@ def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Pat
 
         dest = out / "artifacts" / model.stem / f"{fmt}-{job['precision']}"
         kwargs = {"precision": job["precision"], "calibration": calibration, "force": True}
-        get_exporter(fmt)(load(model), dest, **kwargs)
-        cache[key] = dest
+        manifest = get_exporter(fmt)(load(model), dest, **kwargs)
+        # force=True so an over-budget quantization is still measured; the row says so
+        drift = manifest.get("drift") or {}
+        cache[key] = (dest, {"drift_within_budget": drift.get("within_budget"),
+                             "drift_max_abs": drift.get("max_abs"),
+                             "drift_metric_rel_change": (drift.get("metric") or {}).get("rel_delta")})
     return cache[key]
 
 
@@ -136,7 +140,8 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
             elif job["target"] in ("arm64", "cortex-m4"):
                 row.update(_arm_row(job, out))
             else:
-                artifact = _artifact(job, out, task if job["precision"] == "int8" else None, cache)
+                artifact, drift = _artifact(job, out, task if job["precision"].startswith("int8") else None, cache)
+                row.update(drift)
                 row.update(_run_worker({**job, "artifact": str(artifact), "batches": list(batches), "task": task,
                                         "min_seconds": min_seconds}))
         except Exception as e:  # one failing combination is a row that says why, not a lost run

@@ -1,0 +1,384 @@
+"""The training loop: Adam, BPTT through the unrolled solver, gradient clipping, the LTC
+constraints after every step, best-on-validation checkpointing and exact resume.
+
+Resume is exact because nothing random is carried between epochs except what the
+checkpoint holds: the batch order of epoch e is a permutation drawn from
+numpy.random.default_rng([seed, e]); the checkpoint (written atomically after every
+epoch) holds the parameters, Adam's state, the best model so far and the history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..nn import functional as F
+from ..nn import modelfile
+from ..nn.model import Model, make_config
+from .tasks import Split, TaskData
+
+MODELS = ("ltc", "cfc", "ctrnn", "node", "lstm", "gru")
+WIRED_MODELS = ("ltc", "cfc")
+CHECKPOINT_VERSION = 1
+
+
+def default_lr(task: TaskData, kind: str) -> float:
+    lrs = task.defaults.get("lr", {})
+    return float(lrs.get(kind, lrs.get("default", 0.001)))
+
+
+def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str | None = None,
+                     wiring_args: dict | None = None, seed: int = 0, **cell_options) -> Model:
+    """A freshly initialised model for a task (torch.manual_seed(seed) before the init).
+
+    ltc: wiring defaults to full (the paper's fully connected LTC), with every neuron an
+    output and a linear readout to the task's outputs. ncp / auto-ncp: the task's outputs are
+    the motor neurons when they are few (<= units // 4), else units // 4 motor neurons and
+    a readout (a linear readout from units // 4 motor neurons trains much faster than
+    10 motor neurons used directly as logits).
+    """
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    out = task.output_size
+    wargs = dict(wiring_args or {})
+    if wiring is not None and kind not in WIRED_MODELS:
+        raise ValueError(f"--wiring applies to ltc and cfc only, not {kind}")
+    if kind == "ltc" and wiring is None:
+        wiring = "full"
+    if wiring in ("ncp", "auto-ncp"):
+        motor = int(wargs.pop("output_size", wargs.pop("motor_neurons", 0))) or \
+            (out if out <= units // 4 else max(1, units // 4))
+        if wiring == "auto-ncp":
+            wargs.setdefault("output_size", motor)
+        else:
+            wargs = _ncp_args(units, motor, wargs)
+    if wiring == "random":
+        wargs.setdefault("sparsity_level", 0.5)
+    config = make_config(kind, task.input_size, out, units=units, wiring=wiring,
+                         wiring_args=wargs or None, normalization=task.normalization, **cell_options)
+    torch.manual_seed(seed)
+    model = Model(config)
+    dt = task.info.get("dt")
+    if kind == "ltc" and dt:
+        # ncps's capacitance init (0.4-0.6) assumes an elapsed time of 1 per step; a task
+        # stepping dt seconds gets cm * dt, so the initial neuron dynamics per step are the
+        # same (the trained model still takes real elapsed times).
+        with torch.no_grad():
+            model.cell.cm.mul_(float(dt))
+    return model
+
+
+def _ncp_args(units, motor, wargs):
+    """Explicit NCP layer sizes from a neuron budget (AutoNCP's proportions, 50% density)."""
+    if units - motor < 2:
+        raise ValueError(f"ncp wiring: {units} units leave too few for inter and command neurons "
+                         f"after {motor} motor neurons")
+    rest = units - motor
+    inter = max(1, int(round(rest * 0.6)))
+    command = max(1, rest - inter)
+    args = {"inter_neurons": inter, "command_neurons": command, "motor_neurons": motor,
+            "sensory_fanout": max(1, int(inter * 0.5)), "inter_fanout": max(1, int(command * 0.5)),
+            "recurrent_command_synapses": max(1, int(command * 0.5 * 2)),
+            "motor_fanin": max(1, int(command * 0.5))}
+    args.update(wargs)
+    return args
+
+
+# --------------------------------------------------------------------------------------
+# running sequences
+
+
+def make_step_fn(config: dict, compile: bool = False, chunk: int = 1):
+    """run(P, x[B, K, in], h[B, S], dt None or [B, K]) -> (y[B, K, out], h): K steps of
+    F.model_step with the torch namespace, optionally torch.compile'd as one graph (fixed
+    shapes; the first call per shape compiles). `chunk` is how many steps one compiled
+    graph unrolls: 1 compiles in ~10 s; 4 compiles longer but trains ~25% faster."""
+    xp = F.ops_for(torch.zeros(1))
+
+    def run(P, x, h, dt):
+        ys = []
+        for i in range(x.shape[1]):
+            y, h = F.model_step(xp, P, x[:, i], h, 1.0 if dt is None else dt[:, i:i + 1], config)
+            ys.append(y)
+        return torch.stack(ys, 1), h
+
+    run.chunk = max(1, int(chunk)) if compile else 1
+    if compile:
+        compiled = torch.compile(run, dynamic=False)
+        compiled.chunk = run.chunk
+        return compiled
+    return run
+
+
+def run_sequence(model: Model, step_fn, x: torch.Tensor, dt: torch.Tensor | None, last_only=False):
+    """x[B, T, in] -> y[B, T, out] (or y[B, out] with last_only), `step_fn.chunk` steps per call."""
+    P = model.prepared()
+    B, T, _ = x.shape
+    h = model.initial_state(B)
+    K = getattr(step_fn, "chunk", 1)
+    ys = []
+    for a in range(0, T, K):
+        y, h = step_fn(P, x[:, a:a + K], h, None if dt is None else dt[:, a:a + K])
+        ys.append(y)
+    y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
+    return y[:, -1] if last_only else y
+
+
+class Objective:
+    """Loss and metric of a task (regression: MSE per element, in normalised output units
+    when the model de-normalises its outputs; classification: cross-entropy of the last
+    step, metric accuracy)."""
+
+    def __init__(self, task: TaskData):
+        self.kind, self.metric = task.kind, task.metric
+        norm = task.normalization or {}
+        std = norm.get("output_std")
+        self.scale = None if std is None else torch.tensor(std, dtype=torch.float32)
+
+    @property
+    def last_only(self):
+        return self.kind == "classification"
+
+    def loss(self, pred, y):
+        if self.kind == "classification":
+            return torch.nn.functional.cross_entropy(pred, y)
+        err = pred - y
+        if self.scale is not None:
+            err = err / self.scale
+        return (err * err).mean()
+
+    def metric_sums(self, pred, y):
+        """(sum of the metric over elements / samples, count) for exact pooling over batches."""
+        if self.kind == "classification":
+            return float((pred.argmax(-1) == y).sum()), int(y.shape[0])
+        return float(((pred - y) ** 2).sum()), int(y.numel())
+
+
+def _tensors(split: Split, idx=None):
+    sel = slice(None) if idx is None else idx
+    x = torch.from_numpy(np.ascontiguousarray(split.x[sel]))
+    y = torch.from_numpy(np.ascontiguousarray(split.y[sel]))
+    dt = None if split.dt is None else torch.from_numpy(np.ascontiguousarray(split.dt[sel]))
+    return x, y, dt
+
+
+@torch.no_grad()
+def evaluate(model: Model, task: TaskData, split: str = "test", batch_size: int = 512, step_fn=None) -> dict:
+    """{"loss": ..., metric: ...} of a model on one split of a task (eager unless step_fn)."""
+    obj = Objective(task)
+    s = getattr(task, split)
+    step_fn = step_fn or make_step_fn(model.config)
+    loss_sum = msum = 0.0
+    count = n = 0
+    for a in range(0, len(s), batch_size):
+        x, y, dt = _tensors(s, slice(a, a + batch_size))
+        pred = run_sequence(model, step_fn, x, dt, last_only=obj.last_only)
+        loss_sum += float(obj.loss(pred, y)) * x.shape[0]
+        n += x.shape[0]
+        v, c = obj.metric_sums(pred, y)
+        msum += v
+        count += c
+    out = {"loss": loss_sum / max(n, 1)}
+    out[task.metric] = msum / max(count, 1)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 10
+    lr: float = 0.01
+    batch_size: int = 16
+    seed: int = 0
+    grad_clip: float | None = None
+    compile: bool = False
+    compile_chunk: int = 4
+    eval_batch_size: int = 512
+
+
+def checkpoint_path(out: Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt")
+
+
+def metrics_path(out: Path) -> Path:
+    out = Path(out)
+    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
+    return out.with_name(stem + ".metrics.json")
+
+
+def _atomic_torch_save(obj, path: Path):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _better(task, new, best):
+    if best is None:
+        return True
+    return new > best if task.higher_is_better else new < best
+
+
+def machine_info() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptions, *,
+          spec: dict | None = None, resume: bool = False, progress: bool | None = None,
+          log: Callable[[str], None] | None = None,
+          on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Train `model` on `task`; the best-on-validation model is saved at `out`, the
+    checkpoint at `out`.ckpt (after every epoch) and the metrics at <out>.metrics.json.
+
+    resume: continue from the checkpoint (its model and options win; `opts.epochs` may
+    extend the run). on_batch(epoch, batch) is called after every optimiser step (tests
+    use it to simulate an interrupt). Returns the metrics dict.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt_file = checkpoint_path(out)
+    spec = dict(spec or {})
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    history: list[dict] = []
+    best = {"metric": None, "epoch": None, "state": None, "valid": None}
+    start_epoch = 0
+    if resume:
+        if not ckpt_file.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from at {ckpt_file}; run without --resume")
+        ck = torch.load(ckpt_file, map_location="cpu", weights_only=False)
+        if ck.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"{ckpt_file}: unsupported checkpoint version {ck.get('version')}")
+        if ck["config"]["cell"] != model.config["cell"] or ck["config"]["input_size"] != model.config["input_size"]:
+            raise ValueError(f"{ckpt_file}: the checkpoint holds a different model "
+                             f"({ck['config']['cell']['kind']}); resume with the same --model/--wiring/--units")
+        epochs = opts.epochs
+        opts = TrainOptions(**{**ck["options"], "epochs": epochs, "compile": opts.compile,
+                               "compile_chunk": opts.compile_chunk, "eval_batch_size": opts.eval_batch_size})
+        model.load_state_dict(ck["state"])
+        history, best, start_epoch = ck["history"], ck["best"], ck["epoch"]
+        spec = {**ck.get("spec", {}), **{k: v for k, v in spec.items() if k == "command"}}
+    if opts.batch_size < 1 or opts.epochs < 0 or not opts.lr > 0:
+        raise ValueError("need --batch-size >= 1, --epochs >= 0 and --lr > 0")
+    n_train = len(task.train)
+    batches = n_train // opts.batch_size
+    if batches == 0:
+        raise ValueError(f"the training split has {n_train} sequences, fewer than --batch-size {opts.batch_size}")
+
+    obj = Objective(task)
+    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    if resume:
+        optim.load_state_dict(ck["optim"])
+    step_fn = make_step_fn(model.config, compile=opts.compile, chunk=opts.compile_chunk)
+    eval_step = make_step_fn(model.config)
+
+    progress = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                       TextColumn("{task.completed}/{task.total} batches"),
+                       TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                       TimeRemainingColumn())
+        bar.start()
+        bar_task = bar.add_task("train", total=(opts.epochs - start_epoch) * batches, stats="")
+    t0 = time.time()
+    try:
+        for epoch in range(start_epoch, opts.epochs):
+            perm = np.random.default_rng([opts.seed, epoch]).permutation(n_train)
+            model.train()
+            losses = []
+            te = time.time()
+            for b in range(batches):
+                idx = perm[b * opts.batch_size:(b + 1) * opts.batch_size]
+                x, y, dt = _tensors(task.train, idx)
+                pred = run_sequence(model, step_fn, x, dt, last_only=obj.last_only)
+                loss = obj.loss(pred, y)
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                if opts.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+                optim.step()
+                model.apply_constraints()
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    raise ValueError(f"training diverged (loss {lv}) at epoch {epoch + 1}, batch {b + 1}; "
+                                     "try a lower --lr or --grad-clip")
+                losses.append(lv)
+                if bar is not None:
+                    bar.update(bar_task, advance=1, description=f"epoch {epoch + 1}/{opts.epochs}",
+                               stats=f"loss {np.mean(losses):.4g}" + (
+                                   f"  valid {task.metric} {history[-1]['valid'][task.metric]:.4g}"
+                                   if history else ""))
+                if on_batch is not None:
+                    on_batch(epoch, b)
+            train_time = time.time() - te
+            valid = evaluate(model, task, "valid", opts.eval_batch_size, eval_step)
+            rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "valid": valid,
+                   "train_s": round(train_time, 3)}
+            history.append(rec)
+            improved = _better(task, valid[task.metric], best["metric"])
+            if improved:
+                best = {"metric": valid[task.metric], "epoch": epoch + 1, "valid": valid,
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                modelfile.save(model, out)
+            _atomic_torch_save({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
+                                "state": model.state_dict(), "optim": optim.state_dict(),
+                                "options": {k: v for k, v in vars(opts).items()
+                                            if k not in ("epochs", "compile", "compile_chunk", "eval_batch_size")},
+                                "history": history, "best": best, "spec": spec}, ckpt_file)
+            msg = (f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {rec['train_loss']:.5g}  "
+                   f"valid {task.metric} {valid[task.metric]:.5g}{'  *best' if improved else ''}  "
+                   f"({train_time:.1f} s)")
+            if bar is not None:
+                bar.console.print(msg)
+            else:
+                log(msg)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+    if best["state"] is None:  # zero epochs: the initial model
+        best = {"metric": None, "epoch": 0, "valid": evaluate(model, task, "valid", opts.eval_batch_size),
+                "state": model.state_dict()}
+        modelfile.save(model, out)
+    model.load_state_dict(best["state"])
+    test = evaluate(model, task, "test", opts.eval_batch_size, eval_step)
+    metrics = {"task": task.name, "task_type": task.kind, "metric": task.metric,
+               "model": model.config["cell"]["kind"],
+               "wiring": (model.config["cell"].get("wiring") or {}).get("kind"),
+               "counts": model.counts(), "options": {**vars(opts)}, "spec": spec,
+               "epochs_run": len(history), "best_epoch": best["epoch"], "valid": best["valid"],
+               "test": test, "train_loss_last": history[-1]["train_loss"] if history else None,
+               "wall_s_this_run": round(time.time() - t0, 2), "history": history,
+               "machine": machine_info(), "model_file": str(out)}
+    modelfile.atomic_write_bytes(metrics_path(out), json.dumps(metrics, indent=1).encode())
+    return metrics
