@@ -61,8 +61,20 @@ def test_unknown_option_exits_nonzero():
     assert result.exit_code != 0
 
 
-def test_demo(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+def test_demo_quick_runs_the_whole_pipeline(tmp_path):
+    """--quick: tiny data and one epoch, fp32 only, but every stage for real."""
+    import json
+
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "ltc-ncp" in result.output and "lstm" in result.output
-    assert (tmp_path / "ltc-ncp.safetensors").exists()
+    for name in ("ltc-ncp", "lstm", "pendulum-ltc"):
+        assert (tmp_path / "models" / f"{name}.safetensors").exists()
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    measured = [r for r in results["rows"] if not r["skipped"]]
+    assert {r["backend"] for r in measured} >= {"numpy", "onnxruntime"}
+    assert all(r["latency"]["1"]["p50_us"] > 0 for r in measured)
+    assert (tmp_path / "bench" / "report.md").exists()
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    returns = summary["pendulum"]["clone_return"]
+    assert len(set(round(v, 3) for v in returns.values())) == 1  # every backend flies the same episodes
+    assert summary["pendulum"]["expert_return"] > -400

@@ -19,7 +19,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from ltc_edge.cli import app  # noqa: E402
 from ltc_edge.train import tasks  # noqa: E402
-from ltc_edge.train.loop import (TrainOptions, build_task_model, checkpoint_path, evaluate,  # noqa: E402
+from ltc_edge.train.loop import (TrainOptions, _load_checkpoint, build_task_model, checkpoint_path, evaluate,  # noqa: E402
                                  metrics_path, train)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,7 +232,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     part = build_task_model(t, "ltc", units=12, wiring="auto-ncp", seed=3)
     with pytest.raises(_Interrupt):
         train(t, part, tmp_path / "part.safetensors", opts, progress=False, log=_quiet, on_batch=boom)
-    ck = torch.load(checkpoint_path(tmp_path / "part.safetensors"), weights_only=False)
+    ck = _load_checkpoint(checkpoint_path(tmp_path / "part.safetensors"))
     assert ck["epoch"] == 2
     fresh = build_task_model(t, "ltc", units=12, wiring="auto-ncp", seed=99)  # other init: overwritten
     m_res = train(t, fresh, tmp_path / "part.safetensors", opts, resume=True, progress=False, log=_quiet)
@@ -268,7 +268,7 @@ def test_sigkill_mid_training_then_resume(tmp_path):
     p.send_signal(signal.SIGKILL)
     p.wait()
     if killed:
-        assert torch.load(ck, weights_only=False)["epoch"] < 5
+        assert _load_checkpoint(ck)["epoch"] < 5
     r = subprocess.run(cmd + args + ["--out", str(out), "--resume"], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
@@ -351,3 +351,22 @@ def test_cli_csv_errors(tmp_path):
     assert not (tmp_path / "m.safetensors").exists()
     res = runner.invoke(app, ["eval", str(tmp_path / "none.safetensors"), "--task", "digits"])
     assert res.exit_code == 1 and "error:" in _err(res)
+
+
+def test_checkpoint_is_safetensors_not_pickle(tmp_path):
+    """No pickle, ever: the checkpoint is a safetensors file with JSON metadata."""
+    import json
+    import struct
+
+    task = tasks.load_task("digits")
+    model = build_task_model(task, "gru", units=8, seed=0)
+    train(task, model, tmp_path / "m.safetensors", TrainOptions(epochs=1, lr=0.01, batch_size=64), progress=False,
+          log=lambda m: None)
+    raw = checkpoint_path(tmp_path / "m.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    meta = json.loads(json.loads(raw[8:8 + n])["__metadata__"]["ltc_edge_checkpoint"])
+    assert meta["epoch"] == 1 and meta["version"] == 1
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(ValueError, match="not an ltc-edge training checkpoint"):
+        _load_checkpoint(bad)

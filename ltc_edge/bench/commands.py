@@ -38,7 +38,9 @@ def register(command):
         precisions = parse_list(precision, PRECISIONS, "precision")
         targets = parse_list(target, TARGETS, "target")
         batches = parse_batches(batch)
-        console = Console()
+        import sys
+
+        console = Console(width=None if sys.stdout.isatty() else 120)
         total = len(plan(models, backends, precisions, targets))
         with Progress(TextColumn("[bold]bench"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:

@@ -11,6 +11,12 @@ the export fails on Flex / custom ops.
 
 from __future__ import annotations
 
+import os as _os
+
+# LiteRT / TensorFlow Lite log every conversion and delegate at INFO: keep a user's terminal clean
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_os.environ.setdefault("GLOG_minloglevel", "2")
+
 import collections
 import contextlib
 import io

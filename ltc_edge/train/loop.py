@@ -220,14 +220,49 @@ def metrics_path(out: Path) -> Path:
     return out.with_name(stem + ".metrics.json")
 
 
-def _atomic_torch_save(obj, path: Path):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _save_checkpoint(ck: dict, path: Path) -> None:
+    """A checkpoint as ONE safetensors file (no pickle): tensors for the model, the best model
+    and Adam's state; everything else as JSON in the metadata. Atomic."""
+    from safetensors.torch import save
+
+    tensors = {f"state/{k}": v.detach().contiguous() for k, v in ck["state"].items()}
+    best = dict(ck["best"])
+    for k, v in (best.pop("state") or {}).items():
+        tensors[f"best/{k}"] = v.detach().contiguous()
+    optim = ck["optim"]
+    for idx, st in optim["state"].items():
+        for name, v in st.items():
+            tensors[f"optim/{idx}/{name}"] = torch.as_tensor(v).detach().reshape(-1).contiguous() \
+                if name == "step" else v.detach().contiguous()
+    meta = {k: v for k, v in ck.items() if k not in ("state", "optim", "best")}
+    meta["best"] = best
+    meta["optim_param_groups"] = optim["param_groups"]
+    data = save(tensors, metadata={"ltc_edge_checkpoint": json.dumps(meta)})
+    modelfile.atomic_write_bytes(path, data)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    raw = Path(path).read_bytes()
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        tensors = load(raw)
+        n = int.from_bytes(raw[:8], "little")
+        meta = json.loads(json.loads(raw[8:8 + n])["__metadata__"]["ltc_edge_checkpoint"])
+    except (SafetensorError, KeyError, ValueError, TypeError):
+        raise ValueError(f"{path}: not an ltc-edge training checkpoint (corrupt or foreign file)") from None
+    ck = dict(meta)
+    ck["state"] = {k[6:]: v for k, v in tensors.items() if k.startswith("state/")}
+    best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
+    ck["best"] = {**meta["best"], "state": best_state or None}
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim/"):
+            _, idx, name = k.split("/", 2)
+            state.setdefault(int(idx), {})[name] = v.reshape(()) if name == "step" else v
+    ck["optim"] = {"state": state, "param_groups": meta["optim_param_groups"]}
+    return ck
 
 
 def _better(task, new, best):
@@ -273,7 +308,7 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
     if resume:
         if not ckpt_file.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from at {ckpt_file}; run without --resume")
-        ck = torch.load(ckpt_file, map_location="cpu", weights_only=False)
+        ck = _load_checkpoint(ckpt_file)
         if ck.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{ckpt_file}: unsupported checkpoint version {ck.get('version')}")
         if ck["config"]["cell"] != model.config["cell"] or ck["config"]["input_size"] != model.config["input_size"]:
@@ -350,7 +385,7 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
                 best = {"metric": valid[task.metric], "epoch": epoch + 1, "valid": valid,
                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
                 modelfile.save(model, out)
-            _atomic_torch_save({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
+            _save_checkpoint({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
                                 "state": model.state_dict(), "optim": optim.state_dict(),
                                 "options": {k: v for k, v in vars(opts).items()
                                             if k not in ("epochs", "compile", "compile_chunk", "eval_batch_size")},
