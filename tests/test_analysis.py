@@ -121,3 +121,34 @@ def test_analyze_cli(tmp_path):
     assert (tmp_path / "t" / "trajectory_length.png").stat().st_size > 1000
     r = CliRunner().invoke(app, ["analyze", "nonsense", str(path)])
     assert r.exit_code == 1 and "unknown analysis" in r.output
+
+
+def test_prune_cli_fine_tunes_and_exports_sparse_c(tmp_path):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+    from ltc_edge.export.c import generate
+    from ltc_edge.nn.modelfile import read
+    from ltc_edge.train.loop import build_task_model
+    from ltc_edge.train.tasks import load_task
+
+    task = load_task("digits")
+    path = save(build_task_model(task, "ltc", units=16, wiring="auto-ncp", seed=0), tmp_path / "m.safetensors")
+    has_cc = bool(shutil.which("cc") or shutil.which("gcc"))
+    r = CliRunner().invoke(app, ["prune", str(path), "--sparsity", "0.5", "--task", "digits", "--fine-tune-epochs", "1",
+                                 "--out", str(tmp_path / "p")] + ([] if has_cc else ["--no-time-c"]))
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "p" / "prune_report.json").read_text())
+    dense, half = report["rows"]
+    assert half["synapses"] == dense["synapses"] - round(0.5 * dense["synapses"])
+    assert 0.0 <= half["accuracy"] <= 1.0
+    if has_cc:
+        assert half["c_step_us"] > 0
+    config, raw = read(half["file"])
+    info = generate(config, raw)["info"]
+    assert info["synapses"] == half["synapses"]  # the C visits the kept synapses only
+    r = CliRunner().invoke(app, ["prune", str(path), "--sparsity", "0.2,0.4", "--out", str(tmp_path / "x.safetensors")])
+    assert r.exit_code == 1 and "one --sparsity value" in r.output
