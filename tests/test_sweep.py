@@ -34,7 +34,7 @@ def test_bad_configs_are_one_line_errors(tmp_path, text, msg):
 @pytest.mark.slow
 def test_local_two_worker_sweep(tmp_path):
     cfg = tmp_path / "sweep.toml"
-    cfg.write_text('task = "digits"\nepochs = 3\nbatch_size = 32\n[search]\nmodel = ["ltc", "gru"]\nunits = [16]\nlr = [0.02]\n'
+    cfg.write_text('task = "digits"\nepochs = 6\nbatch_size = 32\n[search]\nmodel = ["ltc", "gru"]\nunits = [16]\nlr = [0.02]\n'
                    'wiring = ["auto-ncp"]\n[ray]\nnum_cpus = 2\ncpus_per_trial = 1\nmax_concurrent = 2\n')
     r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
@@ -45,5 +45,6 @@ def test_local_two_worker_sweep(tmp_path):
     for row in rows.values():
         assert 0.0 <= row["metric"] <= 1.0 and row["p50_us"] > 0 and row["onnx_nodes"] > 0
     assert any(r["pareto"] for r in summary["rows"])
-    # digits has 10 classes: after three epochs both beat chance (0.1) clearly
-    assert min(r["metric"] for r in summary["rows"]) > 0.3
+    # digits has 10 classes: after six epochs both beat chance (0.1) clearly (a 16-neuron auto-NCP
+    # LTC needs ~5 epochs at lr 0.02 to leave the plateau: 0.27 after 3, 0.57 after 5)
+    assert min(r["metric"] for r in summary["rows"]) > 0.4
