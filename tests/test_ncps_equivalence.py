@@ -156,3 +156,31 @@ def test_from_ncps_rejects_unsupported():
         from_ncps(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="mixed_memory"):
         from_ncps(ncps_torch.LTC(3, 5, mixed_memory=True))
+
+
+def test_from_ncps_follows_edited_sparsity_masks():
+    """Pruning an ncps LTC by zeroing its sparsity masks changes what it computes: the
+    conversion follows the masks, and says so for masks it cannot express."""
+    torch.manual_seed(9)
+    ref = ncps_torch.LTC(5, ncps_wirings.AutoNCP(15, 3, seed=4))
+    _perturb(ref, 9)
+    cell = ref.rnn_cell
+    before = int(cell.sparsity_mask.sum())
+    with torch.no_grad():
+        on = cell.sparsity_mask.nonzero()
+        for i, j in on[::3]:
+            cell.sparsity_mask[i, j] = 0.0
+        cell.sensory_sparsity_mask[0, :] = 0.0
+    model = from_ncps(ref)
+    assert model.counts()["synapses"] == int(cell.sparsity_mask.sum()) < before
+    assert model.counts()["sensory_synapses"] == int(cell.sensory_sparsity_mask.sum())
+    x, dts = torch.randn(2, 60, 5), torch.rand(2, 60) + 0.1
+    h0 = torch.zeros(2, 15)
+    with torch.no_grad():
+        y_ref, h_ref = _run_ncps_cell(cell, x, dts, h0)
+        y, h = model(x, dts, h0)
+    assert (y - y_ref).abs().max().item() <= TOL and (h - h_ref).abs().max().item() <= TOL
+    with torch.no_grad():
+        cell.sparsity_mask[0, 0] = 0.5
+    with pytest.raises(ValueError, match="binary masks"):
+        from_ncps(ref)

@@ -310,6 +310,19 @@ def _ncps_wiring_config(w) -> dict:
             "sensory_adjacency": np.asarray(w.sensory_adjacency_matrix).astype(int).tolist()}
 
 
+def _apply_ncps_masks(wiring: dict, cell) -> None:
+    """ncps multiplies w by the cell's own sparsity masks, which a user may have edited after
+    building the wiring (pruning zeroes entries): the masks, not the wiring, are what runs."""
+    for key, mask_name in (("adjacency", "sparsity_mask"), ("sensory_adjacency", "sensory_sparsity_mask")):
+        mask = cell._params[mask_name].detach().cpu().numpy()
+        if not np.isin(mask, (0.0, 1.0)).all():
+            raise ValueError(f"from_ncps: the LTC's {mask_name} holds values other than 0 and 1; "
+                             "only binary masks (the wiring, optionally pruned) can be converted")
+        adj = np.asarray(wiring[key])
+        polarity = np.where(adj < 0, -1, 1)  # erev is a parameter; a synapse added by hand counts as excitatory
+        wiring[key] = (polarity * mask.astype(int)).tolist()
+
+
 def from_ncps(module) -> Model:
     """Convert an in-memory ncps.torch LTC / LTCCell / CfC / CfCCell / WiredCfCCell (with its
     wiring) into an ltc-edge Model computing the same outputs and states."""
@@ -325,6 +338,7 @@ def from_ncps(module) -> Model:
     params = {}
     if name == "LTCCell":
         wiring = _ncps_wiring_config(module._wiring)
+        _apply_ncps_masks(wiring, module)
         cell = {"kind": "ltc", "input_size": wiring["input_dim"], "units": wiring["units"], "wiring": wiring,
                 "motor_size": wiring["output_dim"], "ode_unfolds": int(module._ode_unfolds),
                 "epsilon": float(module._epsilon),
