@@ -216,6 +216,35 @@ def test_int8_qdq_within_metric_budget(kind, tmp_path):
     assert man["drift"]["max_abs"] > 1e-4  # it really is quantised
 
 
+def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):
+    """Inputs of very different ranges share one int8 scale: the fully quantised graph misses
+    the metric budget, and the export leaves the products that cost most out of int8."""
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    npz = realistic_npz(tmp_path / "cal.npz", model)
+    with np.load(npz) as z:
+        data = dict(z)
+    scale = np.array([300.0, 1, 1, 1, 1, 1, 1, 0.01], np.float32)  # same model, inputs in other units
+    data["x"] = data["x"] * scale
+    with torch.no_grad():
+        model.cell.input_w.div_(torch.from_numpy(scale))
+    np.savez(tmp_path / "scaled.npz", **data)
+    graph = build_graph(model)
+    fp32 = X.to_onnx(graph)
+    ref = D.load_reference(str(tmp_path / "scaled.npz"), model.config)
+    from ltc_edge.export.quantize import int8_onnx
+
+    q, _, _ = int8_onnx(fp32, model, graph, ref)  # every product int8
+    all_int8 = D.drift_check(model, X.runner(X.session(q.SerializeToString())), ref, "int8")
+    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(tmp_path / "scaled.npz"))
+    quant = man["quantization"]
+    assert quant["excluded_nodes"] and quant["quantized_nodes"] >= 5  # most products stay int8
+    assert man["drift"]["within_budget"] and man["drift"]["metric"]["rel_delta"] <= 0.05
+    proto = onnx.load(tmp_path / "q" / "model.onnx")
+    excluded = [n for n in proto.graph.node if n.name in quant["excluded_nodes"]]
+    assert len(excluded) == len(quant["excluded_nodes"]) and all(n.op_type == "Gemm" for n in excluded)
+    assert not all_int8["within_budget"] and all_int8["metric"]["rel_delta"] > 0.05
+
+
 def test_int8_calibration_methods(tmp_path):
     model = make("gru")
     npz = realistic_npz(tmp_path / "cal.npz", model, n=10, T=50)

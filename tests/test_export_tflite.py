@@ -133,3 +133,19 @@ print(",".join(ops))
     out = np.load(tmp_path / "out.npz")
     assert np.abs(out["y"] - ty).max() <= 1e-5 and np.abs(out["h"] - th).max() <= 1e-5
     assert not any(op.startswith("Flex") for op in run.stdout.strip().split(","))
+
+
+@pytest.mark.slow
+def test_interpreter_failure_is_one_line_error_and_no_file(tmp_path, monkeypatch):
+    """LiteRT's int8 DIV kernel refuses a denominator that rounds to its zero point (seen on a
+    trained cheetah LTC with int8-full): the export says so in one line and writes nothing."""
+    def failing_runner(it, names):
+        def run(x, state, dt):
+            raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 32 (DIV) "
+                               "failed to invoke.")
+        return run
+
+    monkeypatch.setattr(L, "runner", failing_runner)
+    with pytest.raises(ValueError, match=r"LiteRT cannot run .*keep the LTC's division in float.*nothing written"):
+        L.export(ltc(), tmp_path / "qf", precision="fp32", force=True)
+    assert not (tmp_path / "qf").exists()

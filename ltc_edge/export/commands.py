@@ -55,6 +55,10 @@ def _summary(manifest: dict, out: Path):
         parts.append(f"{manifest['size_bytes']} bytes")
     if "node_count" in manifest:
         parts.append(f"{manifest['node_count']} nodes")
+    quant = manifest.get("quantization") or {}
+    if quant.get("excluded_nodes"):
+        kept = len(quant["excluded_nodes"])
+        parts.append(f"{kept} of {kept + quant['quantized_nodes']} products left out of int8 (mixed precision)")
     if "max_abs" in drift:
         parts.append(f"drift max-abs {drift['max_abs']:.2g} over {drift['steps']} steps")
     metric = drift.get("metric") or {}

@@ -133,20 +133,25 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     graph = build_graph(model, fixed_dt=fixed_dt, sequence_length=sequence_length)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
     fp32 = to_onnx(graph, opset)
-    extra = {}
+
+    def drift_of(candidate):
+        return D.drift_check(model, runner(session(candidate.SerializeToString())), data, precision,
+                             fixed_dt=fixed_dt, steps=drift_steps or D.DRIFT_STEPS)
+
+    extra, drift = {}, None
     if precision == "fp32":
         onnx_model = fp32
     elif precision == "fp16":
         onnx_model = to_fp16(fp32)
     else:
-        onnx_model, extra["quantization"] = int8_onnx(fp32, model, graph, data, method)
+        onnx_model, extra["quantization"], drift = int8_onnx(fp32, model, graph, data, method,
+                                                             check=None if sequence_length else drift_of)
     onnx.checker.check_model(onnx_model, full_check=True)
     sess = session(onnx_model.SerializeToString())
     if sequence_length:
         drift = {"skipped": "drift is checked on step graphs"}
-    else:
-        drift = D.drift_check(model, runner(sess), data, precision, fixed_dt=fixed_dt,
-                              steps=drift_steps or D.DRIFT_STEPS)
+    elif drift is None:
+        drift = drift_of(onnx_model)
     ref_err = reference_check(onnx_model, sess, graph) if precision != "int8" and not sequence_length else None
     with TempDir(out_dir) as tmp:
         path = tmp / FILE

@@ -8,6 +8,7 @@ sequences: the state ranges the quantiser sees are the ones the model really vis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -69,14 +70,19 @@ def int8_nodes(onnx_model):
     return nodes_of(["Mul"], lambda n: any(i in consts for i in n.input)), ["Mul"]
 
 
-def int8_onnx(fp32_model, model, graph, data, method: str = "minmax"):
+def int8_onnx(fp32_model, model, graph, data, method: str = "minmax", check=None):
     """Static QDQ int8 (onnxruntime.quantization.quantize_static) with a CalibrationDataReader
-    fed from the calibration data. Returns (ModelProto, info dict)."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    fed from the calibration data. Returns (ModelProto, info dict, drift dict or None).
 
-    from .onnx import INT8_OP_TYPES
+    `check(ModelProto) -> drift dict` (the export's drift check): when the fully quantised
+    graph is over its budget, the products whose quantisation costs the task metric most are
+    left out of quantisation (onnxruntime's nodes_to_exclude), one at a time, ranked by the
+    metric with each one alone left out, until the graph is within budget: the usual
+    mixed-precision fallback. A node left out computes in float, though a tensor it shares with
+    quantised nodes (the LTC's recurrent weights, say) still reaches it through Q/DQ. A typical
+    culprit is the LTC's first product, x @ sensory: one int8 scale for inputs of very
+    different ranges."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 
     samples = step_samples(model, data, fixed_dt=graph.fixed_dt)
     names = graph.input_names()
@@ -94,21 +100,57 @@ def int8_onnx(fp32_model, model, graph, data, method: str = "minmax"):
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     nodes, op_types = int8_nodes(fp32_model)
-    with tempfile.TemporaryDirectory(prefix="ltc-int8-") as tmp:
-        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
-        onnx.save(fp32_model, src)
-        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                        op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=False,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                       "CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False})
-        q = onnx.load(dst)
+
+    def quantize(exclude=()):
+        return _quantize_static(fp32_model, Reader(), methods[method], op_types,
+                                [n for n in nodes if n not in exclude])
+
+    q = quantize()
     qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in q.graph.node)
     if qdq == 0:
         raise ValueError(f"int8: nothing to quantise in this {model.kind} graph (no {'/'.join(op_types)} ops)")
     info = {"method": method, "format": "QDQ", "activations": "int8 (asymmetric)", "weights": "int8 (symmetric)",
-            "op_types": op_types, "calibration_rows": int(len(samples["x"])), "calibration_data": data.source}
-    return q, info
+            "op_types": op_types, "calibration_rows": int(len(samples["x"])), "calibration_data": data.source,
+            "quantized_nodes": len(nodes), "excluded_nodes": []}
+    if check is None:
+        return q, info, None
+    drift = check(q)
+    if drift["within_budget"] or len(nodes) < 2:
+        return q, info, drift
+    # the metric change with each product alone left out: the lower, the more it costs quantised
+    cost = {n: check(quantize({n}))["metric"]["rel_delta"] for n in nodes}
+    excluded = []
+    for n in sorted(nodes, key=lambda n: cost[n])[: len(nodes) - 1]:
+        excluded.append(n)
+        q = quantize(set(excluded))
+        drift = check(q)
+        if drift["within_budget"]:
+            break
+    info["excluded_nodes"] = excluded
+    info["quantized_nodes"] = len(nodes) - len(excluded)
+    return q, info, drift
+
+
+def _quantize_static(fp32_model, reader, method, op_types, nodes):
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    with tempfile.TemporaryDirectory(prefix="ltc-int8-") as tmp, _quiet_stdout():
+        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(fp32_model, src)
+        quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=method,
+                        op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=False,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False})
+        return onnx.load(dst)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """The histogram calibrators print() their bin counts: keep them off the user's terminal."""
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        yield
 
 
 def representative_samples(model, data, graph, rows: int = 256):

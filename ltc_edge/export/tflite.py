@@ -34,18 +34,33 @@ PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 
 @contextlib.contextmanager
 def _quiet():
-    """litert-torch prints progress to stdout / stderr: keep the CLI's one-line output."""
-    with warnings.catch_warnings(), open(os.devnull, "w") as null, \
-            contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-        warnings.simplefilter("ignore")
-        yield
+    """litert-torch, absl and torchao print progress and notices to stdout / stderr, some from
+    C++ (below Python's sys.stderr): silence both file descriptors to keep the CLI's one-line
+    output. Exceptions still propagate with their messages."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with warnings.catch_warnings(), open(os.devnull, "w") as null, \
+                contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+            warnings.simplefilter("ignore")
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def convert_fp32(graph) -> bytes:
-    import litert_torch
-
     names = graph.input_names()
     with _quiet():
+        import litert_torch
+
         edge = litert_torch.convert(graph, sample_kwargs=dict(zip(names, graph.sample_inputs(1))))
         return bytes(edge.model_content())
 
@@ -110,8 +125,9 @@ def op_list(content: bytes):
 def interpreter(content: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_content=content, num_threads=1)
-    it.allocate_tensors()
+    with _quiet():  # "Created TensorFlow Lite XNNPACK delegate" from C++
+        it = Interpreter(model_content=content, num_threads=1)
+        it.allocate_tensors()
     return it
 
 
@@ -174,8 +190,15 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise ValueError(f"tflite export produced non-builtin ops {custom}: not portable to plain TFLite")
     it = interpreter(content)
     budget_precision = {"int8-full": "int8"}.get(precision, precision)
-    drift = D.drift_check(model, runner(it, names), data, budget_precision, fixed_dt=fixed_dt,
-                          steps=drift_steps or D.DRIFT_STEPS, lanes=2)
+    try:
+        drift = D.drift_check(model, runner(it, names), data, budget_precision, fixed_dt=fixed_dt,
+                              steps=drift_steps or D.DRIFT_STEPS, lanes=2)
+    except RuntimeError as e:  # a kernel refusing its quantised inputs: no file is better than one that fails
+        reason = str(e).strip().splitlines()[0]
+        hint = " (an int8 denominator rounded to zero: keep the LTC's division in float with --precision int8)" \
+            if "div.cc" in reason else ""
+        raise ValueError(f"tflite {precision}: LiteRT cannot run the quantised graph on the calibration data: "
+                         f"{reason}{hint}; nothing written") from None
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         path.write_bytes(content)
