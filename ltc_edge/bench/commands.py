@@ -11,7 +11,8 @@ import typer
 def register(command):
     @command()
     def bench(
-        models: List[Path] = typer.Argument(..., help="Model files (.safetensors) to compare, e.g. an LTC and an LSTM."),
+        models: Optional[List[Path]] = typer.Argument(None, help="Model files (.safetensors) to compare, e.g. an "
+                                                                 "LTC and an LSTM (or none, with --kinds)."),
         backend: str = typer.Option("numpy,onnxruntime", help="Comma list of torch, numpy, onnxruntime, tflite, c."),
         precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8 (onnxruntime and tflite; "
                                                    "the others run fp32)."),
@@ -22,11 +23,22 @@ def register(command):
                                                       "(cheetah, digits, pendulum, ...); also int8 calibration."),
         seconds: float = typer.Option(0.5, help="Minimum timing seconds per batch size (after warm-up)."),
         out: Path = typer.Option(Path("bench-out"), help="Folder for results.json, report.md, plots, exports."),
+        kinds: Optional[str] = typer.Option(None, help="Also train these cell kinds on --task and bench them side by "
+                                                       "side, e.g. ltc,cfc,ctrnn,node,lstm,gru (the first is the "
+                                                       "reference for --match params)."),
+        units: int = typer.Option(32, help="--kinds: hidden size (equal-hidden models, and the reference)."),
+        match: str = typer.Option("hidden,params", help="--kinds: hidden (every kind at --units), params (every "
+                                                        "kind sized to the reference's parameter count), or both."),
+        wiring: Optional[str] = typer.Option(None, help="--kinds: wiring for ltc/cfc (ltc default: full)."),
+        epochs: int = typer.Option(5, help="--kinds: training epochs per model (a short schedule)."),
     ):
         """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
         Writes OUT/results.json (schema in ltc_edge/bench/report.py), OUT/report.md and PNG plots
         (latency vs accuracy with its Pareto front, latency by backend, size by precision).
+
+        Every cell kind side by side: ltc bench --kinds ltc,cfc,ctrnn,node,lstm,gru --task cheetah
+        trains each kind at equal hidden size and at equal parameter count (OUT/models/) first.
         """
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -41,6 +53,11 @@ def register(command):
         import sys
 
         console = Console(width=None if sys.stdout.isatty() else 120)
+        models = list(models or [])
+        if kinds:
+            models += _train_kinds(console, kinds, task, units, match, wiring, epochs, out)
+        if not models:
+            raise ValueError("no models: give model files, or --kinds with --task to train them")
         total = len(plan(models, backends, precisions, targets))
         with Progress(TextColumn("[bold]bench"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
@@ -267,6 +284,28 @@ def register(command):
         console.print(f"results: [bold]{out / 'sweep.json'}[/bold]")
         if not summary["rows"]:
             raise typer.Exit(1)
+
+
+def _train_kinds(console, kinds, task, units, match, wiring, epochs, out) -> list[Path]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..train.tasks import load_task
+    from . import zoo
+    from .run import parse_list
+
+    if not task:
+        raise ValueError("--kinds needs --task (the models are trained on it)")
+    kinds = parse_list(kinds, None, "kinds")
+    entries = zoo.plan_zoo(load_task(task), kinds, units, parse_list(match, zoo.MATCHES, "match"), wiring)
+    with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
+        t = prog.add_task(entries[0]["name"], total=len(entries))
+        names = iter([e["name"] for e in entries[1:]] + [""])
+        paths = zoo.train_zoo(task, entries, Path(out) / "models", epochs=epochs,
+                              progress=lambda e, s: prog.update(t, advance=1, description=next(names)))
+    console.print(f"trained {len(paths)} models ({epochs} epochs each) on {task}: "
+                  + ", ".join(f"{e['name']} ({e['match']})" for e in entries))
+    return paths
 
 
 def _c_step_us(path) -> float | None:

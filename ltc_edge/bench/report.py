@@ -180,14 +180,15 @@ def terminal_table(results: dict):
     from rich.table import Table
 
     t = Table(title=f"ltc-edge bench ({results.get('task') or 'no task'}; metric {results.get('metric') or '-'})")
-    for col in ("model", "run on", "metric", "p50 µs", "p99 µs", "steps/s", "KiB", "instr/step"):
+    for col in ("model", "params", "run on", "metric", "p50 µs", "p99 µs", "steps/s", "KiB", "instr/step"):
         t.add_column(col, justify="left" if col in ("model", "run on") else "right", no_wrap=col != "model")
     for r in measured_rows(results):
         lat = r.get("latency", {})
         lat1 = lat.get("1", {})
         top = lat[max(lat, key=int)] if lat else {}
         over = " [red](over drift budget)[/red]" if r.get("drift_within_budget") is False else ""
-        t.add_row(r["model"], f"{r['backend']}/{r['precision']}@{r['target']}{over}", _fmt(r.get("metric"), 4),
+        t.add_row(r["model"], str(r.get("parameters") or "-"), f"{r['backend']}/{r['precision']}@{r['target']}{over}",
+                  _fmt(r.get("metric"), 4),
                   _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
                   _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
                   _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None), _fmt(r.get("instructions_per_step")))

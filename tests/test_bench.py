@@ -1,0 +1,80 @@
+"""`ltc bench`: results schema, percentiles, the task metric through each backend, and every
+cell kind side by side at equal hidden size and equal parameter count (--kinds)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ltc_edge.bench import zoo
+from ltc_edge.cli import app
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("sklearn")
+
+runner = CliRunner()
+
+
+def test_parameter_match_picks_the_closest_size():
+    from ltc_edge.train.tasks import load_task
+
+    task = load_task("digits")
+    entries = zoo.plan_zoo(task, ["ltc", "cfc", "gru"], 12)
+    target = zoo.parameter_count(task, "ltc", 12)
+    assert {e["name"] for e in entries if e["match"] == "hidden"} == {"ltc-12", "cfc-12", "gru-12"}
+    by_params = {e["kind"]: e for e in entries if e["match"] == "params"}
+    assert "ltc" not in by_params  # the reference's equal-parameter model is its equal-hidden one
+    for kind, e in by_params.items():
+        u, opts = e["units"], e["options"]
+        count = zoo.parameter_count(task, kind, u, **opts)
+        for other in (u - 1, u + 1):
+            other_opts = {"backbone_units": other} if opts else {}
+            assert abs(count - target) <= abs(zoo.parameter_count(task, kind, other, **other_opts) - target)
+    assert by_params["cfc"]["options"] == {"backbone_units": by_params["cfc"]["units"]}
+
+
+def test_kinds_side_by_side_through_the_cli(tmp_path):
+    out = tmp_path / "b"
+    r = runner.invoke(app, ["bench", "--kinds", "ltc,gru", "--task", "digits", "--units", "8", "--epochs", "1",
+                            "--backend", "numpy,onnxruntime", "--batch", "1,4", "--seconds", "0.05",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "digits" and results["metric"] == "accuracy" and results["machine"]
+    models = {row["model"] for row in results["rows"]}
+    gru_p = [m for m in models if m.startswith("gru-") and m != "gru-8"]
+    assert {"ltc-8", "gru-8"} <= models and len(gru_p) == 1
+    assert len(results["rows"]) == 2 * len(models)
+    from ltc_edge.nn import load
+    from ltc_edge.train.loop import evaluate
+    from ltc_edge.train.tasks import load_task
+
+    task = load_task("digits")
+    for row in results["rows"]:
+        assert not row["skipped"], row["skipped"]
+        lat = row["latency"]
+        assert set(lat) == {"1", "4"}
+        for b in lat.values():
+            assert 0 < b["p50_us"] <= b["p90_us"] <= b["p99_us"] and b["throughput_steps_per_s"] > 0
+        assert row["parameters"] > 0 and row["file_bytes"] > 0
+        # the metric measured through the backend is the model's own test accuracy
+        expected = evaluate(load(row["path"]), task, "test")["accuracy"]
+        assert row["metric"] == pytest.approx(expected, abs=2e-3)
+    ltc = next(r for r in results["rows"] if r["model"] == "ltc-8")
+    gru = next(r for r in results["rows"] if r["model"] == gru_p[0])
+    assert abs(gru["parameters"] - ltc["parameters"]) < 0.15 * ltc["parameters"]
+    for plot in results["plots"]:
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert all(m in report for m in models)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--kinds", "ltc,gru"], "--kinds needs --task"),
+    (["--kinds", "ltc,bogus", "--task", "digits"], "unknown kind(s) bogus"),
+    (["--kinds", "ltc", "--task", "digits", "--match", "width"], "unknown match width"),
+    ([], "no models"),
+])
+def test_bad_bench_arguments_are_one_line_errors(tmp_path, args, msg):
+    r = runner.invoke(app, ["bench", *args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output
