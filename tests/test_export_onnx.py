@@ -126,16 +126,16 @@ def test_manifest_fields(tmp_path):
 def ltc_step_node_ceiling(model, fixed_dt):
     """Node count the LTC step needs, derived from the math of the form functional.py gives.
 
-    static (synapse-list) form: sensory Gemm + Sigmoid + 2 Gemm (numerator / denominator
-    sums); per unfold Gemm (pre-activations) + Sigmoid + 2 Gemm + Div, plus cm/Δ·v + the
-    sensory numerator (one Gemm when dt is folded, Mul + Add otherwise); with a dt input
-    cm/Δ once (Div) added to the denominator (Add); one Gemm for the output mapping.
+    static (synapse-list) form: the sensory pre-activations once (Gemm); per unfold Gemm
+    (pre-activations, the sensory ones as its C) + Sigmoid + cm/Δ·v (Mul) + 2 Gemm (numerator /
+    denominator sums, with the constant terms on an always-on synapse) + Div; with a dt input
+    cm/Δ once (Div); one Gemm for the output mapping.
     dense form (ncps layout): per unfold Unsqueeze, Sub, Mul, Sigmoid, 2x(Mul, ReduceSum),
     numerator Mul + 3 Add, denominator 3 Add + Div, (+1 Add with a dt input); sensory 8 +
     input mapping 2; cm/Δ 2 Div; output Slice, Mul, Add."""
     U = model.config["cell"]["ode_unfolds"]
     if build_graph(model, fixed_dt=fixed_dt).form == "static":
-        return 4 + U * (6 if fixed_dt else 7) + (0 if fixed_dt else 2) + 1
+        return 1 + U * 6 + (0 if fixed_dt else 1) + 1
     return 2 + 8 + 2 + U * (16 if fixed_dt else 17) + 3
 
 
@@ -145,7 +145,7 @@ def test_ltc_step_node_count_ceiling(fixed_dt):
     proto = X.to_onnx(build_graph(model, fixed_dt=fixed_dt))
     hist = X.op_histogram(proto)
     assert len(proto.graph.node) <= ltc_step_node_ceiling(model, fixed_dt), hist
-    assert hist.get("Sigmoid") == 1 + 6  # sensory + one per unfold: nothing recomputed
+    assert hist.get("Sigmoid") == 6  # one per unfold, sensory and recurrent synapses together
     assert "Constant" not in hist  # constants are initializers, folded
 
 
@@ -223,7 +223,7 @@ def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):
     npz = realistic_npz(tmp_path / "cal.npz", model)
     with np.load(npz) as z:
         data = dict(z)
-    scale = np.array([300.0, 1, 1, 1, 1, 1, 1, 0.01], np.float32)  # same model, inputs in other units
+    scale = np.array([3000.0, 1, 1, 1, 1, 1, 1, 0.001], np.float32)  # same model, inputs in other units
     data["x"] = data["x"] * scale
     with torch.no_grad():
         model.cell.input_w.div_(torch.from_numpy(scale))

@@ -242,13 +242,18 @@ def ltc_bounds(raw, cfg):
 
 
 # LTC, synapse-list ("static") form: for exported graphs and the runtime. Same math as
-# ltc_step's semi-implicit solver; every synapse that exists in the wiring is one column of a
-# matrix, so an unfold is three matrix products, a sigmoid and a division (6 graph nodes when
-# dt is fixed) instead of broadcasts over all n*n neuron pairs. The input mapping is folded
-# into the sensory pre-activations, the output mapping into one matrix, masks into the
-# synapse lists and, with a fixed dt, cm/Δ into the constants.
+# ltc_step's semi-implicit solver, laid out for few graph nodes. Every synapse that exists in
+# the wiring is one column of a matrix, recurrent and sensory synapses side by side, plus one
+# always-on synapse (pre-activation 40: float32 sigmoid(40) == 1.0) that carries the constant
+# terms gleak*vleak and gleak. An unfold is then one product for the pre-activations (the
+# sensory ones, which depend on the input only, are its constant-per-step C), a sigmoid, and
+# one product each for the numerator and the denominator sums: with a dt input
+#     a = sigmoid(v @ s + z_x);  v = (cm_t*v + a @ we) / (cm_t + a @ w),  cm_t = cm / (dt/unfolds)
+# (6 graph nodes), and with a fixed dt cm_t is a constant. Masks are folded into the lists, the
+# input mapping into the sensory pre-activations, the output mapping into one matrix.
 
 LTC_STATIC_MAX = 1 << 16  # units * synapses above this: the matrices get big, keep the dense form
+_ALWAYS_ON = 40.0          # pre-activation of the constant synapse: float32 sigmoid(40) == 1.0
 
 
 def ltc_prepare_static(xp, P, cfg, fixed_dt=None):
@@ -265,47 +270,41 @@ def ltc_prepare_static(xp, P, cfg, fixed_dt=None):
     n_in = g["sensory_w"].shape[0]
     iw = np.ones(n_in) if g["input_w"] is None else g["input_w"]
     ib = np.zeros(n_in) if g["input_b"] is None else g["input_b"]
-
-    def lists(pre, post, sigma, mu, w, w_erev, n_pre, scale, shift):
-        k = np.arange(len(pre))
-        s = np.zeros((n_pre, len(pre)))  # pre-activation: sigma*(scale*v_pre + shift - mu)
-        s[pre, k] = sigma[pre, post] * scale[pre]
-        b = sigma[pre, post] * (shift[pre] - mu[pre, post])
-        we, ww = np.zeros((len(pre), n)), np.zeros((len(pre), n))
-        we[k, post], ww[k, post] = w_erev[pre, post], w[pre, post]
-        return s, b, we, ww
-
-    sx, bx, swe, sw = lists(spre, spost, g["sensory_sigma"], g["sensory_mu"], g["sensory_w"],
-                            g["sensory_w_erev"], n_in, iw, ib)
-    sv, bv, we, w = lists(pre, post, g["sigma"], g["mu"], g["w"], g["w_erev"], n, np.ones(n), np.zeros(n))
+    k_rec, k_sen = len(pre), len(spre)
+    cols = k_rec + k_sen + 1  # recurrent synapses, sensory synapses, the always-on one
+    sv, sx, b = np.zeros((n, cols)), np.zeros((n_in, cols)), np.zeros(cols)
+    we, w = np.zeros((cols, n)), np.zeros((cols, n))
+    # pre-activation of a synapse: sigma * (scale * pre + shift - mu)
+    for (pr, po, sigma, mu, ww, wwe, s, col0, scale, shift) in (
+            (pre, post, g["sigma"], g["mu"], g["w"], g["w_erev"], sv, 0, np.ones(n), np.zeros(n)),
+            (spre, spost, g["sensory_sigma"], g["sensory_mu"], g["sensory_w"], g["sensory_w_erev"], sx, k_rec,
+             iw, ib)):
+        k = col0 + np.arange(len(pr))
+        s[pr, k] = sigma[pr, po] * scale[pr]
+        b[k] = sigma[pr, po] * (shift[pr] - mu[pr, po])
+        we[k, po], w[k, po] = wwe[pr, po], ww[pr, po]
     unfolds, eps = cfg.get("ode_unfolds", 6), cfg.get("epsilon", 1e-8)
+    b[-1] = _ALWAYS_ON
+    we[-1], w[-1] = g["gleak_vleak"], g["gleak"] + eps
     out = np.zeros((n, m))
     out[np.arange(m), np.arange(m)] = 1.0 if g["output_w"] is None else g["output_w"]
-    S = {"static": True, "sx": sx, "bx": bx, "swe": swe, "sw": sw, "sv": sv, "bv": bv, "we": we,
-         "w": w, "gleak_vleak": g["gleak_vleak"], "out": out,
+    S = {"static": True, "sv": sv, "sx": sx, "b": b, "we": we, "w": w, "out": out,
          "out_b": np.zeros(m) if g["output_b"] is None else g["output_b"]}
-    if fixed_dt is None:
-        S["cm_u"], S["den0"], S["cm_diag"] = g["cm"] * unfolds, g["gleak"] + eps, None
+    if fixed_dt is None:  # cm / (dt / unfolds), per row at run time
+        S["cm_u"], S["cm_t"] = g["cm"] * unfolds, None
     else:
-        cm_t = g["cm"] / (float(fixed_dt) / unfolds)
-        S["cm_diag"], S["den0"] = np.diag(cm_t), cm_t + g["gleak"] + eps
+        S["cm_u"], S["cm_t"] = None, g["cm"] / (float(fixed_dt) / unfolds)
     like = P["w"]
     return {k: (v if v is None or isinstance(v, bool) else _as(like, np.asarray(v, dtype=np.float32)))
             for k, v in S.items()}
 
 
 def _ltc_step_static(xp, P, x, v, dt, cfg):
-    a = xp.sigmoid(xp.addmm(P["bx"], x, P["sx"]))  # sensory synapses: once per step
-    num_s = xp.addmm(P["gleak_vleak"], a, P["swe"])
-    den_s = xp.addmm(P["den0"], a, P["sw"])
-    cm_t = None
-    if P["cm_diag"] is None:  # dt is an input: cm / (dt / unfolds)
-        cm_t = P["cm_u"] / dt
-        den_s = den_s + cm_t
+    z_x = xp.addmm(P["b"], x, P["sx"])  # sensory pre-activations: once per step
+    cm_t = P["cm_t"] if P["cm_t"] is not None else P["cm_u"] / dt
     for _ in range(cfg.get("ode_unfolds", 6)):
-        a = xp.sigmoid(xp.addmm(P["bv"], v, P["sv"]))
-        num = cm_t * v + num_s if cm_t is not None else xp.addmm(num_s, v, P["cm_diag"])
-        v = xp.addmm(num, a, P["we"]) / xp.addmm(den_s, a, P["w"])
+        a = xp.sigmoid(xp.addmm(z_x, v, P["sv"]))
+        v = xp.addmm(cm_t * v, a, P["we"]) / xp.addmm(cm_t, a, P["w"])
     return xp.addmm(P["out_b"], v, P["out"]), v
 
 
