@@ -214,6 +214,18 @@ def test_int8_qdq_within_metric_budget(kind, tmp_path):
     assert metric["rel_delta"] <= 0.05 and man["drift"]["within_budget"]
     assert man["quantization"]["method"] == "minmax"
     assert man["drift"]["max_abs"] > 1e-4  # it really is quantised
+    if kind == "ltc":  # numerator / denominator sums read their float weights directly
+        sums = [n for n in proto.graph.node if n.op_type == "Gemm" and n.input[1] in ("cell__we", "cell__w")]
+        assert len(sums) == 2 * 6 and {i.name for i in proto.graph.initializer} >= {"cell__we", "cell__w"}
+    # stepped by the runtime with its default guards, the int8 LTC keeps to the paper's bounds
+    from ltc_edge.runtime import load as load_controller
+
+    with np.load(npz) as z:
+        x, dt = z["x"], z["dt"]
+    ctrl = load_controller(tmp_path / "q", backend="onnxruntime", batch=x.shape[0])
+    ctrl.reset(x.shape[0])
+    for t in range(x.shape[1]):
+        ctrl.step(x[:, t], dt[:, t:t + 1])  # raises StateBoundError on a violation
 
 
 def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):

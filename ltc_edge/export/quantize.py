@@ -51,12 +51,18 @@ def step_samples(model, data, *, rows: int = CALIBRATION_ROWS, seed: int = 0, fi
     return out
 
 
+# The LTC's numerator and denominator sums (synapse lists w*erev and w, graph.py buffer names):
+# int8 leaves them float. Quantised independently they stop forming the positive mix that
+# keeps every state inside the LTC paper's bounds (the runtime guard then trips).
+LTC_FLOAT_WEIGHTS = ("cell__we", "cell__w")
+
+
 def int8_nodes(onnx_model):
     """The nodes int8 quantises: matrix products (Gemm/MatMul) whose weights are constants
     (their activations and weights go int8; a Gemm's C term that is itself computed stays
-    float); where a graph has none (the dense LTC form), its multiplications by constant
-    tensors. Everything else stays float between DequantizeLinear and QuantizeLinear (the
-    LTC's division and the recurrent state)."""
+    float), but not the LTC's numerator / denominator sums; where a graph has none (the dense
+    LTC form), its multiplications by constant tensors. Everything else stays float between
+    DequantizeLinear and QuantizeLinear (the LTC's division and the recurrent state)."""
     from .onnx import INT8_OP_TYPES
 
     consts = {i.name for i in onnx_model.graph.initializer}
@@ -65,7 +71,7 @@ def int8_nodes(onnx_model):
     def nodes_of(types, want):
         return [n.name for n in onnx_model.graph.node if n.op_type in types and want(n)]
 
-    nodes = nodes_of(INT8_OP_TYPES, lambda n: n.input[1] in consts)
+    nodes = nodes_of(INT8_OP_TYPES, lambda n: n.input[1] in consts and n.input[1] not in LTC_FLOAT_WEIGHTS)
     if nodes:
         return nodes, list(INT8_OP_TYPES)
     return nodes_of(["Mul"], lambda n: any(i in consts for i in n.input)), ["Mul"]
