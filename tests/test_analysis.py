@@ -152,3 +152,33 @@ def test_prune_cli_fine_tunes_and_exports_sparse_c(tmp_path):
     assert info["synapses"] == half["synapses"]  # the C visits the kept synapses only
     r = CliRunner().invoke(app, ["prune", str(path), "--sparsity", "0.2,0.4", "--out", str(tmp_path / "x.safetensors")])
     assert r.exit_code == 1 and "one --sparsity value" in r.output
+
+
+def test_solver_study_on_instantaneous_neurons():
+    """Training's clamp cm >= 0 can leave neurons with cm = 0: no explicit ODE exists for them.
+    The study says so, measures against a fine semi-implicit reference, and skips the adjoint."""
+    from ltc_edge.bench import solvers
+
+    m = build_model("ltc", 4, 2, wiring="auto-ncp", units=10, seed=2)
+    with torch.no_grad():
+        m.cell.cm[[1, 4]] = 0.0
+    assert solvers.instantaneous_neurons(m) == [1, 4]
+    table = solvers.solver_table(m, unfolds=[2, 8], steps=10, batch=2)
+    assert table["reference"].startswith("semi_implicit") and table["instantaneous_neurons"] == [1, 4]
+    rows = {(r["solver"], r["unfolds"]): r for r in table["rows"]}
+    assert rows[("semi_implicit", 8)]["finite"] and rows[("semi_implicit", 8)]["max_abs_error"] < \
+        rows[("semi_implicit", 2)]["max_abs_error"]
+    assert not rows[("rk4", 8)]["finite"] and not rows[("euler", 8)]["finite"]
+    assert "cm = 0" in solvers.adjoint_vs_bptt(m, unfolds=4, steps=4, batch=1)["skipped"]
+
+
+def test_bounds_of_an_instantaneous_neuron():
+    """cm = 0 (and gleak = 0): the time constant is 0, not 0/0; the neuron is not a violation."""
+    m = build_model("ltc", 3, 2, wiring="auto-ncp", units=8, seed=1)
+    with torch.no_grad():
+        m.cell.cm[2] = 0.0
+        m.cell.gleak[2] = 0.0
+    tensors = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    rep = bounds.check(m.config, tensors, np.random.default_rng(0).standard_normal((4, 20, 3)).astype(np.float32))
+    row = rep["neurons"][2]
+    assert row["tau_bound"] == [0.0, 0.0] and row["tau_ok"] and rep["ok"], rep["violations"]

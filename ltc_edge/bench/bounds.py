@@ -23,9 +23,13 @@ def _cell_raw(tensors: dict) -> dict:
 
 
 def time_constant_bounds(P: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron [cm / (gleak + sum w), cm / gleak]; gleak = 0 gives an infinite upper bound,
+    and cm = 0 (an instantaneous neuron, where training's clamp can land) a time constant of 0."""
     total_w = P["w"].sum(0) + P["sensory_w"].sum(0)  # all incoming conductances per neuron
-    with np.errstate(divide="ignore"):
-        return P["cm"] / (P["gleak"] + total_w), P["cm"] / P["gleak"]
+    cm = P["cm"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = cm / (P["gleak"] + total_w), cm / P["gleak"]
+    return np.where(cm == 0, 0.0, lo), np.where(cm == 0, 0.0, hi)
 
 
 def check(config: dict, tensors: dict, x: np.ndarray, dt=1.0, states: np.ndarray | None = None,

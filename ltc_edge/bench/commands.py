@@ -177,7 +177,13 @@ def register(command):
                 t.add_row(r["solver"], str(r["unfolds"]), f"{r['max_abs_error']:.3g}", f"{r['grad_norm']:.3g}",
                           f"{r['us_per_step']:.0f}")
             console.print(t)
+            if table["instantaneous_neurons"]:
+                console.print(f"{len(table['instantaneous_neurons'])} neuron(s) have cm = 0 (instantaneous): only the "
+                              "semi-implicit solver integrates this model; explicit solvers give nan")
             for a in table["adjoint_vs_bptt"]:
+                if a.get("skipped"):
+                    console.print(f"unfolds {a['unfolds']}: BPTT vs adjoint skipped: {a['skipped']}")
+                    continue
                 console.print(f"unfolds {a['unfolds']}: BPTT keeps {a['bptt']['saved_bytes']} B "
                               f"(grad rel err {a['bptt']['grad_rel_error']:.2g}), adjoint {a['adjoint']['saved_bytes']} B "
                               f"(grad rel err {a['adjoint']['grad_rel_error']:.2g})")
