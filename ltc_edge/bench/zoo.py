@@ -47,8 +47,8 @@ def units_for_params(task, kind: str, target: int, wiring: str | None = None) ->
 
 
 def plan_zoo(task, kinds, units: int, match=MATCHES, wiring: str | None = None) -> list[dict]:
-    """[{name, kind, units, wiring, match}] without duplicates (the reference kind's equal-
-    parameter model is its equal-hidden model)."""
+    """[{name, kind, units, wiring, options, match, reference_parameters}] without duplicates
+    (the reference kind's equal-parameter model is its equal-hidden model)."""
     bad = [m for m in match if m not in MATCHES]
     if bad:
         raise ValueError(f"unknown --match {', '.join(bad)}; choose from {', '.join(MATCHES)}")
