@@ -113,8 +113,12 @@ def _fashion_mnist_or_skip():
     may (root, apt-get present, LTC_NO_APT unset), as the qemu tests do for the ARM toolchain."""
     if not tasks.FASHION_MNIST_DIR.is_dir() and not os.environ.get("LTC_NO_APT") and \
             shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], capture_output=True,
-                       timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], ["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"]):  # stale package lists: update once
+            if tasks.FASHION_MNIST_DIR.is_dir():
+                break
+            subprocess.run(cmd, capture_output=True, timeout=900, env=env)
     if not tasks.FASHION_MNIST_DIR.is_dir():
         pytest.skip("dataset-fashion-mnist not installed (apt-get install dataset-fashion-mnist)")
 
