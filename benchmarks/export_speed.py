@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -37,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from ltc_edge.export import onnx as X  # noqa: E402
 from ltc_edge.export import tflite as L  # noqa: E402
 from ltc_edge.export.graph import build_graph  # noqa: E402
-from ltc_edge.export.manifest import versions  # noqa: E402
+from ltc_edge.export.manifest import quiet, versions  # noqa: E402
 from ltc_edge.nn.model import build_model, from_ncps  # noqa: E402
 
 
@@ -50,14 +48,6 @@ class NcpsStep(torch.nn.Module):
 
     def forward(self, x, state, dt):
         return self.cell(x, state, dt)
-
-
-@contextlib.contextmanager
-def quiet():
-    with warnings.catch_warnings(), open(os.devnull, "w") as null, \
-            contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-        warnings.simplefilter("ignore")
-        yield
 
 
 def naive_onnx(cell, x, h, dt):

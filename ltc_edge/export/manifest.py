@@ -1,19 +1,45 @@
-"""Shared export plumbing: loading the model argument, the manifest, and the atomic finish
-(write into a temp folder, check drift, then move into place; nothing when over budget)."""
+"""Shared export plumbing: loading the model argument, the manifest, the atomic finish
+(write into a temp folder, check drift, then move into place; nothing when over budget), and
+keeping converters' chatter off the terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@contextlib.contextmanager
+def quiet():
+    """litert-torch, absl, torchao and onnxruntime's calibrators print progress and notices to
+    stdout / stderr, some from C++ (below Python's sys.stdout): silence both file descriptors
+    and warnings to keep the CLI's one-line output. Exceptions still propagate."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with warnings.catch_warnings(), open(os.devnull, "w") as null, \
+                contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+            warnings.simplefilter("ignore")
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 class DriftError(ValueError):

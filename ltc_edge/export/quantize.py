@@ -8,7 +8,6 @@ sequences: the state ranges the quantiser sees are the ones the model really vis
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 
@@ -143,7 +142,9 @@ def _quantize_static(fp32_model, reader, method, op_types, nodes):
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    with tempfile.TemporaryDirectory(prefix="ltc-int8-") as tmp, _quiet_stdout():
+    from .manifest import quiet
+
+    with tempfile.TemporaryDirectory(prefix="ltc-int8-") as tmp, quiet():  # the calibrators print()
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
         onnx.save(fp32_model, src)
         quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
@@ -152,13 +153,6 @@ def _quantize_static(fp32_model, reader, method, op_types, nodes):
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
                                        "CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False})
         return onnx.load(dst)
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """The histogram calibrators print() their bin counts: keep them off the user's terminal."""
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-        yield
 
 
 def representative_samples(model, data, graph, rows: int = 256):

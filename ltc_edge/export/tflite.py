@@ -18,47 +18,19 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("GLOG_minloglevel", "2")
 
 import collections
-import contextlib
-import io
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .manifest import TempDir, as_model, base_manifest, check_precision, finish, versions
+from .manifest import TempDir, as_model, base_manifest, check_precision, finish, quiet, versions
 
 FILE = "model.tflite"
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 
 
-@contextlib.contextmanager
-def _quiet():
-    """litert-torch, absl and torchao print progress and notices to stdout / stderr, some from
-    C++ (below Python's sys.stderr): silence both file descriptors to keep the CLI's one-line
-    output. Exceptions still propagate with their messages."""
-    import sys
-
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        with warnings.catch_warnings(), open(os.devnull, "w") as null, \
-                contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-            warnings.simplefilter("ignore")
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-
-
 def convert_fp32(graph) -> bytes:
     names = graph.input_names()
-    with _quiet():
+    with quiet():
         import litert_torch
 
         edge = litert_torch.convert(graph, sample_kwargs=dict(zip(names, graph.sample_inputs(1))))
@@ -90,7 +62,7 @@ def quantize(fp32: bytes, precision: str, samples=None, names=None) -> bytes:
     if precision == "fp32":
         return fp32
     q = quantizer.Quantizer(fp32, _recipe(precision))
-    with _quiet():
+    with quiet():
         calib = None
         if q.need_calibration:
             data = {"serving_default": [dict(zip(names, args)) for args in samples]}
@@ -125,7 +97,7 @@ def op_list(content: bytes):
 def interpreter(content: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
-    with _quiet():  # "Created TensorFlow Lite XNNPACK delegate" from C++
+    with quiet():  # "Created TensorFlow Lite XNNPACK delegate" from C++
         it = Interpreter(model_content=content, num_threads=1)
         it.allocate_tensors()
     return it
