@@ -48,7 +48,7 @@ def test_file_holds_config_in_metadata_and_no_pickle(model, tmp_path):
 def test_save_is_atomic(model, tmp_path, monkeypatch):
     path = save(model, tmp_path / "m.safetensors")
     before = path.read_bytes()
-    import ltc_edge.nn.modelfile as mf
+    import ltc_edge.fileio as mf
 
     def boom(*a, **k):
         raise KeyboardInterrupt  # interrupted mid-write

@@ -34,6 +34,22 @@ def _tmpl(name: str) -> Template:
     return Template((TEMPLATES / name).read_text())
 
 
+def _word(value) -> str:
+    """A config string bound for a C comment or identifier: letters, digits, '_', '-', '.'
+    only. Strings from a model file never reach generated code unchecked (a '*/' could
+    close the comment and add code that runs when the library is loaded)."""
+    s = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", s):
+        raise CExportError(f"refusing to put {s[:40]!r} into C code: not a plain name")
+    return s
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise CExportError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
 def _flit(v) -> str:
     """A float32 as the shortest C literal that round-trips."""
     v = np.float32(v)
@@ -109,6 +125,7 @@ def _csr(mask: np.ndarray):
 
 
 def _solver_code(method: str, unfolds: int, n: int) -> str:
+    unfolds, n = _int(unfolds, "ode_unfolds"), _int(n, "units")
     if method not in ("euler", "rk4"):
         raise CExportError(f"C export supports the euler and rk4 solvers, not {method!r}")
     return _tmpl("solver.c.in").substitute(METHOD=method, UNFOLDS=unfolds, N=n, RK4=int(method == "rk4"))
@@ -119,7 +136,7 @@ def _solver_code(method: str, unfolds: int, n: int) -> str:
 
 
 def _cell_ltc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
-    n, m, n_in = cfg["units"], cfg["motor_size"], cfg["input_size"]
+    n, m, n_in = (_int(cfg[k], k) for k in ("units", "motor_size", "input_size"))
     adj = np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0
     sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
     if not sparse:  # the same model, every pair visited (masked weights are 0)
@@ -147,10 +164,10 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
     if P.get("output_b") is not None:
         omap += " + " + C.floats("OUT_B", P["output_b"]) + "[i]"
     solver = cfg.get("solver", "semi_implicit")
-    unfolds = int(cfg.get("ode_unfolds", 6))
+    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
     semi = solver == "semi_implicit"
     code = _tmpl("cell_ltc.c.in").substitute(
-        N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds, SOLVER=solver,
+        N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds, SOLVER=_word(solver),
         SEMI_IMPLICIT=int(semi), EPS=_flit(cfg.get("epsilon", 1e-8)),
         INPUT_MAP=imap, OUTPUT_MAP=omap, SOLVER_CODE="" if semi else _solver_code(solver, unfolds, n))
     return code, {"synapses": counts["R"], "sensory_synapses": counts["S"]}
@@ -174,8 +191,8 @@ def _linear_call(C: _Consts, name: str, W, b, x: str, y: str, sparse: bool) -> s
 def _cell_cfc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
     from ltc_edge.nn import functional as F
 
-    mode = cfg.get("mode", "default")
-    act = cfg.get("activation", "lecun_tanh")
+    mode = _word(cfg.get("mode", "default"))
+    act = _word(cfg.get("activation", "lecun_tanh"))
     if act not in F.ACTIVATIONS:
         raise CExportError(f"unknown CfC activation {act!r}")
     blocks, steps, start, maxh = [], [], 0, 1
@@ -209,43 +226,46 @@ def _cell_cfc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
     last_h = layers[-1][2]
     steps.append(f"    for (i = 0; i < {last_h}; ++i) y[i] = h[{start - last_h} + i];")
     code = _tmpl("cell_cfc.c.in").substitute(
-        N=cfg["units"], NBLOCKS=len(layers), WIRING=(cfg["wiring"]["kind"] if cfg.get("wiring") else "no wiring"),
+        N=_int(cfg["units"], "units"), NBLOCKS=len(layers),
+        WIRING=(_word(cfg["wiring"]["kind"]) if cfg.get("wiring") else "no wiring"),
         CELL_OUT=last_h, BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
     return code, {}
 
 
 def _cell_ctrnn(C, P, cfg, sparse):
-    n = cfg["units"]
+    n = _int(cfg["units"], "units")
     C.floats("W_IH", P["weight_ih"])
     C.floats("W_HH", P["weight_hh"])
     C.floats("BIAS", P["bias"])
     C.floats("INV_TAU", P["inv_tau"])
-    unfolds = int(cfg.get("ode_unfolds", 6))
+    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
     return _tmpl("cell_ctrnn.c.in").substitute(
-        N=n, IN=cfg["input_size"], SOLVER_CODE=_solver_code(cfg.get("solver", "euler"), unfolds, n)), {}
+        N=n, IN=_int(cfg["input_size"], "input_size"),
+        SOLVER_CODE=_solver_code(cfg.get("solver", "euler"), unfolds, n)), {}
 
 
 def _cell_node(C, P, cfg, sparse):
-    n, hf = cfg["units"], cfg.get("ode_hidden", cfg["units"])
+    n, hf = _int(cfg["units"], "units"), _int(cfg.get("ode_hidden", cfg["units"]), "ode_hidden")
     for key, name in (("f1_weight", "F1_W"), ("f1_bias", "F1_B"), ("f2_weight", "F2_W"), ("f2_bias", "F2_B"),
                       ("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias", "BIAS")):
         C.floats(name, P[key])
-    unfolds = int(cfg.get("ode_unfolds", 6))
+    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
     return _tmpl("cell_node.c.in").substitute(
-        N=n, HF=hf, IN=cfg["input_size"], SOLVER_CODE=_solver_code(cfg.get("solver", "rk4"), unfolds, n)), {}
+        N=n, HF=hf, IN=_int(cfg["input_size"], "input_size"),
+        SOLVER_CODE=_solver_code(cfg.get("solver", "rk4"), unfolds, n)), {}
 
 
 def _cell_lstm(C, P, cfg, sparse):
     C.floats("W_IH", P["weight_ih"])
     C.floats("W_HH", P["weight_hh"])
     C.floats("BIAS", P["bias"])
-    return _tmpl("cell_lstm.c.in").substitute(N=cfg["units"], IN=cfg["input_size"]), {}
+    return _tmpl("cell_lstm.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
 
 
 def _cell_gru(C, P, cfg, sparse):
     for key, name in (("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias_ih", "B_IH"), ("bias_hh", "B_HH")):
         C.floats(name, P[key])
-    return _tmpl("cell_gru.c.in").substitute(N=cfg["units"], IN=cfg["input_size"]), {}
+    return _tmpl("cell_gru.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
 
 
 CELL_GENERATORS = {"ltc": _cell_ltc, "cfc": _cell_cfc, "ctrnn": _cell_ctrnn, "node": _cell_node,
@@ -278,10 +298,10 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     raw = {k: np.asarray(v, dtype=np.float32) for k, v in raw.items()}
     P = F.model_prepare(F.NumpyOps, raw, config)
     cell_cfg = config["cell"]
-    n_units = cell_cfg["units"]
+    n_units = _int(cell_cfg["units"], "units")
     C = _Consts()
     cell_code, info = CELL_GENERATORS[kind](C, P["cell"], cell_cfg, sparse)
-    n_in, n_out = config["input_size"], config["output_size"]
+    n_in, n_out = _int(config["input_size"], "input_size"), _int(config["output_size"], "output_size")
     if P["input_mean"] is not None:
         C.floats("IN_MEAN", P["input_mean"])
         C.floats("IN_STD", P["input_std"])
@@ -300,10 +320,10 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         output_code += "    for (i = 0; i < OUT_SIZE; ++i) y[i] = y[i] * OUT_STD[i] + OUT_MEAN[i];\n"
     output_code = output_code.rstrip("\n")
     wiring = cell_cfg.get("wiring")
-    summary = f"{n_units} units, {n_in} inputs, {n_out} outputs" + (f", {wiring['kind']} wiring" if wiring else "")
+    summary = f"{n_units} units, {n_in} inputs, {n_out} outputs" + (f", {_word(wiring['kind'])} wiring" if wiring else "")
     if kind == "ltc":
         summary += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses" + ("" if sparse else " (dense loops)")
-    common = dict(PREFIX=prefix, UPPER=upper, VERSION=__version__, KIND=kind, SUMMARY=summary)
+    common = dict(PREFIX=prefix, UPPER=upper, VERSION=_word(__version__), KIND=_word(kind), SUMMARY=summary)
     fixed_define = f"#define {upper}_FIXED_DT {_flit(fixed_dt)}\n" if fixed_dt is not None else ""
     header = _tmpl("model.h.in").substitute(
         common, INPUTS=n_in, OUTPUTS=n_out, STATE_SIZE=F.state_size(config),

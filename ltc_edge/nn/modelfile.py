@@ -7,13 +7,13 @@ No pickle, ever. Reading needs numpy and safetensors only (the runtime uses `rea
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelLoadError, UnsafeFileError
+from ..fileio import LIMITS, atomic_write_bytes, read_bytes
 from . import functional as F
 
 METADATA_KEY = "ltc_edge"
@@ -21,25 +21,8 @@ FORMAT = "ltc-edge-model"
 SUPPORTED_VERSIONS = (1,)
 
 
-class ModelFileError(ValueError):
+class ModelFileError(ModelLoadError):
     """A model file that is missing, truncated, foreign or inconsistent."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, then rename over it: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write(path, config: dict, tensors: dict[str, np.ndarray]) -> None:
@@ -55,11 +38,10 @@ def write(path, config: dict, tensors: dict[str, np.ndarray]) -> None:
 def read(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, {name: float32 array}) of a model file, validated; ModelFileError otherwise."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such model file")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a model file")
-    raw = path.read_bytes()
+    try:
+        raw = read_bytes(path, "model file", LIMITS["model"])
+    except (FileNotFoundError, UnsafeFileError) as e:
+        raise ModelFileError(str(e)) from None
     config = _read_config(path, raw)
     from safetensors.numpy import load
 

@@ -1,30 +1,5 @@
-"""Runtime errors: all ValueError subclasses with one-line messages (the CLI prints them as
-`error: ...` and exits 1)."""
+"""Runtime errors: re-exported from ltc_edge.errors (one hierarchy for the whole API)."""
 
-
-class RuntimeInputError(ValueError):
-    """Base class of everything the runtime rejects."""
-
-
-class ModelLoadError(RuntimeInputError):
-    """A model file that is missing, corrupt, of an unknown kind, or lacks its manifest."""
-
-
-class InputShapeError(RuntimeInputError):
-    """x, dt or a state with the wrong shape."""
-
-
-class InputDtypeError(RuntimeInputError):
-    """x, dt or a state of a non-numeric dtype (strings, objects, complex, bool)."""
-
-
-class NonFiniteInputError(RuntimeInputError):
-    """NaN or inf in x (policy 'raise') or in dt."""
-
-
-class StateBoundError(RuntimeInputError):
-    """A state left its proven bounds (LTC) or became NaN/inf: the step is not committed."""
-
-
-class BackendUnavailableError(RuntimeInputError):
-    """The backend's package (onnxruntime, ai-edge-litert, a C compiler) is not installed."""
+from ltc_edge.errors import (BackendUnavailableError, InputDtypeError, InputShapeError,  # noqa: F401
+                             LtcEdgeError, ModelLoadError, NonFiniteInputError, RuntimeInputError,
+                             StateBoundError, UnsafeFileError)

@@ -1,0 +1,163 @@
+"""Safe file I/O shared by every package (numpy-free, imports nothing above it).
+
+* `read_bytes` reads regular files only (no FIFO, device or /dev/zero link: checked on the
+  open descriptor, so nothing blocks or streams forever) and only up to a stated size.
+* `atomic_write_bytes` writes a temp file beside the target, fsyncs, then renames: all or
+  nothing, with the user's umask (not mkstemp's 0600); it refuses to replace a non-regular file.
+* `check_output` refuses an output path that is one of the command's inputs.
+* `replace_dir` swaps a finished temp folder into place, so a folder is the old one or the
+  new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+from .errors import UnsafeFileError
+
+MiB = 1 << 20
+LIMITS = {"model": 512 * MiB, "manifest": 16 * MiB, "data": 4096 * MiB, "library": 64 * MiB,
+          "artifact": 512 * MiB}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def open_regular(path, what: str = "file", max_bytes: int | None = None) -> int:
+    """An O_RDONLY descriptor of a regular file no larger than max_bytes; UnsafeFileError /
+    FileNotFoundError otherwise. O_NONBLOCK so that opening a FIFO cannot hang."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise UnsafeFileError(f"{path}: is a folder, not a {what}") from None
+    except PermissionError:
+        raise UnsafeFileError(f"{path}: permission denied") from None
+    st = os.fstat(fd)
+    problem = None
+    if stat.S_ISDIR(st.st_mode):
+        problem = f"is a folder, not a {what}"
+    elif not stat.S_ISREG(st.st_mode):
+        problem = f"is not a regular file (a FIFO, device or socket): refusing to read it as a {what}"
+    elif max_bytes is not None and st.st_size > max_bytes:
+        problem = f"is {st.st_size / MiB:.1f} MiB, more than the {max_bytes / MiB:.0f} MiB a {what} may be"
+    if problem:
+        os.close(fd)
+        raise UnsafeFileError(f"{path}: {problem}")
+    return fd
+
+
+def read_bytes(path, what: str = "file", max_bytes: int | None = None) -> bytes:
+    fd = open_regular(path, what, max_bytes)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1 if max_bytes is not None else -1)
+    if max_bytes is not None and len(data) > max_bytes:  # grew while reading
+        raise UnsafeFileError(f"{path}: larger than the {max_bytes / MiB:.0f} MiB a {what} may be")
+    return data
+
+
+def check_writable_target(path) -> None:
+    """A file output may replace a regular file, never a device, FIFO, socket or folder."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        st = os.stat(path) if path.exists() else os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise UnsafeFileError(f"{path}: is a folder; give a file name")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError(f"{path}: is not a regular file (a device, FIFO or socket): refusing to replace it")
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write to a temp file beside `path`, fsync, then rename over it: all or nothing,
+    honouring the umask."""
+    path = Path(path)
+    check_writable_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def same_file(a, b) -> bool:
+    a, b = Path(a), Path(b)
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(out, *inputs, what: str = "--out") -> None:
+    """Refuse an output that is (or is inside the folder of, for folder outputs) one of the inputs."""
+    out = Path(out)
+    for src in inputs:
+        if src is None:
+            continue
+        src = Path(src)
+        if same_file(out, src):
+            raise UnsafeFileError(f"{what} {out} is the input {src}: refusing to overwrite it")
+        if out.exists() and out.is_dir() and src.exists() and src.resolve().parent == out.resolve() \
+                and what.endswith("folder"):
+            raise UnsafeFileError(f"{what} {out} holds the input {src}, which the export would replace")
+
+
+def set_umask_mode(path) -> None:
+    """chmod a file or folder made by mkstemp/mkdtemp (0600/0700) to what the umask allows."""
+    mode = (0o777 if Path(path).is_dir() else 0o666) & ~_umask()
+    os.chmod(path, mode)
+
+
+def replace_dir(tmp_dir, out_dir) -> None:
+    """Move a finished temp folder to out_dir. An existing out_dir is renamed aside first and
+    removed after: a reader sees the old folder or the new one, never a half-written mix."""
+    tmp_dir, out_dir = Path(tmp_dir), Path(out_dir)
+    set_umask_mode(tmp_dir)
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=".ltc-old-", dir=out_dir.parent))
+        os.rmdir(old)
+        os.replace(out_dir, old)
+    os.replace(tmp_dir, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_leftovers(parent, prefixes=(".ltc-export-", ".ltc-old-")) -> None:
+    """Remove temp folders left by an export that was killed (their pid no longer runs)."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return
+    for p in parent.iterdir():
+        if not (p.is_dir() and p.name.startswith(prefixes)):
+            continue
+        pid = p.name.split("-")[-2] if p.name.startswith(".ltc-export-") else ""
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
