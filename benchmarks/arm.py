@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ltc_edge.runtime import arm as A  # noqa: E402
+from ltc_edge.bench import arm as A  # noqa: E402
 
 
 def main():

@@ -6,7 +6,7 @@ benchmarks/results/c_speed.json.
 
 Compared (all LTC-19, 8 inputs, 4 motor outputs, batch 1, 6 unfolds, same parameters):
   * ncps LTCCell.forward under torch.no_grad (the reference implementation)
-  * the generated C of the same model (ltc_edge.export.c), sparse synapse lists, timed in a
+  * the generated C of the same model (ltc_edge.codegen.c), sparse synapse lists, timed in a
     C loop (clock_gettime) so no Python call overhead is counted; also through ctypes
   * the same model with every synapse pair looped (the "fully connected" dense build)
   * an LTC-19 with a fully connected wiring (the same size, every synapse real)
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 
 
 def build_bench(config, raw, out: Path, sparse: bool) -> Path:
-    from ltc_edge.export import c as cgen
+    from ltc_edge.codegen import c as cgen
 
     out.mkdir(parents=True, exist_ok=True)
     gen = cgen.generate(config, raw, prefix="ltc_model", sparse=sparse)

@@ -95,6 +95,14 @@ def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exp
     run_demo(out, seed=seed, epochs=epochs, pendulum_epochs=pendulum_epochs, quick=quick)
 
 
+def _task_reference(name: str):
+    """A task name -> the export drift check's reference data (train's tasks, export's RefData)."""
+    from .export.drift import from_task
+    from .train.tasks import load_task
+
+    return from_task(load_task(name), name)
+
+
 # Each package owns its commands (ltc_edge/<pkg>/commands.py defines register(command));
 # those modules import nothing heavy at import time, so `ltc --help` stays fast.
 for _pkg in ("train", "export", "runtime", "bench"):
@@ -104,7 +112,10 @@ for _pkg in ("train", "export", "runtime", "bench"):
         if _e.name != f"ltc_edge.{_pkg}.commands":
             raise
         continue
-    _mod.register(command)
+    if _pkg == "export":  # export never imports train: the CLI hands it the task loader
+        _mod.register(command, load_task=_task_reference)
+    else:
+        _mod.register(command)
 
 
 def main():

@@ -124,19 +124,40 @@ def set_umask_mode(path) -> None:
     os.chmod(path, mode)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system has no such call."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    return False
+
+
 def replace_dir(tmp_dir, out_dir) -> None:
-    """Move a finished temp folder to out_dir. An existing out_dir is renamed aside first and
-    removed after: a reader sees the old folder or the new one, never a half-written mix."""
+    """Move a finished temp folder to out_dir. An existing out_dir is swapped with it in one
+    atomic step where the system allows (else renamed aside first): a reader sees the old
+    folder or the new one, never a half-written mix. The old one is then removed."""
     tmp_dir, out_dir = Path(tmp_dir), Path(out_dir)
     set_umask_mode(tmp_dir)
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=".ltc-old-", dir=out_dir.parent))
-        os.rmdir(old)
-        os.replace(out_dir, old)
+    if not out_dir.exists():
+        os.replace(tmp_dir, out_dir)
+        return
+    if _exchange(tmp_dir, out_dir):
+        shutil.rmtree(tmp_dir, ignore_errors=True)  # now holds the old export
+        return
+    old = Path(tempfile.mkdtemp(prefix=".ltc-old-", dir=out_dir.parent))
+    os.rmdir(old)
+    os.replace(out_dir, old)
     os.replace(tmp_dir, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def clean_leftovers(parent, prefixes=(".ltc-export-", ".ltc-old-")) -> None:

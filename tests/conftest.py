@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(config, items):
     LTC_NO_APT unset. Otherwise the tests skip and say why."""
     if not any(item.get_closest_marker("qemu") for item in items):
         return
-    from ltc_edge.runtime import arm
+    from ltc_edge.bench import arm
 
     if not (arm.missing_tools("aarch64") or arm.missing_tools("m4")):
         return

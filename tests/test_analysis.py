@@ -130,7 +130,7 @@ def test_prune_cli_fine_tunes_and_exports_sparse_c(tmp_path):
     from typer.testing import CliRunner
 
     from ltc_edge.cli import app
-    from ltc_edge.export.c import generate
+    from ltc_edge.codegen.c import generate
     from ltc_edge.nn.modelfile import read
     from ltc_edge.train.loop import build_task_model
     from ltc_edge.train.tasks import load_task

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-from ltc_edge.runtime import arm as A  # noqa: E402
+from ltc_edge.bench import arm as A  # noqa: E402
 
 pytestmark = pytest.mark.qemu
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ltc_edge.export import get_exporter
-from ltc_edge.export import c as cgen
+from ltc_edge.codegen import c as cgen
 from ltc_edge.nn import build_model, save
 from ltc_edge.runtime import ModelLoadError, load
 
@@ -50,8 +50,14 @@ def test_golden_c_equals_numpy_runtime(tmp_path, name):
     """1000 steps, batch 2, random inputs and per-row dt: compiled C == numpy runtime to 1e-5."""
     model, path = make(tmp_path, name)
     out = tmp_path / "c"
-    manifest = get_exporter("c")(model, out)  # compiles with -Wall -Werror -pedantic
-    assert manifest["library"] and (out / manifest["library"]).exists()
+    rng = np.random.default_rng(3)  # drift reference: dt as in the loop below (the explicit
+    # Euler LTC turns chaotic at the synthetic reference's dt = 1, where fp32 orderings part ways)
+    npz = tmp_path / "ref.npz"
+    np.savez(npz, x=rng.standard_normal((8, 200, 5)).astype(np.float32),
+             dt=rng.uniform(0.05, 0.5, (8, 200)).astype(np.float32))
+    manifest = get_exporter("c")(model, out, calibration=str(npz))  # compiles with -Wall -Werror -pedantic
+    assert (out / manifest["files"]["library"]["name"]).exists()
+    assert manifest["drift"]["max_abs"] <= 1e-4 and manifest["drift"]["steps"] >= 1000  # drift-checked at export
     ref = load(path, batch=2)
     ctrl = load(out, batch=2)
     assert ctrl.backend_name == "c"
@@ -98,8 +104,8 @@ def test_sparse_and_dense_loops_agree(tmp_path):
     _, path = make(tmp_path, "ltc-ncp")
     a = load(path, backend="c")
     b = load(path, backend="c", sparse=False)
-    assert a.backend.manifest["weights_bytes"] < b.backend.manifest["weights_bytes"]
-    assert b.backend.manifest["synapses"] == 19 * 19
+    assert a.backend.describe()["weights_bytes"] < b.backend.describe()["weights_bytes"]
+    assert b.backend.manifest.details["synapses"] == 19 * 19
     rng = np.random.default_rng(0)
     for _ in range(200):
         x = rng.standard_normal(5)
@@ -123,9 +129,8 @@ def test_export_refuses_overwrite_and_bad_options(tmp_path):
     model, path = make(tmp_path, "gru")
     exp = get_exporter("c")
     exp(str(path), tmp_path / "c")  # a model file path works too
-    with pytest.raises(ValueError, match="--force"):
-        exp(model, tmp_path / "c")
-    exp(model, tmp_path / "c", force=True)
+    exp(model, tmp_path / "c", prefix="again")  # an earlier export is replaced whole, like every format
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["again.c", "again.h", "libagain.so", "manifest.json"]
     with pytest.raises(ValueError, match="precision"):
         exp(model, tmp_path / "c2", precision="int4")
     with pytest.raises(ValueError, match="C identifier"):
@@ -138,7 +143,7 @@ def test_export_refuses_overwrite_and_bad_options(tmp_path):
 def test_sources_without_library_are_compiled_on_load(tmp_path):
     model, path = make(tmp_path, "lstm")
     m = get_exporter("c")(model, tmp_path / "c", build=False)
-    assert m["library"] is None
+    assert "library" not in m["files"] and not list((tmp_path / "c").glob("*.so"))
     c = load(tmp_path / "c")
     ref = load(path)
     np.testing.assert_allclose(c.step(np.ones(5)), ref.step(np.ones(5)), atol=1e-6)
@@ -150,7 +155,17 @@ def test_c_backend_bad_files(tmp_path):
         load(tmp_path / "libx.so")
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "c", "prefix": "x", "library": "libx.so",
                                                         "input_size": 1, "output_size": 1, "state_size": 1}))
-    with pytest.raises(ModelLoadError, match="cannot load"):
+    with pytest.raises(ModelLoadError, match="re-export"):  # a manifest of the old layout
+        load(tmp_path / "libx.so")
+    from ltc_edge.artifact import FileEntry, Manifest
+
+    (tmp_path / "x.c").write_text("int x;\n")
+    (tmp_path / "x.h").write_text("int x;\n")
+    Manifest(format="c", precision="fp32", prefix="x", kind="gru", input_size=1, output_size=1, state_size=1,
+             uses_dt=False, files={"library": FileEntry.of(tmp_path / "libx.so"),
+                                   "source": FileEntry.of(tmp_path / "x.c"),
+                                   "header": FileEntry.of(tmp_path / "x.h")}).write(tmp_path)
+    with pytest.raises(ModelLoadError, match="cannot load"):  # checksums fine, not a library
         load(tmp_path / "libx.so")
     (tmp_path / "manifest.json").write_text("{broken")
     with pytest.raises(ModelLoadError, match="not valid JSON"):

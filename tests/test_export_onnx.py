@@ -155,7 +155,7 @@ def test_fixed_dt_graph_has_no_dt_input_and_matches(tmp_path, rng):
         man = X.export(model, tmp_path / kind, fixed_dt=0.1)
         proto = onnx.load(tmp_path / kind / "model.onnx")
         assert [i.name for i in proto.graph.input] == ["x", "state"]
-        assert man["graph"]["fixed_dt"] == 0.1 and [i["name"] for i in man["inputs"]] == ["x", "state"]
+        assert man["fixed_dt"] == 0.1 and [i["name"] for i in man["inputs"]] == ["x", "state"]
         graph = build_graph(model, fixed_dt=0.1)
         feeds = random_inputs(graph, rng)
         y, h = X.session(proto).run(X.OUTPUT_NAMES, feeds)
@@ -322,7 +322,7 @@ def test_cli_export_onnx(cli, tmp_path):
     assert r.exit_code == 0, r.output
     assert "onnx fp32" in r.output and "drift max-abs" in r.output
     man = json.loads((tmp_path / "e" / "manifest.json").read_text())
-    assert man["graph"]["fixed_dt"] == 0.05
+    assert man["fixed_dt"] == 0.05
 
 
 def test_cli_errors_are_one_line(cli, tmp_path):

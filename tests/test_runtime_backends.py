@@ -86,13 +86,11 @@ def _tflite(model, out):
     graph = build_graph(model)
     out.mkdir(parents=True, exist_ok=True)
     litert_torch.convert(graph, graph.sample_inputs(1)).export(str(out / "model.tflite"))
-    (out / "manifest.json").write_text(json.dumps({
-        "format": "tflite", "precision": "fp32", "file": "model.tflite",
-        "model": {"kind": model.kind, "input_size": model.input_size, "output_size": model.output_size,
-                  "state_size": model.state_size},
-        "graph": {"kind": "step", "fixed_dt": None},
-        "inputs": [{"name": n} for n in graph.input_names()],
-        "outputs": [{"name": "y"}, {"name": "new_state"}]}))
+    from ltc_edge.export.manifest import base_manifest
+
+    man = base_manifest("tflite", "fp32", model, graph, {"model": out / "model.tflite"})
+    man.state_bounds = None  # as a hand-made export would lack them: the test attaches them from the model
+    man.write(out)
     return out
 
 
@@ -133,7 +131,9 @@ def test_tflite_guard_catches_a_wrong_state(ltc):
 def test_tflite_bad_file(tmp_path):
     pytest.importorskip("ai_edge_litert")
     (tmp_path / "model.tflite").write_bytes(b"TFL3" + os.urandom(64))
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": "tflite", "file": "model.tflite",
-                                                        "input_size": 5, "output_size": 4, "state_size": 19}))
+    from ltc_edge.artifact import FileEntry, Manifest
+
+    Manifest(format="tflite", precision="fp32", files={"model": FileEntry.of(tmp_path / "model.tflite")},
+             kind="ltc", input_size=5, output_size=4, state_size=19, uses_dt=True).write(tmp_path)
     with pytest.raises(ModelLoadError):
         load(tmp_path / "model.tflite")

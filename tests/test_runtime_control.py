@@ -50,10 +50,9 @@ def _tflite(model, out):
     graph = build_graph(model)
     out.mkdir(parents=True, exist_ok=True)
     litert_torch.convert(graph, graph.sample_inputs(1)).export(str(out / "model.tflite"))
-    (out / "manifest.json").write_text(json.dumps({
-        "format": "tflite", "precision": "fp32", "file": "model.tflite",
-        "model": {"kind": model.kind, "input_size": model.input_size, "output_size": model.output_size,
-                  "state_size": model.state_size}, "graph": {"kind": "step", "fixed_dt": None}}))
+    from ltc_edge.export.manifest import base_manifest
+
+    base_manifest("tflite", "fp32", model, graph, {"model": out / "model.tflite"}).write(out)
     return out
 
 

@@ -57,7 +57,7 @@ def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_epochs: int = 
     import shutil as _sh
 
     targets = ["cpu"]
-    from ..runtime import arm
+    from . import arm
 
     if not arm.missing_tools("m4") and not quick:
         targets.append("cortex-m4")

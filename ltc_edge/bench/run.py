@@ -185,8 +185,8 @@ def _run_worker(job: dict) -> dict:
 
 def _arm_row(job: dict, out: Path) -> dict:
     """Golden check, instructions per step and (Cortex-M4) flash/RAM from the qemu builds of the
-    generated C (ltc_edge.runtime.arm; toolchains from scripts/arm/setup.sh)."""
-    from ..runtime import arm
+    generated C (ltc_edge.bench.arm; toolchains from scripts/arm/setup.sh)."""
+    from . import arm
 
     target = "aarch64" if job["target"] == "arm64" else "m4"
     missing = arm.missing_tools(target)

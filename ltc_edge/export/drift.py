@@ -1,8 +1,9 @@
 """Reference data and the drift check run at export time.
 
 Data for calibration (quantisation) and drift comes from `--calibration`:
-  * a task name (cheetah, digits, pendulum, ...), read through ltc_edge.train: calibration
-    from the training split, drift and the task metric on the test split;
+  * a task (cheetah, digits, pendulum, ...) as `from_task(load_task(name), name)`, made by the
+    caller (the CLI does it for a task name): calibration from the training split, drift and
+    the task metric on the test split;
   * an .npz file with key x [N, T, in] (and optional dt [N, T] or [N, T, 1], y [N, T, out]
     regression targets or y [N] class labels): the first 80% of the sequences calibrate,
     the rest (at least one) are held out;
@@ -17,10 +18,13 @@ output_std) and the task metric of both.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..fileio import LIMITS, open_regular
 
 BUDGETS = {"fp32": {"max_abs": 1e-4}, "fp16": {"max_abs": 1e-2}, "int8": {"metric_rel": 0.05}}
 DRIFT_STEPS = 1000
@@ -54,29 +58,31 @@ def _dt2(dt, x, what):
     return dt
 
 
-def _load_task(name: str):
-    try:
-        from ltc_edge.train.tasks import load_task
-    except ImportError:  # pragma: no cover - training package absent
-        try:
-            from ltc_edge.train import load_task
-        except ImportError:
-            raise ValueError(f"calibration {name!r}: not an .npz file, and the training package "
-                             "(ltc_edge.train) that reads task names is not available") from None
-    return load_task(name)
+def from_task(task, name: str) -> RefData:
+    """RefData from a training task (ltc_edge.train.load_task(name)): calibration from its
+    training split, drift and the task metric on its test split. The caller loads the task:
+    export never imports train."""
+    tr, te = task.train, task.test
+    return RefData(f"task:{name}", tr.x.astype(np.float32), _dt2(tr.dt, tr.x, name), te.x.astype(np.float32),
+                   _dt2(te.dt, te.x, name), te.y)
 
 
 def load_reference(spec, config: dict, *, fixed_dt: float | None = None, seed: int = 0) -> RefData:
-    """RefData from a task name, an .npz path or None (synthetic)."""
+    """RefData from an .npz path, a RefData (e.g. from_task) or None (synthetic)."""
     n_in = config["input_size"]
     if spec is None:
         return synthetic(config, fixed_dt=fixed_dt, seed=seed)
+    if isinstance(spec, RefData):
+        if spec.x.shape[-1] != n_in:
+            raise ValueError(f"calibration {spec.source} has {spec.x.shape[-1]} inputs, the model {n_in}")
+        return spec
     path = Path(str(spec))
     if path.suffix == ".npz" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"calibration file {path} not found")
+        fd = open_regular(path, "calibration file", LIMITS["data"])  # no FIFO, no /dev/zero
         try:
-            with np.load(path) as z:
+            with os.fdopen(fd, "rb") as f, np.load(f, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except Exception as e:  # zipfile / pickle errors: not a usable npz
             raise ValueError(f"calibration file {path}: not a readable .npz ({type(e).__name__})") from None
@@ -96,12 +102,8 @@ def load_reference(spec, config: dict, *, fixed_dt: float | None = None, seed: i
         held = slice(cut, None) if n > 1 else slice(0, None)
         return RefData(str(path), x[:cut], None if dt is None else dt[:cut], x[held],
                        None if dt is None else dt[held], None if y is None else np.asarray(y)[held])
-    task = _load_task(str(spec))
-    if task.input_size != n_in:
-        raise ValueError(f"task {spec} has {task.input_size} inputs, the model {n_in}")
-    tr, te = task.train, task.test
-    return RefData(f"task:{spec}", tr.x.astype(np.float32), _dt2(tr.dt, tr.x, spec), te.x.astype(np.float32),
-                   _dt2(te.dt, te.x, spec), te.y)
+    raise ValueError(f"calibration {spec!r}: no such .npz file (task names are read by the CLI, "
+                     "`ltc export --calibration cheetah`; from Python pass drift.from_task(load_task(name), name))")
 
 
 def synthetic(config: dict, *, fixed_dt=None, seed: int = 0, n: int = 16, length: int = 250) -> RefData:

@@ -5,8 +5,6 @@ keeping converters' chatter off the terminal."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import platform
 import shutil
@@ -15,7 +13,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
+from .. import artifact
+from ..artifact import Manifest
+from ..errors import LtcEdgeError, UnsafeFileError
+from ..fileio import clean_leftovers, replace_dir
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -42,7 +43,7 @@ def quiet():
             os.close(fd)
 
 
-class DriftError(ValueError):
+class DriftError(LtcEdgeError):
     """The exported file drifts from the torch model by more than its budget."""
 
 
@@ -61,14 +62,6 @@ def check_precision(precision: str, allowed=PRECISIONS) -> str:
     return precision
 
 
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def versions(*names) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -82,61 +75,60 @@ def versions(*names) -> dict:
     return out
 
 
-def base_manifest(fmt, precision, model, graph, file_path, **extra) -> dict:
-    file_path = Path(file_path)
-    m = {"format": fmt, "precision": precision, "file": file_path.name,
-         "size_bytes": file_path.stat().st_size, "sha256": sha256(file_path),
-         "model": {"kind": model.kind, "input_size": model.input_size, "output_size": model.output_size,
-                   "state_size": model.state_size, **{k: v for k, v in model.counts().items() if v is not None}},
-         "graph": {"kind": graph.kind, "form": graph.form, "fixed_dt": graph.fixed_dt,
-                   "ode_unfolds": model.config["cell"].get("ode_unfolds")},
-         "inputs": [{"name": k, "shape": v, "dtype": "float32"} for k, v in graph.input_shapes().items()],
-         "outputs": [{"name": k, "shape": v, "dtype": "float32"} for k, v in graph.output_shapes().items()]}
-    # the runtime guards an exported LTC's state with the paper's bounds: carry them along
-    from ..runtime.meta import ltc_state_bounds
-
-    bounds, note = (ltc_state_bounds(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
-                    if model.kind == "ltc" else (None, ""))
-    m["state_bounds"] = None if bounds is None else {"lo": np.asarray(bounds[0]).tolist(),
-                                                     "hi": np.asarray(bounds[1]).tolist()}
-    if note:
-        m["state_bounds_note"] = note
-    m.update(extra)
-    return m
+def io_specs(shapes: dict) -> list:
+    return [{"name": k, "shape": v, "dtype": "float32"} for k, v in shapes.items()]
 
 
-def finish(tmp_dir: Path, out_dir: Path, files: list[str], manifest: dict, force: bool) -> dict:
-    """Over budget without force: DriftError, nothing written. Otherwise move the files into
-    out_dir (os.replace: atomic per file), manifest.json last."""
-    drift = manifest.get("drift") or {}
+def base_manifest(fmt, precision, model, graph, files: dict, **details) -> Manifest:
+    """The manifest of a graph export (ONNX, TFLite): model facts, I/O, LTC state bounds
+    (the runtime guards an exported LTC's state with them), each file's sha256."""
+    raw = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    drift, quantization = details.pop("drift", None), details.pop("quantization", None)
+    counts = {k: v for k, v in model.counts().items() if v is not None}
+    return Manifest(
+        format=fmt, precision=precision, **artifact.model_fields(model.config, raw),
+        files={role: artifact.FileEntry.of(p) for role, p in files.items()},
+        fixed_dt=graph.fixed_dt, default_dt=graph.fixed_dt or 1.0, graph_kind=graph.kind,
+        inputs=io_specs(graph.input_shapes()), outputs=io_specs(graph.output_shapes()),
+        drift=drift, quantization=quantization, versions=details.pop("versions", versions()),
+        details={"model": counts, "graph": {"form": graph.form, "ode_unfolds": model.config["cell"].get("ode_unfolds")},
+                 **details})
+
+
+def finish(tmp_dir: Path, out_dir: Path, manifest: Manifest, force: bool) -> dict:
+    """The one finish step of every exporter. Over its drift budget without force: DriftError,
+    nothing written. Otherwise manifest.json joins the files in the temp folder, and the temp
+    folder replaces out_dir whole (a reader sees the old export or the new one, never a mix)."""
+    drift = manifest.drift or {}
     if drift and not drift.get("within_budget", True):
-        manifest["forced"] = bool(force)
+        manifest.details["forced"] = bool(force)
         if not force:
-            raise DriftError(f"{manifest['format']} {manifest['precision']} export over its drift budget: "
+            raise DriftError(f"{manifest.format} {manifest.precision} export over its drift budget: "
                              f"{'; '.join(drift['over_budget'])} (no file written; --force writes it anyway)")
+    out = manifest.write(tmp_dir)
+    check_out_dir(out_dir)
+    replace_dir(tmp_dir, out_dir)
+    return out
+
+
+def check_out_dir(out_dir, *inputs) -> None:
+    """An export replaces its folder whole: refuse a file, a folder holding anything but an
+    earlier export, and a folder that holds one of the inputs."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in files:
-        os.replace(tmp_dir / name, out_dir / name)
-    data = json.dumps(manifest, indent=2, default=_json_default).encode()
-    from ..nn.modelfile import atomic_write_bytes
-
-    atomic_write_bytes(out_dir / "manifest.json", data)
-    return manifest
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UnsafeFileError(f"--out {out_dir} exists and is not a folder")
+    for src in inputs:
+        if src is not None and Path(src).exists() and out_dir.resolve() in Path(src).resolve().parents:
+            raise UnsafeFileError(f"--out {out_dir} holds the input {src}; the export replaces its folder whole: "
+                                  "choose another folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / artifact.MANIFEST).exists():
+        raise UnsafeFileError(f"--out {out_dir} holds files that are not an ltc-edge export; the export "
+                              "replaces its folder whole: choose a new or empty folder")
 
 
 class TempDir:
-    """A temp folder beside out_dir (same file system, so os.replace is atomic)."""
+    """A temp folder beside out_dir (same file system, so the final rename is atomic), named
+    with our pid so a later export can remove what a killed one left."""
 
     def __init__(self, out_dir):
         self.parent = Path(out_dir).resolve().parent
@@ -144,7 +136,8 @@ class TempDir:
 
     def __enter__(self) -> Path:
         self.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=".ltc-export-", dir=self.parent))
+        clean_leftovers(self.parent)
+        self.path = Path(tempfile.mkdtemp(prefix=f".ltc-export-{os.getpid()}-", dir=self.parent))
         return self.path
 
     def __exit__(self, *exc):

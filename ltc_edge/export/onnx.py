@@ -14,15 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import TempDir, as_model, base_manifest, check_precision, finish, versions
+from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, versions
 
 OPSET = 18
 FILE = "model.onnx"
 OUTPUT_NAMES = ["y", "new_state"]
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-# ops that int8 quantises (weights and activations): the matrix products. Element-wise ops
-# (the LTC's division, sigmoid) stay float between DequantizeLinear and QuantizeLinear.
-INT8_OP_TYPES = ["Gemm", "MatMul"]
 LOOP_OPS = {"Loop", "If", "Scan"}
 
 
@@ -129,6 +126,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
     if precision == "int8" and calibration is None:
         raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     graph = build_graph(model, fixed_dt=fixed_dt, sequence_length=sequence_length)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
@@ -157,8 +155,8 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         path = tmp / FILE
         onnx.save(onnx_model, path)
         manifest = base_manifest(
-            "onnx", precision, model, graph, path, opset=opset, ir_version=int(onnx_model.ir_version),
+            "onnx", precision, model, graph, {"model": path}, opset=opset, ir_version=int(onnx_model.ir_version),
             node_count=len(onnx_model.graph.node), op_histogram=op_histogram(onnx_model),
             fp32_node_count=len(fp32.graph.node), reference_evaluator_max_abs=ref_err,
             drift=drift, versions=versions("onnx", "onnxruntime", "onnxscript"), **extra)
-        return finish(tmp, Path(out_dir), [FILE], manifest, force)
+        return finish(tmp, Path(out_dir), manifest, force)

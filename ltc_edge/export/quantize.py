@@ -55,6 +55,9 @@ def step_samples(model, data, *, rows: int = CALIBRATION_ROWS, seed: int = 0, fi
 # int8 leaves them float. Quantised independently they stop forming the positive mix that
 # keeps every state inside the LTC paper's bounds (the runtime guard then trips).
 LTC_FLOAT_WEIGHTS = ("cell__we", "cell__w")
+# ops that int8 quantises (weights and activations): the matrix products. Element-wise ops
+# (the LTC's division, sigmoid) stay float between DequantizeLinear and QuantizeLinear.
+INT8_OP_TYPES = ["Gemm", "MatMul"]
 
 
 def int8_nodes(onnx_model):
@@ -63,8 +66,6 @@ def int8_nodes(onnx_model):
     float), but not the LTC's numerator / denominator sums; where a graph has none (the dense
     LTC form), its multiplications by constant tensors. Everything else stays float between
     DequantizeLinear and QuantizeLinear (the LTC's division and the recurrent state)."""
-    from .onnx import INT8_OP_TYPES
-
     consts = {i.name for i in onnx_model.graph.initializer}
     consts |= {o for n in onnx_model.graph.node if n.op_type == "Constant" for o in n.output}
 

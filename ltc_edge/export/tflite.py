@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import TempDir, as_model, base_manifest, check_precision, finish, quiet, versions
+from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, quiet, versions
 
 FILE = "model.tflite"
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
@@ -150,6 +150,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise ValueError(f"tflite export: unknown option(s) {', '.join(sorted(kw))}")
     if precision == "int8-full" and calibration is None:
         raise ValueError("int8-full needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     graph = build_graph(model, fixed_dt=fixed_dt)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
@@ -175,9 +176,9 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         path = tmp / FILE
         path.write_bytes(content)
         manifest = base_manifest(
-            "tflite", precision, model, graph, path, batch=1, op_count=sum(hist.values()), op_histogram=hist,
+            "tflite", precision, model, graph, {"model": path}, batch=1, op_count=sum(hist.values()), op_histogram=hist,
             builtin_ops_only=True, signature="serving_default",
             drift=drift, versions=versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer"))
-        for spec in manifest["inputs"] + manifest["outputs"]:
+        for spec in manifest.inputs + manifest.outputs:
             spec["shape"] = [1 if d == "batch" else d for d in spec["shape"]]
-        return finish(tmp, Path(out_dir), [FILE], manifest, force)
+        return finish(tmp, Path(out_dir), manifest, force)

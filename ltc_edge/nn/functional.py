@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -131,16 +131,39 @@ def _rk4(f, h, delta):
     return h + delta / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
-SOLVERS = {"euler": _euler, "rk4": _rk4}
+@dataclass(frozen=True)
+class Solver:
+    """A fixed-step solver: `step(f, h, delta) -> h` for explicit ones; None for the LTC's
+    semi-implicit fused update, which each cell that has it implements itself (ltc_step)."""
+
+    step: Callable | None
+    cells: tuple        # cell kinds that accept it
+    backends: tuple     # where it runs: torch, numpy, graph (ONNX/TFLite), c
+    doc: str = ""
+
+
+_EVERYWHERE = ("torch", "numpy", "graph", "c")
+SOLVERS = {
+    "semi_implicit": Solver(None, ("ltc",), _EVERYWHERE, "ncps's fused implicit-explicit LTC update"),
+    "euler": Solver(_euler, ("ltc", "ctrnn", "node"), _EVERYWHERE, "explicit Euler"),
+    "rk4": Solver(_rk4, ("ltc", "ctrnn", "node"), _EVERYWHERE, "classic Runge-Kutta 4"),
+}
+
+
+def solvers_for(kind: str, backend: str | None = None) -> tuple:
+    """Solver names a cell kind accepts (on a backend, when given), from SOLVERS."""
+    return tuple(k for k, s in SOLVERS.items() if kind in s.cells and (backend is None or backend in s.backends))
 
 
 def odeint_fixed(f, h, dt, unfolds, method):
     """Integrate dh/dt = f(h) over dt with `unfolds` fixed steps (unrolled: no loop state)."""
-    if method not in SOLVERS:
-        raise ValueError(f"unknown solver {method!r}; choose one of {', '.join(SOLVERS)}")
+    solver = SOLVERS.get(method)
+    if solver is None or solver.step is None:
+        explicit = [k for k, s in SOLVERS.items() if s.step is not None]
+        raise ValueError(f"unknown explicit solver {method!r}; choose one of {', '.join(explicit)}")
     delta = dt / unfolds
     for _ in range(unfolds):
-        h = SOLVERS[method](f, h, delta)
+        h = solver.step(f, h, delta)
     return h
 
 
@@ -241,6 +264,26 @@ def ltc_bounds(raw, cfg):
     return lo, hi
 
 
+
+def ltc_state_bounds(config: dict, raw: dict):
+    """(lo, hi) float64 from ltc_bounds when the LTC theorem applies to this model, else
+    (None, the reason): the runtime guards and every export's manifest use it."""
+    cell = config["cell"]
+    craw = {k[5:]: np.asarray(v) for k, v in raw.items() if k.startswith("cell.")}
+    if cell.get("solver", "semi_implicit") != "semi_implicit":
+        return None, f"solver {cell.get('solver')!r}: the bound holds for the semi-implicit solver only"
+    if not cell.get("implicit_param_constraints", False):
+        adj = np.abs(np.asarray(cell["wiring"]["adjacency"])) > 0
+        sadj = np.abs(np.asarray(cell["wiring"]["sensory_adjacency"])) > 0
+        negative = [name for name, v, m in (("w", craw["w"], adj), ("sensory_w", craw["sensory_w"], sadj),
+                                            ("cm", craw["cm"], True), ("gleak", craw["gleak"], True))
+                    if np.any(np.where(m, v, 0) < 0)]
+        if negative:
+            return None, (f"negative {', '.join(negative)} (model not clipped with apply_constraints): "
+                          "the LTC bound does not apply")
+    lo, hi = ltc_bounds(craw, cell)
+    return (np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)), ""
+
 # LTC, synapse-list ("static") form: for exported graphs and the runtime. Same math as
 # ltc_step's semi-implicit solver, laid out for few graph nodes. Every synapse that exists in
 # the wiring is one column of a matrix, recurrent and sensory synapses side by side, plus one
@@ -334,33 +377,45 @@ def _cfc_block_shapes(prefix, n_in, hidden, mode, backbone_units, backbone_layer
     return shapes
 
 
-def _cfc_layers(cfg):
-    """(prefix, n_in, hidden, backbone_units, backbone_layers, mask or None) per CfC block."""
+class CfcLayer(NamedTuple):
+    """One CfC block: a wired CfC has one per wiring layer, an unwired one a single block."""
+
+    prefix: str             # parameter-name prefix ("" or "layer0_", ...)
+    n_in: int
+    hidden: int
+    backbone_units: int
+    backbone_layers: int
+    mask: object            # [hidden, n_in + hidden] 0/1 float32, or None (dense)
+
+
+def cfc_layers(cfg) -> list:
+    """The CfC blocks of a cell config, in order."""
     wiring = cfg.get("wiring")
     if wiring is None:
-        return [("", cfg["input_size"], cfg["units"], cfg.get("backbone_units", 128),
-                 cfg.get("backbone_layers", 1), None)]
+        return [CfcLayer("", cfg["input_size"], cfg["units"], cfg.get("backbone_units", 128),
+                         cfg.get("backbone_layers", 1), None)]
     adj = np.asarray(wiring["adjacency"])
     sadj = np.asarray(wiring["sensory_adjacency"])
     blocks, n_in, prev = [], cfg["input_size"], None
     for li, neurons in enumerate(wiring["layers"]):
         src = sadj[:, neurons] if li == 0 else adj[prev, :][:, neurons]
         mask = np.concatenate([src, np.ones((len(neurons), len(neurons)))], axis=0)
-        blocks.append((f"layer{li}_", n_in, len(neurons), 0, 0, np.abs(mask.T).astype(np.float32)))
+        blocks.append(CfcLayer(f"layer{li}_", n_in, len(neurons), 0, 0, np.abs(mask.T).astype(np.float32)))
         n_in, prev = len(neurons), neurons
     return blocks
 
 
 def cfc_shapes(cfg):
     shapes = {}
-    for prefix, n_in, hidden, bu, bl, _ in _cfc_layers(cfg):
-        shapes.update(_cfc_block_shapes(prefix, n_in, hidden, cfg.get("mode", "default"), bu, bl))
+    for b in cfc_layers(cfg):
+        shapes.update(_cfc_block_shapes(b.prefix, b.n_in, b.hidden, cfg.get("mode", "default"),
+                                        b.backbone_units, b.backbone_layers))
     return shapes
 
 
 def cfc_prepare(xp, raw, cfg):
     P = dict(raw)
-    for prefix, *_, mask in _cfc_layers(cfg):
+    for prefix, mask in ((b.prefix, b.mask) for b in cfc_layers(cfg)):
         if mask is not None:
             for head in ("ff1", "ff2"):
                 if f"{prefix}{head}_weight" in P:
@@ -390,10 +445,10 @@ def cfc_step(xp, P, x, h, dt, cfg):
     mode = cfg.get("mode", "default")
     act = ACTIVATIONS[cfg.get("activation", "lecun_tanh")]
     new_h, start, inp = [], 0, x
-    for prefix, _, hidden, _, bl, _ in _cfc_layers(cfg):
-        out = _cfc_block(xp, P, prefix, inp, h[:, start:start + hidden], dt, mode, bl, act)
+    for b in cfc_layers(cfg):
+        out = _cfc_block(xp, P, b.prefix, inp, h[:, start:start + b.hidden], dt, mode, b.backbone_layers, act)
         new_h.append(out)
-        start += hidden
+        start += b.hidden
         inp = out
     return inp, (new_h[0] if len(new_h) == 1 else xp.concat(new_h, 1))
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ltc_edge import artifact
+
 from .controller import Controller
 from .errors import (BackendUnavailableError, InputDtypeError, InputShapeError, ModelLoadError,
                      NonFiniteInputError, RuntimeInputError, StateBoundError)
@@ -30,7 +32,7 @@ BACKENDS = {
 # file suffix -> the backend "auto" picks
 _BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite",
               ".so": "c", ".dylib": "c", ".dll": "c", ".c": "c", ".h": "c"}
-_BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c", "numpy": "numpy", "safetensors": "numpy"}
+_BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c"}
 _ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy"}
 
 __all__ = ["load", "Controller", "BACKENDS", "get_backend", "RuntimeInputError", "ModelLoadError",
@@ -47,36 +49,19 @@ def get_backend(name: str):
 
 
 def resolve(path, backend: str = "auto") -> tuple[str, Path]:
-    """(backend name, model file) for a path: a file, or an export folder with manifest.json."""
+    """(backend name, path to hand it) for a model file or an export folder. A folder's
+    manifest is schema-checked here; the backend verifies every file's sha256 before use."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or folder")
     if path.is_dir():
-        from .meta import read_manifest
-
-        manifest = read_manifest(path)
-        fmt = str(manifest.get("format", ""))
-        name = manifest.get("file") or manifest.get("model_file") or manifest.get("path")
-        if fmt == "c":
-            lib = manifest.get("library")
-            target = path / lib if lib and (path / lib).exists() else path / manifest.get("source_file", name or "")
-        elif name:
-            target = path / Path(name).name
-        else:
-            cands = [p for p in sorted(path.iterdir()) if p.suffix in (".onnx", ".tflite", ".safetensors")]
-            if len(cands) != 1:
-                raise ModelLoadError(f"{path}: manifest.json names no model file")
-            target = cands[0]
-        if not target.exists():
-            raise ModelLoadError(f"{path}: manifest names {target.name}, which is missing")
-        auto = _BY_FORMAT.get(fmt) or _BY_SUFFIX.get(target.suffix)
-        path = target
+        auto = _BY_FORMAT.get(artifact.read(path).format)
     else:
         auto = _BY_SUFFIX.get(path.suffix)
     if backend == "auto":
         if auto is None:
             raise ModelLoadError(f"{path}: unknown model file type {path.suffix!r} (expected "
-                                 ".safetensors, .onnx, .tflite, a compiled C library .so, or a folder)")
+                                 ".safetensors, .onnx, .tflite, a compiled C library .so, or an export folder)")
         return auto, path
     return _ALIASES.get(backend, backend), path
 

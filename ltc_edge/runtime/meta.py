@@ -1,17 +1,18 @@
 """What a backend knows about its model: sizes, dt handling and the state bounds the guards
-check. Built from a model config (+ raw parameters) or from an exporter's manifest.json."""
+check. Built from a model config (+ raw parameters) or from an export folder's verified
+manifest (ltc_edge.artifact: schema and sha256 checked before any file is read)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelLoadError
+from ltc_edge import artifact
+from ltc_edge.nn import functional as F
 
-MANIFEST = "manifest.json"
+from .errors import ModelLoadError
 
 
 @dataclass
@@ -33,17 +34,14 @@ class ModelMeta:
 
 def meta_from_config(config: dict, raw: dict | None, source: str = "", fixed_dt=None,
                      precision: str = "fp32") -> ModelMeta:
-    from ltc_edge.nn import functional as F
-
-    cell = config["cell"]
-    kind = cell["kind"]
+    kind = config["cell"]["kind"]
     meta = ModelMeta(input_size=int(config["input_size"]), output_size=int(config["output_size"]),
                      state_size=int(F.state_size(config)), kind=kind,
                      uses_dt=F.cell_spec(kind).uses_dt, fixed_dt=fixed_dt,
                      default_dt=1.0 if fixed_dt is None else float(fixed_dt),
                      precision=precision, config=config, source=source)
     if kind == "ltc" and raw is not None:
-        meta.bounds, meta.bounds_note = ltc_state_bounds(config, raw)
+        meta.bounds, meta.bounds_note = F.ltc_state_bounds(config, raw)
     elif kind == "ltc":
         meta.bounds_note = "no parameters to derive LTC bounds from"
     else:
@@ -51,93 +49,41 @@ def meta_from_config(config: dict, raw: dict | None, source: str = "", fixed_dt=
     return meta
 
 
-def ltc_state_bounds(config: dict, raw: dict):
-    """(lo, hi) from F.ltc_bounds when the LTC theorem applies, else (None, reason)."""
-    from ltc_edge.nn import functional as F
-
-    cell = config["cell"]
-    craw = {k[5:]: np.asarray(v) for k, v in raw.items() if k.startswith("cell.")}
-    if cell.get("solver", "semi_implicit") != "semi_implicit":
-        return None, f"solver {cell.get('solver')!r}: the bound holds for the semi-implicit solver only"
-    if not cell.get("implicit_param_constraints", False):
-        adj = np.abs(np.asarray(cell["wiring"]["adjacency"])) > 0
-        sadj = np.abs(np.asarray(cell["wiring"]["sensory_adjacency"])) > 0
-        negative = [name for name, v, m in (("w", craw["w"], adj), ("sensory_w", craw["sensory_w"], sadj),
-                                            ("cm", craw["cm"], True), ("gleak", craw["gleak"], True))
-                    if np.any(np.where(m, v, 0) < 0)]
-        if negative:
-            return None, (f"negative {', '.join(negative)} (model not clipped with apply_constraints): "
-                          "the LTC bound does not apply")
-    lo, hi = F.ltc_bounds(craw, cell)
-    return (np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)), ""
-
-
-def read_manifest(path: Path) -> dict:
-    """The manifest.json beside `path` (or inside it, for a folder)."""
-    path = Path(path)
-    mpath = path / MANIFEST if path.is_dir() else path.parent / MANIFEST
-    if not mpath.exists():
-        raise ModelLoadError(f"{path}: no {MANIFEST} beside it (export writes one; it names the "
-                             "inputs, outputs and sizes)")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{mpath}: not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
-    if not isinstance(manifest, dict):
-        raise ModelLoadError(f"{mpath}: expected a JSON object")
-    return manifest
-
-
-def meta_from_manifest(manifest: dict, path: Path) -> ModelMeta:
-    """Sizes, dt handling and bounds from an exporter's manifest.json.
-
-    Reads, when present: `config` (the model config), sizes at the top level or under
-    `model` ({kind, input_size, output_size, state_size}), `fixed_dt` (top level or under
-    `graph`), `precision`, `state_bounds` {lo, hi}; else the source model file named by
-    `source` for the LTC bounds."""
-    config = manifest.get("config")
-    graph = manifest.get("graph") if isinstance(manifest.get("graph"), dict) else {}
-    if graph.get("kind", "step") != "step":
-        raise ModelLoadError(f"{path}: a {graph.get('kind')!r} graph; the runtime steps one-step graphs "
+def meta_from_manifest(m: artifact.Manifest, source) -> ModelMeta:
+    """Sizes, dt handling and bounds from a schema-checked manifest."""
+    if m.graph_kind != "step":
+        raise ModelLoadError(f"{source}: a {m.graph_kind!r} graph; the runtime steps one-step graphs "
                              "(export without --sequence-length)")
-    fixed_dt = manifest.get("fixed_dt", graph.get("fixed_dt"))
-    precision = str(manifest.get("precision", "fp32"))
-    if isinstance(config, dict) and "cell" in config:
-        meta = meta_from_config(config, None, str(path), fixed_dt=fixed_dt, precision=precision)
+    meta = ModelMeta(input_size=m.input_size, output_size=m.output_size, state_size=m.state_size,
+                     kind=m.kind, uses_dt=m.uses_dt, fixed_dt=m.fixed_dt,
+                     default_dt=m.fixed_dt if m.fixed_dt is not None else m.default_dt,
+                     precision=m.precision, config=m.config, source=str(source), extra=m.to_dict())
+    if m.state_bounds is not None:
+        meta.bounds = (np.asarray(m.state_bounds["lo"], np.float64), np.asarray(m.state_bounds["hi"], np.float64))
     else:
-        sizes = manifest.get("model") if isinstance(manifest.get("model"), dict) else manifest
-        names = [i.get("name") for i in manifest.get("inputs", []) if isinstance(i, dict)]
-        kind = str(sizes.get("kind", manifest.get("kind", "?")))
-        uses_dt = manifest.get("uses_dt", ("dt" in names) if names else kind not in ("lstm", "gru"))
-        try:
-            meta = ModelMeta(input_size=int(sizes["input_size"]), output_size=int(sizes["output_size"]),
-                             state_size=int(sizes["state_size"]), kind=kind, uses_dt=bool(uses_dt),
-                             fixed_dt=fixed_dt, default_dt=1.0 if fixed_dt is None else float(fixed_dt),
-                             precision=precision, source=str(path))
-        except (KeyError, TypeError, ValueError):
-            raise ModelLoadError(f"{path}: manifest has neither a model config nor "
-                                 "input_size/output_size/state_size") from None
-        meta.bounds_note = f"{kind}: no proven state bound (only NaN/inf are checked)"
-    sb = manifest.get("state_bounds")
-    if isinstance(sb, dict) and sb.get("lo") is not None:
-        lo, hi = np.asarray(sb["lo"], dtype=np.float64), np.asarray(sb["hi"], dtype=np.float64)
-        if lo.shape != (meta.state_size,) or hi.shape != (meta.state_size,):
-            raise ModelLoadError(f"{path}: manifest state_bounds do not match state size {meta.state_size}")
-        meta.bounds, meta.bounds_note = (lo, hi), ""
-    elif meta.kind == "ltc":
-        src = manifest.get("source")
-        srcp = Path(path).parent / src if isinstance(src, str) else None
-        if srcp is not None and srcp.exists() and srcp.suffix == ".safetensors":
-            from ltc_edge.nn.modelfile import read
-
-            cfg, raw = read(srcp)
-            meta.bounds, meta.bounds_note = ltc_state_bounds(cfg, raw)
-        elif manifest.get("state_bounds_note"):
-            meta.bounds_note = str(manifest["state_bounds_note"])
-        else:
-            meta.bounds_note = "manifest has no state_bounds: the LTC bound is not checked (NaN/inf are)"
-    meta.extra = manifest
+        meta.bounds_note = m.state_bounds_note or f"{m.kind}: no proven state bound (only NaN/inf are checked)"
     return meta
+
+
+def open_artifact(path, fmt: str, role: str = "model"):
+    """(manifest or None, the file to load, its verified bytes or None) for a model file or an
+    export folder. Where a manifest.json is there, it is schema-checked and every file it
+    names is size- and sha256-checked before anything reads it; the returned bytes are the
+    ones that were hashed (load those, not the path: nothing can swap them in between)."""
+    path = Path(path)
+    folder = artifact.folder_of(path)
+    if not (folder / artifact.MANIFEST).exists():
+        if path.is_dir():
+            raise ModelLoadError(f"{path}: no {artifact.MANIFEST} in this folder (not an export folder)")
+        return None, path, None
+    m, paths = artifact.read_verified(folder)
+    if m.format != fmt:
+        raise ModelLoadError(f"{folder}: a {m.format} export, not {fmt}")
+    if not path.is_dir() and path.name not in {p.name for p in paths.values()}:
+        raise ModelLoadError(f"{path}: not one of the files its folder's {artifact.MANIFEST} names")
+    if role not in paths:
+        raise ModelLoadError(f"{folder}: the manifest names no {role} file")
+    return m, paths[role], artifact.read_checked(m, folder, role)
 
 
 def attach_bounds(meta: ModelMeta, model_file) -> None:
@@ -146,12 +92,6 @@ def attach_bounds(meta: ModelMeta, model_file) -> None:
 
     cfg, raw = read(model_file)
     if cfg["cell"]["kind"] == "ltc":
-        if F_state_size(cfg) != meta.state_size:
+        if F.state_size(cfg) != meta.state_size:
             raise ModelLoadError(f"{model_file}: state size differs from the exported model's")
-        meta.bounds, meta.bounds_note = ltc_state_bounds(cfg, raw)
-
-
-def F_state_size(cfg) -> int:
-    from ltc_edge.nn import functional as F
-
-    return F.state_size(cfg)
+        meta.bounds, meta.bounds_note = F.ltc_state_bounds(cfg, raw)

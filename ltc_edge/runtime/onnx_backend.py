@@ -1,20 +1,45 @@
 """onnxruntime backend: a one-step ONNX graph with inputs x[B, in], state[B, S], dt[B, 1]
-(dt absent when exported with a fixed dt) and outputs y, new_state (names from manifest.json
-when there is one beside the file)."""
+(dt absent when exported with a fixed dt) and outputs y, new_state. With a manifest (an
+export folder, or a .onnx inside one) the bytes onnxruntime parses are the sha256-checked ones;
+a bare .onnx is taken as the user's own file, sizes read from the graph."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from ltc_edge.fileio import LIMITS, read_bytes
+
 from .backend import Backend
-from .errors import BackendUnavailableError, ModelLoadError
-from .meta import ModelMeta, attach_bounds, meta_from_manifest, read_manifest
+from .errors import BackendUnavailableError, ModelLoadError, UnsafeFileError
+from .meta import ModelMeta, attach_bounds, meta_from_manifest, open_artifact
 
 
 def _dim(d):
     return d if isinstance(d, int) else None
+
+
+def _read_model(path):
+    try:
+        return read_bytes(path, "ONNX model", LIMITS["artifact"])
+    except (FileNotFoundError, UnsafeFileError) as e:
+        raise ModelLoadError(str(e)) from None
+
+
+def _meta_from_graph(path, ins, outs, has_dt) -> ModelMeta:
+    sizes = [ins["x"].shape[-1], ins["state"].shape[-1], outs["y"].shape[-1]]
+    if not all(isinstance(v, int) and v > 0 for v in sizes):
+        raise ModelLoadError(f"{path}: no manifest.json and the graph's sizes are not static")
+    return ModelMeta(input_size=sizes[0], output_size=sizes[2], state_size=sizes[1], kind="?",
+                     uses_dt=has_dt, source=str(path), bounds_note="no manifest: LTC bounds unknown")
+
+
+def _check_dims(path, tensors: dict) -> None:
+    """Every graph tensor's last dimension must be what the manifest says (a manifest off by
+    one would otherwise feed the graph a wrong-sized buffer)."""
+    for role, (t, n) in tensors.items():
+        shape = list(t.shape)
+        if len(shape) != 2 or _dim(shape[1]) != n:
+            raise ModelLoadError(f"{path}: graph tensor {role} has shape {shape}, the manifest implies [B, {n}]")
 
 
 class OnnxBackend(Backend):
@@ -28,43 +53,35 @@ class OnnxBackend(Backend):
         except ImportError:
             raise BackendUnavailableError("the onnxruntime backend needs onnxruntime: "
                                           "pip install 'ltc-edge[onnx]'") from None
-        path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"{path}: no such ONNX file")
+        manifest, path, data = open_artifact(path, "onnx")
+        if data is None:  # a bare .onnx: sizes come from the graph
+            data = _read_model(path)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         try:
-            self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self.sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelLoadError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
         ins = {i.name: i for i in self.sess.get_inputs()}
-        outs = [o.name for o in self.sess.get_outputs()]
-        if "x" not in ins or "state" not in ins:
-            raise ModelLoadError(f"{path}: expected inputs x and state (and dt), found {', '.join(ins)}")
+        outs = {o.name: o for o in self.sess.get_outputs()}
+        if "x" not in ins or "state" not in ins or not {"y", "new_state"} <= set(outs):
+            raise ModelLoadError(f"{path}: expected inputs x, state (and dt) and outputs y, new_state; found "
+                                 f"{', '.join(ins)} -> {', '.join(outs)}")
         self.has_dt = "dt" in ins
-        self.out_names = ["y", "new_state"] if {"y", "new_state"} <= set(outs) else outs[:2]
-        try:
-            self.meta = meta_from_manifest(read_manifest(path), path)
-        except ModelLoadError:
-            if (path.parent / "manifest.json").exists():
-                raise
-            xs, ss = ins["x"].shape, ins["state"].shape
-            ys = self.sess.get_outputs()[0].shape
-            if not all(isinstance(v, int) for v in (xs[-1], ss[-1], ys[-1])):
-                raise ModelLoadError(f"{path}: no manifest.json and the graph's sizes are not static") from None
-            self.meta = ModelMeta(input_size=xs[-1], output_size=ys[-1], state_size=ss[-1], kind="?",
-                                  uses_dt=self.has_dt, source=str(path),
-                                  bounds_note="no manifest: LTC bounds unknown")
+        self.out_names = ["y", "new_state"]
+        self.meta = meta_from_manifest(manifest, path) if manifest else _meta_from_graph(path, ins, outs, self.has_dt)
         if model_file is not None:
             attach_bounds(self.meta, model_file)
         m = self.meta
-        if tuple(_dim(d) for d in ins["x"].shape[1:]) not in ((m.input_size,), (None,)):
-            raise ModelLoadError(f"{path}: input x has shape {ins['x'].shape}, manifest says {m.input_size} inputs")
+        _check_dims(path, {"x": (ins["x"], m.input_size), "state": (ins["state"], m.state_size),
+                           "y": (outs["y"], m.output_size), "new_state": (outs["new_state"], m.state_size)})
+        if self.has_dt != (m.uses_dt and m.fixed_dt is None) and manifest is not None:
+            raise ModelLoadError(f"{path}: the graph {'has' if self.has_dt else 'lacks'} a dt input, "
+                                 "its manifest says otherwise")
         if not self.has_dt and m.fixed_dt is None and m.uses_dt:
-            # exported with a baked dt the manifest does not state: only the default applies
-            m.fixed_dt = m.default_dt
+            m.fixed_dt = m.default_dt  # a bare graph with a baked dt it does not state
         self.fixed_batch = _dim(ins["x"].shape[0])
         self.path = path
         self.bind(batch)

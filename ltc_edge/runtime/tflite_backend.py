@@ -11,13 +11,12 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("GLOG_minloglevel", "2")
 
 import re
-from pathlib import Path
 
 import numpy as np
 
 from .backend import Backend
 from .errors import BackendUnavailableError, ModelLoadError
-from .meta import attach_bounds, meta_from_manifest, read_manifest
+from .meta import attach_bounds, meta_from_manifest, open_artifact
 
 
 def _interpreter_class():
@@ -69,14 +68,15 @@ class TFLiteBackend(Backend):
         if kw:
             raise ValueError(f"tflite backend: unknown option(s) {', '.join(sorted(kw))}")
         Interpreter = _interpreter_class()
-        path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"{path}: no such TFLite file")
-        try:
-            self.interp = Interpreter(model_path=str(path), num_threads=int(threads))
+        manifest, path, data = open_artifact(path, "tflite")
+        if manifest is None:
+            raise ModelLoadError(f"{path}: no manifest.json beside it (export writes one; it names the inputs, "
+                                 "outputs, sizes and checksums)")
+        try:  # the sha256-checked bytes, not the path: nothing can swap the file in between
+            self.interp = Interpreter(model_content=data, num_threads=int(threads))
         except Exception as e:  # the interpreter raises ValueError/RuntimeError variants
             raise ModelLoadError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0][:200]})") from None
-        self.meta = meta_from_manifest(read_manifest(path), path)
+        self.meta = meta_from_manifest(manifest, path)
         if model_file is not None:
             attach_bounds(self.meta, model_file)
         m = self.meta

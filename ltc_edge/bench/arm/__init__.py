@@ -50,7 +50,7 @@ def default_models(out: Path) -> dict:
 
 
 def _carr(a) -> str:
-    from ltc_edge.export.c import _flit
+    from ltc_edge.codegen.c import flit as _flit
 
     a = np.asarray(a, dtype=np.float32)
     if a.ndim == 1:
@@ -61,7 +61,7 @@ def _carr(a) -> str:
 def prepare(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 100,
             timing_steps: int = 200, tol: float = 1e-4, seed: int = 0, sparse: bool = True) -> dict:
     """Write the model's C, golden_data.h (numpy-runtime outputs) and size_probe.c into out."""
-    from ltc_edge.export import c as cgen
+    from ltc_edge.codegen import c as cgen
     from ltc_edge.nn.modelfile import read
     from ltc_edge.runtime import load
 

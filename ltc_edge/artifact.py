@@ -1,0 +1,306 @@
+"""The export artifact contract: what an export folder holds and how it is checked.
+
+An export folder is `manifest.json` plus the files it names. Every exporter writes the
+manifest through `Manifest.write` (from export's one finish step); the runtime reads it only
+through `read_verified`, which checks the schema (types, enums, sizes within limits) and the
+size and sha256 of every file it names *before* anything else reads, parses or dlopens them.
+
+Torch-free (numpy through ltc_edge.nn only): runtime, codegen and export all stand on it.
+
+Trust model: the manifest is not signed. The sha256 check catches corrupted, truncated or
+swapped files and a manifest that does not belong to its files; it cannot make a folder
+trustworthy that someone else wrote whole. A C export folder holds native code: load one
+with backend "c" only if you trust whoever wrote it (or rebuild it from the model file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import ModelLoadError, UnsafeFileError
+from .fileio import LIMITS, atomic_write_bytes, open_regular, read_bytes
+
+SCHEMA_VERSION = 2
+MANIFEST = "manifest.json"
+FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
+OPTIONAL_ROLES = {"c": ("library",)}
+PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
+GRAPH_KINDS = ("step", "sequence")
+MAX_SIZE = 1 << 20            # inputs, outputs, state: far above any model the schema admits
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_C_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    fd = open_regular(path, "export file", LIMITS["artifact"])
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class FileEntry:
+    name: str            # a plain file name inside the folder (no '/', no '..')
+    sha256: str
+    size_bytes: int
+
+    @classmethod
+    def of(cls, path) -> "FileEntry":
+        path = Path(path)
+        return cls(path.name, sha256_file(path), path.stat().st_size)
+
+
+@dataclass
+class Manifest:
+    format: str
+    precision: str
+    files: dict                       # role -> FileEntry ("model"; C: "header", "source", "library")
+    kind: str                         # cell kind
+    input_size: int
+    output_size: int
+    state_size: int
+    uses_dt: bool
+    default_dt: float = 1.0           # the dt a step without one uses
+    fixed_dt: float | None = None     # baked into the graph: step(dt=...) must match it
+    graph_kind: str = "step"
+    inputs: list = field(default_factory=list)    # [{name, shape, dtype}]
+    outputs: list = field(default_factory=list)
+    state_bounds: dict | None = None  # {"lo": [S], "hi": [S]} (LTC) or None
+    state_bounds_note: str = ""
+    prefix: str | None = None         # C: the symbol prefix (functions are derived from it)
+    drift: dict | None = None
+    quantization: dict | None = None
+    config: dict | None = None        # the model config the export was made from
+    versions: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # format-specific facts for people (opset, nodes, flags)
+    schema_version: int = SCHEMA_VERSION
+
+    # -- writing -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("details", "files")}
+        d["files"] = {role: asdict(e) if isinstance(e, FileEntry) else dict(e) for role, e in self.files.items()}
+        main = self.main_file()
+        # convenience copies for people and older tools; read() recomputes them from files
+        d.update({"file": main.name, "size_bytes": main.size_bytes, "sha256": main.sha256})
+        for key, value in self.details.items():
+            d.setdefault(key, value)
+        return d
+
+    def write(self, folder) -> dict:
+        d = self.to_dict()
+        atomic_write_bytes(Path(folder) / MANIFEST, json.dumps(d, indent=1, default=_json_default).encode())
+        return d
+
+    def main_file(self) -> FileEntry:
+        for role in ("model", "library", "source"):
+            if self.files.get(role) is not None:
+                return _entry(self.files[role])
+        raise ModelLoadError("manifest names no model file")
+
+    # -- reading -----------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict, where: str = MANIFEST) -> "Manifest":
+        if not isinstance(d, dict):
+            raise ModelLoadError(f"{where}: expected a JSON object")
+        if "schema_version" not in d:
+            raise ModelLoadError(f"{where}: written by an older ltc-edge (no schema_version); "
+                                 "re-export the model with `ltc export`")
+        missing = [k for k in ("format", "precision", "files", "kind", "input_size", "output_size",
+                               "state_size", "uses_dt") if k not in d]
+        if missing:
+            raise ModelLoadError(f"{where}: manifest lacks {', '.join(missing)}")
+        known = {f for f in cls.__dataclass_fields__ if f != "details"}
+        derived = {"file", "size_bytes", "sha256"}
+        m = cls(**{k: d[k] for k in known if k in d},
+                details={k: v for k, v in d.items() if k not in known | derived})
+        _validate(m, where)
+        return m
+
+
+def _entry(e) -> FileEntry:
+    return e if isinstance(e, FileEntry) else FileEntry(**e)
+
+
+def _json_default(o):
+    if hasattr(o, "item"):      # numpy scalars
+        return o.item()
+    if hasattr(o, "tolist"):    # numpy arrays
+        return o.tolist()
+    return str(o)
+
+
+def _fail(where, msg):
+    raise ModelLoadError(f"{where}: {msg}")
+
+
+def _is_int(v, lo, hi) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_pos_float(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v < 3.4e38
+
+
+def _validate(m: Manifest, where: str) -> None:
+    if m.schema_version != SCHEMA_VERSION:
+        _fail(where, f"schema_version {m.schema_version!r} is not {SCHEMA_VERSION}; re-export with this ltc-edge")
+    if m.format not in FORMATS:
+        _fail(where, f"unknown format {m.format!r} (expected one of {', '.join(FORMATS)})")
+    if m.precision not in PRECISIONS:
+        _fail(where, f"unknown precision {m.precision!r}")
+    if not isinstance(m.kind, str) or not _C_IDENT.fullmatch(m.kind):
+        _fail(where, f"kind must be a cell kind name, got {m.kind!r}")
+    for key in ("input_size", "output_size", "state_size"):
+        if not _is_int(getattr(m, key), 1, MAX_SIZE):
+            _fail(where, f"{key} must be an integer in [1, {MAX_SIZE}], got {getattr(m, key)!r}")
+    if not isinstance(m.uses_dt, bool):
+        _fail(where, f"uses_dt must be true or false, got {m.uses_dt!r}")
+    if not _is_pos_float(m.default_dt):
+        _fail(where, f"default_dt must be a finite number > 0, got {m.default_dt!r}")
+    if m.fixed_dt is not None and not _is_pos_float(m.fixed_dt):
+        _fail(where, f"fixed_dt must be null or a finite number > 0, got {m.fixed_dt!r}")
+    if m.graph_kind not in GRAPH_KINDS:
+        _fail(where, f"graph_kind must be one of {', '.join(GRAPH_KINDS)}, got {m.graph_kind!r}")
+    if m.prefix is not None and not (isinstance(m.prefix, str) and _C_IDENT.fullmatch(m.prefix)):
+        _fail(where, f"prefix must be a C identifier, got {str(m.prefix)[:40]!r}")
+    if m.format == "c" and m.prefix is None:
+        _fail(where, "a C export needs its prefix")
+    if m.config is not None and not isinstance(m.config, dict):
+        _fail(where, "config must be an object")
+    _validate_files(m, where)
+    _validate_bounds(m, where)
+    _validate_io(m, where)
+
+
+def _validate_files(m: Manifest, where: str) -> None:
+    if not isinstance(m.files, dict):
+        _fail(where, "files must be an object {role: {name, sha256, size_bytes}}")
+    allowed = FORMATS[m.format] + OPTIONAL_ROLES.get(m.format, ())
+    for role in FORMATS[m.format]:
+        if m.files.get(role) is None:
+            _fail(where, f"a {m.format} export needs a {role!r} file")
+    names = set()
+    for role, e in list(m.files.items()):
+        if role not in allowed:
+            _fail(where, f"unknown file role {role!r} for a {m.format} export")
+        if e is None:
+            del m.files[role]
+            continue
+        if not (isinstance(e, dict) and set(e) == {"name", "sha256", "size_bytes"}):
+            _fail(where, f"files.{role} must be {{name, sha256, size_bytes}}")
+        if not (isinstance(e["name"], str) and _NAME.fullmatch(e["name"]) and e["name"] != MANIFEST):
+            _fail(where, f"files.{role}.name must be a plain file name in the folder, got {str(e['name'])[:60]!r}")
+        if not (isinstance(e["sha256"], str) and _HEX64.fullmatch(e["sha256"])):
+            _fail(where, f"files.{role}.sha256 is not a sha256 hex digest")
+        if not _is_int(e["size_bytes"], 1, LIMITS["artifact"]):
+            _fail(where, f"files.{role}.size_bytes must be an integer in [1, {LIMITS['artifact']}]")
+        if e["name"] in names:
+            _fail(where, f"files.{role} names {e['name']} twice")
+        names.add(e["name"])
+        m.files[role] = FileEntry(**e)
+
+
+def _validate_bounds(m: Manifest, where: str) -> None:
+    sb = m.state_bounds
+    if sb is None:
+        return
+    if not (isinstance(sb, dict) and isinstance(sb.get("lo"), list) and isinstance(sb.get("hi"), list)):
+        _fail(where, "state_bounds must be {lo: [...], hi: [...]}")
+    for key in ("lo", "hi"):
+        v = sb[key]
+        if len(v) != m.state_size or not all(isinstance(a, (int, float)) and not isinstance(a, bool)
+                                               and math.isfinite(a) for a in v):
+            _fail(where, f"state_bounds.{key} must be {m.state_size} finite numbers")
+    if any(lo > hi for lo, hi in zip(sb["lo"], sb["hi"])):
+        _fail(where, "state_bounds: some lo > hi")
+
+
+def _validate_io(m: Manifest, where: str) -> None:
+    for key in ("inputs", "outputs"):
+        specs = getattr(m, key)
+        if not isinstance(specs, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                                  for s in specs):
+            _fail(where, f"{key} must be a list of {{name, shape, dtype}}")
+    names = {s["name"] for s in m.inputs}
+    if m.inputs and m.graph_kind == "step" and ("dt" in names) != (m.uses_dt and m.fixed_dt is None):
+        _fail(where, "inputs disagree with uses_dt / fixed_dt (a dt input exactly when dt is used and not fixed)")
+
+
+def read(folder) -> Manifest:
+    """The manifest of an export folder, schema-checked (files not yet verified)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        raise ModelLoadError(f"{folder}: no {MANIFEST} (an export folder has one: it names the files, "
+                             "sizes and checksums)")
+    try:
+        data = json.loads(read_bytes(path, "manifest", LIMITS["manifest"]))
+    except UnsafeFileError as e:
+        raise ModelLoadError(str(e)) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ModelLoadError(f"{path}: not valid JSON ({type(e).__name__})") from None
+    return Manifest.from_dict(data, str(path))
+
+
+def verify(m: Manifest, folder, roles=None) -> dict:
+    """{role: path} after checking each named file is a regular file of the stated size and
+    sha256. Run before anything reads, parses or loads the files."""
+    folder = Path(folder)
+    out = {}
+    for role, e in m.files.items():
+        if roles is None or role in roles:
+            read_checked(m, folder, role)
+            out[role] = folder / e.name
+    return out
+
+
+def read_checked(m: Manifest, folder, role: str) -> bytes:
+    """The bytes of one named file, checked against its size and sha256 as read."""
+    e = m.files[role]
+    path = Path(folder) / e.name
+    if not path.exists():
+        raise ModelLoadError(f"{folder}: the manifest names {e.name}, which is missing")
+    try:
+        data = read_bytes(path, "export file", LIMITS["artifact"])
+    except (FileNotFoundError, UnsafeFileError) as err:
+        raise ModelLoadError(str(err)) from None
+    if len(data) != e.size_bytes or hashlib.sha256(data).hexdigest() != e.sha256:
+        raise ModelLoadError(f"{path}: does not match its manifest's size/sha256: modified or corrupt; re-export it")
+    return data
+
+
+def read_verified(folder, roles=None) -> tuple[Manifest, dict]:
+    m = read(folder)
+    return m, verify(m, folder, roles)
+
+
+def model_fields(config: dict, raw: dict) -> dict:
+    """The manifest fields that follow from the model itself: kind, sizes, dt use, the LTC
+    state bounds (or why there are none) and the config."""
+    from ltc_edge.nn import functional as F
+
+    kind = config["cell"]["kind"]
+    fields = {"kind": kind, "input_size": int(config["input_size"]), "output_size": int(config["output_size"]),
+              "state_size": int(F.state_size(config)), "uses_dt": bool(F.cell_spec(kind).uses_dt),
+              "config": config, "state_bounds": None, "state_bounds_note": ""}
+    if kind == "ltc":
+        bounds, note = F.ltc_state_bounds(config, raw)
+        fields["state_bounds"] = None if bounds is None else {"lo": [float(v) for v in bounds[0]],
+                                                              "hi": [float(v) for v in bounds[1]]}
+        fields["state_bounds_note"] = note
+    return fields
+
+
+def folder_of(path) -> Path:
+    """The export folder for a path: the folder itself, or the folder holding a file."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent

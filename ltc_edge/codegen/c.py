@@ -1,0 +1,382 @@
+"""C99 code generation: a header + source per model, `static const` weights, no malloc,
+no global mutable state (the caller owns a state struct), loops only over existing
+synapses (CSR lists of prepared constants for the LTC and for masked CfC layers).
+
+Numpy-only (no torch), below both export and runtime: `generate(config, raw)` works from a
+model file's contents, `compile_library` builds a host shared library. The exporter (format
+"c", drift-checked like every format) is ltc_edge/export/c.py; the runtime's C backend uses
+this module to build a .safetensors model on the fly. The templates live in
+ltc_edge/codegen/templates/; the cell math they implement mirrors ltc_edge/nn/functional.py
+and is pinned against it by golden tests (tests/test_c_codegen.py).
+
+Nothing from a model file reaches the generated code as text except numbers we format and
+names that pass `_word` (letters, digits, '_', '-', '.').
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from ltc_edge.errors import LtcEdgeError
+from ltc_edge.fileio import set_umask_mode
+from ltc_edge.nn import functional as F
+
+TEMPLATES = Path(__file__).with_name("templates")
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Werror", "-pedantic"]
+PRECISIONS = ("fp32",)
+
+
+class CodegenError(LtcEdgeError):
+    """A model or option the C generator cannot handle."""
+
+
+CExportError = CodegenError  # the name the exporter's callers know
+
+
+def _tmpl(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text())
+
+
+def _word(value) -> str:
+    """A config string bound for a C comment or identifier: letters, digits, '_', '-', '.'
+    only. Strings from a model file never reach generated code unchecked (a '*/' could
+    close the comment and add code that runs when the library is loaded)."""
+    s = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", s):
+        raise CExportError(f"refusing to put {s[:40]!r} into C code: not a plain name")
+    return s
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise CExportError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def flit(v) -> str:
+    """A float32 as the shortest C literal that round-trips."""
+    v = np.float32(v)
+    if not np.isfinite(v):
+        raise CExportError(f"cannot export a non-finite constant ({v})")
+    return np.format_float_scientific(v, unique=True, trim="0") + "f"
+
+
+class _Consts:
+    """Collects `static const` arrays; tracks their size (flash)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.bytes = 0
+        self.max_int = 0
+        self.names: set[str] = set()
+
+    @property
+    def idx_type(self) -> str:
+        return "uint8_t" if self.max_int < 256 else "uint16_t" if self.max_int < 65536 else "uint32_t"
+
+    @property
+    def idx_size(self) -> int:
+        return {"uint8_t": 1, "uint16_t": 2, "uint32_t": 4}[self.idx_type]
+
+    def floats(self, name, values) -> str:
+        a = np.asarray(values, dtype=np.float32).ravel()
+        self._emit("float", name, [flit(v) for v in a], 4)
+        return name
+
+    def ints(self, name, values) -> str:
+        a = np.asarray(values, dtype=np.int64).ravel()
+        self.max_int = max(self.max_int, int(a.max()) if a.size else 0)
+        self._emit("idx_t", name, [str(int(v)) for v in a], 0)  # size counted in text()
+        self.n_ints = getattr(self, "n_ints", 0) + max(1, a.size)
+        return name
+
+    def _emit(self, ctype, name, items, size):
+        if name in self.names:
+            raise CExportError(f"duplicate C constant {name}")
+        self.names.add(name)
+        if not items:  # C99 has no zero-length arrays; never read
+            items = ["0"]
+        self.bytes += size * len(items)
+        body = ",".join(items)
+        # wrap long lines for readability
+        chunks, line = [], ""
+        for it in items:
+            if len(line) + len(it) > 96:
+                chunks.append(line)
+                line = ""
+            line += it + ","
+        chunks.append(line)
+        body = "\n    ".join(chunks).rstrip(",")
+        self.lines.append(f"static const {ctype} {name}[{len(items)}] = {{\n    {body}}};")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes + self.idx_size * getattr(self, "n_ints", 0)
+
+
+def _csr(mask: np.ndarray):
+    """CSR over rows of a [rows, cols] boolean mask: (row_ptr, col_idx, (r, c) pairs)."""
+    rows, cols = np.nonzero(mask)
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    row_ptr = np.zeros(mask.shape[0] + 1, dtype=np.int64)
+    np.add.at(row_ptr, rows + 1, 1)
+    return np.cumsum(row_ptr), cols, rows
+
+
+def _solver_code(method: str, unfolds: int, n: int) -> str:
+    """The explicit solvers' C loop (solver.c.in); the semi-implicit update lives in the LTC cell."""
+    unfolds, n = _int(unfolds, "ode_unfolds"), _int(n, "units")
+    explicit = [k for k, s in F.SOLVERS.items() if s.step is not None and "c" in s.backends]
+    if method not in explicit:
+        raise CExportError(f"C export runs the explicit solvers {', '.join(explicit)} here, not {method!r}")
+    return _tmpl("solver.c.in").substitute(METHOD=method, UNFOLDS=unfolds, N=n, RK4=int(method == "rk4"))
+
+
+# --------------------------------------------------------------------------------------
+# cells
+
+
+def _cell_ltc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
+    n, m, n_in = (_int(cfg[k], k) for k in ("units", "motor_size", "input_size"))
+    adj = np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0
+    sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
+    if not sparse:  # the same model, every pair visited (masked weights are 0)
+        adj, sadj = np.ones_like(adj), np.ones_like(sadj)
+    counts = {}
+    for tag, mask, pre in (("R", adj, ""), ("S", sadj, "sensory_")):
+        # CSR by postsynaptic neuron: rows = post, cols = pre
+        row, col, post = _csr(mask.T)
+        C.ints(f"{tag}_ROW", row)
+        C.ints(f"{tag}_PRE", col)
+        for key, cname in (("mu", "MU"), ("sigma", "SIGMA"), ("w", "W"), ("w_erev", "WEREV")):
+            C.floats(f"{tag}_{cname}", np.asarray(P[pre + key])[col, post])
+        counts[tag] = int(len(col))
+    C.floats("CM", P["cm"])
+    C.floats("GLEAK", P["gleak"])
+    C.floats("GLEAK_VLEAK", P["gleak_vleak"])
+    imap, omap = "x_in[i]", "v[i]"
+    if P.get("input_w") is not None:
+        imap += " * " + C.floats("IN_W", P["input_w"])
+        imap += "[i]"
+    if P.get("input_b") is not None:
+        imap += " + " + C.floats("IN_B", P["input_b"]) + "[i]"
+    if P.get("output_w") is not None:
+        omap += " * " + C.floats("OUT_W", P["output_w"]) + "[i]"
+    if P.get("output_b") is not None:
+        omap += " + " + C.floats("OUT_B", P["output_b"]) + "[i]"
+    solver = cfg.get("solver", "semi_implicit")
+    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
+    semi = solver == "semi_implicit"
+    code = _tmpl("cell_ltc.c.in").substitute(
+        N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds, SOLVER=_word(solver),
+        SEMI_IMPLICIT=int(semi), EPS=flit(cfg.get("epsilon", 1e-8)),
+        INPUT_MAP=imap, OUTPUT_MAP=omap, SOLVER_CODE="" if semi else _solver_code(solver, unfolds, n))
+    return code, {"synapses": counts["R"], "sensory_synapses": counts["S"]}
+
+
+def _linear_call(C: _Consts, name: str, W, b, x: str, y: str, sparse: bool) -> str:
+    W = np.asarray(W, dtype=np.float32)
+    n_out, n_in = W.shape
+    bname = C.floats(f"{name}_B", b) if b is not None else "0"
+    nz = W != 0
+    if sparse and nz.mean() < 0.6:
+        row, col, rows = _csr(nz)
+        C.ints(f"{name}_ROW", row)
+        C.ints(f"{name}_COL", col)
+        C.floats(f"{name}_VAL", W[rows, col])
+        return f"sparse({n_out}, {name}_ROW, {name}_COL, {name}_VAL, {bname}, {x}, {y});"
+    C.floats(f"{name}_W", W)
+    return f"dense({n_out}, {n_in}, {name}_W, {bname}, {x}, {y});"
+
+
+def _cell_cfc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
+    mode = _word(cfg.get("mode", "default"))
+    act = _word(cfg.get("activation", "lecun_tanh"))
+    if act not in F.ACTIVATIONS:
+        raise CExportError(f"unknown CfC activation {act!r}")
+    blocks, steps, start, maxh = [], [], 0, 1
+    layers = F.cfc_layers(cfg)
+    for bi, (prefix, n_in, hid, bu, bl, _mask) in enumerate(layers):
+        pre = f"B{bi}"
+        bb_code, cur, width = "", "z", n_in + hid
+        for k in range(bl):
+            call = _linear_call(C, f"{pre}_BB{k}", P[f"{prefix}backbone{k}_weight"],
+                                P[f"{prefix}backbone{k}_bias"], cur, f"bb{k}", sparse)
+            bb_code += (f"    float bb{k}[{bu}];\n    {call}\n"
+                        f"    for (i = 0; i < {bu}; ++i) bb{k}[i] = act_{act}(bb{k}[i]);\n")
+            cur, width = f"bb{k}", bu
+        lin = {}
+        for head in (["ff1"] if mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]):
+            var = {"ff1": "f1", "ff2": "f2", "time_a": "ta", "time_b": "tb"}[head]
+            lin[head] = _linear_call(C, f"{pre}_{head.upper()}", P[f"{prefix}{head}_weight"],
+                                     P[f"{prefix}{head}_bias"], cur, var, sparse)
+        if mode == "pure":
+            C.floats(f"{pre}_A", P[f"{prefix}A"])
+            C.floats(f"{pre}_W_TAU", P[f"{prefix}w_tau"])
+        blocks.append(_tmpl("cell_cfc_block.c.in").substitute(
+            B=bi, NIN=n_in, H=hid, MODE=mode, BL=bl, BU=bu, PURE=int(mode == "pure"),
+            NO_GATE=int(mode == "no_gate"), BACKBONE_CODE=bb_code, FF1_CALL=lin["ff1"],
+            FF2_CALL=lin.get("ff2", ""), TA_CALL=lin.get("time_a", ""), TB_CALL=lin.get("time_b", "")))
+        src = "x" if bi == 0 else f"h + {start - layers[bi - 1].hidden}"
+        steps.append(f"    cfc_block_{bi}({src}, h + {start}, dt, tmp);\n"
+                     f"    for (i = 0; i < {hid}; ++i) h[{start} + i] = tmp[i];")
+        maxh = max(maxh, hid)
+        start += hid
+    last_h = layers[-1].hidden
+    steps.append(f"    for (i = 0; i < {last_h}; ++i) y[i] = h[{start - last_h} + i];")
+    code = _tmpl("cell_cfc.c.in").substitute(
+        N=_int(cfg["units"], "units"), NBLOCKS=len(layers),
+        WIRING=(_word(cfg["wiring"]["kind"]) if cfg.get("wiring") else "no wiring"),
+        CELL_OUT=last_h, BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
+    return code, {}
+
+
+def _cell_ctrnn(C, P, cfg, sparse):
+    n = _int(cfg["units"], "units")
+    C.floats("W_IH", P["weight_ih"])
+    C.floats("W_HH", P["weight_hh"])
+    C.floats("BIAS", P["bias"])
+    C.floats("INV_TAU", P["inv_tau"])
+    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
+    return _tmpl("cell_ctrnn.c.in").substitute(
+        N=n, IN=_int(cfg["input_size"], "input_size"),
+        SOLVER_CODE=_solver_code(cfg.get("solver", "euler"), unfolds, n)), {}
+
+
+def _cell_node(C, P, cfg, sparse):
+    n, hf = _int(cfg["units"], "units"), _int(cfg.get("ode_hidden", cfg["units"]), "ode_hidden")
+    for key, name in (("f1_weight", "F1_W"), ("f1_bias", "F1_B"), ("f2_weight", "F2_W"), ("f2_bias", "F2_B"),
+                      ("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias", "BIAS")):
+        C.floats(name, P[key])
+    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
+    return _tmpl("cell_node.c.in").substitute(
+        N=n, HF=hf, IN=_int(cfg["input_size"], "input_size"),
+        SOLVER_CODE=_solver_code(cfg.get("solver", "rk4"), unfolds, n)), {}
+
+
+def _cell_lstm(C, P, cfg, sparse):
+    C.floats("W_IH", P["weight_ih"])
+    C.floats("W_HH", P["weight_hh"])
+    C.floats("BIAS", P["bias"])
+    return _tmpl("cell_lstm.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
+
+
+def _cell_gru(C, P, cfg, sparse):
+    for key, name in (("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias_ih", "B_IH"), ("bias_hh", "B_HH")):
+        C.floats(name, P[key])
+    return _tmpl("cell_gru.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
+
+
+CELL_GENERATORS = {"ltc": _cell_ltc, "cfc": _cell_cfc, "ctrnn": _cell_ctrnn, "node": _cell_node,
+                   "lstm": _cell_lstm, "gru": _cell_gru}
+
+
+# --------------------------------------------------------------------------------------
+# whole model
+
+
+def _c_name(prefix: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix or ""):
+        raise CExportError(f"C prefix must be a C identifier, got {prefix!r}")
+    return prefix
+
+
+def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: float | None = None,
+             sparse: bool = True) -> dict:
+    """C sources for a model: {"files": {name: text}, "info": {...}} (numpy only)."""
+    from ltc_edge import __version__
+    prefix = _c_name(prefix)
+    upper = prefix.upper()
+    kind = config["cell"]["kind"]
+    if kind not in CELL_GENERATORS:
+        raise CExportError(f"no C generator for cell kind {kind!r}")
+    if fixed_dt is not None and not (float(fixed_dt) > 0 and np.isfinite(float(fixed_dt))):
+        raise CExportError(f"fixed_dt must be finite and > 0, got {fixed_dt}")
+    raw = {k: np.asarray(v, dtype=np.float32) for k, v in raw.items()}
+    P = F.model_prepare(F.NumpyOps, raw, config)
+    cell_cfg = config["cell"]
+    n_units = _int(cell_cfg["units"], "units")
+    C = _Consts()
+    cell_code, info = CELL_GENERATORS[kind](C, P["cell"], cell_cfg, sparse)
+    n_in, n_out = _int(config["input_size"], "input_size"), _int(config["output_size"], "output_size")
+    if P["input_mean"] is not None:
+        C.floats("IN_MEAN", P["input_mean"])
+        C.floats("IN_STD", P["input_std"])
+        input_code = "    for (i = 0; i < IN_SIZE; ++i) x[i] = (x_in[i] - IN_MEAN[i]) / IN_STD[i];\n"
+    else:
+        input_code = "    for (i = 0; i < IN_SIZE; ++i) x[i] = x_in[i];\n"
+    if P["readout_w"] is not None:
+        C.floats("RO_W", P["readout_w"])
+        C.floats("RO_B", P["readout_b"])
+        output_code = "    dense(OUT_SIZE, CELL_OUT, RO_W, RO_B, yc, y);\n"
+    else:
+        output_code = "    for (i = 0; i < OUT_SIZE; ++i) y[i] = yc[i];\n"
+    if P["output_mean"] is not None:
+        C.floats("OUT_MEAN", P["output_mean"])
+        C.floats("OUT_STD", P["output_std"])
+        output_code += "    for (i = 0; i < OUT_SIZE; ++i) y[i] = y[i] * OUT_STD[i] + OUT_MEAN[i];\n"
+    output_code = output_code.rstrip("\n")
+    wiring = cell_cfg.get("wiring")
+    summary = f"{n_units} units, {n_in} inputs, {n_out} outputs" + (f", {_word(wiring['kind'])} wiring" if wiring else "")
+    if kind == "ltc":
+        summary += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses" + ("" if sparse else " (dense loops)")
+    common = dict(PREFIX=prefix, UPPER=upper, VERSION=_word(__version__), KIND=_word(kind), SUMMARY=summary)
+    fixed_define = f"#define {upper}_FIXED_DT {flit(fixed_dt)}\n" if fixed_dt is not None else ""
+    header = _tmpl("model.h.in").substitute(
+        common, INPUTS=n_in, OUTPUTS=n_out, STATE_SIZE=F.state_size(config),
+        DEFAULT_DT=flit(1.0 if fixed_dt is None else fixed_dt), FIXED_DT_DEFINE=fixed_define,
+        DT_NOTE=(f" (ignored: exported with a fixed dt = {fixed_dt})" if fixed_dt is not None else
+                 ("" if F.cell_spec(kind).uses_dt else f" (unused by a {kind})")))
+    source = _tmpl("model.c.in").substitute(
+        common, HEADER=f"{prefix}.h", IDX=C.idx_type, CONSTANTS=C.text(), CELL=cell_code,
+        FIXED_DT_CODE=(f"    dt = {upper}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
+        INPUT_CODE=input_code, OUTPUT_CODE=output_code)
+    info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse)})
+    return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}
+
+
+# --------------------------------------------------------------------------------------
+# compiling (host)
+
+
+def find_cc() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def compile_library(c_file, lib_file=None, *, cc: str | None = None, flags=None) -> Path:
+    """Compile a generated .c into a shared library (atomically); returns its path."""
+    c_file = Path(c_file)
+    cc = cc or find_cc()
+    if cc is None:
+        raise CExportError("no C compiler found (set CC, or install gcc)")
+    lib_file = Path(lib_file) if lib_file else c_file.with_name(f"lib{c_file.stem}.so")
+    flags = list(CFLAGS if flags is None else flags)
+    fd, tmp = tempfile.mkstemp(prefix=f".{lib_file.name}.", suffix=".tmp", dir=lib_file.parent)
+    os.close(fd)
+    try:
+        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(c_file), "-lm"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            first = (r.stderr.strip().splitlines() or ["?"])[0]
+            raise CExportError(f"compiling {c_file.name} failed: {first}")
+        set_umask_mode(tmp)
+        os.replace(tmp, lib_file)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return lib_file
