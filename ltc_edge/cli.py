@@ -96,11 +96,10 @@ def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exp
 
 
 def _task_reference(name: str):
-    """A task name -> the export drift check's reference data (train's tasks, export's RefData)."""
-    from .export.drift import from_task
-    from .train.tasks import load_task
+    """A task name -> the export drift check's reference data (export never imports train)."""
+    from .train.reference import task_reference
 
-    return from_task(load_task(name), name)
+    return task_reference(name)
 
 
 # Each package owns its commands (ltc_edge/<pkg>/commands.py defines register(command));

@@ -249,3 +249,48 @@ def test_kill_9_during_export_leaves_old_or_new(model_file, tmp_path):
         assert load(out).step(np.zeros(3), 0.1).shape == (2,)
     get_exporter("onnx")(str(model_file), out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ltc-")]
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 40, 2 ** 40),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
+                        st.sampled_from(["../x", "model.onnx", "*/", "c", "onnx", "fp32", "step", "a" * 64]))
+    return st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                                        st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+                        max_leaves=8)
+
+
+def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, model_file, tmp_path_factory):
+    """One field of a real manifest (or of its files / bounds entries) replaced by a random
+    JSON value: load + step either raise a RuntimeInputError or step exactly like the model."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ltc_edge.errors import RuntimeInputError
+
+    base = json.loads((onnx_export / "manifest.json").read_text())
+    ref = load(model_file).step(np.full(3, 0.2), 0.1).copy()
+    keys = sorted(base) + ["files.model." + k for k in base["files"]["model"]] + ["state_bounds.lo", "new"]
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(key=st.sampled_from(keys), value=_json_values())
+    def check(key, value):
+        d = json.loads(json.dumps(base))
+        *path, last = key.split(".")
+        node = d
+        for p in path:
+            node = node[p]
+        node[last] = value
+        folder = tmp_path_factory.mktemp("fz")
+        shutil.copy(onnx_export / "model.onnx", folder / "model.onnx")
+        (folder / "manifest.json").write_text(json.dumps(d))
+        try:
+            y = load(folder).step(np.full(3, 0.2), 0.1)
+        except RuntimeInputError as e:
+            assert "\n" not in str(e)
+            return
+        np.testing.assert_allclose(y, ref, atol=1e-5)
+
+    check()

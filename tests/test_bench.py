@@ -78,3 +78,55 @@ def test_kinds_side_by_side_through_the_cli(tmp_path):
 def test_bad_bench_arguments_are_one_line_errors(tmp_path, args, msg):
     r = runner.invoke(app, ["bench", *args, "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output
+
+
+def test_peak_rss_is_each_measurement_own(tmp_path):
+    """ru_maxrss carries the parent's peak into every worker (fork + exec), so rows only grew;
+    each row must report its own process's peak: a small model after a large one reports less,
+    and neither carries the 300 MiB this (parent) process holds."""
+    import numpy as np
+
+    from ltc_edge.bench.run import run_bench
+    from ltc_edge.nn import build_model, save
+
+    big = save(build_model("lstm", 8, 4, units=512, seed=0), tmp_path / "big.safetensors")
+    small = save(build_model("lstm", 8, 4, units=8, seed=0), tmp_path / "small.safetensors")
+    ballast = np.ones(300 * 2**20 // 8)  # touched: resident in the parent
+    res = run_bench([big, small], backends=["numpy"], batches=(1,), out=tmp_path / "o", min_seconds=0.01)
+    rss = {r["model"]: r["peak_rss_bytes"] for r in res["rows"]}
+    assert all(not r["skipped"] for r in res["rows"])
+    assert rss["small"] < rss["big"] - 5 * 2**20
+    assert rss["big"] < ballast.nbytes * 2 // 3
+
+
+def _one_line_error(r, msg):
+    lines = [l for l in r.output.strip().splitlines() if l.strip()]
+    assert r.exit_code != 0 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.output, r.output
+
+
+@pytest.fixture
+def ltc_file(tmp_path):
+    from ltc_edge.nn import build_model, save
+
+    return str(save(build_model("ltc", 3, 2, wiring="auto-ncp", units=8, seed=0), tmp_path / "m.safetensors"))
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--seconds", "0"], "--seconds must be > 0"),
+    (["--seconds", "nan"], "--seconds must be a finite number"),
+    (["--seconds", "inf"], "--seconds must be a finite number"),
+    (["--batch", "0"], "--batch must be"),
+    (["--backend", "numpy,bogus"], "unknown backend bogus; choose from torch, numpy"),
+    (["--precision", "int4"], "unknown precision int4; choose from fp32"),
+    (["--target", "mars"], "unknown target mars; choose from cpu"),
+    (["--task", "bogus"], "unknown task 'bogus'; choose from cheetah"),
+    (["--kinds", "ltc", "--task", "digits", "--units", "0"], "--units must be >= 1"),
+    (["--kinds", "ltc", "--task", "digits", "--epochs", "0"], "--epochs must be >= 1"),
+    (["--kinds", "ltc", "--task", "digits", "--wiring", "star"], "unknown --wiring 'star'; choose from full"),
+])
+def test_bench_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg):
+    _one_line_error(runner.invoke(app, ["bench", ltc_file, *args, "--out", str(tmp_path / "o")]), msg)
+
+
+def test_bench_refuses_an_input_model_as_out(ltc_file):
+    _one_line_error(runner.invoke(app, ["bench", ltc_file, "--out", ltc_file]), "is the input")

@@ -114,3 +114,18 @@ def test_the_checker_sees_upward_imports(tmp_path):
     found = {dst for s, dst, _ in _edges() if s == "ltc_edge.runtime.c_backend"}
     assert "ltc_edge.codegen" in found or "ltc_edge.codegen.c" in found, found
     assert src.exists()
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_functions_are_short_enough_to_read():
+    """No function in ltc_edge is longer than MAX_FUNCTION_LINES (command bodies included)."""
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "\n".join(long)

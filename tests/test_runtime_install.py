@@ -1,5 +1,7 @@
 """`pip install ltc-edge[runtime]` in a fresh venv (no system site-packages) pulls no torch,
-and load + step work there. Slow: builds a venv and installs numpy + safetensors."""
+and load + step work there: the model file, a C export folder (no torch, no export package
+needed: the runtime stands on ltc_edge.codegen and ltc_edge.artifact) and, with onnxruntime
+added, an ONNX export folder. Slow: builds a venv and installs numpy + safetensors (+ onnxruntime)."""
 
 import subprocess
 import sys
@@ -25,19 +27,42 @@ def test_runtime_extra_installs_without_torch(tmp_path):
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                         f"{ROOT}[runtime]"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
+    exports = {}
+    from ltc_edge.codegen.c import find_cc
+    from ltc_edge.export import get_exporter
+
+    if find_cc():
+        exports["c"] = tmp_path / "c"
+        get_exporter("c")(str(model_file), exports["c"])
     code = (
         "import importlib.util, sys\n"
         "assert importlib.util.find_spec('torch') is None, 'torch is installed'\n"
         "from ltc_edge.runtime import load\n"
-        f"c = load({str(model_file)!r})\n"
-        "y = [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1]\n"
+        "ys = []\n"
+        f"for p in {[str(model_file)] + [str(p) for p in exports.values()]!r}:\n"
+        "    c = load(p)\n"
+        "    ys.append([float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1])\n"
         "assert 'torch' not in sys.modules\n"
-        "print('OK', y)\n")
+        "print('OK', *ys)\n")
     r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("OK"), r.stderr[-2000:]
-    # the same number as here
+    # the same numbers as here
     from ltc_edge.runtime import load
 
     c = load(model_file)
     y = [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1]
-    assert abs(float(r.stdout.split()[1]) - y) < 1e-6
+    got = [float(v) for v in r.stdout.split()[1:]]
+    assert len(got) == 1 + len(exports) and max(abs(v - y) for v in got) < 1e-5, (got, y)
+    # onnxruntime is the onnx backend's own package: with it, an ONNX export folder runs too
+    out = tmp_path / "onnx"
+    get_exporter("onnx")(str(model_file), out)
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "onnxruntime"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    code = ("import sys\nfrom ltc_edge.runtime import load\n"
+            f"c = load({str(out)!r})\n"
+            "print('OK', [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1])\n"
+            "assert 'torch' not in sys.modules\n")
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("OK"), r.stderr[-2000:]
+    assert abs(float(r.stdout.split()[1]) - y) < 1e-5

@@ -13,28 +13,37 @@ import shutil
 import time
 from pathlib import Path
 
+from ..fileio import atomic_write_bytes
+
 
 def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_epochs: int = 40, quick: bool = False) -> dict:
-    from rich.console import Console
     from rich.rule import Rule
 
-    from ..nn import load
-    from ..nn.modelfile import atomic_write_bytes
-    from ..train.loop import TrainOptions, build_task_model, default_lr, evaluate, train
-    from ..train.tasks import load_task
-    from . import report
-    from .run import run_bench
+    from .run import wide_console
 
-    import sys
-
-    console = Console(width=None if sys.stdout.isatty() else 120)  # logs and CI: room for the table
+    console = wide_console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     summary = {"seed": seed}
-
-    # 1. train ------------------------------------------------------------------------
     console.print(Rule("1/4  train on the HalfCheetah traces (LTC paper protocol, short schedule)"))
+    models = _train_cheetah(console, out, seed, epochs, quick, summary)
+    console.print(Rule("2/4 + 3/4  export (ONNX, TFLite: fp32 + int8; C) and benchmark"))
+    results, backends = _bench(console, out, models, quick)
+    summary["bench"] = str(out / "bench" / "results.json")
+    console.print(Rule("4/4  pendulum: clone the swing-up expert into an LTC, run it closed-loop"))
+    summary["pendulum"] = _pendulum(console, out, seed, pendulum_epochs, quick, backends)
+    summary["total_s"] = round(time.time() - started, 1)
+    _finish(console, out, summary, results, models)
+    return summary
+
+
+def _train_cheetah(console, out: Path, seed: int, epochs: int, quick: bool, summary: dict) -> dict:
+    """An NCP-wired LTC and an LSTM on the cheetah traces; {name: model file}."""
+    from ..nn import load
+    from ..train.loop import TrainOptions, build_task_model, default_lr, evaluate, train
+    from ..train.tasks import load_task
+
     cheetah = load_task("cheetah")
     if quick:  # tests: a slice of the data, one epoch
         cheetah.train.x, cheetah.train.y = cheetah.train.x[:64], cheetah.train.y[:64]
@@ -51,44 +60,35 @@ def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_epochs: int = 
                          "parameters": load(path).counts()["parameters"]}
         console.print(f"  {name}: test MSE {test['mse']:.3f} after {epochs} epochs "
                       f"({summary[name]['train_s']} s)")
+    return models
 
-    # 2 + 3. export and benchmark ------------------------------------------------------
-    console.print(Rule("2/4 + 3/4  export (ONNX, TFLite: fp32 + int8; C) and benchmark"))
-    import shutil as _sh
 
-    targets = ["cpu"]
-    from . import arm
+def _bench(console, out: Path, models: dict, quick: bool):
+    """Export and bench every model; (results, the backends used)."""
+    from . import arm, report
+    from .run import run_with_progress
 
-    if not arm.missing_tools("m4") and not quick:
-        targets.append("cortex-m4")
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .run import plan
-
-    bench_dir = out / "bench"
-    backends = ["numpy", "onnxruntime", "tflite", "c"] if _sh.which("cc") or _sh.which("gcc") else \
-        ["numpy", "onnxruntime", "tflite"]
-    precisions = ["fp32"] if quick else ["fp32", "int8"]
-    if quick:
-        backends = [b for b in backends if b != "tflite"]
-    with Progress(TextColumn("[bold]bench"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
-        t = prog.add_task("", total=len(plan(list(models.values()), backends, precisions, targets)))
-        results = run_bench(list(models.values()), backends=backends, precisions=precisions, targets=targets,
-                            batches=(1,) if quick else (1, 16), task=None if quick else "cheetah",
-                            out=bench_dir, min_seconds=0.05 if quick else 0.3,
-                            progress=lambda r: prog.update(t, advance=1, description=f"{r['model']} {r['backend']}"
-                                                                                    f"/{r['precision']}"))
+    targets = ["cpu"] if quick or arm.missing_tools("m4") else ["cpu", "cortex-m4"]
+    backends = ["numpy", "onnxruntime"] + ([] if quick else ["tflite"])
+    if shutil.which("cc") or shutil.which("gcc"):
+        backends.append("c")
+    results = run_with_progress(console, list(models.values()), backends=backends,
+                                precisions=["fp32"] if quick else ["fp32", "int8"], targets=targets,
+                                batches=(1,) if quick else (1, 16), task=None if quick else "cheetah",
+                                out=out / "bench", min_seconds=0.05 if quick else 0.3)
     console.print(report.terminal_table(results))
     for line in report.skipped_lines(results):
         console.print(f"[dim]{line}[/dim]")
-    summary["bench"] = str(bench_dir / "results.json")
+    return results, backends
 
-    # 4. closed loop -------------------------------------------------------------------
-    console.print(Rule("4/4  pendulum: clone the swing-up expert into an LTC, run it closed-loop"))
+
+def _pendulum(console, out: Path, seed: int, pendulum_epochs: int, quick: bool, backends) -> dict:
+    """Clone the swing-up expert into an LTC-NCP and fly it closed-loop on numpy (and C)."""
     from ..runtime import load as runtime_load
     from ..runtime.control import run_episodes
+    from ..train.loop import TrainOptions, build_task_model, default_lr, train
     from ..train.pendulum import Expert, evaluate_pendulum
+    from ..train.tasks import load_task
 
     pend = load_task("pendulum")
     model = build_task_model(pend, "ltc", units=32, wiring="auto-ncp", seed=seed)
@@ -105,13 +105,16 @@ def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_epochs: int = 
         console.print(f"  LTC clone on {backend:>5}: mean return {r['return_mean']:8.1f}  "
                       f"(episodes: {', '.join(f'{v:.0f}' for v in r['returns'])})")
     console.print(f"  expert:              mean return {expert['return_mean']:8.1f}")
-    summary["pendulum"] = {"train_s": round(time.time() - t0, 1), "expert_return": expert["return_mean"],
-                           "clone_return": closed, "episodes": episodes}
+    return {"train_s": round(time.time() - t0, 1), "expert_return": expert["return_mean"],
+            "clone_return": closed, "episodes": episodes}
 
-    summary["total_s"] = round(time.time() - started, 1)
+
+def _finish(console, out: Path, summary: dict, results: dict, models: dict) -> None:
+    from rich.rule import Rule
+
+    bench_dir = out / "bench"
     atomic_write_bytes(out / "demo.json", json.dumps(summary, indent=2).encode())
     console.print(Rule())
     console.print(f"done in {summary['total_s']:.0f} s. Report: [bold]{bench_dir / 'report.md'}[/bold]; "
                   f"plots: {', '.join(str(bench_dir / p) for p in results.get('plots', []))}; "
                   f"models: [bold]{out / 'models'}[/bold] (try: ltc info {models['ltc-ncp']})")
-    return summary

@@ -18,7 +18,9 @@ import math
 
 import numpy as np
 
-KINDS = ("ltc", "ctrnn", "node", "lstm")
+from ..nn.functional import CELLS
+
+KINDS = ("ltc", "ctrnn", "node", "lstm")  # 'all': the paper's four (any of CELLS may be asked for)
 
 
 def _stack(kind, width, depth, sigma_w, sigma_b, seed):
@@ -119,7 +121,7 @@ def plot(result: dict, path) -> str:
     a1.set_ylabel("latent trajectory length (2-D PCA)")
     a1.set_yscale("log")
     a1.set_title(f"length vs depth (σ_w = {sig:g}, width {result['width']})")
-    kinds = sorted({r["kind"] for r in result["runs"]}, key=list(KINDS).index if set(KINDS) else None)
+    kinds = sorted({r["kind"] for r in result["runs"]}, key=list(CELLS).index)  # any cell kind, CELLS order
     for kind in kinds:
         rs = sorted((r for r in result["runs"] if r["kind"] == kind), key=lambda r: r["sigma_w"])
         a2.plot([r["sigma_w"] for r in rs], [r["pca2_length_per_layer"][-1] for r in rs], "o-",

@@ -99,68 +99,72 @@ def make_plots(results: dict, out_dir: Path) -> list[str]:
         return []
     out_dir = Path(out_dir)
     rows = [r for r in measured_rows(results) if r.get("latency", {}).get("1")]
-    paths = []
-
-    # 1. latency vs accuracy with the Pareto front
     pts = [r for r in rows if r.get("metric") is not None]
-    if pts:
-        fig, ax = plt.subplots(figsize=(7, 5))
-        higher = results.get("metric_better") == "higher"
-        xy = [(r["latency"]["1"]["p50_us"], r["metric"]) for r in pts]
-        for r, (x, y) in zip(pts, xy):
-            big = r.get("cell") in ("ltc", "lstm")
-            ax.scatter(x, y, s=90 if big else 35, color=COLORS.get(r.get("cell"), "gray"),
-                       edgecolor="black" if big else "none", zorder=3)
-            ax.annotate(f"{r['model']}\n{r['backend']}/{r['precision']}", (x, y), fontsize=6,
-                        xytext=(4, 4), textcoords="offset points")
-        front = pareto_front(xy, higher)
-        ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "k--", lw=1, label="Pareto front")
-        for cell, color in COLORS.items():
-            if any(r.get("cell") == cell for r in pts):
-                ax.scatter([], [], color=color, label=cell)
-        ax.set_xscale("log")
-        ax.set_xlabel("step latency p50, batch 1 (µs, log)")
-        ax.set_ylabel(f"{results.get('metric')} ({'higher' if higher else 'lower'} is better)")
-        ax.set_title("latency vs accuracy (LTC red, LSTM blue)")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        paths.append(_save(fig, out_dir / "latency_vs_accuracy.png"))
-
-    # 2. latency by backend and precision
-    if rows:
-        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows)), 4.5))
-        labels = [f"{r['model']}\n{r['backend']}/{r['precision']}" for r in rows]
-        ax.bar(range(len(rows)), [r["latency"]["1"]["p50_us"] for r in rows],
-               yerr=[[0] * len(rows), [r["latency"]["1"]["p99_us"] - r["latency"]["1"]["p50_us"] for r in rows]],
-               color=[COLORS.get(r.get("cell"), "gray") for r in rows], capsize=2)
-        ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=6)
-        ax.set_yscale("log")
-        ax.set_ylabel("step latency p50 (bar) to p99 (whisker), µs")
-        ax.set_title("latency by backend and precision (batch 1)")
-        ax.grid(axis="y", alpha=0.3)
-        paths.append(_save(fig, out_dir / "latency_by_backend.png"))
-
-    # 3. size by precision
     sized = [r for r in measured_rows(results) if r.get("file_bytes")]
-    if sized:
-        models = sorted({r["model"] for r in sized})
-        precs = [p for p in ("fp32", "fp16", "int8") if any(r["precision"] == p for r in sized)]
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(models)), 4))
-        width = 0.8 / max(1, len(precs))
-        for k, prec in enumerate(precs):
-            vals = []
-            for m in models:
-                sizes = [r["file_bytes"] for r in sized if r["model"] == m and r["precision"] == prec]
-                vals.append(min(sizes) if sizes else 0)
-            ax.bar([i + k * width for i in range(len(models))], [v / 1024 for v in vals], width, label=prec)
-        ax.set_xticks([i + width * (len(precs) - 1) / 2 for i in range(len(models))], models, rotation=30,
-                      ha="right", fontsize=7)
-        ax.set_ylabel("model file size (KiB, smallest format)")
-        ax.set_title("size by precision")
-        ax.legend()
-        ax.grid(axis="y", alpha=0.3)
-        paths.append(_save(fig, out_dir / "size_by_precision.png"))
-    return paths
+    plots = ((pts, _plot_pareto, "latency_vs_accuracy.png"), (rows, _plot_latency, "latency_by_backend.png"),
+             (sized, _plot_sizes, "size_by_precision.png"))
+    return [_save(draw(plt, chosen, results), out_dir / name) for chosen, draw, name in plots if chosen]
+
+
+def _plot_pareto(plt, pts: list, results: dict):
+    """Latency vs accuracy with the Pareto front."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    higher = results.get("metric_better") == "higher"
+    xy = [(r["latency"]["1"]["p50_us"], r["metric"]) for r in pts]
+    for r, (x, y) in zip(pts, xy):
+        big = r.get("cell") in ("ltc", "lstm")
+        ax.scatter(x, y, s=90 if big else 35, color=COLORS.get(r.get("cell"), "gray"),
+                   edgecolor="black" if big else "none", zorder=3)
+        ax.annotate(f"{r['model']}\n{r['backend']}/{r['precision']}", (x, y), fontsize=6,
+                    xytext=(4, 4), textcoords="offset points")
+    front = pareto_front(xy, higher)
+    ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "k--", lw=1, label="Pareto front")
+    for cell, color in COLORS.items():
+        if any(r.get("cell") == cell for r in pts):
+            ax.scatter([], [], color=color, label=cell)
+    ax.set_xscale("log")
+    ax.set_xlabel("step latency p50, batch 1 (µs, log)")
+    ax.set_ylabel(f"{results.get('metric')} ({'higher' if higher else 'lower'} is better)")
+    ax.set_title("latency vs accuracy (LTC red, LSTM blue)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _plot_latency(plt, rows: list, results: dict):
+    """Latency by backend and precision (p50 bars, p99 whiskers)."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows)), 4.5))
+    labels = [f"{r['model']}\n{r['backend']}/{r['precision']}" for r in rows]
+    ax.bar(range(len(rows)), [r["latency"]["1"]["p50_us"] for r in rows],
+           yerr=[[0] * len(rows), [r["latency"]["1"]["p99_us"] - r["latency"]["1"]["p50_us"] for r in rows]],
+           color=[COLORS.get(r.get("cell"), "gray") for r in rows], capsize=2)
+    ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=6)
+    ax.set_yscale("log")
+    ax.set_ylabel("step latency p50 (bar) to p99 (whisker), µs")
+    ax.set_title("latency by backend and precision (batch 1)")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _plot_sizes(plt, sized: list, results: dict):
+    """Smallest file size per model and precision."""
+    models = sorted({r["model"] for r in sized})
+    precs = [p for p in ("fp32", "fp16", "int8") if any(r["precision"] == p for r in sized)]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(models)), 4))
+    width = 0.8 / max(1, len(precs))
+    for k, prec in enumerate(precs):
+        vals = []
+        for m in models:
+            sizes = [r["file_bytes"] for r in sized if r["model"] == m and r["precision"] == prec]
+            vals.append(min(sizes) if sizes else 0)
+        ax.bar([i + k * width for i in range(len(models))], [v / 1024 for v in vals], width, label=prec)
+    ax.set_xticks([i + width * (len(precs) - 1) / 2 for i in range(len(models))], models, rotation=30,
+                  ha="right", fontsize=7)
+    ax.set_ylabel("model file size (KiB, smallest format)")
+    ax.set_title("size by precision")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return fig
 
 
 def _save(fig, path: Path) -> str:

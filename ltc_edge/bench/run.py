@@ -2,7 +2,8 @@
 precisions x targets.
 
 Exports happen in this process (they need torch); each measurement then runs in its own
-subprocess (`python -m ltc_edge.bench.worker`) so that its peak RSS is its own and a backend
+subprocess (`python -m ltc_edge.bench.worker`, fork + exec) so that its peak RSS (VmHWM, not
+ru_maxrss, which a child inherits from its parent: see timing.peak_rss_bytes) is its own and a backend
 that crashes costs one row, not the run.
 """
 
@@ -84,6 +85,17 @@ def plan(models: list[Path], backends, precisions, targets) -> list[dict]:
     return jobs
 
 
+def _reference(calibration: str | None, cache: dict):
+    """A task name's data as the exporters' reference (loaded once); an .npz path as is."""
+    if calibration is None or str(calibration).endswith(".npz"):
+        return calibration
+    if ("reference", calibration) not in cache:
+        from ..train.reference import task_reference
+
+        cache[("reference", calibration)] = task_reference(calibration)
+    return cache[("reference", calibration)]
+
+
 def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Path:
     """The file the backend runs: the .safetensors itself, or an export of it (cached)."""
     fmt = EXPORT_FORMAT.get(job["backend"])
@@ -96,7 +108,7 @@ def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Pat
         from ..nn import load
 
         dest = out / "artifacts" / model.stem / f"{fmt}-{job['precision']}"
-        kwargs = {"precision": job["precision"], "calibration": calibration, "force": True}
+        kwargs = {"precision": job["precision"], "force": True, "calibration": _reference(calibration, cache)}
         manifest = get_exporter(fmt)(load(model), dest, **kwargs)
         # force=True so an over-budget quantization is still measured; the row says so
         drift = manifest.get("drift") or {}
@@ -161,6 +173,33 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
 
     atomic_write_bytes(out / "report.md", report.markdown(results, plots).encode())
     return results
+
+
+def wide_console():
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)  # logs and CI: room for the table
+
+
+def progress_bar(console, label: str):
+    """The rich progress bar every bench and training loop here shows."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+
+
+def run_with_progress(console, models, *, backends, precisions, targets, **options) -> dict:
+    """run_bench with a progress bar, one tick per row."""
+    with progress_bar(console, "bench") as prog:
+        t = prog.add_task("", total=len(plan(models, backends, precisions, targets)))
+
+        def tick(row):
+            prog.update(t, advance=1, description=f"{row['model']} {row['backend']}/{row['precision']}/{row['target']}")
+
+        return run_bench(models, backends=backends, precisions=precisions, targets=targets, progress=tick, **options)
 
 
 def _task_metric(task: str) -> tuple[str, str]:

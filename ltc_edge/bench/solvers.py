@@ -123,48 +123,57 @@ def adjoint_vs_bptt(model, unfolds=6, dt=1.0, steps=30, batch=4, seed=0) -> dict
     """Gradient of mean(y^2) through an RK4-discretised LTC by BPTT and by the adjoint method.
     Not defined for a model with instantaneous (cm = 0) neurons: returns the reason instead."""
     import torch
-    from torch import nn
-    from torchdiffeq import odeint_adjoint
-
-    from ..nn import functional as F
 
     zero_cm = instantaneous_neurons(model)
     if zero_cm:
         return {"unfolds": unfolds, "skipped": f"{len(zero_cm)} neuron(s) with cm = 0 ({', '.join(map(str, zero_cm))}): "
                                              "no explicit ODE for RK4 or the adjoint to integrate"}
-
     base = _variant(model, "rk4", unfolds, torch.float32)
     x, dts = _inputs(model, batch, steps, dt, seed)
-    x32 = x.float()
-
-    def grads(m):
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in m.parameters()])
-
     # float64 BPTT: the reference gradient of this discretisation
-    ref = _variant(model, "rk4", unfolds, torch.float64)
-    y, _ = ref(x, dts)
-    (y ** 2).mean().backward()
-    g_ref = grads(ref).double()
+    g_ref, _ = _bptt_gradient(_variant(model, "rk4", unfolds, torch.float64), x, dts)
+    g_bptt, mem_bptt = _bptt_gradient(copy.deepcopy(base), x.float(), dts.float())
+    g_adj, mem_adj = _adjoint_gradient(copy.deepcopy(base), x.float(), dt, unfolds)
 
-    # float32 BPTT
-    bptt = copy.deepcopy(base)
-    with _SavedBytes() as mem_bptt:
-        y, _ = bptt(x32, dts.float())
+    def rel(g):
+        return float((g - g_ref).norm() / g_ref.norm())
+
+    return {"unfolds": unfolds, "steps": steps, "batch": batch, "dt": dt,
+            "bptt": {"saved_bytes": int(mem_bptt), "grad_rel_error": rel(g_bptt)},
+            "adjoint": {"saved_bytes": int(mem_adj), "grad_rel_error": rel(g_adj)},
+            "memory_ratio_bptt_over_adjoint": mem_bptt / max(mem_adj, 1)}
+
+
+def _gradient(m):
+    """All parameter gradients of `m` as one float64 vector (zeros for unused parameters)."""
+    import torch
+
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                      for p in m.parameters()]).double()
+
+
+def _bptt_gradient(m, x, dts):
+    """(gradient of mean(y^2) by backprop through the unrolled solver, bytes saved for backward)."""
+    with _SavedBytes() as mem:
+        y, _ = m(x, dts)
         loss = (y ** 2).mean()
     loss.backward()
-    g_bptt = grads(bptt).double()
+    return _gradient(m), mem.bytes
 
-    # float32 adjoint: same RK4 steps, gradients by integrating the adjoint ODE backwards
-    adj = copy.deepcopy(base)
-    cell_cfg = adj.config["cell"]
 
-    n = cell_cfg["units"]
+def _sensory_rhs(owner):
+    """The LTC's right-hand side over a state [v, num_s, den_s]: the sensory drive rides along
+    with zero derivative, so the adjoint carries its gradient back to the sensory parameters
+    (a closure would not)."""
+    import torch
+    from torch import nn
+
+    from ..nn import functional as F
+
+    n = owner.config["cell"]["units"]
 
     class RHS(nn.Module):
-        """State [v, num_s, den_s]: the sensory drive rides along with zero derivative, so the
-        adjoint carries its gradient back to the sensory parameters (a closure would not)."""
-
-        def __init__(self, owner):
+        def __init__(self):
             super().__init__()
             self.owner = owner
 
@@ -174,38 +183,46 @@ def adjoint_vs_bptt(model, unfolds=6, dt=1.0, steps=30, batch=4, seed=0) -> dict
             dv = F.ltc_rhs(F.ops_for(v), P, v, num_s, den_s)
             return torch.cat([dv, torch.zeros_like(num_s), torch.zeros_like(den_s)], 1)
 
-    rhs = RHS(adj)
-    with _SavedBytes() as mem_adj:
-        h = adj.initial_state(batch)
-        ys = []
-        for t in range(steps):
+    return RHS()
+
+
+def _outputs(P: dict, h, motor_size: int):
+    """The model's output from the LTC state: motor neurons, output map, readout."""
+    yt = h[:, :motor_size]
+    if P["cell"]["output_w"] is not None:
+        yt = yt * P["cell"]["output_w"]
+    if P["cell"]["output_b"] is not None:
+        yt = yt + P["cell"]["output_b"]
+    if P["readout_w"] is not None:
+        yt = yt @ P["readout_w"].T + P["readout_b"]
+    return yt
+
+
+def _adjoint_gradient(adj, x, dt: float, unfolds: int):
+    """(gradient by the adjoint method: the same RK4 steps forward, gradients by integrating the
+    adjoint ODE backwards; bytes saved for backward)."""
+    import torch
+    from torchdiffeq import odeint_adjoint
+
+    from ..nn import functional as F
+
+    n, motor = adj.config["cell"]["units"], adj.config["cell"]["motor_size"]
+    rhs = _sensory_rhs(adj)
+    with _SavedBytes() as mem:
+        h, ys = adj.initial_state(x.shape[0]), []
+        for t in range(x.shape[1]):
             P = adj.prepared()
-            xt = x32[:, t]
+            xt = x[:, t]
             if P["input_mean"] is not None:
                 xt = (xt - P["input_mean"]) / P["input_std"]
             num_s, den_s = F.ltc_sensory(F.ops_for(xt), P["cell"], xt)
             z = odeint_adjoint(rhs, torch.cat([h, num_s, den_s], 1), torch.tensor([0.0, float(dt)]), method="rk4",
                                options={"step_size": float(dt) / unfolds}, adjoint_params=tuple(adj.parameters()))[-1]
             h = z[:, :n]
-            yt = h[:, :cell_cfg["motor_size"]]
-            if P["cell"]["output_w"] is not None:
-                yt = yt * P["cell"]["output_w"]
-            if P["cell"]["output_b"] is not None:
-                yt = yt + P["cell"]["output_b"]
-            if P["readout_w"] is not None:
-                yt = yt @ P["readout_w"].T + P["readout_b"]
-            ys.append(yt)
+            ys.append(_outputs(P, h, motor))
         loss = (torch.stack(ys, 1) ** 2).mean()
     loss.backward()
-    g_adj = grads(adj).double()
-
-    def rel(g):
-        return float((g - g_ref).norm() / g_ref.norm())
-
-    return {"unfolds": unfolds, "steps": steps, "batch": batch, "dt": dt,
-            "bptt": {"saved_bytes": int(mem_bptt.bytes), "grad_rel_error": rel(g_bptt)},
-            "adjoint": {"saved_bytes": int(mem_adj.bytes), "grad_rel_error": rel(g_adj)},
-            "memory_ratio_bptt_over_adjoint": mem_bptt.bytes / max(mem_adj.bytes, 1)}
+    return _gradient(adj), mem.bytes
 
 
 def plot(table: dict, path) -> str:

@@ -29,10 +29,27 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import LtcEdgeError
+from ..nn import WIRINGS
+from ..nn.functional import CELLS
+from . import args as A
+
 KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "search", "ray"}
 KNOWN_SEARCH = {"model", "units", "wiring", "lr", "ode_unfolds"}
-UNFOLD_KINDS = ("ltc", "ctrnn", "node")
-WIRED_KINDS = ("ltc", "cfc")
+
+
+def unfold_kinds() -> tuple:
+    """Cell kinds with a fixed-step ODE solver: those whose default config has ode_unfolds."""
+    from ..nn import make_config
+
+    return tuple(k for k in CELLS if "ode_unfolds" in make_config(k, 1, units=2)["cell"])
+
+
+def wired_kinds() -> tuple:
+    """Cell kinds that take a wiring: the ones the trial builder (build_task_model) accepts it for."""
+    from ..train.loop import WIRED_MODELS
+
+    return tuple(WIRED_MODELS)
 
 
 def read_config(path) -> dict:
@@ -61,19 +78,64 @@ def read_config(path) -> dict:
                          f"{', '.join(sorted(KNOWN_SEARCH))}")
     if "model" not in search:
         raise ValueError(f"{path}: [search] needs model = [...]")
+    try:
+        _check_values(cfg)
+    except LtcEdgeError as e:
+        raise LtcEdgeError(f"{path}: {e}") from None
     return cfg
+
+
+def _as_list(value, name: str) -> list:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise LtcEdgeError(f"{name} is an empty list")
+    return values
+
+
+# search key -> the check of one value
+_SEARCH_CHECKS = {
+    "model": lambda v: A.choice(v, tuple(CELLS), "search.model"),
+    "units": lambda v: A.integer(v, "search.units"),
+    "wiring": lambda v: A.choice(v, tuple(WIRINGS), "search.wiring"),
+    "lr": lambda v: A.positive(v, "search.lr"),
+    "ode_unfolds": lambda v: A.integer(v, "search.ode_unfolds"),
+}
+_RAY_CHECKS = {
+    "num_cpus": lambda v: A.integer(v, "ray.num_cpus"),
+    "cpus_per_trial": lambda v: A.positive(v, "ray.cpus_per_trial"),
+    "max_concurrent": lambda v: A.integer(v, "ray.max_concurrent"),
+}
+
+
+def _check_values(cfg: dict) -> None:
+    """Every value in range, every name known: one line for the first that is not."""
+    A.task_name(cfg["task"])
+    A.integer(cfg.get("epochs", 3), "epochs")
+    if cfg.get("batch_size") is not None:
+        A.integer(cfg["batch_size"], "batch_size")
+    A.integer(cfg.get("seed", 0), "seed", low=0)
+    for key, values in cfg["search"].items():
+        for v in _as_list(values, f"search.{key}"):
+            _SEARCH_CHECKS[key](v)
+    ray = cfg.get("ray") or {}
+    for key, check in _RAY_CHECKS.items():
+        if key in ray:
+            check(ray[key])
+    if not isinstance(ray.get("address", ""), str):
+        raise LtcEdgeError(f"ray.address must be a string, got {ray['address']!r}")
 
 
 def trials(cfg: dict) -> list[dict]:
     """The grid, with options that do not apply to a model kind dropped (and duplicates merged)."""
     search = {k: (v if isinstance(v, list) else [v]) for k, v in cfg["search"].items()}
     keys = sorted(search)
+    wired, unfolds = wired_kinds(), unfold_kinds()
     seen, out = set(), []
     for combo in itertools.product(*(search[k] for k in keys)):
         t = dict(zip(keys, combo))
-        if t["model"] not in WIRED_KINDS:
+        if t["model"] not in wired:
             t.pop("wiring", None)
-        if t["model"] not in UNFOLD_KINDS:
+        if t["model"] not in unfolds:
             t.pop("ode_unfolds", None)
         key = json.dumps(t, sort_keys=True)
         if key not in seen:

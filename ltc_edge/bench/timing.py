@@ -38,14 +38,44 @@ def measure_latency(step, *, warmup: int = 50, min_iters: int = 200, max_iters: 
 
 
 def peak_rss_bytes() -> int | None:
-    """This process's peak resident set size (Linux: ru_maxrss is in KiB)."""
+    """This process's own peak resident set size.
+
+    Linux: VmHWM from /proc/self/status, which belongs to this process's memory map alone.
+    ru_maxrss is only the fallback: Linux carries a parent's peak into a child across fork
+    and exec, so a worker started by a big parent would report the parent's peak.
+    """
+    hwm = _proc_status_kib("VmHWM")
+    if hwm is not None:
+        return hwm * 1024
     try:
         import resource
 
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return int(kib) * (1 if sys.platform == "darwin" else 1024)
-    except Exception:  # pragma: no cover - not on Linux
+    except Exception:  # pragma: no cover - neither /proc nor resource
         return None
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: writing 5 to /proc/self/clear_refs resets VmHWM to
+    the current RSS). False where that is not possible; the peak then covers the whole process."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])  # "VmHWM:    10944 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def machine_info() -> dict:

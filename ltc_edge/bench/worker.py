@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import measure_latency, peak_rss_bytes
+from .timing import measure_latency, peak_rss_bytes, reset_peak_rss
 
 DT = 0.05  # elapsed time fed on every step (a 20 Hz control loop)
 
@@ -94,6 +94,9 @@ def _metric(job: dict, artifact: Path) -> float | None:
 
 
 def run(job: dict) -> dict:
+    # this process is fresh (exec'd by run.py), so its peak is its own; the reset also drops
+    # start-up transients, leaving what stays resident plus the measurement itself
+    reset_peak_rss()
     artifact = Path(job["artifact"])
     row = {"file_bytes": _file_bytes(artifact), "latency": {}}
     for batch in job["batches"]:

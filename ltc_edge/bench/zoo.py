@@ -52,11 +52,12 @@ def plan_zoo(task, kinds, units: int, match=MATCHES, wiring: str | None = None) 
     bad = [m for m in match if m not in MATCHES]
     if bad:
         raise ValueError(f"unknown --match {', '.join(bad)}; choose from {', '.join(MATCHES)}")
-    from ..train.loop import MODELS, WIRED_MODELS
+    from ..nn.functional import CELLS
+    from ..train.loop import WIRED_MODELS
 
-    unknown = [k for k in kinds if k not in MODELS]
+    unknown = [k for k in kinds if k not in CELLS]
     if unknown:
-        raise ValueError(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        raise ValueError(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(CELLS)}")
     if units < 1:
         raise ValueError(f"--units must be >= 1, got {units}")
 
