@@ -44,6 +44,7 @@ def split(data: bytes):
 
 def join(header: dict, body: bytes) -> bytes:
     text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads the header so the data is 8-byte aligned
     return struct.pack("<Q", len(text)) + text + body
 
 
