@@ -117,7 +117,7 @@ def _deep(data: bytes, where: str, depth: int) -> bytes:
 # --------------------------------------------------------------------------------------
 # random mutations (this script's driver; the test draws the same ops with hypothesis)
 
-VALUES = [DROP, None, True, False, 0, 1, -1, 2, 6, 8.0, 256, 257, 10 ** 5, 10 ** 9, 2 ** 64, -(2 ** 63),
+VALUES = [DROP, None, True, False, 0, 1, -1, 2, 6, 8.0, 256, 257, 10 ** 5, 10 ** 9, 2 ** 64, -(2 ** 63), 10 ** 400,
           1e-300, 1e308, float("nan"), float("inf"), "", "*/", "x */ int main(){}/*", "a\nb", "default",
           "bogus", "rk4", "euler", "semi_implicit", "full", "custom", "none", "pure", "F32", "F64", "I64",
           [], {}, [0], [[1]], [1.0, 2.0], {"kind": "full"}, "ltc-edge-model"]
@@ -166,7 +166,8 @@ def random_ops(rng: random.Random, data: bytes):
         elif r < 0.88:
             ops.append(("truncate", rng.randrange(len(data) + 1)))
         elif r < 0.95:
-            ops.append(("length", rng.choice([0, 7, head_end - 9, head_end - 7, len(data), 1 << 40, rng.randrange(1 << 64)])))
+            lengths = [0, 7, head_end - 9, head_end - 7, len(data), 1 << 40, rng.randrange(1 << 64)]
+            ops.append(("length", rng.choice(lengths)))
         else:
             ops.append(("deep", rng.choice(["header", "config"]), rng.choice([50, 5000, 100_000])))
     return ops

@@ -77,10 +77,11 @@ def _int(value, path, lo, hi) -> int:
     return value
 
 
-def _number(value, path, lo=-math.inf, hi=math.inf) -> float:
-    if type(value) not in (int, float) or not (math.isfinite(value) and lo <= value <= hi):
-        fail(path, "must be a finite number" + (f" in [{lo:g}, {hi:g}]" if math.isfinite(lo) else ""), value)
-    return float(value)
+def _number(value, path, lo, hi):
+    # ints compare exactly (math.isfinite(10**400) would raise OverflowError)
+    if type(value) not in (int, float) or not ((type(value) is int or math.isfinite(value)) and lo <= value <= hi):
+        fail(path, f"must be a finite number in [{lo:g}, {hi:g}]", value)
+    return value
 
 
 def _bool(value, path) -> bool:
