@@ -112,7 +112,7 @@ def test_unknown_version_and_bad_config(model, tmp_path):
         read(bad)
     cell = {**config["cell"], "kind": "mystery"}
     save_file(tensors, str(bad), metadata={"ltc_edge": json.dumps({**config, "cell": cell})})
-    with pytest.raises(ModelFileError, match="inconsistent model config"):
+    with pytest.raises(ModelFileError, match="invalid model config: cell.kind must be one of ltc, "):
         read(bad)
     save_file(tensors, str(bad), metadata={"ltc_edge": "{not json"})
     with pytest.raises(ModelFileError, match="not valid JSON"):

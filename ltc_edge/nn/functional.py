@@ -171,6 +171,12 @@ def odeint_fixed(f, h, dt, unfolds, method):
 # LTC (Hasani et al. 2021) with ncps semantics
 
 
+# What ltc_shapes/ltc_sensory/ltc_step understand (nn.schema rejects anything else, which
+# would otherwise run silently as "none" or crash): input/output maps and solvers.
+LTC_MAPPINGS = ("affine", "linear", "none")
+LTC_SOLVERS = ("semi_implicit", *SOLVERS)
+
+
 def ltc_shapes(cfg):
     n, i, m = cfg["units"], cfg["input_size"], cfg["motor_size"]
     shapes = {"gleak": (n,), "vleak": (n,), "cm": (n,), "sigma": (n, n), "mu": (n, n),
@@ -359,6 +365,9 @@ def _numpy64(t):
 
 # --------------------------------------------------------------------------------------
 # CfC (Hasani et al. 2022), ncps semantics: plain (backbone MLP) or wired (one CfC per layer)
+
+
+CFC_MODES = ("default", "no_gate", "pure")  # _cfc_block's branches (nn.schema checks the name)
 
 
 def _cfc_block_shapes(prefix, n_in, hidden, mode, backbone_units, backbone_layers):

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelLoadError, UnsafeFileError
+from ..errors import UnsafeFileError
 from ..fileio import LIMITS, atomic_write_bytes, read_bytes
 from . import functional as F
+from .schema import FORMAT, SUPPORTED_VERSIONS, ModelFileError, validate_config  # noqa: F401 (re-exported)
 
 METADATA_KEY = "ltc_edge"
-FORMAT = "ltc-edge-model"
-SUPPORTED_VERSIONS = (1,)
-
-
-class ModelFileError(ModelLoadError):
-    """A model file that is missing, truncated, foreign or inconsistent."""
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own header limit: larger is not a model file
 
 
 def write(path, config: dict, tensors: dict[str, np.ndarray]) -> None:
@@ -46,11 +42,13 @@ def read(path) -> tuple[dict, dict[str, np.ndarray]]:
     from safetensors.numpy import load
 
     try:
-        tensors = load(raw)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: inf, rejected by validate
+            tensors = {k: np.asarray(v, dtype=np.float32) for k, v in load(raw).items()}
     except Exception as e:  # safetensors raises its own error types for bad headers/data
-        raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({e})") from None
+        reason = " ".join(str(e).split())[:200]
+        raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({reason})") from None
     validate(config, tensors, where=str(path))
-    return config, {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
+    return config, tensors
 
 
 def _read_config(path, raw: bytes) -> dict:
@@ -60,43 +58,57 @@ def _read_config(path, raw: bytes) -> dict:
     if n > len(raw) - 8:
         raise ModelFileError(f"{path}: truncated or not a safetensors file "
                              f"(header claims {n} bytes, file has {len(raw) - 8})")
-    try:
-        header = json.loads(raw[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
-    meta = header.get("__metadata__") or {} if isinstance(header, dict) else {}
-    if METADATA_KEY not in meta:
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{path}: not a model file (a {n}-byte header, more than {MAX_HEADER_BYTES})")
+    header = _json(raw[8:8 + n], f"{path}: not a safetensors file (header is not JSON)")
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")
+    meta = header.get("__metadata__")
+    if meta is not None and not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: corrupt safetensors header (__metadata__ is not a JSON object)")
+    if not meta or METADATA_KEY not in meta:
         raise ModelFileError(f"{path}: a safetensors file, but not an ltc-edge model "
                              f"(no '{METADATA_KEY}' config in its metadata)")
+    if not isinstance(meta[METADATA_KEY], str):
+        raise ModelFileError(f"{path}: the ltc-edge config in the metadata is not a JSON string")
+    return _json(meta[METADATA_KEY], f"{path}: the ltc-edge config in the metadata is not valid JSON")
+
+
+def _json(text, message):
+    """json.loads, with every way it fails (bad syntax or UTF-8, a 5000-digit number, nesting
+    deeper than the recursion limit) as one ModelFileError line."""
     try:
-        config = json.loads(meta[METADATA_KEY])
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{path}: the ltc-edge config in the metadata is not valid JSON") from None
-    return config
+        return json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelFileError(message) from None
 
 
 def validate(config: dict, tensors: dict, where: str = "model") -> None:
-    """Check the config is ours and every tensor the config implies is there with its shape."""
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{where}: not an ltc-edge model config (format is "
-                             f"{config.get('format') if isinstance(config, dict) else None!r})")
-    if config.get("format_version") not in SUPPORTED_VERSIONS:
-        raise ModelFileError(f"{where}: model format version {config.get('format_version')!r} is not "
-                             f"supported by this ltc-edge (supports {SUPPORTED_VERSIONS})")
+    """Check the config against nn.schema, then that every tensor the config implies is
+    there with its shape and only finite values."""
     try:
+        validate_config(config)
         shapes = F.model_shapes(config)
-    except (KeyError, TypeError, ValueError) as e:
+    except ModelFileError as e:
+        raise ModelFileError(f"{where}: invalid model config: {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as e:  # a gap in the schema: still one line
         raise ModelFileError(f"{where}: inconsistent model config ({type(e).__name__}: {e})") from None
+    kind = config["cell"]["kind"]
     missing = sorted(set(shapes) - set(tensors))
     extra = sorted(set(tensors) - set(shapes))
     if missing:
-        raise ModelFileError(f"{where}: tensor(s) missing for a {config['cell']['kind']} model: {', '.join(missing)}")
+        raise ModelFileError(f"{where}: tensor(s) missing for a {kind} model: {', '.join(missing)}")
     if extra:
-        raise ModelFileError(f"{where}: unexpected tensor(s) for a {config['cell']['kind']} model: {', '.join(extra)}")
+        raise ModelFileError(f"{where}: unexpected tensor(s) for a {kind} model: "
+                             f"{', '.join(map(repr, extra))[:200]}")
     for name, shape in shapes.items():
-        got = tuple(tensors[name].shape)
+        got = tuple(np.shape(tensors[name]))
         if got != tuple(shape):
             raise ModelFileError(f"{where}: tensor {name} has shape {got}, the config implies {tuple(shape)}")
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: reject it too
+            finite = np.isfinite(np.asarray(tensors[name], dtype=np.float32)).all()
+        if not finite:
+            raise ModelFileError(f"{where}: tensor {name} holds NaN or infinite values")
 
 
 def save(model, path) -> Path:
