@@ -142,6 +142,10 @@ def _fail(where, msg):
     raise ModelLoadError(f"{where}: {msg}")
 
 
+def _member(v, choices) -> bool:
+    return isinstance(v, str) and v in choices
+
+
 def _is_int(v, lo, hi) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
@@ -153,9 +157,9 @@ def _is_pos_float(v) -> bool:
 def _validate(m: Manifest, where: str) -> None:
     if m.schema_version != SCHEMA_VERSION:
         _fail(where, f"schema_version {m.schema_version!r} is not {SCHEMA_VERSION}; re-export with this ltc-edge")
-    if m.format not in FORMATS:
+    if not _member(m.format, FORMATS):
         _fail(where, f"unknown format {m.format!r} (expected one of {', '.join(FORMATS)})")
-    if m.precision not in PRECISIONS:
+    if not _member(m.precision, PRECISIONS):
         _fail(where, f"unknown precision {m.precision!r}")
     if not isinstance(m.kind, str) or not _C_IDENT.fullmatch(m.kind):
         _fail(where, f"kind must be a cell kind name, got {m.kind!r}")
@@ -168,14 +172,16 @@ def _validate(m: Manifest, where: str) -> None:
         _fail(where, f"default_dt must be a finite number > 0, got {m.default_dt!r}")
     if m.fixed_dt is not None and not _is_pos_float(m.fixed_dt):
         _fail(where, f"fixed_dt must be null or a finite number > 0, got {m.fixed_dt!r}")
-    if m.graph_kind not in GRAPH_KINDS:
+    if not _member(m.graph_kind, GRAPH_KINDS):
         _fail(where, f"graph_kind must be one of {', '.join(GRAPH_KINDS)}, got {m.graph_kind!r}")
     if m.prefix is not None and not (isinstance(m.prefix, str) and _C_IDENT.fullmatch(m.prefix)):
         _fail(where, f"prefix must be a C identifier, got {str(m.prefix)[:40]!r}")
     if m.format == "c" and m.prefix is None:
         _fail(where, "a C export needs its prefix")
-    if m.config is not None and not isinstance(m.config, dict):
-        _fail(where, "config must be an object")
+    for key, types in (("config", (dict, type(None))), ("drift", (dict, type(None))),
+                       ("quantization", (dict, type(None))), ("versions", dict), ("state_bounds_note", str)):
+        if not isinstance(getattr(m, key), types):
+            _fail(where, f"{key} has the wrong type ({type(getattr(m, key)).__name__})")
     _validate_files(m, where)
     _validate_bounds(m, where)
     _validate_io(m, where)

@@ -274,7 +274,7 @@ def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, mode
     ref = load(model_file).step(np.full(3, 0.2), 0.1).copy()
     keys = sorted(base) + ["files.model." + k for k in base["files"]["model"]] + ["state_bounds.lo", "new"]
 
-    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=int(os.environ.get("LTC_FUZZ_EXAMPLES", 120)), deadline=None, suppress_health_check=list(HealthCheck))
     @given(key=st.sampled_from(keys), value=_json_values())
     def check(key, value):
         d = json.loads(json.dumps(base))

@@ -240,7 +240,7 @@ def _paths(obj, prefix=(), depth=4):
     return [p for p in out if p]
 
 
-_STRINGS = ["*/", "a */ b", "x\ny", "", "bogus", *F.CFC_MODES, *F.LTC_SOLVERS, *F.LTC_MAPPINGS, *F.ACTIVATIONS,
+_STRINGS = ["*/", "a */ b", "x\ny", "", "bogus", *F.CFC_MODES, *F.solvers_for("ltc"), *F.LTC_MAPPINGS, *F.ACTIVATIONS,
             *schema.WIRING_KINDS, *schema.NEURON_TYPES, *F.CELLS]
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 300),
@@ -291,7 +291,7 @@ def test_mutated_configs_fail_cleanly_or_run_finitely(tmp_path, data):
 
 
 OPTION_VALUES = {"ode_unfolds": st.integers(1, schema.MAX_UNFOLDS), "epsilon": st.floats(0, 1),
-                 "solver": st.sampled_from(F.LTC_SOLVERS), "activation": st.sampled_from(sorted(F.ACTIVATIONS)),
+                 "solver": st.sampled_from(F.solvers_for("ltc")), "activation": st.sampled_from(sorted(F.ACTIVATIONS)),
                  "mode": st.sampled_from(F.CFC_MODES), "implicit_param_constraints": st.booleans(),
                  "input_mapping": st.sampled_from(F.LTC_MAPPINGS), "output_mapping": st.sampled_from(F.LTC_MAPPINGS)}
 

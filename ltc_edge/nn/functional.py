@@ -172,9 +172,8 @@ def odeint_fixed(f, h, dt, unfolds, method):
 
 
 # What ltc_shapes/ltc_sensory/ltc_step understand (nn.schema rejects anything else, which
-# would otherwise run silently as "none" or crash): input/output maps and solvers.
+# would otherwise run silently as "none" or crash): input/output maps. Solvers: solvers_for("ltc").
 LTC_MAPPINGS = ("affine", "linear", "none")
-LTC_SOLVERS = ("semi_implicit", *SOLVERS)
 
 
 def ltc_shapes(cfg):

@@ -7,7 +7,7 @@ line naming the key path otherwise, e.g.
 
 Rules: exact JSON types (a bool is not an int, 8.0 is not an int), every string a member of
 an enumeration taken from the registries that run it (cell kinds from F.CELLS, solvers from
-F.SOLVERS / F.LTC_SOLVERS, CfC modes and activations from functional, wiring kinds from
+F.SOLVERS (solvers_for each kind), CfC modes and activations from functional, wiring kinds from
 WIRINGS), every size under a documented maximum (so nothing allocates or loops without
 bound), matrices of the right shape, numbers finite. Unknown keys are rejected: a typo or a
 crafted key never runs as a silent default. Needs numpy only (through functional).
@@ -225,12 +225,12 @@ CELL_OPTIONS = {
              "epsilon": lambda v, p, cell: _number(v, p, 0.0, MAX_EPSILON),
              "implicit_param_constraints": lambda v, p, cell: _bool(v, p),
              "input_mapping": _MAPPING, "output_mapping": _MAPPING,
-             "solver": _one_of(F.LTC_SOLVERS)}, ("wiring", "motor_size")),
+             "solver": _one_of(F.solvers_for("ltc"))}, ("wiring", "motor_size")),
     "cfc": ({"wiring": _wiring, "mode": _one_of(F.CFC_MODES), "activation": _one_of(tuple(F.ACTIVATIONS)),
              "backbone_units": _int_in(0, MAX_BACKBONE_UNITS),
              "backbone_layers": _int_in(0, MAX_BACKBONE_LAYERS)}, ()),
-    "ctrnn": ({"ode_unfolds": _UNFOLDS, "solver": _one_of(tuple(F.SOLVERS))}, ()),
-    "node": ({"ode_unfolds": _UNFOLDS, "solver": _one_of(tuple(F.SOLVERS)),
+    "ctrnn": ({"ode_unfolds": _UNFOLDS, "solver": _one_of(F.solvers_for("ctrnn"))}, ()),
+    "node": ({"ode_unfolds": _UNFOLDS, "solver": _one_of(F.solvers_for("node")),
               "ode_hidden": _int_in(1, MAX_UNITS)}, ()),
     "lstm": ({}, ()),
     "gru": ({}, ()),
