@@ -12,6 +12,7 @@ import io
 import math
 import os
 import zipfile
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from ..fileio import LIMITS, MiB, open_regular, read_bytes
 from .taskdata import Split, TaskData
 
-MAX_CSV_BYTES = 256 * MiB      # parsed into Python floats first: ~10x the text in memory
+MAX_CSV_BYTES = 256 * MiB      # text and float64 columns are held at once: ~3x this in memory
 MAX_ARRAY_BYTES = 1024 * MiB   # all arrays of one npz together, uncompressed
 MAX_WINDOW_BYTES = 2048 * MiB  # the windowed float32 splits together (small strides copy a lot)
 NUMERIC_KINDS = "iuf"          # complex, bool, object, strings, dates: refused, never cast
@@ -41,39 +42,49 @@ def _parse_list(spec, what):
 # -------------------------------------------------------------------------------------- csv
 
 
-def _csv_rows(path: Path) -> list[list[str]]:
+def _csv_text(path: Path) -> str:
     raw = read_bytes(path, "data file", MAX_CSV_BYTES)
     try:
-        text = raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
+        return raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a UTF-8 text CSV file") from None
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
-    except csv.Error as e:
-        raise ValueError(f"{path}: not a readable CSV file ({e})") from None
-    if len(rows) < 2:
+
+
+def _parse_csv(path: Path, reader) -> tuple[list[str], list]:
+    """Header and one float64 array('d') per column (None once a value is not a number), parsed
+    row by row so that no list of strings the size of the file is ever held."""
+    header = next((r for r in reader if r), None)
+    if header is None:
         raise ValueError(f"{path}: needs a header line and at least one data row")
-    return rows
+    header = [h.strip() for h in header]
+    cols: list = [array("d") for _ in header]
+    for r in reader:
+        if not r:
+            continue
+        if len(r) != len(header):
+            raise ValueError(f"{path}: line {reader.line_num} has {len(r)} fields, the header has {len(header)}")
+        for j, v in enumerate(r):
+            if cols[j] is not None:
+                try:
+                    cols[j].append(float(v) if v.strip() != "" else math.nan)
+                except ValueError:
+                    cols[j] = None  # non-numeric column: usable only if not selected
+    return header, cols
 
 
 def read_csv_columns(path) -> dict[str, np.ndarray | None]:
     """Columns of a csv with a header line, float64 (None for a non-numeric column)."""
     path = Path(path)
-    rows = _csv_rows(path)
-    header = [h.strip() for h in rows[0]]
+    try:
+        header, cols = _parse_csv(path, csv.reader(io.StringIO(_csv_text(path), newline="")))
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV file ({e})") from None
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise ValueError(f"{path}: column name(s) {', '.join(map(repr, dup))} appear more than once in the header")
-    for i, r in enumerate(rows[1:], start=2):
-        if len(r) != len(header):
-            raise ValueError(f"{path}: line {i} has {len(r)} fields, the header has {len(header)}")
-    out = {}
-    for j, h in enumerate(header):
-        try:
-            out[h] = np.array([float(r[j]) if r[j].strip() != "" else np.nan for r in rows[1:]], dtype=np.float64)
-        except ValueError:
-            out[h] = None  # non-numeric column: usable only if not selected
-    return out
+    if all(c is not None and len(c) == 0 for c in cols):
+        raise ValueError(f"{path}: needs a header line and at least one data row")
+    return {h: None if c is None else np.frombuffer(c, dtype=np.float64) for h, c in zip(header, cols)}
 
 
 # -------------------------------------------------------------------------------------- npz
