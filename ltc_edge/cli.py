@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -37,12 +38,20 @@ def command(*args, **kwargs):
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(*a, **k):
+            debug = bool(os.environ.get("LTC_DEBUG"))
             try:
-                return fn(*a, **k)
+                with warnings.catch_warnings():
+                    if not debug:  # library chatter (numpy, torch) would bury the one line that matters
+                        warnings.simplefilter("ignore")
+                    return fn(*a, **k)
             except (UserError, ValueError, FileNotFoundError, OSError) as e:
-                if os.environ.get("LTC_DEBUG"):
+                if debug:
                     raise
                 _fail(str(e) or type(e).__name__)
+            except MemoryError:
+                if debug:
+                    raise
+                _fail("out of memory; use a smaller model, batch, sequence length or data file")
 
         return app.command(*args, **kwargs)(wrapper)
 

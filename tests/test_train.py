@@ -396,3 +396,31 @@ def test_checkpoint_is_safetensors_not_pickle(tmp_path):
     bad.write_bytes(b"\x80\x04garbage")
     with pytest.raises(ValueError, match="not an ltc-edge training checkpoint"):
         _load_checkpoint(bad)
+
+
+def test_split_fractions_are_literal_and_checked(tmp_path):
+    f = tmp_path / "s.csv"
+    _series_csv(f)  # 400 rows
+    t = tasks.load_task("csv", data=f, inputs="a", targets="c", seq_len=20, stride=20, split=[0.5, 0.1, 0.1])
+    assert len(t.train) == 10 and len(t.valid) == 2 and len(t.test) == 2  # rows 280..399 unused
+    for bad in ([0.7, 0.2, 0.2], [float("nan"), 0.2, 0.2], [0, 0.5, 0.5], [0.5, 0.5]):
+        with pytest.raises(ValueError, match="split"):
+            tasks.load_task("csv", data=f, inputs="a", targets="c", split=bad)
+
+
+def test_train_api_refuses_out_onto_its_data(tmp_path):
+    f = tmp_path / "s.csv"
+    _series_csv(f)
+    before = f.read_bytes()
+    task = tasks.load_task("csv", data=f, inputs="a,b", targets="c", seq_len=20)
+    with pytest.raises(ValueError, match="is the input"):
+        train(task, build_task_model(task, "gru", units=4), f, TrainOptions(epochs=1), progress=False, log=_quiet)
+    assert f.read_bytes() == before
+
+
+def test_pendulum_does_not_import_the_task_registry():
+    """tasks.py loads pendulum lazily; pendulum takes its types from taskdata.py (no cycle)."""
+    import ast
+
+    tree = ast.parse((ROOT / "ltc_edge" / "train" / "pendulum.py").read_text())
+    assert "tasks" not in {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

@@ -15,10 +15,10 @@ def register(command):
                                                "(.so with manifest.json), or an export folder."),
         env: str = typer.Option("Pendulum-v1", "--env", help="gymnasium environment id."),
         backend: str = typer.Option("auto", "--backend", "-b", help="auto, numpy, onnxruntime, tflite or c."),
-        episodes: int = typer.Option(3, "--episodes", "-k", min=1, help="Episodes (seeds seed, seed+1, ...)."),
+        episodes: int = typer.Option(3, "--episodes", "-k", help="Episodes, >= 1 (seeds seed, seed+1, ...)."),
         seed: int = typer.Option(0, help="Seed of the first episode."),
         max_steps: Optional[int] = typer.Option(None, help="Cut episodes at this many steps."),
-        dt: Optional[float] = typer.Option(None, help="Elapsed time per step (default: the env's dt)."),
+        dt: Optional[float] = typer.Option(None, help="Elapsed time per step, > 0 (default: the env's dt)."),
         nonfinite: str = typer.Option("raise", help="NaN/inf observations: raise, hold or zero."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
     ):
@@ -26,23 +26,36 @@ def register(command):
         import json
 
         from rich.console import Console
-        from rich.table import Table
 
+        from ..fileio import atomic_write_bytes, check_output, check_writable_target
         from . import load
-        from .control import run_episodes
+        from .control import check_episode_options, run_episodes
 
+        check_episode_options(episodes, seed, max_steps, dt)
+        if json_out is not None:  # checked before the episodes run, not after
+            check_output(json_out, *_model_files(model), what="--json")
+            check_writable_target(json_out)
         ctrl = load(model, backend=backend, nonfinite=nonfinite)
         res = run_episodes(ctrl, env, episodes=episodes, seed=seed, max_steps=max_steps, dt=dt)
-        table = Table(title=f"{env} · {model.name} · backend {ctrl.backend_name} · dt {res['dt']:g}")
-        table.add_column("episode", justify="right")
-        table.add_column("seed", justify="right")
-        table.add_column("steps", justify="right")
-        table.add_column("return", justify="right")
-        for i, (r, n) in enumerate(zip(res["returns"], res["steps"])):
-            table.add_row(str(i), str(seed + i), str(n), f"{r:.3f}")
-        table.add_row("mean", "", "", f"{res['return_mean']:.3f} ± {res['return_std']:.3f}", style="bold")
-        Console().print(table)
+        Console().print(_returns_table(res, env, model, ctrl.backend_name, seed))
         if json_out is not None:
-            from ltc_edge.nn.modelfile import atomic_write_bytes
-
             atomic_write_bytes(json_out, json.dumps(res, indent=1).encode())
+
+
+def _model_files(model: Path) -> list[Path]:
+    """What loading MODEL reads: the file and the manifest beside it, or an export folder's files."""
+    if model.is_dir():
+        return [p for p in model.iterdir() if p.is_file()]
+    return [model, model.with_name("manifest.json")]
+
+
+def _returns_table(res: dict, env: str, model: Path, backend: str, seed: int):
+    from rich.table import Table
+
+    table = Table(title=f"{env} · {model.name} · backend {backend} · dt {res['dt']:g}")
+    for col in ("episode", "seed", "steps", "return"):
+        table.add_column(col, justify="right")
+    for i, (r, n) in enumerate(zip(res["returns"], res["steps"])):
+        table.add_row(str(i), str(seed + i), str(n), f"{r:.3f}")
+    table.add_row("mean", "", "", f"{res['return_mean']:.3f} ± {res['return_std']:.3f}", style="bold")
+    return table

@@ -1,187 +1,217 @@
-"""`ltc train` and `ltc eval`. Nothing heavy is imported at module level."""
+"""`ltc train` and `ltc eval`. Nothing heavy is imported at module level (numpy only: the
+name lists come from the registries they name)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-TASK_NAMES = ("cheetah", "digits", "fashion-mnist", "pendulum", "csv", "npz")
-MODEL_NAMES = ("ltc", "cfc", "ctrnn", "node", "lstm", "gru")
-WIRING_NAMES = ("ncp", "auto-ncp", "full", "random")
+from ..nn.functional import CELLS
+from ..nn.wirings import WIRINGS
+from .options import check_series_numbers, check_train_numbers, parse_split
+from .outputs import check_outputs
+from .tasks import TASKS
+
+TASK_NAMES = tuple(TASKS)
+MODEL_NAMES = tuple(CELLS)
+WIRING_NAMES = tuple(WIRINGS)
+SERIES_TASKS = ("csv", "npz")
+
+# options train and eval share
+DATA = typer.Option(None, help="csv/npz: the data file.")
+INPUTS = typer.Option(None, help="csv/npz: input columns, names or 0-based indices, comma separated (e.g. a,b or 0,1).")
+TARGETS = typer.Option(None, help="csv/npz: target columns (predicted at every step).")
+TIME = typer.Option(None, "--time", help="csv/npz: timestamp column; dt = its difference is passed to the "
+                                         "model per step.")
+SEQ_LEN = typer.Option(None, "--seq-len", help="Sequence length (csv/npz default 32).")
+STRIDE = typer.Option(None, help="Window stride (csv/npz default seq-len/2).")
+SPLIT = typer.Option(None, help="csv/npz: chronological train,valid,test fractions of the rows, each in "
+                                "(0, 1), summing to at most 1 (default 0.7,0.15,0.15).")
+DATA_DIR = typer.Option(None, "--data-dir", help="fashion-mnist: folder of the IDX files (default: Debian's "
+                                                 "install path).")
+
+
+def _series_options(task, data, inputs, targets, time, seq_len, stride, split) -> dict:
+    if data is None:
+        raise ValueError(f"--task {task} needs --data FILE.{task}")
+    if not inputs or not targets:
+        raise ValueError(f"--task {task} needs --inputs and --targets (column names or indices)")
+    opts = {"data": str(data), "inputs": inputs, "targets": targets, "time": time}
+    for k, v in (("seq_len", seq_len), ("stride", stride), ("split", parse_split(split))):
+        if v is not None:
+            opts[k] = v
+    return opts
 
 
 def task_options(task: str, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes) -> dict:
     """The CLI's task flags as load_task() keyword arguments (only those the task takes)."""
     if task not in TASK_NAMES:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASK_NAMES)}")
-    if task in ("csv", "npz"):
-        if data is None:
-            raise ValueError(f"--task {task} needs --data FILE.{task}")
-        if not inputs or not targets:
-            raise ValueError(f"--task {task} needs --inputs and --targets (column names or indices)")
-        opts = {"data": str(data), "inputs": inputs, "targets": targets, "time": time}
-        if seq_len is not None:
-            opts["seq_len"] = seq_len
-        if stride is not None:
-            opts["stride"] = stride
-        if split is not None:
-            try:
-                opts["split"] = [float(v) for v in split.split(",")]
-            except ValueError:
-                raise ValueError(f"--split must be three fractions like 0.7,0.15,0.15, got {split!r}") from None
-        return opts
+    check_series_numbers(seq_len, stride, episodes)
+    if task in SERIES_TASKS:
+        return _series_options(task, data, inputs, targets, time, seq_len, stride, split)
     stray = [n for n, v in (("--data", data), ("--inputs", inputs), ("--targets", targets), ("--time", time),
                             ("--split", split)) if v is not None]
     if stray:
         raise ValueError(f"{', '.join(stray)} only apply to --task csv/npz")
-    opts = {}
-    if task == "fashion-mnist" and data_dir is not None:
-        opts["data_dir"] = str(data_dir)
-    if task == "cheetah" and seq_len is not None:
-        opts["seq_len"] = seq_len
-    if task == "cheetah" and stride is not None:
-        opts["stride"] = stride
+    takes = {"fashion-mnist": {"data_dir"}, "cheetah": {"seq_len", "stride"}, "pendulum": {"episodes", "seq_len"}}
+    given = {"data_dir": None if data_dir is None else str(data_dir), "seq_len": seq_len, "stride": stride,
+             "episodes": episodes}
+    return {k: v for k, v in given.items() if v is not None and k in takes.get(task, ())}
+
+
+def parse_wiring_args(model: str, wiring: str | None, text: str | None) -> dict | None:
+    if model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if wiring is not None and wiring not in WIRING_NAMES:
+        raise ValueError(f"unknown wiring {wiring!r}; choose one of {', '.join(WIRING_NAMES)}")
+    if not text:
+        return None
+    try:
+        wargs = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--wiring-args is not valid JSON ({e})") from None
+    if not isinstance(wargs, dict):
+        raise ValueError("--wiring-args must be a JSON object, like '{\"sparsity_level\": 0.5}'")
+    return wargs
+
+
+def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, compile):
+    from .loop import TrainOptions, default_lr
+
+    d = td.defaults
+    ep = d.get("epochs", 10) if epochs is None else epochs
+    clip = d.get("grad_clip") if grad_clip is None else (grad_clip if grad_clip > 0 else None)  # 0 = off
+    return TrainOptions(epochs=ep, lr=default_lr(td, model) if lr is None else lr,
+                        batch_size=d.get("batch_size", 16) if batch_size is None else batch_size, seed=seed,
+                        grad_clip=clip, compile=(ep >= 20) if compile is None else compile)
+
+
+def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, resume, progress):
+    import sys
+
+    from .tasks import load_task
+
+    td = load_task(task, **topts)  # bad data fails here, before torch is imported
+    from .loop import build_task_model, train
+
+    net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=numbers["seed"])
+    net.config["task"] = {"name": task, "options": topts, "type": td.kind, "metric": td.metric}
+    opts = _train_options(td, model, **numbers)
+    spec = {"task": task, "task_options": topts, "model": model, "wiring": wiring, "wiring_args": wargs,
+            "units": units, "command": " ".join(["ltc"] + sys.argv[1:])}
+    m = train(td, net, out, opts, spec=spec, resume=resume, progress=progress)
+    typer.echo(f"best epoch {m['best_epoch']}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
+               f"test {td.metric} {m['test'][td.metric]:.5g}  -> {out}")
+
+
+def train_cmd(
+    task: str = typer.Option(..., "--task", "-t", help=f"Task: {', '.join(TASK_NAMES)}."),
+    model: str = typer.Option("ltc", "--model", "-m", help=f"Model: {', '.join(MODEL_NAMES)}."),
+    out: Path = typer.Option(Path("model.safetensors"), "--out", "-o",
+                             help="Model file to write (best validation epoch). Also writes "
+                                  "OUT.ckpt (resume checkpoint) and <stem>.metrics.json."),
+    wiring: Optional[str] = typer.Option(None, help=f"Wiring for ltc/cfc: {', '.join(WIRING_NAMES)} "
+                                                     "(ltc default: full)."),
+    wiring_args: Optional[str] = typer.Option(None, help='Wiring arguments as JSON, e.g. '
+                                                          '\'{"sparsity_level": 0.75}\'.'),
+    units: int = typer.Option(32, help="Neurons / hidden units (1 to 2048)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs, >= 1 (default: the task's, e.g. cheetah 200)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate, > 0 (default: the task's; "
+                                                   "cheetah: ltc 0.01, others 0.001)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size, >= 1 (task default)."),
+    seed: int = typer.Option(0, help="Seed (initialisation and batch order), >= 0."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
+                                              help="Clip the gradient norm to this, > 0 (task default; 0 = off)."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                           help="torch.compile the step function (~3x faster, "
+                                                "~10-40 s to compile). Default: on from 20 epochs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an "
+                                                        "interruption (same result as an uninterrupted run)."),
+    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
+    time: Optional[str] = TIME, seq_len: Optional[int] = SEQ_LEN, stride: Optional[int] = STRIDE,
+    split: Optional[str] = SPLIT, data_dir: Optional[Path] = DATA_DIR,
+    episodes: Optional[int] = typer.Option(None, help="pendulum: demonstration episodes."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bar (default: when stderr is a terminal)."),
+):
+    """Train a model on a task; keeps the epoch with the best validation metric.
+
+    Examples: ltc train --task cheetah --model ltc --out ltc.safetensors;
+    ltc train --task csv --data f.csv --inputs a,b --targets c --time t --seq-len 32.
+    """
+    check_train_numbers(units, epochs, lr, batch_size, seed, grad_clip)
+    wargs = parse_wiring_args(model, wiring, wiring_args)
+    topts = task_options(task, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes)
+    check_outputs(out, data)  # before any data is read or epoch run
+    numbers = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "grad_clip": grad_clip,
+               "compile": compile}
+    _run_training(task, topts, model, out, wiring, wargs, units, numbers, resume, progress)
+
+
+def _eval_task_options(model, config, task, flags, episodes) -> tuple[str, dict]:
+    """The task and its options: the ones stored in the model unless flags override them."""
+    stored = config.get("task") or {}
+    if not isinstance(stored, dict) or not isinstance(stored.get("options") or {}, dict):
+        raise ValueError(f"{model}: its stored task is malformed; pass --task and the task's options")
+    if task is None:
+        if not stored.get("name"):
+            raise ValueError(f"{model}: no task stored in the model; pass --task")
+        task = stored["name"]
+    if task == stored.get("name") and all(v is None for v in flags.values()):
+        return task, dict(stored.get("options") or {})
+    return task, task_options(task, episodes=None, **flags)
+
+
+def _check_metrics(res: dict, model, split_name) -> None:
+    bad = {k: v for k, v in res.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        k, v = next(iter(bad.items()))
+        raise ValueError(f"{model}: {k} is {v} on the {split_name} split (the model's outputs are not finite); "
+                         "retrain it or check the data")
+
+
+def eval_cmd(
+    model: Path = typer.Argument(..., help="A model file written by ltc train."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task (default: the one the model was trained on)."),
+    split_name: str = typer.Option("test", "--on", help="Split to evaluate: train, valid or test."),
+    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
+    time: Optional[str] = TIME, seq_len: Optional[int] = SEQ_LEN, stride: Optional[int] = STRIDE,
+    split: Optional[str] = SPLIT, data_dir: Optional[Path] = DATA_DIR,
+    episodes: Optional[int] = typer.Option(None, help="pendulum: closed-loop episodes (default 10)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """Print a trained model's metrics on a task's test split (pendulum: also the
+    closed-loop episode return)."""
+    if split_name not in ("train", "valid", "test"):
+        raise ValueError(f"--on must be train, valid or test, got {split_name!r}")
+    check_series_numbers(seq_len, stride, episodes)
+    from ..nn.modelfile import load, read
+    from .loop import evaluate
+    from .tasks import load_task
+
+    flags = {"data": data, "inputs": inputs, "targets": targets, "time": time, "seq_len": seq_len,
+             "stride": stride, "split": split, "data_dir": data_dir}
+    task, topts = _eval_task_options(model, read(model)[0], task, flags, episodes)
+    td = load_task(task, **topts)
+    net = load(model)
+    if net.input_size != td.input_size or net.output_size != td.output_size:
+        raise ValueError(f"{model} has {net.input_size} inputs / {net.output_size} outputs; task {task} "
+                         f"needs {td.input_size} / {td.output_size}")
+    res = {"task": task, "split": split_name, **evaluate(net, td, split_name)}
     if task == "pendulum":
-        if episodes is not None:
-            opts["episodes"] = episodes
-        if seq_len is not None:
-            opts["seq_len"] = seq_len
-    return opts
+        from .pendulum import evaluate_model_closed_loop
+
+        res.update(evaluate_model_closed_loop(net, episodes=episodes or 10))
+    _check_metrics(res, model, split_name)
+    typer.echo(json.dumps(res) if json_out else "\n".join(
+        f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}" for k, v in res.items()))
 
 
 def register(command):
-    @command("train")
-    def train_cmd(
-        task: str = typer.Option(..., "--task", "-t", help=f"Task: {', '.join(TASK_NAMES)}."),
-        model: str = typer.Option("ltc", "--model", "-m", help=f"Model: {', '.join(MODEL_NAMES)}."),
-        out: Path = typer.Option(Path("model.safetensors"), "--out", "-o",
-                                 help="Model file to write (best validation epoch). Also writes "
-                                      "OUT.ckpt (resume checkpoint) and <stem>.metrics.json."),
-        wiring: Optional[str] = typer.Option(None, help=f"Wiring for ltc/cfc: {', '.join(WIRING_NAMES)} "
-                                                         "(ltc default: full)."),
-        wiring_args: Optional[str] = typer.Option(None, help='Wiring arguments as JSON, e.g. '
-                                                              '\'{"sparsity_level": 0.75}\'.'),
-        units: int = typer.Option(32, help="Neurons / hidden units."),
-        epochs: Optional[int] = typer.Option(None, help="Epochs (default: the task's, e.g. cheetah 200)."),
-        lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: the task's; "
-                                                       "cheetah: ltc 0.01, others 0.001)."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (task default)."),
-        seed: int = typer.Option(0, help="Seed (initialisation and batch order)."),
-        grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
-                                                  help="Clip the gradient norm (task default; 0 = off)."),
-        compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                               help="torch.compile the step function (~3x faster, "
-                                                    "~10-40 s to compile). Default: on from 20 epochs."),
-        resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an "
-                                                            "interruption (same result as an uninterrupted run)."),
-        data: Optional[Path] = typer.Option(None, help="csv/npz: the data file."),
-        inputs: Optional[str] = typer.Option(None, help="csv/npz: input columns, names or 0-based "
-                                                        "indices, comma separated (e.g. a,b or 0,1)."),
-        targets: Optional[str] = typer.Option(None, help="csv/npz: target columns (predicted at every step)."),
-        time: Optional[str] = typer.Option(None, "--time", help="csv/npz: timestamp column; dt = its "
-                                                                "difference is passed to the model per step."),
-        seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (csv/npz default 32)."),
-        stride: Optional[int] = typer.Option(None, help="Window stride (csv/npz default seq-len/2)."),
-        split: Optional[str] = typer.Option(None, help="csv/npz: chronological train,valid,test "
-                                                       "fractions (default 0.7,0.15,0.15)."),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="fashion-mnist: folder of the IDX "
-                                                                         "files (default: Debian's install path)."),
-        episodes: Optional[int] = typer.Option(None, help="pendulum: demonstration episodes."),
-        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                                help="Progress bar (default: when stderr is a terminal)."),
-    ):
-        """Train a model on a task; keeps the epoch with the best validation metric.
-
-        Examples: ltc train --task cheetah --model ltc --out ltc.safetensors;
-        ltc train --task csv --data f.csv --inputs a,b --targets c --time t --seq-len 32.
-        """
-        if model not in MODEL_NAMES:
-            raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-        if wiring is not None and wiring not in WIRING_NAMES:
-            raise ValueError(f"unknown wiring {wiring!r}; choose one of {', '.join(WIRING_NAMES)}")
-        wargs = None
-        if wiring_args:
-            try:
-                wargs = json.loads(wiring_args)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"--wiring-args is not valid JSON ({e})") from None
-            if not isinstance(wargs, dict):
-                raise ValueError("--wiring-args must be a JSON object")
-        topts = task_options(task, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes)
-        import sys
-
-        from .loop import TrainOptions, build_task_model, default_lr, train
-        from .tasks import load_task
-
-        td = load_task(task, **topts)
-        net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=seed)
-        net.config["task"] = {"name": task, "options": topts, "type": td.kind, "metric": td.metric}
-        d = td.defaults
-        ep = d.get("epochs", 10) if epochs is None else epochs
-        clip = d.get("grad_clip") if grad_clip is None else (grad_clip or None)
-        opts = TrainOptions(epochs=ep, lr=lr or default_lr(td, model),
-                            batch_size=batch_size or d.get("batch_size", 16), seed=seed, grad_clip=clip,
-                            compile=(ep >= 20) if compile is None else compile)
-        spec = {"task": task, "task_options": topts, "model": model, "wiring": wiring, "wiring_args": wargs,
-                "units": units, "command": " ".join(["ltc"] + sys.argv[1:])}
-        m = train(td, net, out, opts, spec=spec, resume=resume, progress=progress)
-        test = m["test"]
-        typer.echo(f"best epoch {m['best_epoch']}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
-                   f"test {td.metric} {test[td.metric]:.5g}  -> {out}")
-
-    @command("eval")
-    def eval_cmd(
-        model: Path = typer.Argument(..., help="A model file written by ltc train."),
-        task: Optional[str] = typer.Option(None, "--task", "-t",
-                                           help="Task (default: the one the model was trained on)."),
-        split_name: str = typer.Option("test", "--on", help="Split to evaluate: train, valid or test."),
-        data: Optional[Path] = typer.Option(None, help="csv/npz: the data file."),
-        inputs: Optional[str] = typer.Option(None, help="csv/npz: input columns."),
-        targets: Optional[str] = typer.Option(None, help="csv/npz: target columns."),
-        time: Optional[str] = typer.Option(None, "--time", help="csv/npz: timestamp column."),
-        seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length."),
-        stride: Optional[int] = typer.Option(None, help="Window stride."),
-        split: Optional[str] = typer.Option(None, help="csv/npz: train,valid,test fractions."),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="fashion-mnist: IDX folder."),
-        episodes: Optional[int] = typer.Option(None, help="pendulum: closed-loop episodes (default 10)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
-    ):
-        """Print a trained model's metrics on a task's test split (pendulum: also the
-        closed-loop episode return)."""
-        from ..nn.modelfile import read
-
-        config, _ = read(model)
-        stored = config.get("task") or {}
-        if task is None:
-            if not stored:
-                raise ValueError(f"{model}: no task stored in the model; pass --task")
-            task = stored["name"]
-        flags = (data, inputs, targets, time, seq_len, stride, split, data_dir)
-        if task == stored.get("name") and all(v is None for v in flags):
-            topts = dict(stored.get("options") or {})
-        else:
-            topts = task_options(task, data, data_dir, inputs, targets, time, seq_len, stride, split, None)
-        if split_name not in ("train", "valid", "test"):
-            raise ValueError(f"--on must be train, valid or test, got {split_name!r}")
-        from ..nn.modelfile import load
-        from .loop import evaluate
-        from .tasks import load_task
-
-        td = load_task(task, **topts)
-        net = load(model)
-        if net.input_size != td.input_size or net.output_size != td.output_size:
-            raise ValueError(f"{model} has {net.input_size} inputs / {net.output_size} outputs; task {task} "
-                             f"needs {td.input_size} / {td.output_size}")
-        res = {"task": task, "split": split_name, **evaluate(net, td, split_name)}
-        if task == "pendulum":
-            from .pendulum import evaluate_model_closed_loop
-
-            res.update(evaluate_model_closed_loop(net, episodes=episodes or 10))
-        if json_out:
-            typer.echo(json.dumps(res))
-        else:
-            for k, v in res.items():
-                typer.echo(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    command("train")(train_cmd)
+    command("eval")(eval_cmd)

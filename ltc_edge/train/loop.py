@@ -9,6 +9,7 @@ epoch) holds the parameters, Adam's state, the best model so far and the history
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -22,13 +23,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..fileio import LIMITS, atomic_write_bytes, read_bytes
 from ..nn import functional as F
 from ..nn import modelfile
 from ..nn.model import Model, make_config
-from .tasks import Split, TaskData
+from ..nn.wirings import WIRINGS
+from .options import MAX_UNITS, check_int
+from .outputs import check_outputs, checkpoint_path, metrics_path  # noqa: F401  (re-exported)
+from .taskdata import Split, TaskData
 
-MODELS = ("ltc", "cfc", "ctrnn", "node", "lstm", "gru")
-WIRED_MODELS = ("ltc", "cfc")
+MODELS = tuple(F.CELLS)
+WIRED_MODELS = ("ltc", "cfc")  # the cells that take a wiring
 CHECKPOINT_VERSION = 1
 
 
@@ -49,12 +54,14 @@ def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str 
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    check_int("units", units, 1, MAX_UNITS)
     out = task.output_size
     wargs = dict(wiring_args or {})
     if wiring is not None and kind not in WIRED_MODELS:
         raise ValueError(f"--wiring applies to ltc and cfc only, not {kind}")
     if kind == "ltc" and wiring is None:
         wiring = "full"
+    check_wiring_args(wiring, wargs)
     if wiring in ("ncp", "auto-ncp"):
         motor = int(wargs.pop("output_size", wargs.pop("motor_neurons", 0))) or \
             (out if out <= units // 4 else max(1, units // 4))
@@ -64,8 +71,11 @@ def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str 
             wargs = _ncp_args(units, motor, wargs)
     if wiring == "random":
         wargs.setdefault("sparsity_level", 0.5)
-    config = make_config(kind, task.input_size, out, units=units, wiring=wiring,
-                         wiring_args=wargs or None, normalization=task.normalization, **cell_options)
+    try:
+        config = make_config(kind, task.input_size, out, units=units, wiring=wiring,
+                             wiring_args=wargs or None, normalization=task.normalization, **cell_options)
+    except TypeError as e:  # a wiring argument of the wrong type
+        raise ValueError(f"wiring arguments {json.dumps(wiring_args)}: {e}") from None
     torch.manual_seed(seed)
     model = Model(config)
     dt = task.info.get("dt")
@@ -76,6 +86,33 @@ def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str 
         with torch.no_grad():
             model.cell.cm.mul_(float(dt))
     return model
+
+
+NEURON_ARGS = {"units", "output_size", "output_dim", "motor_neurons", "inter_neurons", "command_neurons",
+               "sensory_fanout", "inter_fanout", "recurrent_command_synapses", "motor_fanin"}
+
+
+def check_wiring_args(wiring: str | None, wargs: dict) -> None:
+    """Only arguments the wiring takes; neuron counts within MAX_UNITS (a wiring's adjacency
+    is units^2, allocated before any other check could run)."""
+    if not wargs:
+        return
+    if wiring is None:
+        raise ValueError("wiring arguments need a wiring: pass --wiring (ltc and cfc only)")
+    allowed = set(inspect.signature(WIRINGS[wiring]).parameters)
+    if wiring in ("ncp", "auto-ncp"):
+        allowed |= {"output_size", "motor_neurons"}  # the motor neurons, read by build_task_model
+    unknown = sorted(set(wargs) - allowed)
+    if unknown:
+        raise ValueError(f"wiring {wiring} takes no argument {', '.join(map(repr, unknown))}; "
+                         f"it takes {', '.join(sorted(allowed))}")
+    for k in sorted(NEURON_ARGS & set(wargs)):
+        v = wargs[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_UNITS:
+            raise ValueError(f"wiring argument {k} must be an integer from 1 to {MAX_UNITS}, got {v!r}")
+    v = wargs.get("sparsity_level", 0.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise ValueError(f"wiring argument sparsity_level must be a number in [0, 1), got {v!r}")
 
 
 def _ncp_args(units, motor, wargs):
@@ -209,17 +246,6 @@ class TrainOptions:
     eval_batch_size: int = 512
 
 
-def checkpoint_path(out: Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".ckpt")
-
-
-def metrics_path(out: Path) -> Path:
-    out = Path(out)
-    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
-    return out.with_name(stem + ".metrics.json")
-
-
 def _save_checkpoint(ck: dict, path: Path) -> None:
     """A checkpoint as ONE safetensors file (no pickle): tensors for the model, the best model
     and Adam's state; everything else as JSON in the metadata. Atomic."""
@@ -238,14 +264,15 @@ def _save_checkpoint(ck: dict, path: Path) -> None:
     meta["best"] = best
     meta["optim_param_groups"] = optim["param_groups"]
     data = save(tensors, metadata={"ltc_edge_checkpoint": json.dumps(meta)})
-    modelfile.atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data)
 
 
 def _load_checkpoint(path: Path) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    raw = Path(path).read_bytes()
+    # a checkpoint holds the model, the best model and Adam's two moments: 4 models' worth
+    raw = read_bytes(path, "training checkpoint", 4 * LIMITS["model"])
     try:
         tensors = load(raw)
         n = int.from_bytes(raw[:8], "little")
@@ -286,6 +313,144 @@ def machine_info() -> dict:
     return info
 
 
+def _resume(ckpt_file: Path, model: Model, opts: TrainOptions, spec: dict):
+    """(options, history, best, start epoch, Adam state, spec) from the checkpoint; its model
+    and options win, `opts.epochs` may extend the run."""
+    if not ckpt_file.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from at {ckpt_file}; run without --resume")
+    ck = _load_checkpoint(ckpt_file)
+    if ck.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{ckpt_file}: unsupported checkpoint version {ck.get('version')}")
+    if ck["config"]["cell"] != model.config["cell"] or ck["config"]["input_size"] != model.config["input_size"]:
+        raise ValueError(f"{ckpt_file}: the checkpoint holds a different model "
+                         f"({ck['config']['cell']['kind']}); resume with the same --model/--wiring/--units")
+    opts = TrainOptions(**{**ck["options"], "epochs": opts.epochs, "compile": opts.compile,
+                           "compile_chunk": opts.compile_chunk, "eval_batch_size": opts.eval_batch_size})
+    model.load_state_dict(ck["state"])
+    spec = {**ck.get("spec", {}), **{k: v for k, v in spec.items() if k == "command"}}
+    return opts, ck["history"], ck["best"], ck["epoch"], ck["optim"], spec
+
+
+def check_train_options(opts: TrainOptions, n_train: int) -> int:
+    """Batches per epoch; ValueError for options no run can use."""
+    ok = opts.batch_size >= 1 and opts.epochs >= 0 and math.isfinite(opts.lr) and opts.lr > 0
+    if not ok or (opts.grad_clip is not None and not (math.isfinite(opts.grad_clip) and opts.grad_clip >= 0)):
+        raise ValueError("need --batch-size >= 1, --epochs >= 0, a finite --lr > 0 and a finite --grad-clip >= 0")
+    batches = n_train // opts.batch_size
+    if batches == 0:
+        raise ValueError(f"the training split has {n_train} sequences, fewer than --batch-size {opts.batch_size}")
+    return batches
+
+
+class _Bar:
+    """A rich progress bar over all batches of the run, or nothing (then lines go to `log`)."""
+
+    def __init__(self, enabled: bool, total: int, log):
+        self.log, self.bar = log, None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                TextColumn("{task.completed}/{task.total} batches"),
+                                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                TimeRemainingColumn())
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=total, stats="")
+
+    def advance(self, description: str, stats: str):
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=description, stats=stats)
+
+    def print(self, msg: str):
+        self.bar.console.print(msg) if self.bar is not None else self.log(msg)
+
+    def stop(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@dataclass
+class _Run:
+    """What one training run carries from epoch to epoch (and into the checkpoint)."""
+    task: TaskData
+    model: Model
+    opts: TrainOptions
+    out: Path
+    spec: dict
+    history: list
+    best: dict
+    optim: torch.optim.Optimizer = None
+    step_fn: Callable = None
+    eval_step: Callable = None
+    batches: int = 0
+
+
+def _train_epoch(run: _Run, epoch: int, bar: _Bar, on_batch) -> list[float]:
+    task, model, opts, obj = run.task, run.model, run.opts, Objective(run.task)
+    perm = np.random.default_rng([opts.seed, epoch]).permutation(len(task.train))
+    model.train()
+    losses = []
+    for b in range(run.batches):
+        x, y, dt = _tensors(task.train, perm[b * opts.batch_size:(b + 1) * opts.batch_size])
+        loss = obj.loss(run_sequence(model, run.step_fn, x, dt, last_only=obj.last_only), y)
+        run.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if opts.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+        run.optim.step()
+        model.apply_constraints()
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise ValueError(f"training diverged (loss {lv}) at epoch {epoch + 1}, batch {b + 1}; "
+                             "try a lower --lr or --grad-clip")
+        losses.append(lv)
+        last = f"  valid {task.metric} {run.history[-1]['valid'][task.metric]:.4g}" if run.history else ""
+        bar.advance(f"epoch {epoch + 1}/{opts.epochs}", f"loss {np.mean(losses):.4g}" + last)
+        if on_batch is not None:
+            on_batch(epoch, b)
+    return losses
+
+
+def _end_epoch(run: _Run, epoch: int, losses: list[float], train_time: float) -> str:
+    """Validate, keep the best model, write the checkpoint; returns the epoch's log line."""
+    task, model, opts = run.task, run.model, run.opts
+    valid = evaluate(model, task, "valid", opts.eval_batch_size, run.eval_step)
+    rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "valid": valid, "train_s": round(train_time, 3)}
+    run.history.append(rec)
+    improved = _better(task, valid[task.metric], run.best["metric"])
+    if improved:
+        run.best = {"metric": valid[task.metric], "epoch": epoch + 1, "valid": valid,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        modelfile.save(model, run.out)
+    kept = {k: v for k, v in vars(opts).items() if k not in ("epochs", "compile", "compile_chunk", "eval_batch_size")}
+    _save_checkpoint({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
+                      "state": model.state_dict(), "optim": run.optim.state_dict(), "options": kept,
+                      "history": run.history, "best": run.best, "spec": run.spec}, checkpoint_path(run.out))
+    return (f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {rec['train_loss']:.5g}  "
+            f"valid {task.metric} {valid[task.metric]:.5g}{'  *best' if improved else ''}  ({train_time:.1f} s)")
+
+
+def _finish(run: _Run, t0: float) -> dict:
+    """Test the best model, write the metrics file; returns the metrics."""
+    task, model, opts, best, history = run.task, run.model, run.opts, run.best, run.history
+    if best["state"] is None:  # zero epochs: the initial model
+        best = {"metric": None, "epoch": 0, "valid": evaluate(model, task, "valid", opts.eval_batch_size),
+                "state": model.state_dict()}
+        modelfile.save(model, run.out)
+    model.load_state_dict(best["state"])
+    test = evaluate(model, task, "test", opts.eval_batch_size, run.eval_step)
+    metrics = {"task": task.name, "task_type": task.kind, "metric": task.metric,
+               "model": model.config["cell"]["kind"],
+               "wiring": (model.config["cell"].get("wiring") or {}).get("kind"),
+               "counts": model.counts(), "options": {**vars(opts)}, "spec": run.spec,
+               "epochs_run": len(history), "best_epoch": best["epoch"], "valid": best["valid"],
+               "test": test, "train_loss_last": history[-1]["train_loss"] if history else None,
+               "wall_s_this_run": round(time.time() - t0, 2), "history": history,
+               "machine": machine_info(), "model_file": str(run.out)}
+    atomic_write_bytes(metrics_path(run.out), json.dumps(metrics, indent=1).encode())
+    return metrics
+
+
 def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptions, *,
           spec: dict | None = None, resume: bool = False, progress: bool | None = None,
           log: Callable[[str], None] | None = None,
@@ -298,122 +463,29 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
     use it to simulate an interrupt). Returns the metrics dict.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt_file = checkpoint_path(out)
-    spec = dict(spec or {})
+    check_outputs(out, task.info.get("data"))
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    history: list[dict] = []
-    best = {"metric": None, "epoch": None, "state": None, "valid": None}
-    start_epoch = 0
+    run = _Run(task, model, opts, out, dict(spec or {}), [], {"metric": None, "epoch": None, "state": None,
+                                                               "valid": None})
+    start_epoch, optim_state = 0, None
     if resume:
-        if not ckpt_file.is_file():
-            raise FileNotFoundError(f"no checkpoint to resume from at {ckpt_file}; run without --resume")
-        ck = _load_checkpoint(ckpt_file)
-        if ck.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{ckpt_file}: unsupported checkpoint version {ck.get('version')}")
-        if ck["config"]["cell"] != model.config["cell"] or ck["config"]["input_size"] != model.config["input_size"]:
-            raise ValueError(f"{ckpt_file}: the checkpoint holds a different model "
-                             f"({ck['config']['cell']['kind']}); resume with the same --model/--wiring/--units")
-        epochs = opts.epochs
-        opts = TrainOptions(**{**ck["options"], "epochs": epochs, "compile": opts.compile,
-                               "compile_chunk": opts.compile_chunk, "eval_batch_size": opts.eval_batch_size})
-        model.load_state_dict(ck["state"])
-        history, best, start_epoch = ck["history"], ck["best"], ck["epoch"]
-        spec = {**ck.get("spec", {}), **{k: v for k, v in spec.items() if k == "command"}}
-    if opts.batch_size < 1 or opts.epochs < 0 or not opts.lr > 0:
-        raise ValueError("need --batch-size >= 1, --epochs >= 0 and --lr > 0")
-    n_train = len(task.train)
-    batches = n_train // opts.batch_size
-    if batches == 0:
-        raise ValueError(f"the training split has {n_train} sequences, fewer than --batch-size {opts.batch_size}")
-
-    obj = Objective(task)
-    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    if resume:
-        optim.load_state_dict(ck["optim"])
-    step_fn = make_step_fn(model.config, compile=opts.compile, chunk=opts.compile_chunk)
-    eval_step = make_step_fn(model.config)
-
-    progress = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                       TextColumn("{task.completed}/{task.total} batches"),
-                       TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                       TimeRemainingColumn())
-        bar.start()
-        bar_task = bar.add_task("train", total=(opts.epochs - start_epoch) * batches, stats="")
+        run.opts, run.history, run.best, start_epoch, optim_state, run.spec = \
+            _resume(checkpoint_path(out), model, opts, run.spec)
+    run.batches = check_train_options(run.opts, len(task.train))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run.optim = torch.optim.Adam(model.parameters(), lr=run.opts.lr)
+    if optim_state is not None:
+        run.optim.load_state_dict(optim_state)
+    run.step_fn = make_step_fn(model.config, compile=run.opts.compile, chunk=run.opts.compile_chunk)
+    run.eval_step = make_step_fn(model.config)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Bar(show, (run.opts.epochs - start_epoch) * run.batches, log)
     t0 = time.time()
     try:
-        for epoch in range(start_epoch, opts.epochs):
-            perm = np.random.default_rng([opts.seed, epoch]).permutation(n_train)
-            model.train()
-            losses = []
+        for epoch in range(start_epoch, run.opts.epochs):
             te = time.time()
-            for b in range(batches):
-                idx = perm[b * opts.batch_size:(b + 1) * opts.batch_size]
-                x, y, dt = _tensors(task.train, idx)
-                pred = run_sequence(model, step_fn, x, dt, last_only=obj.last_only)
-                loss = obj.loss(pred, y)
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                if opts.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
-                optim.step()
-                model.apply_constraints()
-                lv = float(loss.detach())
-                if not math.isfinite(lv):
-                    raise ValueError(f"training diverged (loss {lv}) at epoch {epoch + 1}, batch {b + 1}; "
-                                     "try a lower --lr or --grad-clip")
-                losses.append(lv)
-                if bar is not None:
-                    bar.update(bar_task, advance=1, description=f"epoch {epoch + 1}/{opts.epochs}",
-                               stats=f"loss {np.mean(losses):.4g}" + (
-                                   f"  valid {task.metric} {history[-1]['valid'][task.metric]:.4g}"
-                                   if history else ""))
-                if on_batch is not None:
-                    on_batch(epoch, b)
-            train_time = time.time() - te
-            valid = evaluate(model, task, "valid", opts.eval_batch_size, eval_step)
-            rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "valid": valid,
-                   "train_s": round(train_time, 3)}
-            history.append(rec)
-            improved = _better(task, valid[task.metric], best["metric"])
-            if improved:
-                best = {"metric": valid[task.metric], "epoch": epoch + 1, "valid": valid,
-                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-                modelfile.save(model, out)
-            _save_checkpoint({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
-                                "state": model.state_dict(), "optim": optim.state_dict(),
-                                "options": {k: v for k, v in vars(opts).items()
-                                            if k not in ("epochs", "compile", "compile_chunk", "eval_batch_size")},
-                                "history": history, "best": best, "spec": spec}, ckpt_file)
-            msg = (f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {rec['train_loss']:.5g}  "
-                   f"valid {task.metric} {valid[task.metric]:.5g}{'  *best' if improved else ''}  "
-                   f"({train_time:.1f} s)")
-            if bar is not None:
-                bar.console.print(msg)
-            else:
-                log(msg)
+            losses = _train_epoch(run, epoch, bar, on_batch)
+            bar.print(_end_epoch(run, epoch, losses, time.time() - te))
     finally:
-        if bar is not None:
-            bar.stop()
-
-    if best["state"] is None:  # zero epochs: the initial model
-        best = {"metric": None, "epoch": 0, "valid": evaluate(model, task, "valid", opts.eval_batch_size),
-                "state": model.state_dict()}
-        modelfile.save(model, out)
-    model.load_state_dict(best["state"])
-    test = evaluate(model, task, "test", opts.eval_batch_size, eval_step)
-    metrics = {"task": task.name, "task_type": task.kind, "metric": task.metric,
-               "model": model.config["cell"]["kind"],
-               "wiring": (model.config["cell"].get("wiring") or {}).get("kind"),
-               "counts": model.counts(), "options": {**vars(opts)}, "spec": spec,
-               "epochs_run": len(history), "best_epoch": best["epoch"], "valid": best["valid"],
-               "test": test, "train_loss_last": history[-1]["train_loss"] if history else None,
-               "wall_s_this_run": round(time.time() - t0, 2), "history": history,
-               "machine": machine_info(), "model_file": str(out)}
-    modelfile.atomic_write_bytes(metrics_path(out), json.dumps(metrics, indent=1).encode())
-    return metrics
+        bar.stop()
+    return _finish(run, t0)

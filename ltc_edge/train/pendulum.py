@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .tasks import Split, TaskData
+from .taskdata import Split, TaskData
 
 DT = 0.05            # Pendulum-v1's time step
 MAX_TORQUE = 2.0
