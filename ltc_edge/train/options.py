@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-MAX_UNITS = 2048        # neurons / hidden units; the model-config schema's cap too
+from ..nn.schema import MAX_UNITS  # noqa: F401  (the model-config schema's cap: one number)
+
 MAX_SEED = 2**32 - 1    # numpy's SeedSequence takes non-negative integers; torch takes 64 bits
 MAX_COUNT = 1_000_000   # epochs, batch size, steps per window, episodes: beyond this a typo, not a plan
 
