@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backend import Backend
+from .backend import Backend, check_batch, check_options
 from .errors import ModelLoadError
 from .meta import meta_from_config
 
@@ -16,8 +16,7 @@ class NumpyBackend(Backend):
         from ltc_edge.nn import functional as F
         from ltc_edge.nn.modelfile import ModelFileError, read
 
-        if kw:
-            raise ValueError(f"numpy backend: unknown option(s) {', '.join(sorted(kw))}")
+        check_options("numpy", kw)
         path = Path(path)
         if path.suffix != ".safetensors":
             raise ModelLoadError(f"{path}: the numpy backend runs .safetensors model files")
@@ -45,6 +44,7 @@ class NumpyBackend(Backend):
     def bind(self, batch: int) -> None:
         from .trace import TracedStep
 
+        batch = check_batch(batch)  # before the trace allocates [batch, ...] buffers
         self.traced = TracedStep(self.P, self.config, batch)
         t = self.traced
         self.batch = batch
