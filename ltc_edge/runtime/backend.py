@@ -10,7 +10,7 @@ from .errors import InputShapeError, RuntimeInputError
 from .meta import ModelMeta
 
 # rows per controller: bounds what one reset(batch=...) may allocate (the numpy backend's
-# traced buffers for an LTC-19 NCP take about 20 KB per row)
+# traced buffers for an LTC-19 NCP take about 14 KB per row: 0.9 GB at MAX_BATCH)
 MAX_BATCH = 65_536
 
 
