@@ -323,3 +323,190 @@ def test_runtime_import_needs_no_torch(tmp_path):
             "assert y.shape == (4,), y.shape\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+# -- reliability: what a fuzz campaign on the runtime API found (see test_runtime_fuzz.py) --
+
+def _one_line(err):
+    msg = str(err)
+    assert isinstance(err, RuntimeInputError) and "\n" not in msg and len(msg) < 240, msg
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no numpy overflow warning on the way either
+def test_dt_must_be_finite_and_positive_in_float32(tmp_path):
+    _, path = make(tmp_path, "ltc-ncp")
+    ctrl = load(path, batch=2)
+    x = np.zeros((2, 5))
+    for bad in (10**400, -10**400, 1e39, -1e39, 1e-46, 0, np.float64(1e39), np.array(1e39),
+                np.array([0.1, 1e39]), np.array([0.1, 1e-50]), np.array([1e39, 1e39], np.longdouble),
+                [0.1, float("nan")]):
+        with pytest.raises(NonFiniteInputError, match="dt must be finite and > 0 in float32") as info:
+            ctrl.step(x, dt=bad)
+        _one_line(info.value)
+    assert np.all(ctrl.state == 0)
+    # the float32 extremes themselves are accepted (the state bound guard then judges the result)
+    f32 = np.finfo(np.float32)
+    for ok in (float(f32.max), float(f32.smallest_subnormal), 10**38, np.float32(0.3)):
+        try:
+            ctrl.step(x, dt=ok)
+        except StateBoundError:
+            pass
+    for bad, err in (([0.1, 0.2, 0.3], InputShapeError), ([[0.1], [0.2, 0.3]], InputShapeError),
+                     ([], InputShapeError), (1 + 2j, InputDtypeError), ([0.1, 1j], InputDtypeError),
+                     (True, InputDtypeError), ("0.1", InputDtypeError), ([10**400, 1], InputDtypeError)):
+        with pytest.raises(err) as info:
+            ctrl.step(x, dt=bad)
+        _one_line(info.value)
+
+
+def test_run_checks_its_dt_sequence(tmp_path):
+    """run(xs, dt): a dt list shorter than the sequence was an IndexError."""
+    _, path = make(tmp_path, "gru")
+    ctrl = load(path, batch=3)
+    xs = np.zeros((4, 3, 5))
+    for bad in ([0.1, 0.2, 0.3], np.ones((2, 3)), [[0.1], [0.2, 0.3]]):
+        with pytest.raises(InputShapeError) as info:
+            ctrl.run(xs, dt=bad)
+        _one_line(info.value)
+    with pytest.raises(InputShapeError):
+        ctrl.run(np.zeros((0, 3, 5)))
+    ys = ctrl.run(xs, dt=np.full((4, 3), 0.5))
+    assert ys.shape == (4, 3, 2)
+    np.testing.assert_array_equal(load(path, batch=3).run(xs, dt=np.float32(0.5)), ys)
+
+
+def test_batch_is_a_real_integer_up_to_max_batch(tmp_path):
+    from ltc_edge.runtime.controller import MAX_BATCH
+
+    _, path = make(tmp_path, "gru")
+    ctrl = load(path, batch=2)
+    for bad in ("3", 2.5, 2.0, True, None.__class__, 0, -1, MAX_BATCH + 1, 10**9, 10**400, np.array([2])):
+        with pytest.raises(InputShapeError, match="batch must be an integer") as info:
+            ctrl.reset(batch=bad)
+        _one_line(info.value)
+        assert ctrl.batch == 2
+    with pytest.raises(InputShapeError, match=str(MAX_BATCH)):
+        load(path, batch=10**9)  # refused before the backend allocates anything
+    ctrl.reset(batch=np.int64(3))
+    assert ctrl.batch == 3 and isinstance(ctrl.batch, int) and ctrl.step(np.zeros((3, 5))).shape == (3, 2)
+
+
+def test_state_tol_and_bounds_are_checked_at_load(tmp_path):
+    from ltc_edge.runtime.errors import ModelLoadError as LoadError
+
+    model, path = make(tmp_path, "ltc-ncp")
+    for bad in (float("nan"), -1e-3, float("inf"), "0.1", True, 10**400):
+        with pytest.raises(RuntimeInputError, match="state_tol") as info:
+            load(path, state_tol=bad)
+        _one_line(info.value)
+    assert load(path, state_tol=0).state_tol == 0.0
+    for lo, hi in ((np.nan, 1.0), (-np.inf, 1.0), (0.0, np.inf), (2.0, 1.0), (-1e39, 1.0)):
+        be = NumpyBackend(path)
+        S = be.meta.state_size
+        be.meta.bounds = (np.full(S, lo), np.full(S, hi))
+        with pytest.raises(LoadError, match="state bounds") as info:
+            Controller(be)
+        _one_line(info.value)
+    be = NumpyBackend(path)
+    be.meta.bounds = (np.zeros(3), np.ones(3))
+    with pytest.raises(LoadError, match="state bounds"):
+        Controller(be)
+
+
+def test_bad_controller_and_backend_arguments_stay_in_the_hierarchy(tmp_path):
+    _, path = make(tmp_path, "gru")
+    for kw in ({"nonfinite": "ignore"}, {"nonfinite": ["raise"]}, {"state_check": None},
+               {"state_check": "RAISE"}, {"unknown_option": 1}):
+        with pytest.raises(RuntimeInputError) as info:
+            load(path, backend="numpy", **kw)
+        _one_line(info.value)
+    for bad in ("numpy", None, object()):
+        with pytest.raises(RuntimeInputError, match="Backend"):
+            Controller(bad)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_state_and_x_beyond_float32_are_nonfinite(tmp_path):
+    _, path = make(tmp_path, "ltc-ncp")
+    ctrl = load(path)
+    ctrl.step(np.ones(5), 0.1)
+    good = ctrl.state.copy()
+    for bad in (np.full(19, 1e39), [np.nan] * 19):
+        with pytest.raises(NonFiniteInputError, match="state"):
+            ctrl.state = bad
+        with pytest.raises(NonFiniteInputError, match="state"):
+            ctrl.reset(state=bad)  # refused before anything is reset
+        np.testing.assert_array_equal(ctrl.state, good)
+    with pytest.raises(InputShapeError):
+        ctrl.state = [[0.0] * 19, [0.0]]
+    with pytest.raises(NonFiniteInputError, match="float32"):
+        ctrl.step(np.array([1e39, 0, 0, 0, 0]), 0.1)
+    for bad in ([1 + 1j] * 5, np.zeros(5, np.complex64), [True] * 5, ["1"] * 5, [[1, 2], [3]]):
+        with pytest.raises((InputDtypeError, InputShapeError)) as info:
+            ctrl.step(bad, 0.1)
+        _one_line(info.value)
+    np.testing.assert_array_equal(ctrl.state, good)
+
+
+def test_rejected_step_keeps_held_inputs(tmp_path):
+    """nonfinite='hold': a step rejected for its dt or its state leaves the held inputs as
+    they were, so the next step equals one on a controller that never saw it."""
+    _, path = make(tmp_path, "ltc-ncp")
+    x0 = np.array([0.5, -0.5, 0.2, 0.1, 0.3], np.float32)
+    x_nan = np.full(5, np.nan, np.float32)
+    a, ref = load(path, nonfinite="hold"), load(path, nonfinite="hold")
+    for c in (a, ref):
+        c.step(x0, 0.1)
+    with pytest.raises(NonFiniteInputError):
+        a.step(np.full(5, 9.0), dt=-1.0)  # valid x, bad dt
+    real_run = a.backend.run
+    sabotage(a, lambda be: be.h_new.__setitem__((0, 0), np.nan))
+    with pytest.raises(StateBoundError):
+        a.step(np.full(5, 7.0), 0.1)  # rejected after the backend ran
+    a.backend.run = real_run
+    np.testing.assert_array_equal(a.step(x_nan, 0.1), ref.step(x_nan, 0.1))
+    np.testing.assert_array_equal(a.state, ref.state)
+
+
+def test_failed_rebind_keeps_the_old_batch(tmp_path):
+    _, path = make(tmp_path, "gru")
+    ctrl = load(path, batch=2)
+    real_bind = ctrl.backend.bind
+
+    def bind(batch):
+        if batch == 7:
+            raise ModelLoadError("this graph cannot run 7 rows")
+        real_bind(batch)
+
+    ctrl.backend.bind = bind
+    with pytest.raises(ModelLoadError):
+        ctrl.reset(batch=7)
+    assert ctrl.batch == 2 and ctrl.step(np.zeros((2, 5))).shape == (2, 2)
+
+
+def test_one_controller_shared_by_threads(tmp_path):
+    """Steps from several threads run one at a time: 4 threads x 50 steps of the same input
+    end in the state of 200 sequential steps."""
+    import threading
+
+    _, path = make(tmp_path, "gru")
+    shared, ref = load(path), load(path)
+    x = np.linspace(-1, 1, 5)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(50):
+                shared.step(x, 0.1)
+        except Exception as e:  # reported below: a thread's exception is otherwise lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(200):
+        ref.step(x, 0.1)
+    assert not errors
+    np.testing.assert_allclose(shared.state, ref.state, atol=1e-6)

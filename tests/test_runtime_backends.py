@@ -137,3 +137,36 @@ def test_tflite_bad_file(tmp_path):
              kind="ltc", input_size=5, output_size=4, state_size=19, uses_dt=True).write(tmp_path)
     with pytest.raises(ModelLoadError):
         load(tmp_path / "model.tflite")
+
+
+def test_tflite_controller_shared_by_threads(ltc):
+    """One TFLite controller stepped from 4 threads: the interpreter is not re-entrant (it
+    raised RuntimeError), the Controller's lock runs the steps one at a time, and the end
+    state equals 4 x 100 sequential steps."""
+    import threading
+
+    pytest.importorskip("ai_edge_litert")
+    model, path, d = ltc
+    out = d / "tfl"
+    if not (out / "model.tflite").exists():
+        _tflite(model, out)
+    shared, ref = load(out, model_file=path), load(path)
+    x = np.linspace(-1, 1, 5)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(100):
+                shared.step(x, 0.1)
+        except Exception as e:  # a thread's exception is otherwise lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    for _ in range(400):
+        ref.step(x, 0.1)
+    np.testing.assert_allclose(shared.state, ref.state, atol=1e-5)

@@ -6,7 +6,40 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputShapeError, RuntimeInputError
 from .meta import ModelMeta
+
+# rows per controller: bounds what one reset(batch=...) may allocate (the numpy backend's
+# traced buffers for an LTC-19 NCP take about 14 KB per row: 0.9 GB at MAX_BATCH)
+MAX_BATCH = 65_536
+
+
+def check_batch(batch) -> int:
+    """`batch` as an int in [1, MAX_BATCH]; only real integers (not bool, str or float)."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)):
+        raise InputShapeError(f"batch must be an integer in [1, {MAX_BATCH}], got {type(batch).__name__} "
+                              f"{short_repr(batch)}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise InputShapeError(f"batch must be an integer in [1, {MAX_BATCH}] (MAX_BATCH), got {short_repr(batch)}")
+    return int(batch)
+
+
+def check_options(backend: str, options: dict) -> None:
+    """Reject keyword options a backend does not know (one line, in the error hierarchy)."""
+    if options:
+        raise RuntimeInputError(f"{backend} backend: unknown option(s) {', '.join(sorted(map(str, options)))}")
+
+
+def short_repr(value, limit: int = 40) -> str:
+    """repr(value) cut to `limit` characters and one line: error messages stay one short line."""
+    if isinstance(value, int) and abs(value).bit_length() > 128:  # repr of a huge int is slow or refused
+        return f"<int of {abs(value).bit_length()} bits>"
+    try:
+        s = repr(value)
+    except Exception:  # a user object whose __repr__ fails must not mask the real error
+        s = f"<{type(value).__name__}>"
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
 class Backend:
@@ -18,6 +51,7 @@ class Backend:
 
     def bind(self, batch: int) -> None:
         """(Re)allocate the buffers for `batch` rows."""
+        batch = check_batch(batch)
         m = self.meta
         self.batch = batch
         self.x = np.zeros((batch, m.input_size), np.float32)

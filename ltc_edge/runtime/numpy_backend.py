@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backend import Backend
+import numpy as np
+
+from .backend import Backend, check_batch, check_options
 from .errors import ModelLoadError
 from .meta import meta_from_config
 
@@ -16,8 +18,7 @@ class NumpyBackend(Backend):
         from ltc_edge.nn import functional as F
         from ltc_edge.nn.modelfile import ModelFileError, read
 
-        if kw:
-            raise ValueError(f"numpy backend: unknown option(s) {', '.join(sorted(kw))}")
+        check_options("numpy", kw)
         path = Path(path)
         if path.suffix != ".safetensors":
             raise ModelLoadError(f"{path}: the numpy backend runs .safetensors model files")
@@ -45,6 +46,7 @@ class NumpyBackend(Backend):
     def bind(self, batch: int) -> None:
         from .trace import TracedStep
 
+        batch = check_batch(batch)  # before the trace allocates [batch, ...] buffers
         self.traced = TracedStep(self.P, self.config, batch)
         t = self.traced
         self.batch = batch
@@ -52,7 +54,14 @@ class NumpyBackend(Backend):
         self.x[...] = 0
         self.h[...] = 0
         self.dt[...] = self.meta.default_dt
-        self.run = t.tape.run  # bound method of the tape: no extra call layer
+        self._replay = t.tape.run
+
+    def run(self) -> None:
+        # huge x or dt can overflow inside the model math; the result is a NaN/inf state that
+        # the Controller reports (StateBoundError, nothing committed). numpy's warning would only
+        # repeat that, and escape the error hierarchy under -W error; the other backends are quiet
+        with np.errstate(all="ignore"):
+            self._replay()
 
     def describe(self) -> dict:
         return {"traced_ops": self.traced.n_ops}

@@ -124,6 +124,8 @@ class TFLiteBackend(Backend):
                       if self.row_loop else (self.x, self.h, self.dt, self.y, self.h_new) for r in rows]
 
     def run(self) -> None:
+        # the interpreter is not re-entrant (a second thread's set_tensor during invoke raises
+        # RuntimeError): callers serialise steps, as the Controller's lock does
         it = self.interp
         ix, ih, idt = self.in_x["index"], self.in_h["index"], self.in_dt["index"] if self.in_dt else None
         oy, oh = self.out_y["index"], self.out_h["index"]
