@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ltc_edge import artifact
 
+from .backend import check_batch, short_repr
 from .controller import Controller
 from .errors import (BackendUnavailableError, InputDtypeError, InputShapeError, ModelLoadError,
                      NonFiniteInputError, RuntimeInputError, StateBoundError)
@@ -41,9 +42,9 @@ __all__ = ["load", "Controller", "BACKENDS", "get_backend", "RuntimeInputError",
 
 
 def get_backend(name: str):
-    name = _ALIASES.get(name, name)
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    name = _ALIASES.get(name, name) if isinstance(name, str) else name
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise RuntimeInputError(f"unknown backend {short_repr(name)}; choose one of auto, {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(__import__(module, fromlist=[cls]), cls)
 
@@ -63,6 +64,8 @@ def resolve(path, backend: str = "auto") -> tuple[str, Path]:
             raise ModelLoadError(f"{path}: unknown model file type {path.suffix!r} (expected "
                                  ".safetensors, .onnx, .tflite, a compiled C library .so, or an export folder)")
         return auto, path
+    if not isinstance(backend, str):
+        raise RuntimeInputError(f"backend must be a name, got {short_repr(backend)}")
     return _ALIASES.get(backend, backend), path
 
 
@@ -76,5 +79,6 @@ def load(path, backend: str = "auto", *, batch: int = 1, nonfinite: str = "raise
     """
     name, file = resolve(path, backend)
     cls = get_backend(name)
-    be = cls(file, batch=int(batch), **backend_options)
-    return Controller(be, batch=int(batch), nonfinite=nonfinite, state_check=state_check, state_tol=state_tol)
+    batch = check_batch(batch)  # before any backend allocates
+    be = cls(file, batch=batch, **backend_options)
+    return Controller(be, batch=batch, nonfinite=nonfinite, state_check=state_check, state_tol=state_tol)

@@ -30,6 +30,13 @@ def check_options(backend: str, options: dict) -> None:
         raise RuntimeInputError(f"{backend} backend: unknown option(s) {', '.join(sorted(map(str, options)))}")
 
 
+def check_threads(threads) -> int:
+    """Worker threads for onnxruntime / LiteRT: an integer in [1, 256]."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 256:
+        raise RuntimeInputError(f"threads must be an integer in [1, 256], got {short_repr(threads)}")
+    return int(threads)
+
+
 def short_repr(value, limit: int = 40) -> str:
     """repr(value) cut to `limit` characters and one line: error messages stay one short line."""
     if isinstance(value, int) and abs(value).bit_length() > 128:  # repr of a huge int is slow or refused

@@ -23,7 +23,7 @@ from ltc_edge import artifact
 from ltc_edge.codegen import c as cgen
 from ltc_edge.errors import LtcEdgeError
 
-from .backend import Backend
+from .backend import Backend, check_options
 from .errors import BackendUnavailableError, ModelLoadError
 from .meta import meta_from_manifest, open_artifact
 
@@ -35,8 +35,7 @@ class CBackend(Backend):
     name = "c"
 
     def __init__(self, path, batch: int = 1, *, sparse: bool = True, prefix: str = "ltc_model", **kw):
-        if kw:
-            raise ValueError(f"c backend: unknown option(s) {', '.join(sorted(kw))}")
+        check_options("c", kw)
         path = Path(path)
         self._tmp = tempfile.TemporaryDirectory(prefix="ltc-c-")  # private (0700)
         if path.suffix == ".safetensors":

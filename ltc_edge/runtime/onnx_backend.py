@@ -9,7 +9,7 @@ import numpy as np
 
 from ltc_edge.fileio import LIMITS, read_bytes
 
-from .backend import Backend
+from .backend import Backend, check_options, check_threads
 from .errors import BackendUnavailableError, ModelLoadError, UnsafeFileError
 from .meta import ModelMeta, attach_bounds, meta_from_manifest, open_artifact
 
@@ -46,8 +46,7 @@ class OnnxBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, path, batch: int = 1, *, threads: int = 1, model_file=None, **kw):
-        if kw:
-            raise ValueError(f"onnxruntime backend: unknown option(s) {', '.join(sorted(kw))}")
+        check_options("onnxruntime", kw)
         try:
             import onnxruntime as ort
         except ImportError:
@@ -57,7 +56,7 @@ class OnnxBackend(Backend):
         if data is None:  # a bare .onnx: sizes come from the graph
             data = _read_model(path)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)
+        so.intra_op_num_threads = check_threads(threads)
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         try:

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .backend import Backend
+from .backend import Backend, check_options, check_threads
 from .errors import BackendUnavailableError, ModelLoadError
 from .meta import attach_bounds, meta_from_manifest, open_artifact
 
@@ -65,15 +65,14 @@ class TFLiteBackend(Backend):
     name = "tflite"
 
     def __init__(self, path, batch: int = 1, *, threads: int = 1, model_file=None, **kw):
-        if kw:
-            raise ValueError(f"tflite backend: unknown option(s) {', '.join(sorted(kw))}")
+        check_options("tflite", kw)
         Interpreter = _interpreter_class()
         manifest, path, data = open_artifact(path, "tflite")
         if manifest is None:
             raise ModelLoadError(f"{path}: no manifest.json beside it (export writes one; it names the inputs, "
                                  "outputs, sizes and checksums)")
         try:  # the sha256-checked bytes, not the path: nothing can swap the file in between
-            self.interp = Interpreter(model_content=data, num_threads=int(threads))
+            self.interp = Interpreter(model_content=data, num_threads=check_threads(threads))
         except Exception as e:  # the interpreter raises ValueError/RuntimeError variants
             raise ModelLoadError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0][:200]})") from None
         self.meta = meta_from_manifest(manifest, path)
