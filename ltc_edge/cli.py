@@ -127,11 +127,30 @@ for _pkg in ("train", "export", "runtime", "bench"):
 
 
 def main():
+    """`ltc`: usage errors (a bad option value, an unknown option, a missing argument) are one
+    `error:` line and exit status 2, like every other error (1)."""
+    from typer.main import get_command
+
+    args = sys.argv[1:]
+    if not args:
+        app()  # no arguments: the help text
     try:
-        app()
-    except KeyboardInterrupt:
+        rc = get_command(app).main(args=args, prog_name="ltc", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         typer.secho("interrupted", fg=typer.colors.RED, err=True)
         sys.exit(130)
+    except typer.TyperException as e:  # click's UsageError / BadParameter
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        hint = f" (see: ltc {args[0]} --help)" if args[0] in _command_names() else " (see: ltc --help)"
+        typer.secho(f"error: {' '.join(message.split())}{hint}", fg=typer.colors.RED, err=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _command_names() -> set:
+    from typer.main import get_command
+
+    return set(getattr(get_command(app), "commands", {}))
 
 
 if __name__ == "__main__":

@@ -261,3 +261,19 @@ def test_eval_ok_and_json(trained):
     res = runner.invoke(app, ["eval", str(trained), "--json"])
     assert res.exit_code == 0, res.output
     assert np.isfinite(json.loads(res.output.strip().splitlines()[-1])["mse"])
+
+
+@pytest.mark.parametrize("args", [["train", "--units", "abc"], ["frobnicate"], ["export"],
+                                  ["export", "m.safetensors", "--format"]])
+def test_usage_errors_are_one_line_exit_2(args, tmp_path):
+    """typer's own parse errors (a bad value, an unknown command, a missing argument): one
+    `error:` line naming the fix, exit status 2, no box, no traceback."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ltc_edge.cli", *args], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and "╭" not in r.stderr
