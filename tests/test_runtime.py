@@ -88,6 +88,10 @@ def test_step_allocates_nothing(tmp_path, name):
         ctrl.step(x, dt)
     tracemalloc.start()
     try:
+        # a first traced window absorbs one-off allocations (numpy/contextvar caches seen once in
+        # the full suite); any allocation per step still shows 200-fold in the measured window
+        for _ in range(200):
+            ctrl.step(x, dt)
         tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
         for _ in range(200):
@@ -109,6 +113,8 @@ def test_single_row_and_float_dt_allocate_nothing(tmp_path):
         ctrl.step(x, 0.1)
     tracemalloc.start()
     try:
+        for _ in range(200):  # one-off allocations land here (see test_step_allocates_nothing)
+            ctrl.step(x, 0.1)
         tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
         for _ in range(200):

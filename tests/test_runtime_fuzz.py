@@ -292,6 +292,6 @@ def test_manifest_state_bounds_are_checked_at_load(model, onnx_dir, tmp_path, lo
     S = model["model"].state_size
     manifest["state_bounds"] = {"lo": [lo] * S, "hi": [hi] * S}
     (bad / "manifest.json").write_text(json.dumps(manifest))  # json writes NaN / Infinity
-    with pytest.raises(ModelLoadError, match="state bounds") as info:
+    with pytest.raises(ModelLoadError, match="state.bounds") as info:
         load(bad)
     assert "\n" not in str(info.value)
