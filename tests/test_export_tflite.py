@@ -149,3 +149,14 @@ def test_interpreter_failure_is_one_line_error_and_no_file(tmp_path, monkeypatch
     with pytest.raises(ValueError, match=r"LiteRT cannot run .*keep the LTC's division in float.*nothing written"):
         L.export(ltc(), tmp_path / "qf", precision="fp32", force=True)
     assert not (tmp_path / "qf").exists()
+
+
+@pytest.mark.slow
+def test_absurd_calibration_values_are_one_line_errors(tmp_path):
+    """Calibration data at 3e38 (finite, absurd): LiteRT's delegate refuses the int8 scales;
+    a one-line ValueError, nothing written -- not the interpreter's RuntimeError."""
+    npz = tmp_path / "big.npz"
+    np.savez(npz, x=np.full((10, 50, 8), 3e38, np.float32))
+    with pytest.raises(ValueError, match="calibration values") as e:
+        L.export(ltc(), tmp_path / "q", precision="int8-full", calibration=str(npz))
+    assert "\n" not in str(e.value) and not (tmp_path / "q").exists()

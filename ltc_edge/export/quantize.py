@@ -148,11 +148,16 @@ def _quantize_static(fp32_model, reader, method, op_types, nodes):
     with tempfile.TemporaryDirectory(prefix="ltc-int8-") as tmp, quiet():  # the calibrators print()
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
         onnx.save(fp32_model, src)
-        quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=method,
-                        op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=False,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                       "CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False})
+        try:
+            quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=method,
+                            op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=False,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                           "CalibPercentile": 99.99, "CalibTensorRangeSymmetric": False})
+        except (AssertionError, ArithmeticError, ValueError) as e:  # e.g. "scale issue" on a 3e38 range
+            reason = " ".join(str(e).split())[:120] or type(e).__name__
+            raise ValueError(f"int8 calibration failed on these data ({reason}): are the calibration "
+                             "values in the model's real input range?") from None
         return onnx.load(dst)
 
 

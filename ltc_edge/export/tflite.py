@@ -97,9 +97,14 @@ def op_list(content: bytes):
 def interpreter(content: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
-    with quiet():  # "Created TensorFlow Lite XNNPACK delegate" from C++
-        it = Interpreter(model_content=content, num_threads=1)
-        it.allocate_tensors()
+    try:
+        with quiet():  # "Created TensorFlow Lite XNNPACK delegate" from C++
+            it = Interpreter(model_content=content, num_threads=1)
+            it.allocate_tensors()
+    except (RuntimeError, ValueError) as e:  # e.g. a delegate refusing int8 scales from absurd calibration data
+        reason = " ".join(str(e).split())[:160]
+        raise ValueError(f"LiteRT cannot prepare the converted model ({reason}); nothing written "
+                         "(int8-full: are the calibration values in the model's real input range?)") from None
     return it
 
 
