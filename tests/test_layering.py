@@ -80,6 +80,39 @@ def test_no_private_names_across_packages():
     assert not bad, "\n".join(bad)
 
 
+def _private_attribute_uses(source: str, src: str):
+    """`alias._name` where alias is a module (or name) imported from another ltc_edge package."""
+    tree = ast.parse(source)
+    package = src.split(".")[:-1]
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else [])) \
+                if node.level else (node.module or "")
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{base}.{a.name}"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                aliases[a.asname or a.name] = a.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr.startswith("_") \
+                and not node.attr.startswith("__"):
+            target = aliases.get(node.value.id, "")
+            if target.startswith("ltc_edge.") and _unit(target) != _unit(src):
+                yield f"{src}:{node.lineno} uses {node.value.id}.{node.attr} ({target})"
+
+
+def test_no_private_attributes_across_packages():
+    """F._helper reached through a module imported from another package is a private name
+    crossing packages too."""
+    bad = [hit for path in sorted(ROOT.rglob("*.py"))
+           for hit in _private_attribute_uses(path.read_text(),
+                                              ".".join(path.relative_to(ROOT.parent).with_suffix("").parts))]
+    assert not bad, "\n".join(bad)
+    probe = "from ..nn import functional as F\nF._synaptic(1)\nfrom . import run\nrun._x\n"
+    assert len(list(_private_attribute_uses(probe, "ltc_edge.bench.bounds"))) == 1  # the check can fail
+
+
 def test_no_cycles_between_modules():
     graph = defaultdict(set)
     for src, dst, names in _edges():

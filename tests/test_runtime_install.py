@@ -53,16 +53,20 @@ def test_runtime_extra_installs_without_torch(tmp_path):
     y = [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1]
     got = [float(v) for v in r.stdout.split()[1:]]
     assert len(got) == 1 + len(exports) and max(abs(v - y) for v in got) < 1e-5, (got, y)
-    # onnxruntime is the onnx backend's own package: with it, an ONNX export folder runs too
-    out = tmp_path / "onnx"
-    get_exporter("onnx")(str(model_file), out)
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "onnxruntime"],
-                       capture_output=True, text=True, timeout=900)
+    # onnxruntime and ai-edge-litert are those backends' own packages: with them, ONNX and
+    # TFLite export folders run too (still no torch)
+    for fmt in ("onnx", "tflite"):
+        get_exporter(fmt)(str(model_file), tmp_path / fmt)
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "onnxruntime",
+                        "ai-edge-litert"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     code = ("import sys\nfrom ltc_edge.runtime import load\n"
-            f"c = load({str(out)!r})\n"
-            "print('OK', [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1])\n"
+            f"for p in {[str(tmp_path / 'onnx'), str(tmp_path / 'tflite')]!r}:\n"
+            "    c = load(p)\n"
+            "    print(c.backend_name, [float(c.step([0.1, -0.2, 0.3], dt=0.05)[0]) for _ in range(20)][-1])\n"
             "assert 'torch' not in sys.modules\n")
     r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert r.returncode == 0 and r.stdout.startswith("OK"), r.stderr[-2000:]
-    assert abs(float(r.stdout.split()[1]) - y) < 1e-5
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = dict(line.split() for line in r.stdout.splitlines())
+    assert set(rows) == {"onnxruntime", "tflite"}, r.stdout
+    assert max(abs(float(v) - y) for v in rows.values()) < 1e-5, (rows, y)

@@ -59,8 +59,8 @@ def check(config: dict, tensors: dict, x: np.ndarray, dt=1.0, states: np.ndarray
             xi = xi * Pc["input_w"]
         if Pc["input_b"] is not None:
             xi = xi + Pc["input_b"]
-        _, den_s = F._synaptic(xp, xi, Pc["sensory_mu"], Pc["sensory_sigma"], Pc["sensory_w"], Pc["sensory_w_erev"])
-        _, den = F._synaptic(xp, h, Pc["mu"], Pc["sigma"], Pc["w"], Pc["w_erev"])
+        _, den_s = F.synaptic(xp, xi, Pc["sensory_mu"], Pc["sensory_sigma"], Pc["sensory_w"], Pc["sensory_w_erev"])
+        _, den = F.synaptic(xp, h, Pc["mu"], Pc["sigma"], Pc["w"], Pc["w_erev"])
         tau = Pc["cm"] / (Pc["gleak"] + den + den_s)
         t_min, t_max = np.minimum(t_min, tau.min(0)), np.maximum(t_max, tau.max(0))
         _, h = F.model_step(xp, P, xt, h, d, config)

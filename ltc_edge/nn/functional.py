@@ -208,7 +208,7 @@ def ltc_prepare(xp, raw, cfg):
     return P
 
 
-def _synaptic(xp, v, mu, sigma, w, w_erev):
+def synaptic(xp, v, mu, sigma, w, w_erev):
     """Sum over presynaptic neurons of w*sigmoid(sigma*(v_pre-mu)), with and without erev."""
     a = xp.sigmoid(sigma * (v[:, :, None] - mu))
     return xp.sum(a * w_erev, 1), xp.sum(a * w, 1)
@@ -220,12 +220,12 @@ def ltc_sensory(xp, P, x):
         x = x * P["input_w"]
     if P["input_b"] is not None:
         x = x + P["input_b"]
-    return _synaptic(xp, x, P["sensory_mu"], P["sensory_sigma"], P["sensory_w"], P["sensory_w_erev"])
+    return synaptic(xp, x, P["sensory_mu"], P["sensory_sigma"], P["sensory_w"], P["sensory_w_erev"])
 
 
 def ltc_rhs(xp, P, v, num_s, den_s):
     """dv/dt of the LTC ODE: (gleak*(vleak - v) + sum_j w_j*gate_j*(erev_j - v)) / cm."""
-    num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+    num, den = synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
     return (P["gleak_vleak"] + num + num_s - (P["gleak"] + den + den_s) * v) / P["cm"]
 
 
@@ -239,7 +239,7 @@ def ltc_step(xp, P, x, v, dt, cfg):
         # ncps's fused step: v' = (cm/Δ v + gleak vleak + Σ w g erev) / (cm/Δ + gleak + Σ w g)
         cm_t = P["cm"] / (dt / unfolds)
         for _ in range(unfolds):
-            num, den = _synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+            num, den = synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
             numerator = cm_t * v + P["gleak_vleak"] + (num + num_s)
             denominator = cm_t + P["gleak"] + (den + den_s)
             v = numerator / (denominator + eps)
