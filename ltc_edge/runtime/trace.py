@@ -14,6 +14,8 @@ are views of buffers, created once at trace time, so they cost nothing per step.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -35,7 +37,10 @@ class Tape:
             args = tuple(self._same_shape(a, out) for a in args)
         else:
             args = tuple(self._contiguous(a) for a in args)
-        self.ops.append((fn, args + (out,)))
+        if fn in (np.maximum, np.minimum):  # numpy deprecates a positional out for these two
+            self.ops.append((functools.partial(fn, out=out), args))
+        else:
+            self.ops.append((fn, args + (out,)))
         return Sym(self, out)
 
     def _same_shape(self, a, out):
