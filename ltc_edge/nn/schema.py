@@ -44,7 +44,8 @@ MAX_TEXT = 4096             # length of a free-form string (a task option such a
 NEURON_TYPES = ("motor", "command", "inter")  # what Wiring.get_type_of_neuron returns
 WIRING_KINDS = tuple(cls.kind for cls in WIRINGS.values()) + (Wiring.kind,)  # + "custom" (stored/ncps)
 NORMALIZATION_KEYS = ("input_mean", "input_std", "output_mean", "output_std")
-TASK_KEYS = ("name", "options", "type", "metric")
+TASK_KEYS = ("name", "options", "type", "metric", "dt", "data")
+DT_KEYS = ("median", "min", "max", "mean", "std")
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # names that may appear in generated code and reports
 
 
@@ -306,6 +307,17 @@ def _task(value, path) -> None:
                 _option_value(item, f"{path}.options.{key}[{i}]")
         else:
             _option_value(v, f"{path}.options.{key}")
+    if task.get("dt") is not None:  # the training data's dt distribution
+        dts = _object(task["dt"], f"{path}.dt", ("median",), DT_KEYS)
+        for key, v in dts.items():
+            _number(v, f"{path}.dt.{key}", 0.0 if key == "std" else 1e-30, 1e12)
+    if task.get("data") is not None:  # the training data file: absolute path and content hash
+        data = _object(task["data"], f"{path}.data", ("path", "sha256"), ("path", "sha256", "size_bytes"))
+        _option_value(data["path"], f"{path}.data.path")
+        if not isinstance(data["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", data["sha256"]):
+            fail(f"{path}.data.sha256", "must be 64 lowercase hex digits", data["sha256"])
+        if "size_bytes" in data:
+            _int(data["size_bytes"], f"{path}.data.size_bytes", 0, 2 ** 63)
 
 
 def _option_value(v, path) -> None:
@@ -344,6 +356,15 @@ def validate_config(config) -> None:
     n_params = parameter_count(config)
     if n_params > MAX_PARAMETERS:
         fail("cell", f"implies {n_params} parameters, more than MAX_PARAMETERS = {MAX_PARAMETERS}", show=False)
+
+
+def default_dt(config, fixed_dt=None) -> float:
+    """The dt a step without one uses: a fixed dt when exported with one, else the training
+    data's median dt (config["task"]["dt"]["median"], stored by `ltc train`), else 1.0."""
+    if fixed_dt is not None:
+        return float(fixed_dt)
+    dt = ((config.get("task") or {}).get("dt") or {}).get("median")
+    return float(dt) if isinstance(dt, (int, float)) and not isinstance(dt, bool) and 0 < dt < math.inf else 1.0
 
 
 def parameter_count(config) -> int:
