@@ -127,3 +127,32 @@ def test_robustness_missing_model_is_a_one_line_error(tmp_path):
     r = runner.invoke(app, ["analyze", "robustness", str(Path(tmp_path) / "missing.safetensors"), "--out",
                             str(tmp_path / "o")])
     assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_closed_loop_perturbations_act_on_the_plant():
+    from ltc_edge.train.pendulum import Expert
+
+    expert, std = Expert(), np.array([0.7, 0.7, 2.0], np.float32)
+    clean = R.episode_return(expert, 3, "clean", 1.0, std)
+    assert R.episode_return(expert, 3, "mass", 1.0, std) == clean  # nominal level: the same episode
+    assert R.episode_return(expert, 3, "obs_noise", 0.0, std) == clean
+    assert R.episode_return(expert, 3, "delay", 0, std) == clean
+    assert R.episode_return(expert, 3, "delay", 4, std) < clean - 100  # 0.2 s late: the swing-up fails
+    assert R.episode_return(expert, 3, "length", 1.2, std) != clean
+
+
+def test_closed_loop_sweep_compares_deployed_models_with_the_expert(tmp_path):
+    from ltc_edge.nn import build_model, save
+    from ltc_edge.runtime import load
+
+    path = save(build_model("ltc", 3, 1, units=6, seed=0), tmp_path / "p.safetensors")
+    m = R.Deployed(name="p", path=str(path), backend="numpy", ctrl=load(path, "numpy", state_check="off"))
+    cl = R.closed_loop_sweep([m], np.ones(3, np.float32), seeds=2)
+    assert set(cl["returns"]) == {"expert", "p"} and cl["seeds"] == [0, 1]
+    for name, table in cl["returns"].items():
+        assert set(table) == {"clean", *R.CLOSED_LOOP}
+        for pert, rows in table.items():
+            assert len(rows) == (1 if pert == "clean" else len(R.CLOSED_LOOP[pert]))
+            assert all(len(r["values"]) == 2 and r["mean"] <= 0 for r in rows)
+    assert cl["returns"]["expert"]["clean"][0]["mean"] > cl["returns"]["p"]["clean"][0]["mean"]  # untrained
+    assert "### delay" in "\n".join(R.closed_loop_markdown(cl))

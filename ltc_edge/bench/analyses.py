@@ -229,6 +229,9 @@ def robustness(target: str, *, backend: str, seeds: int, sequences: int, task: s
                      progress=lambda what: console.print(f"  {what}", style="dim"))
     result.update({"task": td.name, "metric": td.metric, "higher_is_better": td.higher_is_better,
                    "test_sequences": len(test)})
+    if td.name == "pendulum":
+        result["closed_loop"] = R.closed_loop_sweep(models, std, seeds=seeds,
+                                                    progress=lambda what: console.print(f"  {what}", style="dim"))
     from ..export.manifest import versions
 
     result["versions"] = versions("onnxruntime", "ai-edge-litert")

@@ -286,7 +286,28 @@ def markdown(result: dict) -> str:
         bad = sorted(set().union(*(x["neurons_outside"] for x in s)))
         lines.append(f"- {m['name']}: states inside the LTC bounds under every perturbation" if not bad else
                      f"- {m['name']}: states left the bounds (neurons {bad}; up to {worst:.2%} of steps)")
+    if "closed_loop" in result:
+        lines += closed_loop_markdown(result["closed_loop"])
     return "\n".join(lines) + "\n"
+
+
+def closed_loop_markdown(cl: dict) -> list[str]:
+    """Episode return (higher is better) per policy, clean and perturbed; x expert's return."""
+    lines = ["", f"## Closed loop (Pendulum-v1 return, mean ± std over seeds {cl['seeds']}; ratio to the "
+                 "expert under the same perturbation, 1.00 = as good)", ""]
+    expert = cl["returns"]["expert"]
+    for pert, rows in expert.items():
+        levels = [r["level"] for r in rows]
+        lines += [f"### {pert}", "", "| policy | " + " | ".join(f"{lv:g}" for lv in levels) + " |",
+                  "|---|" + "---|" * len(levels)]
+        for name, table in cl["returns"].items():
+            cells = []
+            for r, e in zip(table[pert], rows):
+                ratio = e["mean"] / r["mean"] if r["mean"] else float("nan")  # returns are negative
+                cells.append(f"{r['mean']:.1f} ± {r['std']:.1f}" + ("" if name == "expert" else f" ({ratio:.2f})"))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def plot(result: dict, path) -> str:
@@ -317,3 +338,87 @@ def plot(result: dict, path) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+# --- closed loop (pendulum): the deployed model vs the expert under the same perturbation ---
+
+
+def _delayed(policy, k: int):
+    """The policy's action reaches the plant k steps late (zero torque until then)."""
+    from collections import deque
+
+    queue = deque([np.zeros((1, 1), np.float32)] * k)
+
+    def act(obs, dt):
+        queue.append(np.asarray(policy(obs, dt), np.float32).reshape(1, 1))
+        return queue.popleft()
+    return act
+
+
+def episode_return(policy, seed: int, perturbation: str, level: float, obs_std, steps: int = 200) -> float:
+    """One Pendulum-v1 episode under a closed-loop perturbation: obs_noise (sigma x the
+    training std of each observation), delay (steps), mass or length (x nominal)."""
+    import gymnasium as gym
+
+    from ..train.pendulum import DT
+
+    env = gym.make("Pendulum-v1")
+    u = env.unwrapped
+    if perturbation == "mass":
+        u.m = u.m * level
+    elif perturbation == "length":
+        u.l = u.l * level
+    act = _delayed(policy, int(level)) if perturbation == "delay" else policy
+    rng = np.random.default_rng([seed, 7])
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    try:
+        for _ in range(steps):
+            o = np.asarray(obs, np.float32).reshape(1, -1)
+            if perturbation == "obs_noise":
+                o = o + (rng.normal(size=o.shape) * level * obs_std).astype(np.float32)
+            obs, r, term, trunc, _ = env.step(np.asarray(act(o, DT), np.float32).reshape(1))
+            total += float(r)
+            if term or trunc:
+                break
+    finally:
+        env.close()
+    return total
+
+
+CLOSED_LOOP = {"obs_noise": (0.05, 0.1, 0.2), "delay": (1, 2, 4), "mass": (0.8, 1.2), "length": (0.8, 1.2)}
+
+
+def _controller_policy(ctrl):
+    def policy(obs, dt):
+        return ctrl.step(obs.reshape(-1) if ctrl.batch == 1 else obs, dt)
+
+    def reset():
+        ctrl.reset(batch=1)
+    policy.reset = reset
+    return policy
+
+
+def closed_loop_sweep(models: list[Deployed], obs_std, *, seeds: int = 3, progress=None) -> dict:
+    """Returns of each model and of the expert on episodes seeded 0..seeds-1 (the seeds `ltc
+    eval` and `ltc control` use), clean and under each CLOSED_LOOP perturbation level."""
+    from ..train.pendulum import Expert
+
+    expert = Expert()
+    policies = [("expert", lambda o, dt: expert(o, dt), None)]
+    policies += [(m.name, p, p.reset) for m in models for p in [_controller_policy(m.ctrl)]]
+    points = [("clean", 1.0)] + [(n, lv) for n, levels in CLOSED_LOOP.items() for lv in levels]
+    out = {"seeds": list(range(seeds)), "levels": {n: list(v) for n, v in CLOSED_LOOP.items()}, "returns": {}}
+    for name, policy, reset in policies:
+        rows = out["returns"][name] = {}
+        for pert, level in points:
+            if progress:
+                progress(f"closed loop: {name} {pert} {level:g}")
+            values = []
+            for seed in range(seeds):
+                if reset:
+                    reset()
+                values.append(episode_return(policy, seed, pert, level, obs_std))
+            rows.setdefault(pert, []).append({"level": level, "mean": float(np.mean(values)),
+                                              "std": float(np.std(values)), "values": values})
+    return out
