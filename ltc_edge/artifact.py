@@ -296,7 +296,7 @@ def model_fields(config: dict, raw: dict) -> dict:
 
     kind = config["cell"]["kind"]
     fields = {"kind": kind, "input_size": int(config["input_size"]), "output_size": int(config["output_size"]),
-              "state_size": int(F.state_size(config)), "uses_dt": bool(F.cell_spec(kind).uses_dt),
+              "state_size": int(F.state_size(config)), "uses_dt": bool(F.model_uses_dt(config)),
               "config": config, "state_bounds": None, "state_bounds_note": ""}
     if kind == "ltc":
         bounds, note = F.ltc_state_bounds(config, raw)
