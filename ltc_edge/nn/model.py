@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import functional as F
+from .schema import CELL_OPTIONS
 from .wirings import Wiring, make_wiring
 
 FORMAT = "ltc-edge-model"
@@ -163,12 +164,9 @@ def _wiring_for(kind, wiring, wiring_args, n_in, units, output_size):
     return wiring
 
 
-_CELL_OPTIONS = {
-    "ltc": {"ode_unfolds", "epsilon", "implicit_param_constraints", "input_mapping", "output_mapping", "solver"},
-    "cfc": {"mode", "activation", "backbone_units", "backbone_layers"},
-    "ctrnn": {"ode_unfolds", "solver"},
-    "node": {"ode_unfolds", "solver", "ode_hidden"},
-}
+# options a caller may set per kind: the schema's table (ltc_edge/nn/schema.py), less the
+# wiring-derived ones make_config fills in itself
+_CELL_OPTIONS = {kind: set(checks) - {"wiring", "motor_size"} for kind, (checks, _) in CELL_OPTIONS.items()}
 
 
 # --------------------------------------------------------------------------------------
