@@ -85,14 +85,16 @@ def trajectory(target: str, *, width: int, depth: int, sigma_ws: list[float], st
 # bounds ----------------------------------------------------------------------------------
 
 
-def _bounds_inputs(config: dict, task: str | None, sequences: int, steps: int, seed: int):
-    """The task's test inputs, or random ones (large inputs, dt over two decades)."""
+def _bounds_inputs(config: dict, task, sequences: int, steps: int, seed: int):
+    """The task's test inputs (task: a name or (name, load_task options)), or random ones (large
+    inputs, dt over two decades)."""
     import numpy as np
 
     if task:
         from ..train.tasks import load_task
 
-        split = load_task(task).test
+        name, opts = (task, {}) if isinstance(task, str) else task
+        split = load_task(name, **opts).test
         return split.x, (1.0 if split.dt is None else split.dt)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(sequences, steps, config["input_size"])).astype(np.float32) * 3
@@ -109,7 +111,7 @@ def _bounds_table(target: str, result: dict):
     return table
 
 
-def bounds(target: str, *, steps: int, sequences: int, task: str | None, states: Path | None, seed: int,
+def bounds(target: str, *, steps: int, sequences: int, task, states: Path | None, seed: int,
            out: Path, **_) -> None:
     """The paper's Theorems 1-2 per neuron; exit status 2 when a bound is violated."""
     import numpy as np
