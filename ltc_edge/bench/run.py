@@ -223,7 +223,10 @@ def _run_worker(job: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec, result = Path(tmp) / "job.json", Path(tmp) / "row.json"
         spec.write_text(json.dumps(job))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the worker imports the same ltc_edge as this process, whatever the working folder
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
         proc = subprocess.run([sys.executable, "-m", "ltc_edge.bench.worker", str(spec), str(result)],
                               capture_output=True, text=True, env=env, timeout=1800)
         if proc.returncode != 0 or not result.exists():
