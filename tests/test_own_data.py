@@ -148,7 +148,7 @@ def _median(trained):
     return read(trained["model"])[0]["task"]["dt"]["median"]
 
 
-@pytest.mark.parametrize("fmt,precision", [("onnx", "int8"), pytest.param("c", "fp32", marks=pytest.mark.slow),
+@pytest.mark.parametrize("fmt,precision", [("onnx", "int8"), ("c", "fp32"),
                                            pytest.param("onnx", "fp32", marks=pytest.mark.slow),
                                            pytest.param("tflite", "fp32", marks=pytest.mark.slow),
                                            pytest.param("tflite", "int8", marks=pytest.mark.slow)])

@@ -71,8 +71,8 @@ def bench(
     epochs: int = typer.Option(5, help="--kinds: training epochs per model (a short schedule)."),
     data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
     time: Optional[str] = TIME,
-    calibration: Optional[str] = typer.Option(None, help="int8 calibration: a task name, a CSV (the model's "
-                                                         "columns) or an .npz x [N, T, in] (default: the task's data)."),
+    calibration: Optional[str] = typer.Option(None, help="int8 calibration: a task name, a CSV (the model's columns) "
+                                                         "or an .npz x [N, T, in] (default: the task's data)."),
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -218,7 +218,8 @@ def prune(
     """Magnitude-prune an LTC's synapses, fine-tune with the mask fixed, and report metric and C step
     time vs sparsity. Exports of the pruned net carry the sparsity (the C loops over kept synapses)."""
     levels = _check_prune_args(model, sparsity, task, fine_tune_epochs, lr, out)
-    spec = model_task(model, task, _data_flags(data, inputs, targets, time), need="--fine-tune-epochs" if fine_tune_epochs else None)
+    need = "--fine-tune-epochs" if fine_tune_epochs else None
+    spec = model_task(model, task, _data_flags(data, inputs, targets, time), need=need)
     from . import prune_run
 
     prune_run.run_prune(model, levels, task=spec, fine_tune_epochs=fine_tune_epochs, lr=lr, time_c=time_c, out=out)

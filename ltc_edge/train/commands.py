@@ -13,15 +13,14 @@ import typer
 
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
-from .options import check_series_numbers, check_train_numbers, parse_split
+from .options import check_series_numbers, check_train_numbers
 from .outputs import check_outputs
-from .stored import task_record
+from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
 from .tasks import TASKS
 
 TASK_NAMES = tuple(TASKS)
 MODEL_NAMES = tuple(CELLS)
 WIRING_NAMES = tuple(WIRINGS)
-SERIES_TASKS = ("csv", "npz")
 
 # options train and eval share
 DATA = typer.Option(None, help="csv/npz: the data file.")
@@ -35,35 +34,6 @@ SPLIT = typer.Option(None, help="csv/npz: chronological train,valid,test fractio
                                 "(0, 1), summing to at most 1 (default 0.7,0.15,0.15).")
 DATA_DIR = typer.Option(None, "--data-dir", help="fashion-mnist: folder of the IDX files (default: Debian's "
                                                  "install path).")
-
-
-def _series_options(task, data, inputs, targets, time, seq_len, stride, split) -> dict:
-    if data is None:
-        raise ValueError(f"--task {task} needs --data FILE.{task}")
-    if not inputs or not targets:
-        raise ValueError(f"--task {task} needs --inputs and --targets (column names or indices)")
-    opts = {"data": os.path.abspath(data), "inputs": inputs, "targets": targets, "time": time}
-    for k, v in (("seq_len", seq_len), ("stride", stride), ("split", parse_split(split))):
-        if v is not None:
-            opts[k] = v
-    return opts
-
-
-def task_options(task: str, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes) -> dict:
-    """The CLI's task flags as load_task() keyword arguments (only those the task takes)."""
-    if task not in TASK_NAMES:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASK_NAMES)}")
-    check_series_numbers(seq_len, stride, episodes)
-    if task in SERIES_TASKS:
-        return _series_options(task, data, inputs, targets, time, seq_len, stride, split)
-    stray = [n for n, v in (("--data", data), ("--inputs", inputs), ("--targets", targets), ("--time", time),
-                            ("--split", split)) if v is not None]
-    if stray:
-        raise ValueError(f"{', '.join(stray)} only apply to --task csv/npz")
-    takes = {"fashion-mnist": {"data_dir"}, "cheetah": {"seq_len", "stride"}, "pendulum": {"episodes", "seq_len"}}
-    given = {"data_dir": None if data_dir is None else os.path.abspath(data_dir), "seq_len": seq_len, "stride": stride,
-             "episodes": episodes}
-    return {k: v for k, v in given.items() if v is not None and k in takes.get(task, ())}
 
 
 def parse_wiring_args(model: str, wiring: str | None, text: str | None) -> dict | None:

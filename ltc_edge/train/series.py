@@ -308,7 +308,8 @@ def load_series(data: str | os.PathLike, inputs, targets, time: str | None = Non
                           "seq_len": seq_len, "stride": stride, "split": fr.tolist(),
                           # the training rows' own time steps (row 0 has none: its dt is a stand-in)
                           "train_dt": dt_summary(dt[1:parts[0][1]] if dt is not None and parts[0][1] > 1 else 1.0)},
-                    streams={name: [_contiguous(x, y, dt, a, b)] for name, (a, b) in zip(("train", "valid", "test"), parts)})
+                    streams={name: [_contiguous(x, y, dt, a, b)]
+                             for name, (a, b) in zip(("train", "valid", "test"), parts)})
 
 
 def _contiguous(x, y, dt, a, b) -> Split:

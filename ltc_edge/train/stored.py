@@ -20,6 +20,8 @@ from pathlib import Path
 
 from ..errors import LtcEdgeError
 from ..fileio import LIMITS, open_regular
+from .options import check_series_numbers, parse_split
+from .tasks import TASKS
 
 SERIES_TASKS = ("csv", "npz")
 # the CLI's data flags, as load_task keyword -> flag name
@@ -29,6 +31,35 @@ DATA_FLAGS = {"data": "--data", "inputs": "--inputs", "targets": "--targets", "t
 
 class DataFileError(LtcEdgeError):
     """The training data file a model names is gone or no longer the file it was trained on."""
+
+
+def _series_options(task, data, inputs, targets, time, seq_len, stride, split) -> dict:
+    if data is None:
+        raise ValueError(f"--task {task} needs --data FILE.{task}")
+    if not inputs or not targets:
+        raise ValueError(f"--task {task} needs --inputs and --targets (column names or indices)")
+    opts = {"data": os.path.abspath(data), "inputs": inputs, "targets": targets, "time": time}
+    for k, v in (("seq_len", seq_len), ("stride", stride), ("split", parse_split(split))):
+        if v is not None:
+            opts[k] = v
+    return opts
+
+
+def task_options(task: str, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes) -> dict:
+    """The CLI's task flags as load_task() keyword arguments (only those the task takes)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    check_series_numbers(seq_len, stride, episodes)
+    if task in SERIES_TASKS:
+        return _series_options(task, data, inputs, targets, time, seq_len, stride, split)
+    stray = [n for n, v in (("--data", data), ("--inputs", inputs), ("--targets", targets), ("--time", time),
+                            ("--split", split)) if v is not None]
+    if stray:
+        raise ValueError(f"{', '.join(stray)} only apply to --task csv/npz")
+    takes = {"fashion-mnist": {"data_dir"}, "cheetah": {"seq_len", "stride"}, "pendulum": {"episodes", "seq_len"}}
+    given = {"data_dir": None if data_dir is None else os.path.abspath(data_dir), "seq_len": seq_len,
+             "stride": stride, "episodes": episodes}
+    return {k: v for k, v in given.items() if v is not None and k in takes.get(task, ())}
 
 
 def file_sha256(path) -> tuple[str, int]:
@@ -67,8 +98,9 @@ def check_data_file(stored: dict, model) -> None:
                             f"pass --data FILE to use another copy")
     digest, _ = file_sha256(path)
     if digest != rec.get("sha256"):
-        raise DataFileError(f"{path}: changed since training (sha256 {digest[:12]}… != {str(rec.get('sha256'))[:12]}… "
-                            f"recorded in {model}); pass --data {path} to use it anyway")
+        was = str(rec.get("sha256"))[:12]
+        raise DataFileError(f"{path}: changed since training (sha256 {digest[:12]}… != {was}… recorded in "
+                            f"{model}); pass --data {path} to use it anyway")
 
 
 def _stored(config: dict, model) -> dict:
@@ -80,8 +112,6 @@ def _stored(config: dict, model) -> dict:
 
 def given_flags(flags: dict | None) -> dict:
     """The data flags actually given, as load_task options (paths absolute, --split parsed)."""
-    from .options import parse_split
-
     out = {}
     for k, v in (flags or {}).items():
         if v is None:
@@ -103,8 +133,6 @@ def resolve_task(model, config: dict, task: str | None = None, flags: dict | Non
             raise LtcEdgeError(f"{model}: no task stored in the model; pass --task (and its data options)")
         task = stored["name"]
     if task != stored.get("name"):
-        from .commands import task_options
-
         return task, task_options(task, episodes=None, **{k: (flags or {}).get(k) for k in DATA_FLAGS})
     opts = {**(stored.get("options") or {}), **given}
     if task not in SERIES_TASKS:
