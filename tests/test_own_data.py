@@ -176,6 +176,25 @@ def test_bench_without_task_reports_the_stored_metric(trained):
     assert res["rows"][0]["metric"] == pytest.approx(saved["test"]["mse"], rel=1e-4)
 
 
+def test_prune_and_bounds_use_the_stored_data(trained):
+    out = trained["root"] / "elsewhere"
+    _cli("prune", trained["model"], "--sparsity", "0.5", "--no-time-c", "--out", out / "pruned")
+    rows = json.loads((out / "pruned" / "prune_report.json").read_text())["rows"]
+    saved = json.loads((trained["model"].parent / "osc.metrics.json").read_text())
+    assert rows[0]["mse"] == pytest.approx(saved["test"]["mse"], rel=1e-5) and np.isfinite(rows[1]["mse"])
+    _cli("analyze", "bounds", trained["model"], "--out", out / "bounds")
+    assert json.loads((out / "bounds" / "bounds.json").read_text())["inputs"] == "task csv (test split)"
+
+
+@pytest.mark.slow
+def test_bench_int8_calibrated_from_a_csv(trained):
+    out = trained["root"] / "elsewhere" / "bench-int8"
+    _cli("bench", trained["model"], "--backend", "onnxruntime", "--precision", "int8", "--batch", "1",
+         "--seconds", "0.01", "--calibration", trained["csv"], "--out", out)
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["skipped"] is None and np.isfinite(row["metric"]) and row["drift_metric_rel_change"] < 0.05
+
+
 def test_moved_data_file_is_one_line_error(trained):
     moved = trained["csv"].with_name("moved.csv")
     shutil.move(trained["csv"], moved)

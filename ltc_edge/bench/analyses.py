@@ -123,6 +123,7 @@ def bounds(target: str, *, steps: int, sequences: int, task, states: Path | None
     x, dt = _bounds_inputs(config, task, sequences, steps, seed)
     ext = np.load(states) if states else None
     result = B.check(config, tensors, x, dt, states=ext)
+    result["inputs"] = "random" if not task else f"task {task if isinstance(task, str) else task[0]} (test split)"
     _write_json(out / "bounds.json", result)
     console = _console()
     console.print(_bounds_table(target, result))
