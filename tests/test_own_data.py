@@ -195,6 +195,11 @@ def test_bench_int8_calibrated_from_a_csv(trained):
     assert row["skipped"] is None and np.isfinite(row["metric"]) and row["drift_metric_rel_change"] < 0.05
 
 
+def test_eval_streaming_options_are_checked(trained):
+    assert "unknown --backend 'cuda'" in _error("eval", trained["model"], "--streaming", "--backend", "cuda")
+    assert "--backend applies to --streaming" in _error("eval", trained["model"], "--backend", "c")
+
+
 def test_moved_data_file_is_one_line_error(trained):
     moved = trained["csv"].with_name("moved.csv")
     shutil.move(trained["csv"], moved)

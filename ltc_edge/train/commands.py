@@ -153,10 +153,11 @@ def eval_cmd(
     if split_name not in ("train", "valid", "test"):
         raise ValueError(f"--on must be train, valid or test, got {split_name!r}")
     check_series_numbers(seq_len, stride, episodes)
-    if streaming:
-        from .streaming import check_backend
+    from .streaming import check_backend
 
-        check_backend(backend)
+    check_backend(backend)
+    if backend != "numpy" and not streaming:
+        raise ValueError("--backend applies to --streaming (the windowed metric runs the torch model)")
     from ..nn.modelfile import load, read
     from .loop import evaluate
     from .stored import load_model_task
