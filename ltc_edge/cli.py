@@ -104,11 +104,12 @@ def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exp
     run_demo(out, seed=seed, epochs=epochs, pendulum_epochs=pendulum_epochs, quick=quick)
 
 
-def _task_reference(name: str):
-    """A task name -> the export drift check's reference data (export never imports train)."""
-    from .train.reference import task_reference
+def _model_reference(model, spec, precision):
+    """`ltc export --calibration SPEC` (a task name, a CSV, an NPZ, or None: the model's stored
+    task) -> the export drift check's reference data and a note (export never imports train)."""
+    from .train.reference import model_reference
 
-    return task_reference(name)
+    return model_reference(model, spec, precision)
 
 
 # Each package owns its commands (ltc_edge/<pkg>/commands.py defines register(command));
@@ -121,7 +122,7 @@ for _pkg in ("train", "export", "runtime", "bench"):
             raise
         continue
     if _pkg == "export":  # export never imports train: the CLI hands it the task loader
-        _mod.register(command, load_task=_task_reference)
+        _mod.register(command, load_reference=_model_reference)
     else:
         _mod.register(command)
 

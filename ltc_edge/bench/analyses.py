@@ -85,14 +85,16 @@ def trajectory(target: str, *, width: int, depth: int, sigma_ws: list[float], st
 # bounds ----------------------------------------------------------------------------------
 
 
-def _bounds_inputs(config: dict, task: str | None, sequences: int, steps: int, seed: int):
-    """The task's test inputs, or random ones (large inputs, dt over two decades)."""
+def _bounds_inputs(config: dict, task, sequences: int, steps: int, seed: int):
+    """The task's test inputs (task: a name or (name, load_task options)), or random ones (large
+    inputs, dt over two decades)."""
     import numpy as np
 
     if task:
         from ..train.tasks import load_task
 
-        split = load_task(task).test
+        name, opts = (task, {}) if isinstance(task, str) else task
+        split = load_task(name, **opts).test
         return split.x, (1.0 if split.dt is None else split.dt)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(sequences, steps, config["input_size"])).astype(np.float32) * 3
@@ -109,7 +111,7 @@ def _bounds_table(target: str, result: dict):
     return table
 
 
-def bounds(target: str, *, steps: int, sequences: int, task: str | None, states: Path | None, seed: int,
+def bounds(target: str, *, steps: int, sequences: int, task, states: Path | None, seed: int,
            out: Path, **_) -> None:
     """The paper's Theorems 1-2 per neuron; exit status 2 when a bound is violated."""
     import numpy as np
@@ -121,6 +123,7 @@ def bounds(target: str, *, steps: int, sequences: int, task: str | None, states:
     x, dt = _bounds_inputs(config, task, sequences, steps, seed)
     ext = np.load(states) if states else None
     result = B.check(config, tensors, x, dt, states=ext)
+    result["inputs"] = "random" if not task else f"task {task if isinstance(task, str) else task[0]} (test split)"
     _write_json(out / "bounds.json", result)
     console = _console()
     console.print(_bounds_table(target, result))
@@ -192,20 +195,18 @@ def _deploy(targets: list[str], backends: list[str]):
     return out
 
 
-def _robustness_task(models, task: str | None, sequences: int, seed: int):
-    """The models' stored task (they must agree) or --task; test rows capped at `sequences`."""
+def _robustness_task(models, task: str | None, flags: dict, sequences: int, seed: int):
+    """The models' stored task (they must agree; its data file checked) unless --task / --data
+    ...; test rows capped at `sequences`."""
     import numpy as np
 
-    from ..train.tasks import load_task
+    from ..train.stored import load_model_task
 
     stored = [(m.ctrl.meta.config or {}).get("task") or {} for m in models]
-    if task is None:
-        specs = {(s.get("name"), repr(sorted((s.get("options") or {}).items()))) for s in stored}
-        if len(specs) != 1 or None in {n for n, _ in specs}:
-            raise LtcEdgeError("the models do not share one stored task; pass --task")
-        td = load_task(stored[0]["name"], **(stored[0].get("options") or {}))
-    else:
-        td = load_task(task)
+    names = {(s.get("name"), repr(sorted((s.get("options") or {}).items()))) for s in stored}
+    if task is None and not any(v is not None for v in flags.values()) and len(names) != 1:
+        raise LtcEdgeError("the models do not share one stored task; pass --task or --data")
+    _, _, td = load_model_task(models[0].path, task, flags, config=models[0].ctrl.meta.config or {})
     test = td.test
     if len(test) > sequences:
         from dataclasses import replace
@@ -217,13 +218,13 @@ def _robustness_task(models, task: str | None, sequences: int, seed: int):
 
 
 def robustness(target: str, *, backend: str, seeds: int, sequences: int, task: str | None, seed: int,
-               out: Path, **_) -> None:
+               out: Path, data_flags: dict, **_) -> None:
     """Task metric under noise, dropped samples, rate changes, jitter and sensor faults."""
     from . import robustness as R
 
     models = _deploy([t for t in target.split(",") if t], [b for b in backend.split(",") if b])
     out.mkdir(parents=True, exist_ok=True)
-    td, test, std = _robustness_task(models, task, sequences, seed)
+    td, test, std = _robustness_task(models, task, data_flags, sequences, seed)
     console = _console()
     result = R.sweep(models, test, R.Context(input_std=std), td.kind, seeds=seeds,
                      progress=lambda what: console.print(f"  {what}", style="dim"))

@@ -17,6 +17,34 @@ def register(command):
         command()(fn)
 
 
+# the data options bench, prune and analyze share with ltc eval (default: the model's stored task)
+DATA = typer.Option(None, help="csv/npz: another data file (default: the one the model was trained on, "
+                               "checked by sha256).")
+INPUTS = typer.Option(None, help="csv/npz: input columns (default: the model's).")
+TARGETS = typer.Option(None, help="csv/npz: target columns (default: the model's).")
+TIME = typer.Option(None, "--time", help="csv/npz: timestamp column (default: the model's).")
+
+
+def _data_flags(data, inputs, targets, time) -> dict:
+    return {"data": data, "inputs": inputs, "targets": targets, "time": time}
+
+
+def model_task(model, task, flags: dict, need: str | None = None):
+    """(name, load_task options) of the data a command runs `model` on: --task / --data ... when
+    given, else the task stored in the model (its data file sha256-checked); None when the model
+    stores none and nothing was given (an error naming the option `need` when given)."""
+    from ..nn.modelfile import read
+    from ..train.stored import resolve_task, stored_task_name
+
+    config = read(model)[0]
+    given = task is not None or any(v is not None for v in flags.values())
+    if not given and stored_task_name(config) is None:
+        if need:
+            raise ValueError(f"{need} needs --task ({model} stores no task)")
+        return None
+    return resolve_task(model, config, task, flags)
+
+
 # ltc bench -------------------------------------------------------------------------------
 
 
@@ -29,8 +57,8 @@ def bench(
     target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch / onnxruntime on a GPU), arm64, "
                                            "cortex-m4 (C under qemu: instruction counts, flash, RAM)."),
     batch: str = typer.Option("1,8,64", help="Comma list of batch sizes for latency and throughput."),
-    task: Optional[str] = typer.Option(None, help="Task whose test split gives the accuracy metric "
-                                                  "(cheetah, digits, pendulum, ...); also int8 calibration."),
+    task: Optional[str] = typer.Option(None, help="Task whose test split gives the metric column and the int8 "
+                                                  "calibration (default: the first model's stored task)."),
     seconds: float = typer.Option(0.5, help="Minimum timing seconds per batch size (after warm-up)."),
     out: Path = typer.Option(Path("bench-out"), help="Folder for results.json, report.md, plots, exports."),
     kinds: Optional[str] = typer.Option(None, help="Also train these cell kinds on --task and bench them side by "
@@ -41,6 +69,10 @@ def bench(
                                                     "kind sized to the reference's parameter count), or both."),
     wiring: Optional[str] = typer.Option(None, help="--kinds: wiring for ltc/cfc (ltc default: full)."),
     epochs: int = typer.Option(5, help="--kinds: training epochs per model (a short schedule)."),
+    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
+    time: Optional[str] = TIME,
+    calibration: Optional[str] = typer.Option(None, help="int8 calibration: a task name, a CSV (the model's columns) "
+                                                         "or an .npz x [N, T, in] (default: the task's data)."),
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -65,7 +97,10 @@ def bench(
         models += _train_kinds(console, kinds, task, units, match, wiring, epochs, out)
     if not models:
         raise ValueError("no models: give model files, or --kinds with --task to train them")
-    results = run_with_progress(console, models, **lists, batches=batches, task=task, out=out, min_seconds=seconds)
+    flags = _data_flags(data, inputs, targets, time)
+    spec = (task, {}) if kinds else model_task(models[0], task, flags)
+    results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
+                                task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds)
     _print_bench(console, results, out)
 
 
@@ -133,11 +168,16 @@ def analyze(
     backend: str = typer.Option("numpy", help="robustness: runtime backend(s) for .safetensors models, "
                                               "comma-separated (numpy, onnx, tflite, c); export folders use their own."),
     seeds: int = typer.Option(3, help="robustness: seeds per perturbation level (mean and spread reported)."),
-    task: Optional[str] = typer.Option(None, help="bounds: use this task's test inputs instead of random ones."),
+    task: Optional[str] = typer.Option(None, help="bounds, robustness: this task's test inputs (default: the model's "
+                                                  "stored task and data file; bounds: random inputs when it has none)."),
     states: Optional[Path] = typer.Option(None, help="bounds: also check states recorded elsewhere "
                                                      "(.npy [..., neurons], e.g. from a quantized export)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = typer.Option(Path("analysis-out"), help="Folder for the JSON and PNG."),
+    random_inputs: bool = typer.Option(False, "--random", help="bounds: random inputs (large, dt over two "
+                                                               "decades) even when the model stores a task."),
+    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
+    time: Optional[str] = TIME,
 ):
     """Check LTC claims on your models: trajectory-length expressivity, and the paper's bounds on
     time constants and states (violations reported per neuron)."""
@@ -149,8 +189,11 @@ def analyze(
     sequences = (256 if what == "robustness" else 32) if sequences is None else sequences
     _check_analyze_args(what, target, width, depth, steps, sequences, task, seed, out, states)
     A.integer(seeds, "--seeds")
+    if what == "bounds" and not random_inputs:
+        task = model_task(target, task, _data_flags(data, inputs, targets, time))
     ANALYSES[what](target, width=width, depth=depth, sigma_ws=A.number_list(sigma_w, "--sigma-w"), steps=steps,
-                   sequences=sequences, task=task, states=states, seed=seed, out=out, backend=backend, seeds=seeds)
+                   sequences=sequences, task=task, states=states, seed=seed, out=out, backend=backend, seeds=seeds,
+                   data_flags=_data_flags(data, inputs, targets, time))
 
 
 def _check_analyze_args(what, target, width, depth, steps, sequences, task, seed, out, states) -> None:
@@ -173,18 +216,23 @@ def prune(
     model: Path = typer.Argument(..., help="A trained LTC model file (.safetensors)."),
     sparsity: str = typer.Option("0.5", help="Fraction of existing synapses to remove; a comma list "
                                              "(e.g. 0.25,0.5,0.75) writes one model per value."),
-    task: Optional[str] = typer.Option(None, help="Task to fine-tune on and to measure the metric with."),
-    fine_tune_epochs: int = typer.Option(0, help="Epochs of fine-tuning with the pruned mask fixed (needs --task)."),
+    task: Optional[str] = typer.Option(None, help="Task to fine-tune on and to measure the metric with "
+                                                  "(default: the model's stored task and data file)."),
+    fine_tune_epochs: int = typer.Option(0, help="Epochs of fine-tuning with the pruned mask fixed (needs a task)."),
     lr: Optional[float] = typer.Option(None, help="Fine-tuning learning rate (task default otherwise)."),
     time_c: bool = typer.Option(True, help="Time the generated C step of each pruned net (needs a C compiler)."),
     out: Path = typer.Option(Path("pruned"), help="A .safetensors file (one sparsity) or a folder."),
+    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
+    time: Optional[str] = TIME,
 ):
     """Magnitude-prune an LTC's synapses, fine-tune with the mask fixed, and report metric and C step
     time vs sparsity. Exports of the pruned net carry the sparsity (the C loops over kept synapses)."""
     levels = _check_prune_args(model, sparsity, task, fine_tune_epochs, lr, out)
+    need = "--fine-tune-epochs" if fine_tune_epochs else None
+    spec = model_task(model, task, _data_flags(data, inputs, targets, time), need=need)
     from . import prune_run
 
-    prune_run.run_prune(model, levels, task=task, fine_tune_epochs=fine_tune_epochs, lr=lr, time_c=time_c, out=out)
+    prune_run.run_prune(model, levels, task=spec, fine_tune_epochs=fine_tune_epochs, lr=lr, time_c=time_c, out=out)
 
 
 def _check_prune_args(model: Path, sparsity: str, task, fine_tune_epochs: int, lr, out: Path) -> list[float]:
@@ -195,8 +243,6 @@ def _check_prune_args(model: Path, sparsity: str, task, fine_tune_epochs: int, l
     if lr is not None:
         A.positive(lr, "--lr")
     A.task_name(task)
-    if fine_tune_epochs and not task:
-        raise ValueError("--fine-tune-epochs needs --task")
     if out.suffix == ".safetensors" and len(levels) != 1:
         raise ValueError("--out is one .safetensors file: give one --sparsity value, or a folder for several")
     for path in prune_run.outputs(model, levels, out):

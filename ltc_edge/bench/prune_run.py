@@ -58,7 +58,8 @@ def _row(level: float, path: Path, model, task_data, time_c: bool) -> dict:
 
 def run_prune(model: Path, levels, *, task=None, fine_tune_epochs: int = 0, lr=None, time_c: bool = True,
               out: Path = Path("pruned")) -> dict:
-    """Arguments are checked by the command (commands.py); writes the models and the report."""
+    """Arguments are checked by the command (commands.py); writes the models and the report.
+    `task`: a name, or (name, load_task options) as commands.model_task gives them."""
     from ..nn import load
 
     base = load(model)
@@ -66,7 +67,8 @@ def run_prune(model: Path, levels, *, task=None, fine_tune_epochs: int = 0, lr=N
     if task:
         from ..train.tasks import load_task
 
-        task_data = load_task(task)
+        name, opts = (task, {}) if isinstance(task, str) else task
+        task_data, task = load_task(name, **opts), name
     rows = [_row(0.0, Path(model), base, task_data, time_c)]
     for s in levels:
         path = model_path(model, s, out)

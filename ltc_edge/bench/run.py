@@ -85,18 +85,24 @@ def plan(models: list[Path], backends, precisions, targets) -> list[dict]:
     return jobs
 
 
-def _reference(calibration: str | None, cache: dict):
-    """A task name's data as the exporters' reference (loaded once); an .npz path as is."""
-    if calibration is None or str(calibration).endswith(".npz"):
-        return calibration
-    if ("reference", calibration) not in cache:
-        from ..train.reference import task_reference
+def _reference(job: dict, task, calibration: str | None, cache: dict):
+    """int8 calibration data for a job (loaded once): --calibration for that model (a task name,
+    CSV or NPZ, through train.reference.model_reference), else the benchmark task's data, else
+    None (the export then says int8 needs calibration)."""
+    if not job["precision"].startswith("int8"):
+        return None
+    key = ("reference", job["model"] if calibration else None)
+    if key not in cache:
+        from ..train.reference import model_reference, task_reference
 
-        cache[("reference", calibration)] = task_reference(calibration)
-    return cache[("reference", calibration)]
+        if calibration:
+            cache[key] = model_reference(job["model"], calibration, job["precision"])[0]
+        else:
+            cache[key] = None if task is None else task_reference(task[0], **task[1])
+    return cache[key]
 
 
-def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Path:
+def _artifact(job: dict, out: Path, calibration, cache: dict) -> Path:
     """The file the backend runs: the .safetensors itself, or an export of it (cached)."""
     fmt = EXPORT_FORMAT.get(job["backend"])
     model = Path(job["model"])
@@ -108,7 +114,7 @@ def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Pat
         from ..nn import load
 
         dest = out / "artifacts" / model.stem / f"{fmt}-{job['precision']}"
-        kwargs = {"precision": job["precision"], "force": True, "calibration": _reference(calibration, cache)}
+        kwargs = {"precision": job["precision"], "force": True, "calibration": calibration}
         manifest = get_exporter(fmt)(load(model), dest, **kwargs)
         # force=True so an over-budget quantization is still measured; the row says so
         drift = manifest.get("drift") or {}
@@ -119,9 +125,12 @@ def _artifact(job: dict, out: Path, calibration: str | None, cache: dict) -> Pat
 
 
 def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
-              batches=(1, 8, 64), task: str | None = None, out: Path = Path("bench-out"),
-              min_seconds: float = 0.5, progress=None, console=None) -> dict:
-    """Measure every combination; write results.json, report.md and plots into `out`."""
+              batches=(1, 8, 64), task: str | None = None, task_options: dict | None = None,
+              calibration: str | None = None, out: Path = Path("bench-out"), min_seconds: float = 0.5,
+              progress=None, console=None) -> dict:
+    """Measure every combination; write results.json, report.md and plots into `out`. `task` (with
+    `task_options`, as load_task takes them) gives the metric column and the int8 calibration;
+    `calibration` (a task name, CSV or NPZ per model) overrides the latter."""
     out = Path(out)
     models = [Path(m) for m in models]
     from ..nn.modelfile import read
@@ -136,8 +145,9 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     if not jobs:
         raise ValueError("nothing to measure: no backend runs the chosen precisions on the chosen targets")
     metric_name, better = None, "lower"
-    if task:
-        metric_name, better = _task_metric(task)
+    spec = None if not task else (task, dict(task_options or {}))
+    if spec:
+        metric_name, better = _task_metric(*spec)
     rows, cache = [], {}
     for job in jobs:
         f = facts[job["model"]]
@@ -152,10 +162,10 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
             elif job["target"] in ("arm64", "cortex-m4"):
                 row.update(_arm_row(job, out))
             else:
-                artifact, drift = _artifact(job, out, task if job["precision"].startswith("int8") else None, cache)
+                artifact, drift = _artifact(job, out, _reference(job, spec, calibration, cache), cache)
                 row.update(drift)
                 row.update(_run_worker({**job, "artifact": str(artifact), "batches": list(batches), "task": task,
-                                        "min_seconds": min_seconds}))
+                                        "task_options": dict(task_options or {}), "min_seconds": min_seconds}))
         except Exception as e:  # one failing combination is a row that says why, not a lost run
             row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         rows.append(row)
@@ -202,10 +212,10 @@ def run_with_progress(console, models, *, backends, precisions, targets, **optio
         return run_bench(models, backends=backends, precisions=precisions, targets=targets, progress=tick, **options)
 
 
-def _task_metric(task: str) -> tuple[str, str]:
+def _task_metric(task: str, options: dict) -> tuple[str, str]:
     from ..train.tasks import load_task
 
-    t = load_task(task)
+    t = load_task(task, **options)
     return t.metric, ("higher" if t.metric in ("accuracy", "return") else "lower")
 
 
@@ -213,7 +223,10 @@ def _run_worker(job: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec, result = Path(tmp) / "job.json", Path(tmp) / "row.json"
         spec.write_text(json.dumps(job))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the worker imports the same ltc_edge as this process, whatever the working folder
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
         proc = subprocess.run([sys.executable, "-m", "ltc_edge.bench.worker", str(spec), str(result)],
                               capture_output=True, text=True, env=env, timeout=1800)
         if proc.returncode != 0 or not result.exists():

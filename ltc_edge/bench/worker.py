@@ -67,7 +67,7 @@ def _metric(job: dict, artifact: Path) -> float | None:
         return None
     from ..train.tasks import load_task
 
-    task = load_task(job["task"])
+    task = load_task(job["task"], **(job.get("task_options") or {}))
     split = task.test
     x, y = split.x.astype(np.float32), split.y
     dt = split.dt if split.dt is not None else None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..artifact import FileEntry, Manifest, model_fields
 from ..codegen import c as cgen
+from ..nn.schema import default_dt
 from .manifest import TempDir, as_model, check_out_dir, finish, io_specs, versions
 
 PRECISIONS = ("fp32",)
@@ -62,7 +63,7 @@ def _manifest(model, raw, folder: Path, prefix, precision, fixed_dt, info) -> Ma
     return Manifest(
         format="c", precision=precision, prefix=prefix, **fields,
         files={"header": FileEntry.of(folder / f"{prefix}.h"), "source": FileEntry.of(folder / f"{prefix}.c")},
-        fixed_dt=fixed_dt, default_dt=fixed_dt or 1.0, inputs=io_specs(shapes),
+        fixed_dt=fixed_dt, default_dt=default_dt(model.config, fixed_dt), inputs=io_specs(shapes),
         outputs=io_specs({"y": ["batch", fields["output_size"]], "new_state": ["batch", fields["state_size"]]}),
         versions=versions(),
         details={**info, "cflags": cgen.CFLAGS, "model": {k: v for k, v in model.counts().items() if v is not None},

@@ -9,9 +9,10 @@ from typing import Optional
 import typer
 
 
-def register(command, load_task=None):
-    """`load_task(name) -> RefData` turns a --calibration task name into arrays; the CLI passes
-    it (export never imports train)."""
+def register(command, load_reference=None):
+    """`load_reference(model, spec, precision) -> (RefData | .npz path | None, note | None)` turns
+    --calibration (a task name, a CSV, an NPZ, or nothing: the model's stored task) into the
+    exporters' reference data; the CLI passes it (export never imports train)."""
 
     @command("export")
     def export_cmd(
@@ -22,8 +23,9 @@ def register(command, load_task=None):
         precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full; int8 is "
                                                     "dynamic-range there; c: fp32 only)."),
         calibration: Optional[str] = typer.Option(
-            None, help="Calibration / drift-check data: a task name (cheetah, digits, ...) or an .npz "
-                       "with x [N, T, in] (optional dt, y). Required for int8."),
+            None, help="Calibration / drift-check data. Default: the task and data file the model was "
+                       "trained on (sha256-checked). Or a task name (cheetah, digits, ...), a CSV (the "
+                       "model's own columns on it), or an .npz with x [N, T, in] (optional dt, y)."),
         calibration_method: Optional[str] = typer.Option(
             None, "--calibration-method", help="int8 ONNX: minmax (default), percentile or entropy."),
         fixed_dt: Optional[float] = typer.Option(
@@ -45,17 +47,12 @@ def register(command, load_task=None):
         from ..nn.modelfile import load
 
         extra = {} if calibration_method is None else {"calibration_method": calibration_method}
-        m = load(model)
-        manifest = exporter(m, out, precision=precision, calibration=_calibration(calibration, load_task),
-                            fixed_dt=fixed_dt, force=force, **extra)
+        ref, note = (calibration, None) if load_reference is None else load_reference(model, calibration, precision)
+        if note:
+            typer.echo(f"note: {note}", err=True)
+        manifest = exporter(load(model), out, precision=precision, calibration=ref, fixed_dt=fixed_dt, force=force,
+                            **extra)
         _summary(manifest, out)
-
-
-def _calibration(spec, load_task):
-    """An .npz path as is; a task name through the CLI's task loader."""
-    if spec is None or Path(spec).suffix == ".npz" or Path(spec).exists() or load_task is None:
-        return spec
-    return load_task(spec)
 
 
 def _summary(manifest: dict, out: Path):

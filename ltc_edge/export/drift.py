@@ -68,7 +68,26 @@ def from_task(task, name: str) -> RefData:
 
 
 def load_reference(spec, config: dict, *, fixed_dt: float | None = None, seed: int = 0) -> RefData:
-    """RefData from an .npz path, a RefData (e.g. from_task) or None (synthetic)."""
+    """RefData from an .npz path, a RefData (e.g. from_task) or None (synthetic). Sequences
+    without dt are given the model's default dt (its training data's median dt), so that the
+    torch model and the export step the same dynamics the runtime does."""
+    return with_default_dt(_reference(spec, config, fixed_dt=fixed_dt, seed=seed), config, fixed_dt)
+
+
+def with_default_dt(data: RefData, config: dict, fixed_dt=None) -> RefData:
+    from dataclasses import replace
+
+    from ..nn import functional as F
+    from ..nn.schema import default_dt
+
+    if fixed_dt is not None or not F.cell_spec(config["cell"]["kind"]).uses_dt or data.dt is not None:
+        return data
+    d = np.float32(default_dt(config))
+    return replace(data, calib_dt=None if data.calib_x is None else np.full(data.calib_x.shape[:2], d, np.float32),
+                   dt=np.full(data.x.shape[:2], d, np.float32))
+
+
+def _reference(spec, config: dict, *, fixed_dt: float | None = None, seed: int = 0) -> RefData:
     n_in = config["input_size"]
     if spec is None:
         return synthetic(config, fixed_dt=fixed_dt, seed=seed)
@@ -132,12 +151,15 @@ def torch_runner(model, fixed_dt=None):
     """(x, state, dt) -> (y, state) numpy, through the torch model's own step."""
     import torch
 
+    from ..nn.schema import default_dt
+
+    dt_none = default_dt(model.config)
     with torch.no_grad():
         P = model.prepared()
 
     def run(x, state, dt):
         with torch.no_grad():
-            d = fixed_dt if fixed_dt is not None else (1.0 if dt is None else torch.from_numpy(dt))
+            d = fixed_dt if fixed_dt is not None else (dt_none if dt is None else torch.from_numpy(dt))
             y, h = model.step(torch.from_numpy(x), torch.from_numpy(state), d, prepared=P)
         return y.numpy(), h.numpy()
 

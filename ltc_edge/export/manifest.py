@@ -17,6 +17,7 @@ from .. import artifact
 from ..artifact import Manifest
 from ..errors import LtcEdgeError, UnsafeFileError
 from ..fileio import clean_leftovers, replace_dir
+from ..nn.schema import default_dt
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -88,7 +89,7 @@ def base_manifest(fmt, precision, model, graph, files: dict, **details) -> Manif
     return Manifest(
         format=fmt, precision=precision, **artifact.model_fields(model.config, raw),
         files={role: artifact.FileEntry.of(p) for role, p in files.items()},
-        fixed_dt=graph.fixed_dt, default_dt=graph.fixed_dt or 1.0, graph_kind=graph.kind,
+        fixed_dt=graph.fixed_dt, default_dt=default_dt(model.config, graph.fixed_dt), graph_kind=graph.kind,
         inputs=io_specs(graph.input_shapes()), outputs=io_specs(graph.output_shapes()),
         drift=drift, quantization=quantization, versions=details.pop("versions", versions()),
         details={"model": counts, "graph": {"form": graph.form, "ode_unfolds": model.config["cell"].get("ode_unfolds")},

@@ -11,6 +11,7 @@ import numpy as np
 
 from ltc_edge import artifact
 from ltc_edge.nn import functional as F
+from ltc_edge.nn.schema import default_dt
 
 from .errors import ModelLoadError
 
@@ -38,7 +39,7 @@ def meta_from_config(config: dict, raw: dict | None, source: str = "", fixed_dt=
     meta = ModelMeta(input_size=int(config["input_size"]), output_size=int(config["output_size"]),
                      state_size=int(F.state_size(config)), kind=kind,
                      uses_dt=F.model_uses_dt(config), fixed_dt=fixed_dt,
-                     default_dt=1.0 if fixed_dt is None else float(fixed_dt),
+                     default_dt=default_dt(config, fixed_dt),  # the training data's median dt
                      precision=precision, config=config, source=source)
     if kind == "ltc" and raw is not None:
         meta.bounds, meta.bounds_note = F.ltc_state_bounds(config, raw)

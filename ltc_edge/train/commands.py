@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -12,14 +13,14 @@ import typer
 
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
-from .options import check_series_numbers, check_train_numbers, parse_split
+from .options import check_series_numbers, check_train_numbers
 from .outputs import check_outputs
+from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
 from .tasks import TASKS
 
 TASK_NAMES = tuple(TASKS)
 MODEL_NAMES = tuple(CELLS)
 WIRING_NAMES = tuple(WIRINGS)
-SERIES_TASKS = ("csv", "npz")
 
 # options train and eval share
 DATA = typer.Option(None, help="csv/npz: the data file.")
@@ -33,35 +34,6 @@ SPLIT = typer.Option(None, help="csv/npz: chronological train,valid,test fractio
                                 "(0, 1), summing to at most 1 (default 0.7,0.15,0.15).")
 DATA_DIR = typer.Option(None, "--data-dir", help="fashion-mnist: folder of the IDX files (default: Debian's "
                                                  "install path).")
-
-
-def _series_options(task, data, inputs, targets, time, seq_len, stride, split) -> dict:
-    if data is None:
-        raise ValueError(f"--task {task} needs --data FILE.{task}")
-    if not inputs or not targets:
-        raise ValueError(f"--task {task} needs --inputs and --targets (column names or indices)")
-    opts = {"data": str(data), "inputs": inputs, "targets": targets, "time": time}
-    for k, v in (("seq_len", seq_len), ("stride", stride), ("split", parse_split(split))):
-        if v is not None:
-            opts[k] = v
-    return opts
-
-
-def task_options(task: str, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes) -> dict:
-    """The CLI's task flags as load_task() keyword arguments (only those the task takes)."""
-    if task not in TASK_NAMES:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASK_NAMES)}")
-    check_series_numbers(seq_len, stride, episodes)
-    if task in SERIES_TASKS:
-        return _series_options(task, data, inputs, targets, time, seq_len, stride, split)
-    stray = [n for n, v in (("--data", data), ("--inputs", inputs), ("--targets", targets), ("--time", time),
-                            ("--split", split)) if v is not None]
-    if stray:
-        raise ValueError(f"{', '.join(stray)} only apply to --task csv/npz")
-    takes = {"fashion-mnist": {"data_dir"}, "cheetah": {"seq_len", "stride"}, "pendulum": {"episodes", "seq_len"}}
-    given = {"data_dir": None if data_dir is None else str(data_dir), "seq_len": seq_len, "stride": stride,
-             "episodes": episodes}
-    return {k: v for k, v in given.items() if v is not None and k in takes.get(task, ())}
 
 
 def parse_wiring_args(model: str, wiring: str | None, text: str | None) -> dict | None:
@@ -101,7 +73,7 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
 
     net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=numbers["seed"],
                            dt_input=dt_input)
-    net.config["task"] = {"name": task, "options": topts, "type": td.kind, "metric": td.metric}
+    net.config["task"] = task_record(task, topts, td)  # data file (absolute, sha256), dt distribution
     opts = _train_options(td, model, **numbers)
     spec = {"task": task, "task_options": topts, "model": model, "wiring": wiring, "wiring_args": wargs,
             "units": units, "dt_input": dt_input, "command": " ".join(["ltc"] + sys.argv[1:])}
@@ -157,20 +129,6 @@ def train_cmd(
     _run_training(task, topts, model, out, wiring, wargs, units, numbers, resume, progress, dt_input)
 
 
-def _eval_task_options(model, config, task, flags, episodes) -> tuple[str, dict]:
-    """The task and its options: the ones stored in the model unless flags override them."""
-    stored = config.get("task") or {}
-    if not isinstance(stored, dict) or not isinstance(stored.get("options") or {}, dict):
-        raise ValueError(f"{model}: its stored task is malformed; pass --task and the task's options")
-    if task is None:
-        if not stored.get("name"):
-            raise ValueError(f"{model}: no task stored in the model; pass --task")
-        task = stored["name"]
-    if task == stored.get("name") and all(v is None for v in flags.values()):
-        return task, dict(stored.get("options") or {})
-    return task, task_options(task, episodes=None, **flags)
-
-
 def _check_metrics(res: dict, model, split_name) -> None:
     bad = {k: v for k, v in res.items() if isinstance(v, float) and not math.isfinite(v)}
     if bad:
@@ -187,26 +145,37 @@ def eval_cmd(
     time: Optional[str] = TIME, seq_len: Optional[int] = SEQ_LEN, stride: Optional[int] = STRIDE,
     split: Optional[str] = SPLIT, data_dir: Optional[Path] = DATA_DIR,
     episodes: Optional[int] = typer.Option(None, help="pendulum: closed-loop episodes (default 10)."),
+    streaming: bool = typer.Option(False, "--streaming", help="Also stream the split's whole series through the "
+                                                              "runtime's step(), state carried, true dt per step."),
+    backend: str = typer.Option("numpy", "--backend", help="--streaming: numpy, onnx, tflite or c."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
-    """Print a trained model's metrics on a task's test split (pendulum: also the
+    """Print a trained model's metrics on a task's test split (default: the task and data file it was
+    trained on, checked by sha256; --data etc. for other data). The windowed metric resets the state
+    every window; --streaming adds the whole series stepped as a controller would (pendulum: also the
     closed-loop episode return)."""
     if split_name not in ("train", "valid", "test"):
         raise ValueError(f"--on must be train, valid or test, got {split_name!r}")
     check_series_numbers(seq_len, stride, episodes)
+    from .streaming import check_backend
+
+    check_backend(backend)
+    if backend != "numpy" and not streaming:
+        raise ValueError("--backend applies to --streaming (the windowed metric runs the torch model)")
     from ..nn.modelfile import load, read
     from .loop import evaluate
-    from .tasks import load_task
+    from .stored import load_model_task
 
     flags = {"data": data, "inputs": inputs, "targets": targets, "time": time, "seq_len": seq_len,
              "stride": stride, "split": split, "data_dir": data_dir}
-    task, topts = _eval_task_options(model, read(model)[0], task, flags, episodes)
-    td = load_task(task, **topts)
+    task, _, td = load_model_task(model, task, flags, config=read(model)[0])
     net = load(model)
     if net.input_size != td.input_size or net.output_size != td.output_size:
         raise ValueError(f"{model} has {net.input_size} inputs / {net.output_size} outputs; task {task} "
                          f"needs {td.input_size} / {td.output_size}")
     res = {"task": task, "split": split_name, **evaluate(net, td, split_name)}
+    if streaming:
+        res.update(_streaming(model, net, td, split_name, backend))
     if task == "pendulum":
         from .pendulum import evaluate_model_closed_loop
 
@@ -214,6 +183,14 @@ def eval_cmd(
     _check_metrics(res, model, split_name)
     typer.echo(json.dumps(res) if json_out else "\n".join(
         f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}" for k, v in res.items()))
+
+
+def _streaming(model, net, td, split_name: str, backend: str) -> dict:
+    """The streamed figures, keyed beside the windowed ones (streaming_mse, streaming_steps, ...)."""
+    from .streaming import streaming_eval
+
+    got = streaming_eval(model, net, td, split_name, backend)
+    return {"streaming_backend": backend, **{f"streaming_{k}": v for k, v in got.items()}}
 
 
 def register(command):

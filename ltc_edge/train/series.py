@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import LIMITS, MiB, open_regular, read_bytes
-from .taskdata import Split, TaskData
+from .taskdata import Split, TaskData, dt_summary
 
 MAX_CSV_BYTES = 256 * MiB      # text and float64 columns are held at once: ~3x this in memory
 MAX_ARRAY_BYTES = 1024 * MiB   # all arrays of one npz together, uncompressed
@@ -305,4 +305,15 @@ def load_series(data: str | os.PathLike, inputs, targets, time: str | None = Non
                     defaults={"epochs": 50, "batch_size": 16, "grad_clip": 1.0,
                               "lr": {"ltc": 0.01, "default": 0.003}},
                     info={"data": str(path), "inputs": in_labels, "targets": out_labels, "time": time,
-                          "seq_len": seq_len, "stride": stride, "split": fr.tolist()})
+                          "seq_len": seq_len, "stride": stride, "split": fr.tolist(),
+                          # the training rows' own time steps (row 0 has none: its dt is a stand-in)
+                          "train_dt": dt_summary(dt[1:parts[0][1]] if dt is not None and parts[0][1] > 1 else 1.0)},
+                    streams={name: [_contiguous(x, y, dt, a, b)]
+                             for name, (a, b) in zip(("train", "valid", "test"), parts)})
+
+
+def _contiguous(x, y, dt, a, b) -> Split:
+    """Rows a..b as one sequence (streaming: the state carried over the whole split, each row
+    with its true dt)."""
+    return Split(x[None, a:b].astype(np.float32), y[None, a:b].astype(np.float32),
+                 None if dt is None else dt[None, a:b].astype(np.float32))

@@ -31,10 +31,30 @@ class TaskData:
     normalization: dict | None = None  # goes into the model config (raw in, raw out)
     defaults: dict = field(default_factory=dict)  # epochs, batch_size, grad_clip, lr{model}
     info: dict = field(default_factory=dict)       # provenance, options, column names
+    # whole sequences per split for streaming (`ltc eval --streaming`): e.g. a csv's contiguous
+    # test rows, cheetah's test traces; a split not here streams its windows one by one
+    streams: dict = field(default_factory=dict)   # split name -> list[Split] (each N = 1)
 
     @property
     def higher_is_better(self) -> bool:
         return self.metric == "accuracy"
+
+    def stream(self, split: str = "test") -> list:
+        """The split as whole sequences (each a Split of one sequence), state carried along
+        each: the contiguous series where the task has one, else its windows one by one."""
+        if split in self.streams:
+            return list(self.streams[split])
+        s = getattr(self, split)
+        return [Split(s.x[i:i + 1], s.y[i:i + 1], None if s.dt is None else s.dt[i:i + 1]) for i in range(len(s))]
+
+    def train_dt(self) -> dict:
+        """The training data's dt distribution (what the model config records): the series'
+        own time steps where the task has them (info["train_dt"]), else the training windows' dt
+        (1.0 per step when the task has none)."""
+        if isinstance(self.info.get("train_dt"), dict):
+            return dict(self.info["train_dt"])
+        dt = self.train.dt
+        return dt_summary(np.ones(1) if dt is None else dt)
 
     def calibration_inputs(self, n: int = 64, seed: int = 0, split: str = "valid"):
         """Held-out input sequences for quantisation calibration and drift checks:
@@ -44,3 +64,12 @@ class TaskData:
         idx = np.random.default_rng(seed).permutation(len(s))[: min(n, len(s))]
         idx.sort()
         return s.x[idx], (None if s.dt is None else s.dt[idx])
+
+
+def dt_summary(values) -> dict:
+    """median / min / max / mean / std of elapsed times (float64, plain floats)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not len(v):
+        v = np.ones(1)
+    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()),
+            "mean": float(v.mean()), "std": float(v.std())}

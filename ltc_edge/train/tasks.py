@@ -71,7 +71,10 @@ def load_cheetah(seq_len: int = 32, stride: int = 10, path: str | os.PathLike | 
                               "lr": {"ltc": 0.01, "default": 0.001}},
                     info={"source": "raminmh/liquid_time_constant_networks (Apache-2.0)",
                           "files": {"valid": "0-4", "test": "5-14", "train": "15-24"},
-                          "seq_len": seq_len, "stride": stride})
+                          "seq_len": seq_len, "stride": stride},
+                    # whole traces (input x[t], target x[t+1]) for streaming
+                    streams={k: [Split(a[None, :-1], a[None, 1:]) for a in traces[sl]]
+                             for k, sl in (("valid", slice(0, 5)), ("test", slice(5, 15)), ("train", slice(15, 25)))})
 
 
 # --------------------------------------------------------------------------------------

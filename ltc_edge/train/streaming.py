@@ -1,0 +1,82 @@
+"""`ltc eval --streaming`: a split's whole sequences through the runtime's `step()`, the state
+carried from step to step as a controller would (numpy, plus the backend's package; torch only
+to export for the onnx / tflite backends). Regression: MSE over every step; classification:
+accuracy of the last step's output."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+STREAM_BACKENDS = {"numpy": "numpy", "onnx": "onnxruntime", "onnxruntime": "onnxruntime", "tflite": "tflite",
+                   "c": "c"}
+EXPORT_FORMATS = {"onnxruntime": "onnx", "tflite": "tflite"}
+
+
+def check_backend(name: str) -> str:
+    if name not in STREAM_BACKENDS:
+        raise ValueError(f"unknown --backend {name!r}; choose one of numpy, onnx, tflite, c")
+    return STREAM_BACKENDS[name]
+
+
+def _groups(streams: list) -> list:
+    """Streams of equal length stacked into one batch (each lane its own sequence)."""
+    by_len: dict = {}
+    for s in streams:
+        by_len.setdefault(s.x.shape[1], []).append(s)
+    out = []
+    for group in by_len.values():
+        x = np.concatenate([s.x for s in group]).astype(np.float32)
+        y = np.concatenate([np.asarray(s.y) for s in group])
+        dt = None if group[0].dt is None else np.concatenate([s.dt for s in group]).astype(np.float32)
+        out.append((x, y, dt))
+    return out
+
+
+def _run(ctrl, x, dt, last_only: bool) -> np.ndarray:
+    """Outputs [B, T, out] (or the last step's [B, out]) of sequences from the reset state."""
+    B, T, _ = x.shape
+    ctrl.reset(B)
+    ys = []
+    for t in range(T):
+        y = ctrl.step(x[:, t], None if dt is None else dt[:, t:t + 1])
+        if not last_only or t == T - 1:
+            ys.append(np.array(y, dtype=np.float64))
+    return ys[-1] if last_only else np.stack(ys, 1)
+
+
+def stream_metric(ctrl_for, td, split: str = "test") -> dict:
+    """{"<metric>": value, "steps": n, "sequences": k} over the split's whole sequences;
+    ctrl_for(batch) -> a runtime Controller for that batch size."""
+    last_only = td.kind == "classification"
+    total = count = steps = seqs = 0
+    for x, y, dt in _groups(td.stream(split)):
+        pred = _run(ctrl_for(x.shape[0]), x, dt, last_only)
+        if last_only:
+            total += float((pred.argmax(-1) == np.asarray(y).reshape(-1)).sum())
+            count += x.shape[0]
+        else:
+            total += float(((pred - y) ** 2).sum())
+            count += y.size
+        steps += x.shape[0] * x.shape[1]
+        seqs += x.shape[0]
+    return {td.metric: total / max(count, 1), "steps": int(steps), "sequences": int(seqs)}
+
+
+def streaming_eval(model_path, net, td, split: str = "test", backend: str = "numpy") -> dict:
+    """stream_metric through `backend` (numpy, onnx, tflite, c); onnx / tflite run an fp32
+    export made in a temporary folder, c the model's generated C compiled on the fly."""
+    from ..runtime import load
+
+    name = check_backend(backend)
+    fmt = EXPORT_FORMATS.get(name)
+    if fmt is None:
+        return stream_metric(lambda b: load(model_path, backend=name, batch=b), td, split)
+    from ..export import get_exporter
+
+    with tempfile.TemporaryDirectory(prefix="ltc-stream-") as tmp:
+        folder = Path(tmp) / fmt
+        get_exporter(fmt)(net, folder, precision="fp32", force=True, drift_steps=50)
+        return stream_metric(lambda b: load(folder, backend=name, batch=b), td, split)
