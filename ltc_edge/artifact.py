@@ -30,6 +30,7 @@ SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
 OPTIONAL_ROLES = {"c": ("library",)}
+COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 GRAPH_KINDS = ("step", "sequence")
 MAX_SIZE = 1 << 20            # inputs, outputs, state: far above any model the schema admits
@@ -63,7 +64,7 @@ class FileEntry:
 class Manifest:
     format: str
     precision: str
-    files: dict                       # role -> FileEntry ("model"; C: "header", "source", "library")
+    files: dict                       # role -> FileEntry ("model"; C: "header", "source", "library"; all: "card")
     kind: str                         # cell kind
     input_size: int
     output_size: int
@@ -190,7 +191,7 @@ def _validate(m: Manifest, where: str) -> None:
 def _validate_files(m: Manifest, where: str) -> None:
     if not isinstance(m.files, dict):
         _fail(where, "files must be an object {role: {name, sha256, size_bytes}}")
-    allowed = FORMATS[m.format] + OPTIONAL_ROLES.get(m.format, ())
+    allowed = FORMATS[m.format] + OPTIONAL_ROLES.get(m.format, ()) + COMMON_OPTIONAL_ROLES
     for role in FORMATS[m.format]:
         if m.files.get(role) is None:
             _fail(where, f"a {m.format} export needs a {role!r} file")
