@@ -307,6 +307,23 @@ def model_fields(config: dict, raw: dict) -> dict:
     return fields
 
 
+def describe(path) -> dict:
+    """Facts of an export folder (or its manifest.json / a file in it), for `ltc info`:
+    the manifest's, files listed with size and sha256 (not verified here)."""
+    from ltc_edge.nn.modelfile import task_facts
+
+    folder = folder_of(path)
+    m = read(folder)
+    drift = m.drift or {}
+    return {"file": str(folder), "format": m.format, "precision": m.precision, "cell": m.kind,
+            "inputs": m.input_size, "outputs": m.output_size, "state_size": m.state_size,
+            "uses_dt": m.uses_dt, "default_dt": m.default_dt, "fixed_dt": m.fixed_dt, "graph_kind": m.graph_kind,
+            "prefix": m.prefix, "files": {role: asdict(_entry(e)) for role, e in m.files.items()},
+            "size_bytes": sum(_entry(e).size_bytes for e in m.files.values()),
+            "drift_within_budget": drift.get("within_budget"), "drift_max_abs": drift.get("max_abs"),
+            "ltc_edge_version": m.versions.get("ltc-edge"), **task_facts(m.config or {})}
+
+
 def folder_of(path) -> Path:
     """The export folder for a path: the folder itself, or the folder holding a file."""
     path = Path(path)
