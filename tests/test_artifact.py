@@ -284,7 +284,8 @@ def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, mode
             node = node[p]
         node[last] = value
         folder = tmp_path_factory.mktemp("fz")
-        shutil.copy(onnx_export / "model.onnx", folder / "model.onnx")
+        for name in ("model.onnx", "MODEL_CARD.md"):
+            shutil.copy(onnx_export / name, folder / name)
         (folder / "manifest.json").write_text(json.dumps(d))
         try:
             y = load(folder).step(np.full(3, 0.2), 0.1)

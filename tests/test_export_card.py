@@ -30,6 +30,13 @@ def model_file(tmp_path_factory):
     return save(m, tmp_path_factory.mktemp("m") / "osc.safetensors")
 
 
+@pytest.fixture(scope="module")
+def onnx_out(model_file, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("onnx") / "onnx"
+    return out, _export("onnx", model_file, out)
+
+
 def _export(fmt, model_file, out):
     from ltc_edge.export import get_exporter
 
@@ -49,14 +56,15 @@ def _check_card(out, manifest):
     return card
 
 
-def test_onnx_export_has_metadata_props_and_a_verified_card(model_file, tmp_path):
-    pytest.importorskip("onnxruntime")
+def test_onnx_export_has_metadata_props_and_a_verified_card(onnx_out):
     import onnx
 
-    out = tmp_path / "onnx"
-    manifest = _export("onnx", model_file, out)
+    out, manifest = onnx_out
     props = {p.key: p.value for p in onnx.load(out / "model.onnx").metadata_props}
+    from ltc_edge.export.manifest import versions
+
     assert props["ltc_edge.model_kind"] == "ltc" and props["ltc_edge.precision"] == "fp32"
+    assert props["ltc_edge.version"] == versions().get("ltc-edge", "") == manifest["versions"].get("ltc-edge", "")
     assert json.loads(props["ltc_edge.input_names"]) == ["force", "pos", "vel"]
     assert json.loads(props["ltc_edge.output_names"]) == ["pos_next", "vel_next"]
     assert [s["name"] for s in json.loads(props["ltc_edge.inputs"])] == ["x", "state", "dt"]
@@ -69,12 +77,10 @@ def test_onnx_export_has_metadata_props_and_a_verified_card(model_file, tmp_path
     assert paths["card"] == out / "MODEL_CARD.md"
 
 
-def test_card_is_checked_like_every_file_and_old_manifests_still_load(model_file, tmp_path):
-    pytest.importorskip("onnxruntime")
+def test_card_is_checked_like_every_file_and_old_manifests_still_load(onnx_out, tmp_path):
     from ltc_edge.runtime import load
 
-    out = tmp_path / "onnx"
-    _export("onnx", model_file, out)
+    out, _ = onnx_out
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
     (bad / "MODEL_CARD.md").write_text("# tampered\n")
@@ -104,6 +110,7 @@ def test_c_export_card_shows_the_c_api(model_file, tmp_path):
     artifact.read_verified(out)
 
 
+@pytest.mark.slow  # the TFLite conversion alone takes ~40 s on 2 busy cores
 def test_tflite_export_has_a_card(model_file, tmp_path):
     pytest.importorskip("ai_edge_litert")
     out = tmp_path / "tflite"

@@ -4,7 +4,7 @@ and the facts ONNX files carry as metadata_props. Both come from the same functi
 
     write_card(folder, manifest)  -> writes folder/MODEL_CARD.md, adds files["card"]
     card_text(manifest) -> str
-    onnx_metadata(config, precision, fixed_dt, inputs, outputs, drift) -> {key: str}
+    onnx_metadata(config, precision, fixed_dt, inputs, outputs, drift, version) -> {key: str}
 """
 
 from __future__ import annotations
@@ -63,13 +63,11 @@ def drift_summary(drift) -> str:
     return ", ".join(parts)
 
 
-def onnx_metadata(config, precision, fixed_dt, inputs, outputs, drift) -> dict:
+def onnx_metadata(config, precision, fixed_dt, inputs, outputs, drift, version: str = "") -> dict:
     """ONNX metadata_props: string keys and values (JSON where structured)."""
-    from .manifest import versions
-
     in_names, out_names = io_names(config)
     props = {"ltc_edge.model_kind": config["cell"]["kind"],
-             "ltc_edge.version": versions().get("ltc-edge", ""),
+             "ltc_edge.version": version,
              "ltc_edge.precision": precision,
              "ltc_edge.inputs": json.dumps(inputs), "ltc_edge.outputs": json.dumps(outputs),
              "ltc_edge.input_size": str(config["input_size"]), "ltc_edge.output_size": str(config["output_size"]),

@@ -59,7 +59,7 @@ def set_metadata(onnx_model, config, precision, fixed_dt, graph, drift) -> None:
     from .manifest import io_specs
 
     props = onnx_metadata(config, precision, fixed_dt, io_specs(graph.input_shapes()),
-                          io_specs(graph.output_shapes()), drift)
+                          io_specs(graph.output_shapes()), drift, versions().get("ltc-edge", ""))
     onnx.helper.set_model_props(onnx_model, props)
 
 
