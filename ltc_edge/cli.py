@@ -134,7 +134,8 @@ def model_facts(path: Path) -> dict:
     (artifact.describe)."""
     from . import artifact
 
-    if path.is_dir() or path.name == artifact.MANIFEST:
+    in_export = path.suffix != ".safetensors" and (path.parent / artifact.MANIFEST).is_file()
+    if path.is_dir() or path.name == artifact.MANIFEST or in_export:  # a folder, its manifest or one of its files
         return artifact.describe(path)
     from .nn.modelfile import describe
 

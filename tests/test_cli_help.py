@@ -94,7 +94,7 @@ def test_info_of_an_export_folder(tmp_path):
 
     path = save(build_model("gru", 2, units=4, output_size=1, seed=0), tmp_path / "g.safetensors")
     man = get_exporter("c")(str(path), tmp_path / "c", build=False)
-    for target in (tmp_path / "c", tmp_path / "c" / "manifest.json"):
+    for target in (tmp_path / "c", tmp_path / "c" / "manifest.json", tmp_path / "c" / "ltc_model.c"):
         facts = json.loads(runner.invoke(app, ["info", str(target), "--json"]).stdout)
         assert facts["format"] == "c" and facts["cell"] == "gru" and facts["prefix"] == "ltc_model"
         assert facts["files"]["source"]["sha256"] == man["files"]["source"]["sha256"]
