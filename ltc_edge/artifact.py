@@ -30,6 +30,7 @@ SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
 OPTIONAL_ROLES = {"c": ("library",)}
+COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 GRAPH_KINDS = ("step", "sequence")
 MAX_SIZE = 1 << 20            # inputs, outputs, state: far above any model the schema admits
@@ -63,7 +64,7 @@ class FileEntry:
 class Manifest:
     format: str
     precision: str
-    files: dict                       # role -> FileEntry ("model"; C: "header", "source", "library")
+    files: dict                       # role -> FileEntry ("model"; C: "header", "source", "library"; all: "card")
     kind: str                         # cell kind
     input_size: int
     output_size: int
@@ -190,7 +191,7 @@ def _validate(m: Manifest, where: str) -> None:
 def _validate_files(m: Manifest, where: str) -> None:
     if not isinstance(m.files, dict):
         _fail(where, "files must be an object {role: {name, sha256, size_bytes}}")
-    allowed = FORMATS[m.format] + OPTIONAL_ROLES.get(m.format, ())
+    allowed = FORMATS[m.format] + OPTIONAL_ROLES.get(m.format, ()) + COMMON_OPTIONAL_ROLES
     for role in FORMATS[m.format]:
         if m.files.get(role) is None:
             _fail(where, f"a {m.format} export needs a {role!r} file")
@@ -304,6 +305,23 @@ def model_fields(config: dict, raw: dict) -> dict:
                                                               "hi": [float(v) for v in bounds[1]]}
         fields["state_bounds_note"] = note
     return fields
+
+
+def describe(path) -> dict:
+    """Facts of an export folder (or its manifest.json / a file in it), for `ltc info`:
+    the manifest's, files listed with size and sha256 (not verified here)."""
+    from ltc_edge.nn.modelfile import task_facts
+
+    folder = folder_of(path)
+    m = read(folder)
+    drift = m.drift or {}
+    return {"file": str(folder), "format": m.format, "precision": m.precision, "cell": m.kind,
+            "inputs": m.input_size, "outputs": m.output_size, "state_size": m.state_size,
+            "uses_dt": m.uses_dt, "default_dt": m.default_dt, "fixed_dt": m.fixed_dt, "graph_kind": m.graph_kind,
+            "prefix": m.prefix, "files": {role: asdict(_entry(e)) for role, e in m.files.items()},
+            "size_bytes": sum(_entry(e).size_bytes for e in m.files.values()),
+            "drift_within_budget": drift.get("within_budget"), "drift_max_abs": drift.get("max_abs"),
+            "ltc_edge_version": m.versions.get("ltc-edge"), **task_facts(m.config or {})}
 
 
 def folder_of(path) -> Path:

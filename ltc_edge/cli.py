@@ -22,6 +22,35 @@ app = typer.Typer(
 )
 
 
+def unwrap(doc: str | None) -> str | None:
+    """A docstring as help text: paragraphs (blank-line separated) kept, the hard wraps inside
+    each joined, so the terminal wraps it cleanly at its own width."""
+    if not doc:
+        return doc
+    import inspect
+
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n") if p.strip())
+
+
+def _no_flag_metavar():
+    """typer's rich help shows `<bool>` beside on/off flags (--resume, --compile/--no-compile,
+    --help), which take no value: show nothing there."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "ltc_flag_aware", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.ltc_flag_aware = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_flag_metavar()
+
+
 class UserError(Exception):
     """An error the user can fix: printed as one line, exit status 1."""
 
@@ -53,6 +82,7 @@ def command(*args, **kwargs):
                     raise
                 _fail("out of memory; use a smaller model, batch, sequence length or data file")
 
+        kwargs.setdefault("help", unwrap(fn.__doc__))
         return app.command(*args, **kwargs)(wrapper)
 
     return deco
@@ -73,21 +103,54 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 @command()
-def info(model: Path = typer.Argument(..., help="A model file (.safetensors) written by ltc-edge.")):
-    """Print a model file's cell, wiring, neurons, synapses, parameters, inputs, outputs and size."""
+def info(model: Path = typer.Argument(..., help="A model file (.safetensors) written by ltc-edge, or an export "
+                                                "folder (or its manifest.json)."),
+         as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON.")):
+    """Print a model file's cell, wiring, neurons, synapses, parameters, inputs, outputs and size, and
+    what it remembers of its training: task, columns, data file and dt. For an export folder: its
+    manifest's facts."""
+    import json
+
+    facts = model_facts(model)
+    if as_json:
+        typer.echo(json.dumps(facts))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from .nn.modelfile import describe
-
-    facts = describe(model)
     table = Table(title=str(model), show_header=False)
     table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     for key, value in facts.items():
+        if key == "files":  # an export folder's files: name and size (sha256 in --json)
+            value = ", ".join(f"{role} {e['name']} ({e['size_bytes']} bytes)" for role, e in value.items())
         if key != "file" and value is not None:
-            table.add_row(key.replace("_", " "), str(value))
+            table.add_row(key.replace("_", " "), _show(value))
     Console().print(table)
+
+
+def model_facts(path: Path) -> dict:
+    """`ltc info`'s facts: a model file's (nn.modelfile.describe) or an export folder's
+    (artifact.describe)."""
+    from . import artifact
+
+    in_export = path.suffix != ".safetensors" and (path.parent / artifact.MANIFEST).is_file()
+    if path.is_dir() or path.name == artifact.MANIFEST or in_export:  # a folder, its manifest or one of its files
+        return artifact.describe(path)
+    from .nn.modelfile import describe
+
+    return describe(path)
+
+
+def _show(value) -> str:
+    """A fact as one table cell: dicts as key=value pairs, lists comma separated."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 @command()

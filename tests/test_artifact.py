@@ -69,7 +69,7 @@ def test_c_export_is_drift_checked_and_loads(c_export, model_file):
     out, man = c_export
     assert man["schema_version"] == artifact.SCHEMA_VERSION and man["format"] == "c"
     assert man["drift"]["steps"] >= 1000 and man["drift"]["max_abs"] <= 1e-4 and man["drift"]["within_budget"]
-    assert set(man["files"]) == {"header", "source", "library"}
+    assert set(man["files"]) == {"header", "source", "library", "card"}
     c, ref = load(out), load(model_file)
     x = np.linspace(-1, 1, 3)
     for _ in range(20):
@@ -197,7 +197,7 @@ def test_export_replaces_an_earlier_export_whole_and_honours_umask(model_file, t
         get_exporter("onnx")(str(model_file), out)
     finally:
         os.umask(old)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "manifest.json", "model.onnx"]
     assert json.loads((out / "manifest.json").read_text())["precision"] == "fp32"
     assert (out / "model.onnx").stat().st_mode & 0o777 == 0o640
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ltc-")]
@@ -284,7 +284,8 @@ def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, mode
             node = node[p]
         node[last] = value
         folder = tmp_path_factory.mktemp("fz")
-        shutil.copy(onnx_export / "model.onnx", folder / "model.onnx")
+        for name in ("model.onnx", "MODEL_CARD.md"):
+            shutil.copy(onnx_export / name, folder / name)
         (folder / "manifest.json").write_text(json.dumps(d))
         try:
             y = load(folder).step(np.full(3, 0.2), 0.1)

@@ -130,7 +130,7 @@ def test_export_refuses_overwrite_and_bad_options(tmp_path):
     exp = get_exporter("c")
     exp(str(path), tmp_path / "c")  # a model file path works too
     exp(model, tmp_path / "c", prefix="again")  # an earlier export is replaced whole, like every format
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["again.c", "again.h", "libagain.so", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["MODEL_CARD.md", "again.c", "again.h", "libagain.so", "manifest.json"]
     with pytest.raises(ValueError, match="precision"):
         exp(model, tmp_path / "c2", precision="int4")
     with pytest.raises(ValueError, match="C identifier"):

@@ -82,8 +82,8 @@ def test_control_json_is_the_model(tmp_path):
     from ltc_edge.nn import build_model, save
 
     m = save(build_model("ltc", 3, wiring="full", units=4, output_size=1, seed=0), tmp_path / "m.safetensors")
-    _fails(["control", m, "--json", m, "--episodes", "1"], m, message="is the input")
-    _fails(["control", m, "--json", "/dev/null", "--episodes", "1"], m, message="not a regular file")
+    _fails(["control", m, "--json-out", m, "--episodes", "1"], m, message="is the input")
+    _fails(["control", m, "--json-out", "/dev/null", "--episodes", "1"], m, message="not a regular file")
 
 
 # -------------------------------------------------------------------------------------- 2. hangs, memory

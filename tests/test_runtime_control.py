@@ -100,10 +100,14 @@ def test_ltc_control_command(pendulum_clone, tmp_path):
     _, path, d = pendulum_clone
     out = tmp_path / "r.json"
     result = runner.invoke(app, ["control", str(path), "--env", "Pendulum-v1", "--backend", "numpy",
-                                 "--episodes", "2", "--max-steps", "50", "--json", str(out)])
+                                 "--episodes", "2", "--max-steps", "50", "--json-out", str(out)])
     assert result.exit_code == 0, result.output
     assert "return" in result.output and "mean" in result.output
     res = json.loads(out.read_text())
+    printed = runner.invoke(app, ["control", str(path), "--env", "Pendulum-v1", "--backend", "numpy",
+                                  "--episodes", "2", "--max-steps", "50", "--json"])  # --json: JSON on stdout, as eval
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.stdout)["returns"] == res["returns"]
     assert res["steps"] == [50, 50] and len(res["returns"]) == 2
     # the same returns as the library call
     ref = run_episodes(load(path), "Pendulum-v1", episodes=2, seed=0, max_steps=50)

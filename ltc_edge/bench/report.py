@@ -115,8 +115,6 @@ def _plot_pareto(plt, pts: list, results: dict):
         big = r.get("cell") in ("ltc", "lstm")
         ax.scatter(x, y, s=90 if big else 35, color=COLORS.get(r.get("cell"), "gray"),
                    edgecolor="black" if big else "none", zorder=3)
-        ax.annotate(f"{r['model']}\n{r['backend']}/{r['precision']}", (x, y), fontsize=6,
-                    xytext=(4, 4), textcoords="offset points")
     front = pareto_front(xy, higher)
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "k--", lw=1, label="Pareto front")
     for cell, color in COLORS.items():
@@ -128,7 +126,68 @@ def _plot_pareto(plt, pts: list, results: dict):
     ax.set_title("latency vs accuracy (LTC red, LSTM blue)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    fig.tight_layout()  # the layout first: labels are placed in display points
+    _label_points(fig, ax, xy, [f"{r['model']} {r['backend']}/{r['precision']}" for r in pts])
     return fig
+
+
+# label offsets (points) tried in turn, nearest first: right/left, above/below, then further out
+LABEL_OFFSETS = [(5, 3), (5, -3), (-5, 3), (-5, -3)] + \
+    [(dx, dy) for r in (12, 22, 34, 48, 64) for dy in (r, -r) for dx in (5, -5)]
+
+
+def label_box(anchor, offset, size):
+    """(x0, y0, x1, y1) of a label of `size` put at anchor + offset, growing away from it."""
+    (ax_, ay), (dx, dy), (w, h) = anchor, offset, size
+    x0 = ax_ + dx if dx >= 0 else ax_ + dx - w
+    y0 = ay + dy if dy >= 0 else ay + dy - h
+    return x0, y0, x0 + w, y0 + h
+
+
+def overlap_area(a, b) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def place_labels(anchors, sizes, offsets=LABEL_OFFSETS, marker: float = 5.5, bounds=None) -> list[tuple]:
+    """A simple label placer (adjustText-like): each label, in turn, takes the first offset
+    whose box overlaps no label placed before, no marker (squares of side 2*marker around the
+    anchors) and stays inside `bounds` (x0, y0, x1, y1: the axes); where none is free, the
+    least overlapping. Units are display points."""
+    placed = []
+    markers = [(x - marker, y - marker, x + marker, y + marker) for x, y in anchors]
+    out = []
+    for anchor, size in zip(anchors, sizes):
+        best = None
+        for off in offsets:
+            box = label_box(anchor, off, size)
+            cost = sum(overlap_area(box, b) for b in placed + markers)
+            if bounds is not None:
+                cost += (box[2] - box[0]) * (box[3] - box[1]) - overlap_area(box, bounds)
+            if best is None or cost < best[0]:
+                best = (cost, off, box)
+            if cost == 0:
+                break
+        placed.append(best[2])
+        out.append(best[1])
+    return out
+
+
+def _label_points(fig, ax, xy, labels):
+    """Text labels beside the points that neither overlap each other nor the markers."""
+    texts = [ax.annotate(t, p, fontsize=6, xytext=(0, 0), textcoords="offset points", in_layout=False)
+             for t, p in zip(labels, xy)]
+    fig.canvas.draw()
+    renderer, k = fig.canvas.get_renderer(), 72.0 / fig.dpi  # pixels -> points
+    sizes = [(t.get_window_extent(renderer).width * k, t.get_window_extent(renderer).height * k) for t in texts]
+    anchors = [tuple(v * k for v in ax.transData.transform(p)) for p in xy]
+    bounds = tuple(v * k for v in ax.get_window_extent(renderer).extents)
+    for t, (dx, dy) in zip(texts, place_labels(anchors, sizes, bounds=bounds)):
+        t.set_position((dx, dy))
+        t.set_ha("left" if dx >= 0 else "right")
+        t.set_va("bottom" if dy >= 0 else "top")
+        if abs(dy) > 6:  # a thin leader line from a label moved away to its point
+            ax.annotate("", t.xy, xytext=(dx, dy), textcoords="offset points", in_layout=False,
+                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "gray"})
 
 
 def _plot_latency(plt, rows: list, results: dict):
@@ -146,22 +205,45 @@ def _plot_latency(plt, rows: list, results: dict):
     return fig
 
 
+# the file a row measures: the .safetensors for torch/numpy, else the backend's export format
+ROW_FORMAT = {"torch": "safetensors", "numpy": "safetensors", "onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
+PRECISION_ORDER = ("fp32", "fp16", "int8", "int8-full")
+
+
+def row_format(row: dict) -> str:
+    """The file format behind a row's file_bytes (ARM targets: the C sources)."""
+    if row.get("target") in ("arm64", "cortex-m4"):
+        return "c-source"
+    return ROW_FORMAT.get(row.get("backend"), str(row.get("backend")))
+
+
+def size_groups(sized: list) -> list[tuple[str, str, dict]]:
+    """[(model, format, {precision: bytes})]: sizes compared like with like, each precision
+    beside the others of the same model in the same format (never a .safetensors beside an
+    int8 .tflite). Rows measuring the same file (torch and numpy) count once."""
+    groups: dict = {}
+    for r in sized:
+        sizes = groups.setdefault((r["model"], row_format(r)), {})
+        prec = r["precision"]
+        sizes[prec] = min(sizes.get(prec, r["file_bytes"]), r["file_bytes"])
+    order = {f: i for i, f in enumerate(("safetensors", "onnx", "tflite", "c", "c-source"))}
+    keys = sorted(groups, key=lambda k: (k[0], order.get(k[1], 99), k[1]))
+    return [(m, f, {p: groups[(m, f)][p] for p in PRECISION_ORDER if p in groups[(m, f)]}) for m, f in keys]
+
+
 def _plot_sizes(plt, sized: list, results: dict):
-    """Smallest file size per model and precision."""
-    models = sorted({r["model"] for r in sized})
-    precs = [p for p in ("fp32", "fp16", "int8") if any(r["precision"] == p for r in sized)]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(models)), 4))
+    """File size per precision, within each model x format group."""
+    groups = size_groups(sized)
+    precs = [p for p in PRECISION_ORDER if any(p in g[2] for g in groups)]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups)), 4))
     width = 0.8 / max(1, len(precs))
     for k, prec in enumerate(precs):
-        vals = []
-        for m in models:
-            sizes = [r["file_bytes"] for r in sized if r["model"] == m and r["precision"] == prec]
-            vals.append(min(sizes) if sizes else 0)
-        ax.bar([i + k * width for i in range(len(models))], [v / 1024 for v in vals], width, label=prec)
-    ax.set_xticks([i + width * (len(precs) - 1) / 2 for i in range(len(models))], models, rotation=30,
-                  ha="right", fontsize=7)
-    ax.set_ylabel("model file size (KiB, smallest format)")
-    ax.set_title("size by precision")
+        xs = [i + k * width for i, g in enumerate(groups) if prec in g[2]]
+        ax.bar(xs, [g[2][prec] / 1024 for g in groups if prec in g[2]], width, label=prec)
+    ax.set_xticks([i + width * (len(precs) - 1) / 2 for i in range(len(groups))],
+                  [f"{m}\n{f}" for m, f, _ in groups], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("file size (KiB)")
+    ax.set_title("size by precision, per model and format")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return fig

@@ -98,14 +98,18 @@ def base_manifest(fmt, precision, model, graph, files: dict, **details) -> Manif
 
 def finish(tmp_dir: Path, out_dir: Path, manifest: Manifest, force: bool) -> dict:
     """The one finish step of every exporter. Over its drift budget without force: DriftError,
-    nothing written. Otherwise manifest.json joins the files in the temp folder, and the temp
-    folder replaces out_dir whole (a reader sees the old export or the new one, never a mix)."""
+    nothing written. Otherwise MODEL_CARD.md (export/card.py) and manifest.json join the files in
+    the temp folder, and the temp folder replaces out_dir whole (a reader sees the old export or
+    the new one, never a mix)."""
+    from .card import write_card
+
     drift = manifest.drift or {}
     if drift and not drift.get("within_budget", True):
         manifest.details["forced"] = bool(force)
         if not force:
             raise DriftError(f"{manifest.format} {manifest.precision} export over its drift budget: "
                              f"{'; '.join(drift['over_budget'])} (no file written; --force writes it anyway)")
+    write_card(tmp_dir, manifest)
     out = manifest.write(tmp_dir)
     check_out_dir(out_dir)
     replace_dir(tmp_dir, out_dir)

@@ -50,6 +50,19 @@ def to_onnx(graph, opset: int = OPSET):
     return model
 
 
+def set_metadata(onnx_model, config, precision, fixed_dt, graph, drift) -> None:
+    """metadata_props: the model's kind, sizes, I/O names, dt, training data hash, drift
+    (export/card.py's facts, the same the model card shows)."""
+    import onnx
+
+    from .card import onnx_metadata
+    from .manifest import io_specs
+
+    props = onnx_metadata(config, precision, fixed_dt, io_specs(graph.input_shapes()),
+                          io_specs(graph.output_shapes()), drift, versions().get("ltc-edge", ""))
+    onnx.helper.set_model_props(onnx_model, props)
+
+
 def op_histogram(model) -> dict:
     return dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items()))
 
@@ -151,6 +164,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     elif drift is None:
         drift = drift_of(onnx_model)
     ref_err = reference_check(onnx_model, sess, graph) if precision != "int8" and not sequence_length else None
+    set_metadata(onnx_model, model.config, precision, fixed_dt, graph, drift)
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         onnx.save(onnx_model, path)

@@ -148,4 +148,18 @@ def describe(path) -> dict:
         "format_version": config["format_version"],
         "solver": cell.get("solver"),
         "ode_unfolds": cell.get("ode_unfolds"),
+        **task_facts(config),
     }
+
+
+def task_facts(config: dict) -> dict:
+    """What a model remembers of its training: task name and options, the csv/npz columns,
+    the data file (path, sha256) and the training dt distribution (None where not stored)."""
+    task = config.get("task") or {}
+    options = dict(task.get("options") or {})
+    data = task.get("data") or {}
+    return {"task": task.get("name"), "task_options": options or None, "metric": task.get("metric"),
+            "input_columns": options.get("inputs"), "target_columns": options.get("targets"),
+            "time_column": options.get("time"),
+            "data_file": data.get("path") or options.get("data"), "data_sha256": data.get("sha256"),
+            "dt": task.get("dt")}

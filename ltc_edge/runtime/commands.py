@@ -20,7 +20,8 @@ def register(command):
         max_steps: Optional[int] = typer.Option(None, help="Cut episodes at this many steps."),
         dt: Optional[float] = typer.Option(None, help="Elapsed time per step, > 0 (default: the env's dt)."),
         nonfinite: str = typer.Option("raise", help="NaN/inf observations: raise, hold or zero."),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print the results as JSON (instead of the table)."),
+        json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write the results as JSON to this file."),
     ):
         """Run MODEL as a closed-loop controller in a gymnasium env and print the episode returns."""
         import json
@@ -33,11 +34,14 @@ def register(command):
 
         check_episode_options(episodes, seed, max_steps, dt)
         if json_out is not None:  # checked before the episodes run, not after
-            check_output(json_out, *_model_files(model), what="--json")
+            check_output(json_out, *_model_files(model), what="--json-out")
             check_writable_target(json_out)
         ctrl = load(model, backend=backend, nonfinite=nonfinite)
         res = run_episodes(ctrl, env, episodes=episodes, seed=seed, max_steps=max_steps, dt=dt)
-        Console().print(_returns_table(res, env, model, ctrl.backend_name, seed))
+        if as_json:
+            typer.echo(json.dumps(res))
+        else:
+            Console().print(_returns_table(res, env, model, ctrl.backend_name, seed))
         if json_out is not None:
             atomic_write_bytes(json_out, json.dumps(res, indent=1).encode())
 

@@ -13,7 +13,7 @@ import typer
 
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
-from .options import check_series_numbers, check_train_numbers
+from .options import check_series_numbers, check_train_numbers, use_compile
 from .outputs import check_outputs
 from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
 from .tasks import TASKS
@@ -60,7 +60,7 @@ def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, comp
     clip = d.get("grad_clip") if grad_clip is None else (grad_clip if grad_clip > 0 else None)  # 0 = off
     return TrainOptions(epochs=ep, lr=default_lr(td, model) if lr is None else lr,
                         batch_size=d.get("batch_size", 16) if batch_size is None else batch_size, seed=seed,
-                        grad_clip=clip, compile=(ep >= 20) if compile is None else compile)
+                        grad_clip=clip, compile=use_compile(compile))
 
 
 def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, resume, progress, dt_input=False):
@@ -100,9 +100,10 @@ def train_cmd(
     seed: int = typer.Option(0, help="Seed (initialisation and batch order), >= 0."),
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
                                               help="Clip the gradient norm to this, > 0 (task default; 0 = off)."),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                           help="torch.compile the step function (~3x faster, "
-                                                "~10-40 s to compile). Default: on from 20 epochs."),
+    compile: bool = typer.Option(False, "--compile/--no-compile",
+                                 help="torch.compile the training step: the first epoch compiles (10 s to "
+                                      "minutes), later ones can run faster on large models and many epochs; "
+                                      "small models rarely gain. Default: off."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an "
                                                         "interruption (same result as an uninterrupted run)."),
     data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,

@@ -28,7 +28,7 @@ from ..nn import functional as F
 from ..nn import modelfile
 from ..nn.model import Model, make_config
 from ..nn.wirings import WIRINGS
-from .options import MAX_UNITS, check_int
+from .options import COMPILE_NOTICE, MAX_UNITS, check_int
 from .outputs import check_outputs, checkpoint_path, metrics_path  # noqa: F401  (re-exported)
 from .taskdata import Split, TaskData
 
@@ -190,6 +190,17 @@ class Objective:
         norm = task.normalization or {}
         std = norm.get("output_std")
         self.scale = None if std is None else torch.tensor(std, dtype=torch.float32)
+
+    @property
+    def loss_label(self) -> str:
+        """What the training loss is, for the epoch log (it differs from the metric)."""
+        if self.kind == "classification":
+            return "cross-entropy"
+        return "MSE, normalised units" if self.scale is not None else "MSE, data units"
+
+    @property
+    def metric_label(self) -> str:
+        return "" if self.kind == "classification" else " (data units)"
 
     @property
     def last_only(self):
@@ -413,8 +424,9 @@ def _train_epoch(run: _Run, epoch: int, bar: _Bar, on_batch) -> list[float]:
             raise ValueError(f"training diverged (loss {lv}) at epoch {epoch + 1}, batch {b + 1}; "
                              "try a lower --lr or --grad-clip")
         losses.append(lv)
-        last = f"  valid {task.metric} {run.history[-1]['valid'][task.metric]:.4g}" if run.history else ""
-        bar.advance(f"epoch {epoch + 1}/{opts.epochs}", f"loss {np.mean(losses):.4g}" + last)
+        last = f"  valid {task.metric} {run.history[-1]['valid'][task.metric]:.4g}{obj.metric_label}" \
+            if run.history else ""
+        bar.advance(f"epoch {epoch + 1}/{opts.epochs}", f"loss {np.mean(losses):.4g} ({obj.loss_label})" + last)
         if on_batch is not None:
             on_batch(epoch, b)
     return losses
@@ -435,8 +447,10 @@ def _end_epoch(run: _Run, epoch: int, losses: list[float], train_time: float) ->
     _save_checkpoint({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
                       "state": model.state_dict(), "optim": run.optim.state_dict(), "options": kept,
                       "history": run.history, "best": run.best, "spec": run.spec}, checkpoint_path(run.out))
-    return (f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {rec['train_loss']:.5g}  "
-            f"valid {task.metric} {valid[task.metric]:.5g}{'  *best' if improved else ''}  ({train_time:.1f} s)")
+    obj = Objective(task)
+    return (f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {rec['train_loss']:.5g} ({obj.loss_label})  "
+            f"valid {task.metric} {valid[task.metric]:.5g}{obj.metric_label}{'  *best' if improved else ''}  "
+            f"({train_time:.1f} s)")
 
 
 def _finish(run: _Run, t0: float) -> dict:
@@ -485,6 +499,8 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
     run.optim = torch.optim.Adam(model.parameters(), lr=run.opts.lr)
     if optim_state is not None:
         run.optim.load_state_dict(optim_state)
+    if run.opts.compile:
+        log(COMPILE_NOTICE)
     run.step_fn = make_step_fn(model.config, compile=run.opts.compile, chunk=run.opts.compile_chunk)
     run.eval_step = make_step_fn(model.config)
     show = sys.stderr.isatty() if progress is None else progress
