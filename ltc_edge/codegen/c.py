@@ -414,10 +414,11 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
                           "the training dt is not recorded; DEFAULT_DT is 1"), " */",
              f'#define {up}_MODEL_SHA256 "{sha}"', f'#define {up}_LTC_EDGE_VERSION "{_word(__version__)}"',
              f'#define {up}_PRECISION "fp32"', f"#define {up}_NORMALISATION_FOLDED {int(bool(folded))}",
-             f"extern const char *const {prefix}_input_names[{up}_INPUTS];",
-             f"extern const char *const {prefix}_output_names[{up}_OUTPUTS];"]
-    src = [f"const char *const {prefix}_input_names[{up}_INPUTS] = {_str_array(ins)};",
-           f"const char *const {prefix}_output_names[{up}_OUTPUTS] = {_str_array(outs)};"]
+             f"#define {up}_NAME_SIZE {max(map(len, ins + outs)) + 1} /* longest name + its NUL */",
+             f"extern const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE];",
+             f"extern const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE];"]
+    src = [f"const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE] = {_str_array(ins)};",
+           f"const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE] = {_str_array(outs)};"]
     bounds, note = F.ltc_state_bounds(config, raw) if kind == "ltc" else (None, f"a {_word(kind)} has no state bounds")
     lines.append(f"#define {up}_HAS_STATE_BOUNDS {int(bounds is not None)}")
     if bounds is None:
