@@ -405,7 +405,7 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     folded = [side for side in ("input", "output") if norm.get(f"{side}_mean") is not None]
     median = ((config.get("task") or {}).get("dt") or {}).get("median")
     lines = [f"/* model sha256 {sha}", f" * (config + tensors, ltc_edge.artifact.model_sha256); ltc-edge {_word(__version__)}",
-             " * precision fp32: float arithmetic only, no double, no malloc, no stdio",
+             " * precision fp32 (float32 weights and arithmetic); no malloc, no stdio",
              f" * inputs  x[{len(ins)}]: {', '.join(ins)}", f" * outputs y[{len(outs)}]: {', '.join(outs)}",
              " * units: " + (f"raw; the training normalisation ({' and '.join(folded)} mean/std) is folded into the step"
                              if folded else "as trained (the model has no normalisation)"),
