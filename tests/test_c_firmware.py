@@ -8,6 +8,7 @@ import ctypes
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,24 @@ def models(tmp_path_factory):
     ltc.config["task"] = TASK
     lstm = build_model("lstm", 5, units=6, output_size=3, seed=1)
     return {"ltc": (ltc, save(ltc, d / "ltc.safetensors")), "lstm": (lstm, save(lstm, d / "lstm.safetensors"))}
+
+
+@pytest.fixture(scope="module")
+def exported(models, tmp_path_factory):
+    """The NCP model exported once per layout with prefix pend (tests that change files copy it)."""
+    cache = {}
+
+    def get(layout):
+        if layout not in cache:
+            out = tmp_path_factory.mktemp("fw-exports") / layout
+            cache[layout] = (get_exporter("c")(models["ltc"][0], out, prefix="pend", layout=layout), out)
+        return cache[layout]
+
+    return get
+
+
+def _copy(folder, tmp_path):
+    return Path(shutil.copytree(folder, tmp_path / folder.name, symlinks=True))
 
 
 def _cli(*args):
@@ -104,17 +123,17 @@ def test_two_prefixes_link_into_one_program(models, tmp_path):
     assert np.abs(want[:, :2]).max() > 1e-2 and np.abs(want[:, 2:]).max() > 1e-2
 
 
-def test_header_states_the_model_facts(models, tmp_path):
-    ltc, path = models["ltc"]
-    m = get_exporter("c")(ltc, tmp_path / "c", prefix="pend")
-    hdr = (tmp_path / "c" / "pend.h").read_text()
+def test_header_states_the_model_facts(models, exported, tmp_path):
+    _, path = models["ltc"]
+    m, folder = exported("flat")
+    hdr = (folder / "pend.h").read_text()
     config, raw = read(path)
     sha = artifact.model_sha256(config, raw)
     assert m["model_sha256"] == sha and f'#define PEND_MODEL_SHA256 "{sha}"' in hdr
     assert "#define PEND_DEFAULT_DT 5.0e-02f" in hdr and m["default_dt"] == pytest.approx(0.05)
     assert "#define PEND_NORMALISATION_FOLDED 1" in hdr and '#define PEND_PRECISION "fp32"' in hdr
     assert "inputs  x[5]: pos, vel, angle, rate, u_prev" in hdr and "outputs y[2]: torque, brake" in hdr
-    lib = ctypes.CDLL(str(tmp_path / "c" / m["files"]["library"]["name"]))
+    lib = ctypes.CDLL(str(folder / m["files"]["library"]["name"]))
     assert "#define PEND_NAME_SIZE 7" in hdr  # "u_prev" + NUL
     names = (ctypes.c_char * 7 * 5).in_dll(lib, "pend_input_names")
     assert [n.value.decode() for n in names] == ["pos", "vel", "angle", "rate", "u_prev"]
@@ -124,7 +143,7 @@ def test_header_states_the_model_facts(models, tmp_path):
         np.testing.assert_allclose(arr, np.float32(m["state_bounds"][side]), rtol=0, atol=0)
     # the header alone is clean under the strict flags, in C and with both headers together
     (tmp_path / "h.c").write_text('#include "pend.h"\nint main(void) { return PEND_INPUTS - 5; }\n')
-    r = subprocess.run([cgen.find_cc(), *STRICT, "-I", str(tmp_path / "c"), "-c", "-o", str(tmp_path / "h.o"),
+    r = subprocess.run([cgen.find_cc(), *STRICT, "-I", str(folder), "-c", "-o", str(tmp_path / "h.o"),
                         str(tmp_path / "h.c")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     # a different weight: a different sha256
@@ -145,10 +164,9 @@ def test_names_that_could_break_c_fall_back_to_indices(models):
     assert "*/ int" not in gen["files"]["m.h"]
 
 
-def test_stack_use_is_measured(models, tmp_path):
+def test_stack_use_is_measured(exported, tmp_path):
     """The manifest's stack figure is gcc's: bigger models need more stack for their step."""
-    ltc, _ = models["ltc"]
-    m = get_exporter("c")(ltc, tmp_path / "c", prefix="pend")
+    m, _ = exported("flat")
     sb = m["stack_bytes"]
     assert {"pend_step", "pend_reset", "pend_step_batch"} <= set(sb) and m["stack_bytes_note"].startswith("host ")
     small = sb["pend_step"]
@@ -198,10 +216,9 @@ def test_layout_files_are_all_in_the_manifest_and_verified(models, tmp_path, lay
         artifact.read_verified(out)
 
 
-def test_sub_folder_symlink_is_refused(models, tmp_path):
-    ltc, _ = models["ltc"]
-    out = tmp_path / "a"
-    get_exporter("c")(ltc, out, layout="arduino", prefix="pend")
+def test_sub_folder_symlink_is_refused(exported, tmp_path):
+    out = _copy(exported("arduino")[1], tmp_path)
+    artifact.read_verified(out)
     shutil.move(str(out / "src"), str(tmp_path / "elsewhere"))
     (out / "src").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ModelLoadError, match="symbolic link"):
@@ -224,32 +241,30 @@ def _build_cmake(folder, build, *extra):
     return subprocess.run([ctest, "--output-on-failure", "-V"], cwd=build, capture_output=True, text=True, timeout=300)
 
 
-def test_cmake_layout_builds_and_passes_its_golden_test_on_the_host(models, tmp_path):
-    ltc, _ = models["ltc"]
-    get_exporter("c")(ltc, tmp_path / "cm", layout="cmake", prefix="pend")
-    r = _build_cmake(tmp_path / "cm", tmp_path / "build")
+def test_cmake_layout_builds_and_passes_its_golden_test_on_the_host(exported, tmp_path):
+    cm = _copy(exported("cmake")[1], tmp_path)
+    r = _build_cmake(cm, tmp_path / "build")
     assert r.returncode == 0 and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
     assert "100% tests passed" in r.stdout
     assert (tmp_path / "build" / "libpend.a").exists()
     # the golden test can fail: a wrong reference output makes it fail
-    gd = tmp_path / "cm" / "golden" / "golden_data.h"
+    gd = cm / "golden" / "golden_data.h"
     text = gd.read_text()
     i = text.index("golden_y")
     j = text.index("{", text.index("{", i) + 1) + 1
     gd.write_text(text[:j] + "1.0e+03f+" + text[j:])
-    r = _build_cmake(tmp_path / "cm", tmp_path / "build")
+    r = _build_cmake(cm, tmp_path / "build")
     assert r.returncode != 0 and "GOLDEN FAIL" in r.stdout
 
 
 @pytest.mark.qemu
-def test_cmake_layout_cross_builds_for_cortex_m4_and_runs_under_qemu(models, tmp_path):
+def test_cmake_layout_cross_builds_for_cortex_m4_and_runs_under_qemu(exported, tmp_path):
     from ltc_edge.bench import arm as A
 
     if A.missing_tools("m4"):
         pytest.skip(f"ARM tools missing: {', '.join(A.missing_tools('m4'))}")
-    ltc, _ = models["ltc"]
-    get_exporter("c")(ltc, tmp_path / "cm", layout="cmake", prefix="pend")
-    r = _build_cmake(tmp_path / "cm", tmp_path / "build-m4", "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake")
+    cm = _copy(exported("cmake")[1], tmp_path)
+    r = _build_cmake(cm, tmp_path / "build-m4", "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake")
     assert r.returncode == 0 and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
     assert "count_n=" in r.stdout  # ran on the emulated Cortex-M4 (SysTick instruction counts)
     head = subprocess.run(["arm-none-eabi-readelf", "-h", str(tmp_path / "build-m4" / "pend_golden")],
@@ -266,12 +281,10 @@ static inline void delay(unsigned long) {}
 
 
 @pytest.mark.qemu
-def test_arduino_library_compiles_for_cortex_m4f(models, tmp_path):
+def test_arduino_library_compiles_for_cortex_m4f(exported, tmp_path):
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc missing")
-    ltc, _ = models["ltc"]
-    out = tmp_path / "ard"
-    get_exporter("c")(ltc, out, layout="arduino", prefix="pend")
+    out = exported("arduino")[1]
     props = dict(line.split("=", 1) for line in (out / "library.properties").read_text().splitlines() if line)
     assert props["name"] == "pend" and props["includes"] == "pend.h" and props["architectures"] == "*"
     r = subprocess.run(["arm-none-eabi-gcc", *M4F, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror",
