@@ -331,8 +331,8 @@ def model_fields(config: dict, raw: dict) -> dict:
     from ltc_edge.nn import functional as F
 
     kind = config["cell"]["kind"]
-    fields = {"model_sha256": model_sha256(config, raw), "kind": kind, "input_size": int(config["input_size"]), "output_size": int(config["output_size"]),
-              "state_size": int(F.state_size(config)), "uses_dt": bool(F.cell_spec(kind).uses_dt),
+    fields = {"model_sha256": model_sha256(config, raw), "kind": kind, "input_size": int(config["input_size"]),
+              "output_size": int(config["output_size"]), "state_size": int(F.state_size(config)), "uses_dt": bool(F.model_uses_dt(config)),
               "config": config, "state_bounds": None, "state_bounds_note": ""}
     if kind == "ltc":
         bounds, note = F.ltc_state_bounds(config, raw)

@@ -105,7 +105,8 @@ def same_file(a, b) -> bool:
 
 
 def check_output(out, *inputs, what: str = "--out") -> None:
-    """Refuse an output that is (or is inside the folder of, for folder outputs) one of the inputs."""
+    """Refuse an output that is one of the inputs (export folders are checked by
+    export.manifest.check_out_dir, which also refuses a folder holding the input)."""
     out = Path(out)
     for src in inputs:
         if src is None:
@@ -113,9 +114,6 @@ def check_output(out, *inputs, what: str = "--out") -> None:
         src = Path(src)
         if same_file(out, src):
             raise UnsafeFileError(f"{what} {out} is the input {src}: refusing to overwrite it")
-        if out.exists() and out.is_dir() and src.exists() and src.resolve().parent == out.resolve() \
-                and what.endswith("folder"):
-            raise UnsafeFileError(f"{what} {out} holds the input {src}, which the export would replace")
 
 
 def set_umask_mode(path) -> None:

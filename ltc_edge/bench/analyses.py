@@ -174,6 +174,81 @@ def solvers(target: str, *, steps: int, seed: int, out: Path, **_) -> None:
     console.print(f"written to [bold]{out}[/bold]")
 
 
-ANALYSES = {"trajectory": trajectory, "bounds": bounds, "solvers": solvers}
+# robustness ------------------------------------------------------------------------------
+
+
+def _deploy(targets: list[str], backends: list[str]):
+    """Each model file on each backend (an export folder or .onnx/.tflite on its own)."""
+    from ..runtime import load
+    from .robustness import Deployed
+
+    out = []
+    for t in targets:
+        on = backends if Path(t).suffix == ".safetensors" else ["auto"]
+        for b in on:
+            ctrl = load(t, b, batch=1, state_check="off", nonfinite="raise")
+            name = Path(t).stem if len(on) == 1 else f"{Path(t).stem} ({ctrl.backend_name})"
+            out.append(Deployed(name=name, path=str(t), backend=ctrl.backend_name, ctrl=ctrl))
+    return out
+
+
+def _robustness_task(models, task: str | None, sequences: int, seed: int):
+    """The models' stored task (they must agree) or --task; test rows capped at `sequences`."""
+    import numpy as np
+
+    from ..train.tasks import load_task
+
+    stored = [(m.ctrl.meta.config or {}).get("task") or {} for m in models]
+    if task is None:
+        specs = {(s.get("name"), repr(sorted((s.get("options") or {}).items()))) for s in stored}
+        if len(specs) != 1 or None in {n for n, _ in specs}:
+            raise LtcEdgeError("the models do not share one stored task; pass --task")
+        td = load_task(stored[0]["name"], **(stored[0].get("options") or {}))
+    else:
+        td = load_task(task)
+    test = td.test
+    if len(test) > sequences:
+        from dataclasses import replace
+
+        idx = np.sort(np.random.default_rng(seed).permutation(len(test))[:sequences])
+        test = replace(test, x=test.x[idx], y=test.y[idx], dt=None if test.dt is None else test.dt[idx])
+    std = td.train.x.reshape(-1, td.input_size).std(axis=0)
+    return td, test, np.maximum(std, 1e-8).astype(np.float32)
+
+
+def robustness(target: str, *, backend: str, seeds: int, sequences: int, task: str | None, seed: int,
+               out: Path, **_) -> None:
+    """Task metric under noise, dropped samples, rate changes, jitter and sensor faults."""
+    from . import robustness as R
+
+    models = _deploy([t for t in target.split(",") if t], [b for b in backend.split(",") if b])
+    out.mkdir(parents=True, exist_ok=True)
+    td, test, std = _robustness_task(models, task, sequences, seed)
+    console = _console()
+    result = R.sweep(models, test, R.Context(input_std=std), td.kind, seeds=seeds,
+                     progress=lambda what: console.print(f"  {what}", style="dim"))
+    result.update({"task": td.name, "metric": td.metric, "higher_is_better": td.higher_is_better,
+                   "test_sequences": len(test)})
+    if td.name == "pendulum":
+        result["closed_loop"] = R.closed_loop_sweep(models, std, seeds=seeds,
+                                                    progress=lambda what: console.print(f"  {what}", style="dim"))
+    from ..export.manifest import versions
+
+    result["versions"] = versions("onnxruntime", "ai-edge-litert")
+    result["plot"] = Path(R.plot(result, out / "robustness.png")).name
+    _write_json(out / "robustness.json", result)
+    atomic_write_bytes(out / "robustness.md", R.markdown(result).encode())
+    table = _table(f"robustness on {td.name} ({td.metric} relative to clean, mean of {seeds} seeds)",
+                   ("model", "clean", *result["levels"]))
+    for m in result["models"]:
+        worst = [max((r["relative"] or 0.0) for r in m["perturbations"][n]) if not td.higher_is_better
+                 else min((r["relative"] or 0.0) for r in m["perturbations"][n]) for n in result["levels"]]
+        table.add_row(m["name"], f"{m['clean']:.4g}", *(f"{w:.2f}x" for w in worst))
+    console.print(table)
+    console.print("(worst level of each perturbation shown; robustness.md has every level)")
+    console.print(f"written to [bold]{out}[/bold]")
+
+
+ANALYSES = {"trajectory": trajectory, "bounds": bounds, "solvers": solvers, "robustness": robustness}
 # --steps when not given: points on the input circle, steps per sequence, solver sequence length
-STEPS = {"trajectory": 100, "bounds": 100, "solvers": 50}
+STEPS = {"trajectory": 100, "bounds": 100, "solvers": 50, "robustness": 0}

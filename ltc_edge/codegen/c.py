@@ -327,6 +327,8 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         input_code = "    for (i = 0; i < IN_SIZE; ++i) x[i] = (x_in[i] - IN_MEAN[i]) / IN_STD[i];\n"
     else:
         input_code = "    for (i = 0; i < IN_SIZE; ++i) x[i] = x_in[i];\n"
+    if config.get("dt_input"):  # the elapsed time as one more cell input (nn/functional.py model_step)
+        input_code += f"    x[IN_SIZE] = dt * {flit(1.0 / config['dt_input']['scale'])};\n"
     if P["readout_w"] is not None:
         C.floats("RO_W", P["readout_w"])
         C.floats("RO_B", P["readout_b"])
@@ -350,11 +352,11 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         common, INPUTS=n_in, OUTPUTS=n_out, STATE_SIZE=F.state_size(config), FACTS=facts_h,
         DEFAULT_DT=flit(default_dt(config, fixed_dt)), FIXED_DT_DEFINE=fixed_define,
         DT_NOTE=(f" (ignored: exported with a fixed dt = {fixed_dt})" if fixed_dt is not None else
-                 ("" if F.cell_spec(kind).uses_dt else f" (unused by a {kind})")))
+                 ("" if F.model_uses_dt(config) else f" (unused by a {kind})")))
     source = _tmpl("model.c.in").substitute(
         common, HEADER=f"{prefix}.h", IDX=C.idx_type, CONSTANTS=C.text(), CELL=cell_code,
         FIXED_DT_CODE=(f"    dt = {upper}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
-        INPUT_CODE=input_code, OUTPUT_CODE=output_code) + facts_c
+        INPUT_CODE=input_code, OUTPUT_CODE=output_code, CELL_IN=_int(cell_cfg["input_size"], "input_size")) + facts_c
     info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse)})
     return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}
 

@@ -69,7 +69,7 @@ def graph_form(P: dict) -> str:
 
 def uses_dt(config: dict, fixed_dt: float | None = None) -> bool:
     """Whether the exported graph has a dt input."""
-    return fixed_dt is None and F.cell_spec(config["cell"]["kind"]).uses_dt
+    return fixed_dt is None and F.model_uses_dt(config)
 
 
 class _Prepared(nn.Module):

@@ -607,10 +607,18 @@ def model_prepare(xp, raw, config):
     return P
 
 
+def model_uses_dt(config) -> bool:
+    """Whether a step's answer depends on dt: continuous-time cells, and any cell given the
+    elapsed time as an extra input (config["dt_input"], e.g. an LSTM trained that way)."""
+    return cell_spec(config["cell"]["kind"]).uses_dt or bool(config.get("dt_input"))
+
+
 def model_step(xp, P, x, h, dt, config):
     """One control step: x[B, in], h[B, state], dt (float or [B, 1]) -> (y[B, out], new h)."""
     if P["input_mean"] is not None:
         x = (x - P["input_mean"]) / P["input_std"]
+    if config.get("dt_input"):  # dt / (training median dt) as one more input column
+        x = xp.concat([x, x[:, :1] * 0.0 + dt * (1.0 / config["dt_input"]["scale"])], 1)
     cell = config["cell"]
     y, h = cell_spec(cell["kind"]).step(xp, P["cell"], x, h, dt, cell)
     if P["readout_w"] is not None:

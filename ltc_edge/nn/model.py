@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import functional as F
+from .schema import CELL_OPTIONS
 from .wirings import Wiring, make_wiring
 
 FORMAT = "ltc-edge-model"
@@ -92,33 +93,25 @@ _LTC_NONNEG = ("w", "sensory_w", "cm", "gleak")
 def make_config(kind: str, input_size: int, output_size: int | None = None, *, units: int = 32,
                 wiring: Wiring | str | None = None, wiring_args: dict | None = None,
                 readout: bool | None = None, normalization: dict | None = None,
-                **cell_options) -> dict:
+                dt_input: float | None = None, **cell_options) -> dict:
     """A model config (what goes into the .safetensors metadata).
 
     kind: ltc, cfc, ctrnn, node, lstm, gru. wiring: a Wiring, or a registry name (full,
     random, ncp, auto-ncp) with wiring_args; needed for ltc (default: full), optional for cfc.
     readout: a linear layer from the cell's outputs to output_size; None means "only if the
-    cell's own output size differs from output_size".
+    cell's own output size differs from output_size". dt_input: give the cell dt / dt_input
+    as one more input (a discrete cell such as an LSTM then sees the elapsed time).
     """
     F.cell_spec(kind)
     input_size = int(input_size)
     if input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
-    cell = {"kind": kind, "input_size": input_size, "units": int(units)}
-    if isinstance(wiring, str):
-        args = dict(wiring_args or {})
-        if wiring in ("full", "random"):
-            args.setdefault("units", units)
-        elif wiring == "auto-ncp":
-            args.setdefault("units", units)
-            args.setdefault("output_size", output_size or max(1, units // 4))
-        wiring = make_wiring(wiring, input_size, **args)
-    if kind == "ltc" and wiring is None:
-        wiring = make_wiring("full", input_size, units=units)
+    if dt_input is not None and not (isinstance(dt_input, (int, float)) and 0 < dt_input < float("inf")):
+        raise ValueError(f"dt_input (the dt scale) must be a number > 0, got {dt_input!r}")
+    n_cell_in = input_size + (dt_input is not None)
+    cell = {"kind": kind, "input_size": n_cell_in, "units": int(units)}
+    wiring = _wiring_for(kind, wiring, wiring_args, n_cell_in, units, output_size)
     if wiring is not None:
-        if kind not in ("ltc", "cfc"):
-            raise ValueError(f"cell kind {kind!r} takes no wiring (only ltc and cfc do)")
-        wiring.build(input_size)
         cell["wiring"] = wiring.to_config()
         cell["units"] = wiring.units
     if kind == "ltc":
@@ -146,16 +139,34 @@ def make_config(kind: str, input_size: int, output_size: int | None = None, *, u
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "input_size": input_size,
               "output_size": int(output_size), "readout": bool(readout), "cell": cell,
               "normalization": normalization}
+    if dt_input is not None:
+        config["dt_input"] = {"scale": float(dt_input)}
     F.model_shapes(config)  # raises on inconsistent sizes
     return config
 
 
-_CELL_OPTIONS = {
-    "ltc": {"ode_unfolds", "epsilon", "implicit_param_constraints", "input_mapping", "output_mapping", "solver"},
-    "cfc": {"mode", "activation", "backbone_units", "backbone_layers"},
-    "ctrnn": {"ode_unfolds", "solver"},
-    "node": {"ode_unfolds", "solver", "ode_hidden"},
-}
+def _wiring_for(kind, wiring, wiring_args, n_in, units, output_size):
+    """A built Wiring (or None) from a Wiring or a registry name + args; ltc defaults to full."""
+    if isinstance(wiring, str):
+        args = dict(wiring_args or {})
+        if wiring in ("full", "random"):
+            args.setdefault("units", units)
+        elif wiring == "auto-ncp":
+            args.setdefault("units", units)
+            args.setdefault("output_size", output_size or max(1, units // 4))
+        wiring = make_wiring(wiring, n_in, **args)
+    if kind == "ltc" and wiring is None:
+        wiring = make_wiring("full", n_in, units=units)
+    if wiring is not None:
+        if kind not in ("ltc", "cfc"):
+            raise ValueError(f"cell kind {kind!r} takes no wiring (only ltc and cfc do)")
+        wiring.build(n_in)
+    return wiring
+
+
+# options a caller may set per kind: the schema's table (ltc_edge/nn/schema.py), less the
+# wiring-derived ones make_config fills in itself
+_CELL_OPTIONS = {kind: set(checks) - {"wiring", "motor_size"} for kind, (checks, _) in CELL_OPTIONS.items()}
 
 
 # --------------------------------------------------------------------------------------

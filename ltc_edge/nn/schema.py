@@ -329,7 +329,7 @@ def _option_value(v, path) -> None:
 
 
 _TOP_REQUIRED = ("format", "format_version", "input_size", "output_size", "readout", "cell")
-_TOP_OPTIONAL = ("normalization", "task")
+_TOP_OPTIONAL = ("normalization", "task", "dt_input")
 
 
 def validate_config(config) -> None:
@@ -346,7 +346,10 @@ def validate_config(config) -> None:
     n_in = _int(config["input_size"], "input_size", 1, MAX_INPUTS)
     n_out = _int(config["output_size"], "output_size", 1, MAX_OUTPUTS)
     readout = _bool(config["readout"], "readout")
-    _cell(config["cell"], "cell", n_in)
+    dt_input = config.get("dt_input")
+    if dt_input is not None:  # the elapsed time as one more cell input, divided by scale
+        _number(_object(dt_input, "dt_input", ("scale",))["scale"], "dt_input.scale", 1e-30, 1e12)
+    _cell(config["cell"], "cell", n_in + (dt_input is not None))  # dt is the cell's last input
     cell = config["cell"]
     cell_out = F.cell_spec(cell["kind"]).output_size(cell)
     if not readout and n_out != cell_out:

@@ -37,7 +37,7 @@ def meta_from_config(config: dict, raw: dict | None, source: str = "", fixed_dt=
     kind = config["cell"]["kind"]
     meta = ModelMeta(input_size=int(config["input_size"]), output_size=int(config["output_size"]),
                      state_size=int(F.state_size(config)), kind=kind,
-                     uses_dt=F.cell_spec(kind).uses_dt, fixed_dt=fixed_dt,
+                     uses_dt=F.model_uses_dt(config), fixed_dt=fixed_dt,
                      default_dt=1.0 if fixed_dt is None else float(fixed_dt),
                      precision=precision, config=config, source=source)
     if kind == "ltc" and raw is not None:

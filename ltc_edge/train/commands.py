@@ -91,7 +91,7 @@ def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, comp
                         grad_clip=clip, compile=(ep >= 20) if compile is None else compile)
 
 
-def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, resume, progress):
+def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, resume, progress, dt_input=False):
     import sys
 
     from .tasks import load_task
@@ -99,11 +99,12 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
     td = load_task(task, **topts)  # bad data fails here, before torch is imported
     from .loop import build_task_model, train
 
-    net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=numbers["seed"])
+    net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=numbers["seed"],
+                           dt_input=dt_input)
     net.config["task"] = {"name": task, "options": topts, "type": td.kind, "metric": td.metric}
     opts = _train_options(td, model, **numbers)
     spec = {"task": task, "task_options": topts, "model": model, "wiring": wiring, "wiring_args": wargs,
-            "units": units, "command": " ".join(["ltc"] + sys.argv[1:])}
+            "units": units, "dt_input": dt_input, "command": " ".join(["ltc"] + sys.argv[1:])}
     m = train(td, net, out, opts, spec=spec, resume=resume, progress=progress)
     typer.echo(f"best epoch {m['best_epoch']}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
                f"test {td.metric} {m['test'][td.metric]:.5g}  -> {out}")
@@ -138,6 +139,9 @@ def train_cmd(
     episodes: Optional[int] = typer.Option(None, help="pendulum: demonstration episodes."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bar (default: when stderr is a terminal)."),
+    dt_input: bool = typer.Option(False, "--dt-input", help="Give the cell the elapsed time dt (divided by "
+                                                            "the training median dt) as one more input: an "
+                                                            "LSTM/GRU that knows the time step."),
 ):
     """Train a model on a task; keeps the epoch with the best validation metric.
 
@@ -150,7 +154,7 @@ def train_cmd(
     check_outputs(out, data)  # before any data is read or epoch run
     numbers = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "grad_clip": grad_clip,
                "compile": compile}
-    _run_training(task, topts, model, out, wiring, wargs, units, numbers, resume, progress)
+    _run_training(task, topts, model, out, wiring, wargs, units, numbers, resume, progress, dt_input)
 
 
 def _eval_task_options(model, config, task, flags, episodes) -> tuple[str, dict]:

@@ -43,14 +43,16 @@ def default_lr(task: TaskData, kind: str) -> float:
 
 
 def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str | None = None,
-                     wiring_args: dict | None = None, seed: int = 0, **cell_options) -> Model:
+                     wiring_args: dict | None = None, seed: int = 0, dt_input: bool = False,
+                     **cell_options) -> Model:
     """A freshly initialised model for a task (torch.manual_seed(seed) before the init).
 
     ltc: wiring defaults to full (the paper's fully connected LTC), with every neuron an
     output and a linear readout to the task's outputs. ncp / auto-ncp: the task's outputs are
     the motor neurons when they are few (<= units // 4), else units // 4 motor neurons and
     a readout (a linear readout from units // 4 motor neurons trains much faster than
-    10 motor neurons used directly as logits).
+    10 motor neurons used directly as logits). dt_input: the cell also gets dt divided by
+    the training data's median dt (for discrete cells: an LSTM that knows the elapsed time).
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
@@ -73,7 +75,8 @@ def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str 
         wargs.setdefault("sparsity_level", 0.5)
     try:
         config = make_config(kind, task.input_size, out, units=units, wiring=wiring,
-                             wiring_args=wargs or None, normalization=task.normalization, **cell_options)
+                             wiring_args=wargs or None, normalization=task.normalization,
+                             dt_input=median_dt(task) if dt_input else None, **cell_options)
     except TypeError as e:  # a wiring argument of the wrong type
         raise ValueError(f"wiring arguments {json.dumps(wiring_args)}: {e}") from None
     torch.manual_seed(seed)
@@ -86,6 +89,12 @@ def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str 
         with torch.no_grad():
             model.cell.cm.mul_(float(dt))
     return model
+
+
+def median_dt(task: TaskData) -> float:
+    """The training split's median elapsed time per step (1.0 when the task has no dt)."""
+    dt = task.train.dt
+    return 1.0 if dt is None else float(np.median(dt))
 
 
 NEURON_ARGS = {"units", "output_size", "output_dim", "motor_neurons", "inter_neurons", "command_neurons",

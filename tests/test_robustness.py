@@ -1,0 +1,158 @@
+"""`ltc analyze robustness`: the perturbations are what they claim (time axis kept, dt sums
+exactly, faults hit one channel for the window), and the analysis runs on a user CSV model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ltc_edge.bench import robustness as R
+from ltc_edge.cli import app
+from ltc_edge.train.taskdata import Split
+
+CTX = R.Context(input_std=np.array([2.0, 0.5, 1.0], np.float32))
+
+
+@pytest.fixture
+def split():
+    rng = np.random.default_rng(0)
+    n, t = 5, 24
+    dt = rng.uniform(0.01, 0.2, size=(n, t)).astype(np.float32)
+    return Split(x=rng.normal(size=(n, t, 3)).astype(np.float32),
+                 y=rng.normal(size=(n, t, 2)).astype(np.float32), dt=dt)
+
+
+def test_drop_sums_dt_exactly_and_keeps_a_subsequence(split):
+    (d,) = R.drop(split, 0.3, np.random.default_rng(1), CTX)
+    assert d.x.shape[1] == split.x.shape[1] - round(0.3 * 23)
+    np.testing.assert_allclose(d.dt.sum(1, dtype=np.float64), split.dt.sum(1, dtype=np.float64), rtol=1e-6)
+    np.testing.assert_array_equal(d.x[:, -1], split.x[:, -1])  # the last sample is never dropped
+    times, kept = R.sample_times(split.dt), R.sample_times(d.dt)
+    for i in range(len(split)):  # every kept sample is an original one, at its original time
+        idx = [int(np.argmin(np.abs(times[i] - k))) for k in kept[i]]
+        np.testing.assert_allclose(times[i, idx], kept[i], rtol=1e-5)
+        np.testing.assert_array_equal(d.x[i], split.x[i, idx])
+        np.testing.assert_array_equal(d.y[i], split.y[i, idx])
+
+
+@pytest.mark.parametrize("rate", [0.5, 2.0, 4.0])
+def test_resample_keeps_the_time_axis(split, rate):
+    (r,) = R.resample(split, rate, None, CTX)
+    t_old, t_new = R.sample_times(split.dt), R.sample_times(r.dt)
+    np.testing.assert_allclose(t_new[:, [0, -1]], t_old[:, [0, -1]], rtol=1e-5)  # same span
+    if rate > 1:
+        k = int(rate)
+        assert r.x.shape[1] == (split.x.shape[1] - 1) * k + 1
+        np.testing.assert_allclose(t_new[:, ::k], t_old, rtol=1e-5)
+        np.testing.assert_allclose(r.x[:, ::k], split.x, atol=1e-6)  # the originals are still there
+        np.testing.assert_allclose(r.x[:, 1], split.x[:, 0] + (split.x[:, 1] - split.x[:, 0]) / k, atol=1e-5)
+        assert np.isnan(r.y[:, 1]).all() and not np.isnan(r.y[:, ::k]).any()  # only true targets scored
+    else:
+        np.testing.assert_array_equal(r.x, split.x[:, list(range(0, 24, 2)) + [23]])
+    with pytest.raises(ValueError, match="integer"):
+        R.resample(split, 1.5, None, CTX)
+
+
+def test_jitter_changes_dt_within_range_only(split):
+    (j,) = R.jitter(split, 0.3, np.random.default_rng(2), CTX)
+    np.testing.assert_array_equal(j.x, split.x)
+    ratio = j.dt / split.dt
+    assert ratio.min() >= 0.7 - 1e-6 and ratio.max() <= 1.3 + 1e-6 and ratio.std() > 0.05
+
+
+def test_noise_scales_with_each_feature_std(split):
+    big = Split(x=np.zeros((200, 50, 3), np.float32), y=np.zeros((200, 50, 2), np.float32),
+                dt=np.ones((200, 50), np.float32))
+    (n,) = R.noise(big, 0.5, np.random.default_rng(3), CTX)
+    np.testing.assert_allclose(n.x.reshape(-1, 3).std(0), 0.5 * CTX.input_std, rtol=0.03)
+
+
+@pytest.mark.parametrize("fn", [R.stuck, R.zeroed])
+def test_faults_hit_one_channel_for_the_window(split, fn):
+    variants = fn(split, 0.25, np.random.default_rng(4), CTX)
+    assert len(variants) == 3
+    for ch, v in enumerate(variants):
+        diff = np.any(v.x != split.x, axis=0)  # [T, C]
+        assert not diff[:, [c for c in range(3) if c != ch]].any()
+        rows = np.nonzero(np.any(v.x[:, :, ch] != split.x[:, :, ch], axis=0))[0]
+        assert len(rows) <= 6  # 25% of 24 steps
+        if fn is R.zeroed:
+            assert (v.x[:, rows, ch] == 0).all()
+        else:  # stuck: one value for the whole window, per row
+            assert np.ptp(v.x[:, rows, ch], axis=1).max() == 0
+
+
+def test_robustness_analysis_on_a_user_csv_model(tmp_path):
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.uniform(0.02, 0.06, 500))
+    force = np.sin(1.3 * t) + 0.3 * rng.normal(size=t.size)
+    pos = np.convolve(force, np.exp(-np.arange(40) * 0.1), mode="full")[: t.size] * 0.05
+    lines = ["time,force,pos"] + [f"{a:.5f},{b:.5f},{c:.5f}" for a, b, c in zip(t, force, pos)]
+    data = tmp_path / "osc.csv"
+    data.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    for kind in ("ltc", "lstm"):
+        r = runner.invoke(app, ["train", "--task", "csv", "--data", str(data), "--inputs", "force", "--targets", "pos",
+                                "--time", "time", "--seq-len", "20", "--model", kind, "--units", "6", "--epochs", "2",
+                                "--out", str(tmp_path / f"{kind}.safetensors")])
+        assert r.exit_code == 0, r.output
+    out = tmp_path / "rob"
+    models = f"{tmp_path / 'ltc.safetensors'},{tmp_path / 'lstm.safetensors'}"
+    r = runner.invoke(app, ["analyze", "robustness", models, "--seeds", "2", "--sequences", "12", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "robustness.json").read_text())
+    assert res["schema"] == R.SCHEMA and res["task"] == "csv" and res["metric"] == "mse" and res["seeds"] == [0, 1]
+    assert [m["kind"] for m in res["models"]] == ["ltc", "lstm"]
+    for m in res["models"]:
+        assert np.isfinite(m["clean"]) and set(m["perturbations"]) == set(R.PERTURBATIONS)
+        for name, rows in m["perturbations"].items():
+            assert [row["level"] for row in rows] == list(R.PERTURBATIONS[name].levels)
+            for row in rows:
+                assert len(row["values"]) == 2 and row["mean"] == pytest.approx(np.mean(row["values"]))
+                assert row["relative"] == pytest.approx(row["mean"] / m["clean"])
+    ltc = res["models"][0]
+    assert ltc["clean_state"]["checked"]  # an LTC's states are checked against its bounds
+    assert ltc["perturbations"]["noise"][-1]["mean"] != ltc["clean"]
+    lstm_jitter = res["models"][1]["perturbations"]["jitter"]
+    assert all(row["mean"] == pytest.approx(res["models"][1]["clean"]) for row in lstm_jitter)  # ignores dt
+    assert (out / "robustness.png").stat().st_size > 10_000 and "## drop" in (out / "robustness.md").read_text()
+
+
+def test_robustness_missing_model_is_a_one_line_error(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["analyze", "robustness", str(Path(tmp_path) / "missing.safetensors"), "--out",
+                            str(tmp_path / "o")])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_closed_loop_perturbations_act_on_the_plant():
+    from ltc_edge.train.pendulum import Expert
+
+    expert, std = Expert(), np.array([0.7, 0.7, 2.0], np.float32)
+    clean = R.episode_return(expert, 3, "clean", 1.0, std)
+    assert R.episode_return(expert, 3, "mass", 1.0, std) == clean  # nominal level: the same episode
+    assert R.episode_return(expert, 3, "obs_noise", 0.0, std) == clean
+    assert R.episode_return(expert, 3, "delay", 0, std) == clean
+    assert R.episode_return(expert, 3, "delay", 4, std) < clean - 100  # 0.2 s late: the swing-up fails
+    assert R.episode_return(expert, 3, "length", 1.2, std) != clean
+
+
+def test_closed_loop_sweep_compares_deployed_models_with_the_expert(tmp_path):
+    from ltc_edge.nn import build_model, save
+    from ltc_edge.runtime import load
+
+    path = save(build_model("ltc", 3, 1, units=6, seed=0), tmp_path / "p.safetensors")
+    m = R.Deployed(name="p", path=str(path), backend="numpy", ctrl=load(path, "numpy", state_check="off"))
+    cl = R.closed_loop_sweep([m], np.ones(3, np.float32), seeds=2)
+    assert set(cl["returns"]) == {"expert", "p"} and cl["seeds"] == [0, 1]
+    for name, table in cl["returns"].items():
+        assert set(table) == {"clean", *R.CLOSED_LOOP}
+        for pert, rows in table.items():
+            assert len(rows) == (1 if pert == "clean" else len(R.CLOSED_LOOP[pert]))
+            assert all(len(r["values"]) == 2 and r["mean"] <= 0 for r in rows)
+    assert cl["returns"]["expert"]["clean"][0]["mean"] > cl["returns"]["p"]["clean"][0]["mean"]  # untrained
+    assert "### delay" in "\n".join(R.closed_loop_markdown(cl))
