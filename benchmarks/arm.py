@@ -1,64 +1,103 @@
-"""LTC-19 NCP vs an LSTM of about the same parameter count on ARM: golden check on aarch64
-Linux (qemu-aarch64) and a bare-metal Cortex-M4 (qemu-system-arm mps2-an386), model flash /
-RAM (arm-none-eabi-size, size probes, painted stack) and instructions per step (SysTick
-under -icount shift=0, N vs 2N steps differenced). Results: benchmarks/results/arm_m4.json.
+"""LTC-NCP-19 vs LSTM-19 on ARM (issue 13; models: benchmarks/c_models.py): golden check on
+aarch64 Linux (qemu-aarch64) and a bare-metal Cortex-M4 (qemu-system-arm -M mps2-an386, -O2,
+-mfloat-abi=hard -mfpu=fpv4-sp-d16), with Cortex-M4 instructions per step (SysTick under
+-icount shift=0, N vs 2N steps differenced), model flash and RAM (size probes, painted stack),
+and aarch64 instructions per step (qemu exec trace, N vs 2N). Results:
+benchmarks/results/arm_m4.json, with the issue's Cortex-M4 targets met or not.
 
-    .venv/bin/python benchmarks/arm.py        (tools: scripts/arm/setup.sh)
+    .venv/bin/python benchmarks/arm.py [OUT.json] [--no-aarch64-count]
+        (tools: ltc_edge/bench/arm/setup.sh)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from c_models import model_files  # noqa: E402
 
 from ltc_edge.bench import arm as A  # noqa: E402
 
+TARGETS = {"ltc_ncp19_m4_instructions_per_step": ("<=", 10000), "ltc_ncp19_m4_flash_bytes": ("<=", 6 * 1024),
+           "ltc_ncp19_m4_ram_bytes": ("<=", 1024)}
+KEEP = ("passed", "max_abs_err", "instructions_per_step", "model_flash_bytes", "model_ram_bytes", "step_stack_bytes",
+        "state_bytes", "model_object", "opt")
+
+
+def run_model(path: Path, work: Path, aarch64_count: bool) -> dict:
+    res = A.run_all(path, work, steps=100, timing_steps=200)
+    for t in ("aarch64", "m4"):
+        r = res.get(t, {})
+        if "skipped" not in r:
+            res[t] = {k: r.get(k) for k in KEEP if k in r}
+    if aarch64_count and "skipped" not in res["aarch64"]:
+        res["aarch64"]["instructions_per_step"] = A.count_aarch64_instructions(work, "ltc_model", n=10)
+    return res
+
+
+def summarize(rows: dict) -> dict:
+    ltc, lstm = rows["ncp19"].get("m4", {}), rows["lstm19"].get("m4", {})
+    if "skipped" in ltc or "skipped" in lstm:
+        return {"skipped": ltc.get("skipped") or lstm.get("skipped")}
+    s = {}
+    for name, r in (("ltc_ncp19", ltc), ("lstm19", lstm)):
+        for key, field in (("instructions_per_step", "instructions_per_step"), ("flash_bytes", "model_flash_bytes"),
+                           ("ram_bytes", "model_ram_bytes")):
+            s[f"{name}_m4_{key}"] = r.get(field)
+    s["ltc_over_lstm_m4_instructions"] = ltc["instructions_per_step"] / lstm["instructions_per_step"]
+    s["ltc_over_lstm_m4_flash"] = ltc["model_flash_bytes"] / lstm["model_flash_bytes"]
+    for name in ("ncp19", "lstm19"):
+        a64 = rows[name].get("aarch64", {})
+        if a64.get("instructions_per_step") is not None:
+            s[f"{name}_aarch64_instructions_per_step"] = a64["instructions_per_step"]
+    return s
+
+
+def targets(summary: dict) -> dict:
+    out = {}
+    for key, (op, bound) in TARGETS.items():
+        v = summary.get(key)
+        out[key] = {"value": v, "target": f"{op} {bound}",
+                    "met": None if v is None else (v <= bound if op == "<=" else v >= bound)}
+    return out
+
 
 def main():
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks" / "results" / "arm_m4.json"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default=str(ROOT / "benchmarks" / "results" / "arm_m4.json"))
+    ap.add_argument("--no-aarch64-count", action="store_true", help="skip the (slower) aarch64 instruction count")
+    a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="arm-bench-"))
-    models = A.default_models(work / "models")
-    rows = {}
-    for name, path in models.items():
-        res = A.run_all(path, work / name, steps=100, timing_steps=200)
-        os.environ["OPT"] = "-Os"
-        if "skipped" not in res["m4"]:
-            os_res = A.run_m4(work / name, "ltc_model", opt="-Os")
-            res["m4_Os"] = {k: os_res.get(k) for k in ("passed", "instructions_per_step", "model_flash_bytes",
-                                                       "model_ram_bytes", "step_stack_bytes", "model_object")}
-        os.environ.pop("OPT", None)
-        for t in ("aarch64", "m4"):
-            res.get(t, {}).pop("output", None)
-            res.get(t, {}).pop("stderr", None)
-        rows[name] = res
-    ltc = rows["ltc19-ncp"]["m4"]
-    lstm_name = next(k for k in rows if k.startswith("lstm"))
-    lstm = rows[lstm_name]["m4"]
-    summary = {}
-    if "skipped" not in ltc:
-        summary = {
-            "ltc19_ncp_flash_bytes": ltc["model_flash_bytes"], "ltc19_ncp_ram_bytes": ltc["model_ram_bytes"],
-            "ltc19_ncp_instructions_per_step": ltc["instructions_per_step"],
-            f"{lstm_name}_flash_bytes": lstm["model_flash_bytes"], f"{lstm_name}_ram_bytes": lstm["model_ram_bytes"],
-            f"{lstm_name}_instructions_per_step": lstm["instructions_per_step"],
-            "ltc_budget_met": ltc["model_flash_bytes"] <= 16384 and ltc["model_ram_bytes"] <= 2048,
-        }
-    result = {"what": "Cortex-M4 (-O2 unless noted; -mfloat-abi=hard -mfpu=fpv4-sp-d16) and aarch64 golden runs",
+    try:
+        files = model_files(work / "models")
+        rows = {name: run_model(files[name], work / name, not a.no_aarch64_count) for name in ("ncp19", "lstm19")}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = summarize(rows)
+    result = {"what": "Cortex-M4 (qemu-system-arm mps2-an386, -O2 -mfloat-abi=hard -mfpu=fpv4-sp-d16) and aarch64 "
+                      "(qemu-aarch64) golden runs of the generated C as it is when this ran",
+              "models": {"ncp19": "ncps LTCCell(AutoNCP(19, 2, seed=22222), in_features=8) via from_ncps",
+                         "lstm19": "ltc_edge LSTM, 19 units, 8 inputs, 2 outputs (same C math library calls)"},
               "notes": {"model_flash_bytes": "probe firmware (reset + one step) minus the same firmware without "
                                              "the model: code + const weights + the libm functions it pulls",
-                        "model_ram_bytes": "state struct + stack high-water mark of one step (no .data/.bss)",
-                        "instructions_per_step": "SysTick ticks x 40 under qemu -icount shift=0 (1 insn = 1 ns, "
-                                                 "25 MHz SysTick), (2N - N steps) / N"},
-              "summary": summary, "models": rows}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
-    print(json.dumps(summary, indent=1))
+                        "model_ram_bytes": "state struct + stack high-water mark of one step + the model's "
+                                           ".data/.bss (none)",
+                        "instructions_per_step": "Cortex-M4: SysTick ticks x 40 under qemu -icount shift=0 "
+                                                 "(1 insn = 1 ns, 25 MHz SysTick), (2N - N steps) / N; aarch64: "
+                                                 "qemu exec trace, single-stepped, N vs 2N"},
+              "summary": summary, "targets": targets(summary), "results": rows}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=1, default=str))
+    print(json.dumps({"summary": summary, "targets": {k: (v["value"], v["target"], v["met"])
+                                                      for k, v in result["targets"].items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""Generated C vs ncps (torch) step speed, sparse NCP vs fully connected C, and exact
-instruction counts (valgrind callgrind). One run, side by side; results to
-benchmarks/results/c_speed.json.
+"""Generated C step speed (issue 13): instructions per step (valgrind callgrind) and wall time,
+for the ncps NCP-19 LTC, a fully connected LTC-19 and an LSTM-19 (benchmarks/c_models.py),
+each built with two flag sets, beside ncps's torch LTCCell and the Python runtime's C backend.
+Results: benchmarks/results/c_speed.json (with the issue's targets, met or not).
 
-    .venv/bin/python benchmarks/c_speed.py [--steps 20000] [--out benchmarks/results/c_speed.json]
+    .venv/bin/python benchmarks/c_speed.py [--rounds 7] [--out benchmarks/results/c_speed.json]
 
-Compared (all LTC-19, 8 inputs, 4 motor outputs, batch 1, 6 unfolds, same parameters):
-  * ncps LTCCell.forward under torch.no_grad (the reference implementation)
-  * the generated C of the same model (ltc_edge.codegen.c), sparse synapse lists, timed in a
-    C loop (clock_gettime) so no Python call overhead is counted; also through ctypes
-  * the same model with every synapse pair looped (the "fully connected" dense build)
-  * an LTC-19 with a fully connected wiring (the same size, every synapse real)
+  * instructions: callgrind totals of the bench program at N and 2N steps, differenced / N
+    (start-up and the harness loop outside the step cancel; deterministic)
+  * wall time: each measurement is one timed block (C: clock_gettime around a loop of steps in
+    C, no Python; torch / Python: perf_counter around a loop); the kinds are measured in turn,
+    interleaved round by round, and the median over rounds is reported
+  * ncps LTCCell.forward: torch.no_grad, torch.set_num_threads(1), batch 1
+  * python_c_guarded: Controller.step through the C backend (input checks, state guards);
+    python_c_bare: the backend's ctypes call alone on pre-filled buffers
+Flag sets: O2 = the project's (ltc_edge.codegen.c.CFLAGS), O3 = -O3 -ffast-math -march=x86-64-v3.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,190 +34,238 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from c_models import model_files, ncps_cells  # noqa: E402
+
+PREFIX = "m"
+FLAG_SETS = {"O2": None, "O3": ["-O3", "-ffast-math", "-march=x86-64-v3", "-std=c99"]}  # None: cgen.CFLAGS
+TARGETS = {  # issue 13, "Done when"
+    "ncp19_O2_instructions": ("<=", 7500), "ncp19_O3_instructions": ("<=", 3500),
+    "fc19_O2_instructions": ("<=", 50000), "fc19_O3_instructions": ("<=", 20000),
+    "bare_c_speedup_over_ncps": (">=", 400), "python_guarded_over_bare_c": ("<=", 2.5),
+}
 
 BENCH_C = r"""
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "ltc_model.h"
+#include "m.h"
+/* bench STEPS [WARMUP]: WARMUP steps, then STEPS steps timed; prints ns per step */
 int main(int argc, char **argv)
 {
-    long steps = argc > 1 ? atol(argv[1]) : 10000, t;
-    int reps = argc > 2 ? atoi(argv[2]) : 5, r, i;
-    ltc_model_state_t s;
-    float x[LTC_MODEL_INPUTS], y[LTC_MODEL_OUTPUTS];
-    double best = 1e30, sink = 0.0;
-    for (i = 0; i < LTC_MODEL_INPUTS; ++i) x[i] = 0.1f * (float)(i + 1);
-    for (r = 0; r < reps; ++r) {
-        struct timespec a, b;
-        double ns;
-        ltc_model_reset(&s);
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        for (t = 0; t < steps; ++t) {
-            x[t % LTC_MODEL_INPUTS] = (float)(t % 17) * 0.05f - 0.4f;
-            ltc_model_step(&s, x, 0.1f, y);
-            sink += y[0];
-        }
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)steps;
-        if (ns < best) best = ns;
+    long steps = argc > 1 ? atol(argv[1]) : 10000, warm = argc > 2 ? atol(argv[2]) : 1000, t;
+    m_state_t s;
+    float x[M_INPUTS], y[M_OUTPUTS];
+    double sink = 0.0, ns;
+    struct timespec a, b;
+    int i;
+    for (i = 0; i < M_INPUTS; ++i) x[i] = 0.1f * (float)(i + 1);
+    m_reset(&s);
+    for (t = 0; t < warm; ++t) {
+        x[t % M_INPUTS] = (float)(t % 17) * 0.05f - 0.4f;
+        m_step(&s, x, 0.1f, y);
     }
-    printf("ns_per_step=%.3f sink=%g\n", best, sink);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (t = 0; t < steps; ++t) {
+        x[t % M_INPUTS] = (float)(t % 17) * 0.05f - 0.4f;
+        m_step(&s, x, 0.1f, y);
+        sink += (double)y[0];
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)steps;
+    printf("ns_per_step=%.3f sink=%g\n", ns, sink);
     return 0;
 }
 """
 
 
-def build_bench(config, raw, out: Path, sparse: bool) -> Path:
+def build(model_file: Path, out: Path, flags) -> Path:
     from ltc_edge.codegen import c as cgen
+    from ltc_edge.nn.modelfile import read
 
     out.mkdir(parents=True, exist_ok=True)
-    gen = cgen.generate(config, raw, prefix="ltc_model", sparse=sparse)
+    config, raw = read(model_file)
+    gen = cgen.generate(config, raw, prefix=PREFIX)
     for name, text in gen["files"].items():
         (out / name).write_text(text)
     (out / "bench.c").write_text(BENCH_C)
     exe = out / "bench"
-    subprocess.run([cgen.find_cc(), "-O2", "-std=c99", "-Wall", "-Werror", "-pedantic", "-I", str(out),
-                    "-o", str(exe), str(out / "bench.c"), str(out / "ltc_model.c"), "-lm"], check=True)
+    flags = list(cgen.CFLAGS if flags is None else flags)
+    subprocess.run([cgen.find_cc(), *flags, "-I", str(out), "-o", str(exe), str(out / "bench.c"),
+                    str(out / f"{PREFIX}.c"), "-lm"], check=True)
     return exe
 
 
-def c_ns_per_step(exe: Path, steps: int) -> float:
-    r = subprocess.run([str(exe), str(steps), "7"], capture_output=True, text=True, check=True)
+def c_ns(exe: Path, steps: int) -> float:
+    r = subprocess.run([str(exe), str(steps)], capture_output=True, text=True, check=True)
     return float(r.stdout.split("ns_per_step=")[1].split()[0])
 
 
-def callgrind_instructions(exe: Path, steps: int) -> int | None:
-    """Total instructions (Ir) of the whole program for `steps` steps (deterministic)."""
-    if shutil.which("valgrind") is None:
-        return None
+def callgrind_total(exe: Path, steps: int) -> int | None:
     with tempfile.TemporaryDirectory() as d:
         outf = Path(d) / "cg.out"
-        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}", str(exe), str(steps), "1"],
+        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}", str(exe), str(steps), "0"],
                            capture_output=True, text=True)
         if r.returncode != 0:
             return None
         for line in outf.read_text().splitlines():
-            if line.startswith("summary:") or line.startswith("totals:"):
+            if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
     return None
 
 
-def instructions_per_step(exe: Path, n: int = 2000) -> dict:
-    """callgrind at N and 2N steps, differenced: instructions of one step, start-up removed."""
-    a, b = callgrind_instructions(exe, n), callgrind_instructions(exe, 2 * n)
+def instructions_per_step(exe: Path, n: int) -> dict:
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind not installed"}
+    a, b = callgrind_total(exe, n), callgrind_total(exe, 2 * n)
     if a is None or b is None:
-        return {"skipped": "valgrind not available"}
-    return {"steps_n": n, "total_n": a, "total_2n": b, "per_step": (b - a) / n}
+        return {"skipped": "callgrind failed"}
+    return {"per_step": (b - a) / n, "steps_n": n, "total_n": a, "total_2n": b}
 
 
-def torch_ncps_us(cell, steps: int, n_in: int) -> float:
-    import torch
+class TorchNcps:
+    def __init__(self, cell):
+        import torch
 
-    torch.set_num_threads(1)
-    x = torch.randn(1, n_in)
-    h = torch.zeros(1, cell.state_size)
-    ts = torch.tensor([0.1])
-    with torch.no_grad():
-        for _ in range(50):
-            _, h = cell(x, h, ts)
-        best = 1e30
-        for _ in range(3):
+        torch.set_num_threads(1)
+        self.torch, self.cell = torch, cell
+        self.x = torch.randn(1, 8)
+        self.h = torch.zeros(1, cell.state_size)
+        self.ts = torch.tensor([0.1])
+
+    def us(self, steps: int) -> float:
+        with self.torch.no_grad():
             t = time.perf_counter()
             for _ in range(steps):
-                _, h = cell(x, h, ts)
-            best = min(best, (time.perf_counter() - t) / steps)
-    return best * 1e6
+                _, self.h = self.cell(self.x, self.h, self.ts)
+            return (time.perf_counter() - t) / steps * 1e6
 
 
-def ctypes_us(model_file, steps: int, n_in: int) -> float:
-    from ltc_edge.runtime import load
+class PythonC:
+    """The runtime's Controller on the C backend (guarded step) and its bare ctypes call."""
 
-    ctrl = load(model_file, backend="c")
-    x = np.full(n_in, 0.1, np.float32)
-    for _ in range(100):
-        ctrl.step(x, 0.1)
-    t = time.perf_counter()
-    for _ in range(steps):
-        ctrl.step(x, 0.1)
-    return (time.perf_counter() - t) / steps * 1e6
+    def __init__(self, model_file):
+        from ltc_edge.runtime import load
+
+        self.ctrl = load(model_file, backend="c")
+        self.x = np.full(8, 0.1, np.float32)
+        b = self.ctrl.backend
+        b.x[...] = self.x
+        b.dt[...] = 0.1
+
+    def guarded_us(self, steps: int) -> float:
+        step, x = self.ctrl.step, self.x
+        t = time.perf_counter()
+        for _ in range(steps):
+            step(x, 0.1)
+        return (time.perf_counter() - t) / steps * 1e6
+
+    def bare_us(self, steps: int) -> float:
+        b = self.ctrl.backend
+        b.x[...] = self.x
+        b.dt[...] = 0.1
+        run = b.run
+        t = time.perf_counter()
+        for _ in range(steps):
+            run()
+        return (time.perf_counter() - t) / steps * 1e6
 
 
-def numpy_us(model_file, steps: int, n_in: int) -> float:
-    from ltc_edge.runtime import load
+def measure_wall(exes: dict, torch_ncp: TorchNcps, py: PythonC, rounds: int, c_steps: int, torch_steps: int,
+                 py_steps: int) -> dict:
+    """Interleaved: every kind once per round, in turn; medians over rounds (microseconds)."""
+    kinds = {f"c_{k}": (lambda e=e: c_ns(e, c_steps) / 1000.0) for k, e in exes.items()}
+    kinds["ncps_ltccell_torch"] = lambda: torch_ncp.us(torch_steps)
+    kinds["python_c_guarded"] = lambda: py.guarded_us(py_steps)
+    kinds["python_c_bare_ctypes"] = lambda: py.bare_us(py_steps)
+    for f in kinds.values():  # warm-up round, not kept
+        f()
+    samples = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for k, f in kinds.items():
+            samples[k].append(f())
+    return {k: {"median_us": statistics.median(v), "min_us": min(v), "max_us": max(v), "rounds": len(v)}
+            for k, v in samples.items()}
 
-    ctrl = load(model_file)
-    x = np.full(n_in, 0.1, np.float32)
-    for _ in range(50):
-        ctrl.step(x, 0.1)
-    t = time.perf_counter()
-    for _ in range(steps):
-        ctrl.step(x, 0.1)
-    return (time.perf_counter() - t) / steps * 1e6
+
+def targets(values: dict) -> dict:
+    out = {}
+    for key, (op, bound) in TARGETS.items():
+        v = values.get(key)
+        met = None if v is None else (v <= bound if op == "<=" else v >= bound)
+        out[key] = {"value": v, "target": f"{op} {bound}", "met": met}
+    return out
+
+
+def machine() -> dict:
+    from ltc_edge.codegen import c as cgen
+
+    cc = cgen.find_cc()
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "cc": subprocess.run([cc, "--version"], capture_output=True,
+                                                             text=True).stdout.splitlines()[0],
+            "valgrind": shutil.which("valgrind") is not None}
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=20000, help="steps per timed C run")
-    ap.add_argument("--torch-steps", type=int, default=300)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved wall-time rounds (median reported)")
+    ap.add_argument("--c-steps", type=int, default=20000, help="steps per timed C block")
+    ap.add_argument("--torch-steps", type=int, default=300, help="steps per timed ncps block")
+    ap.add_argument("--py-steps", type=int, default=3000, help="steps per timed Python block")
+    ap.add_argument("--callgrind-steps", type=int, default=1000, help="N of the N vs 2N callgrind runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "c_speed.json"))
     a = ap.parse_args()
 
-    import torch
-    from ncps.torch import LTCCell
-    from ncps.wirings import AutoNCP, FullyConnected
-
-    from ltc_edge.nn import from_ncps, save
-
-    torch.manual_seed(0)
-    n_in = 8
-    ncp_cell = LTCCell(AutoNCP(19, 4), in_features=n_in)
-    full_cell = LTCCell(FullyConnected(19, 4), in_features=n_in)
-    ncp_model, full_model = from_ncps(ncp_cell), from_ncps(full_cell)
     work = Path(tempfile.mkdtemp(prefix="c-speed-"))
-    ncp_file = save(ncp_model, work / "ncp.safetensors")
-    raw = lambda m: {k: v.detach().numpy() for k, v in m.state_dict().items()}  # noqa: E731
-    builds = {
-        "c_ncp_sparse": build_bench(ncp_model.config, raw(ncp_model), work / "sparse", sparse=True),
-        "c_ncp_dense_loops": build_bench(ncp_model.config, raw(ncp_model), work / "dense", sparse=False),
-        "c_fully_connected": build_bench(full_model.config, raw(full_model), work / "full", sparse=True),
-    }
-    # side by side, interleaved twice to even out machine noise
-    res = {k: [] for k in builds}
-    res["ncps_torch"] = []
-    for _ in range(2):
-        res["ncps_torch"].append(torch_ncps_us(ncp_cell, a.torch_steps, n_in))
-        for k, exe in builds.items():
-            res[k].append(c_ns_per_step(exe, a.steps) / 1000.0)
-    us = {k: min(v) for k, v in res.items()}
-    us["c_via_ctypes_runtime"] = ctypes_us(ncp_file, 5000, n_in)
-    us["numpy_runtime"] = numpy_us(ncp_file, 2000, n_in)
-    insn = {k: instructions_per_step(exe) for k, exe in builds.items()}
-    synapses = int(np.abs(np.asarray(ncp_model.config["cell"]["wiring"]["adjacency"])).sum())
+    try:
+        cells = ncps_cells()
+        files = model_files(work / "models", cells)
+        exes = {f"{m}_{fs}": build(files[m], work / f"{m}_{fs}", flags)
+                for m in files for fs, flags in FLAG_SETS.items()}
+        insn = {k: instructions_per_step(e, a.callgrind_steps) for k, e in exes.items()}
+        wall = measure_wall(exes, TorchNcps(cells["ncp19"]), PythonC(files["ncp19"]), a.rounds, a.c_steps,
+                            a.torch_steps, a.py_steps)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {k: v["median_us"] for k, v in wall.items()}
+    ratios = {"bare_c_speedup_over_ncps": med["ncps_ltccell_torch"] / med["c_ncp19_O2"],
+              "bare_c_O3_speedup_over_ncps": med["ncps_ltccell_torch"] / med["c_ncp19_O3"],
+              "python_guarded_over_bare_c": med["python_c_guarded"] / med["c_ncp19_O2"],
+              "python_bare_ctypes_over_bare_c": med["python_c_bare_ctypes"] / med["c_ncp19_O2"],
+              "ltc_ncp19_over_lstm19_instructions_O2": _ratio(insn, "ncp19_O2", "lstm19_O2"),
+              "ltc_ncp19_over_lstm19_instructions_O3": _ratio(insn, "ncp19_O3", "lstm19_O3")}
+    values = {f"{k}_instructions": v.get("per_step") for k, v in insn.items()}
+    values.update(ratios)
     out = {
-        "what": "LTC-19 step, batch 1, 8 inputs, 4 motor outputs, 6 unfolds; best of runs; microseconds",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "cc": subprocess.run(["cc", "--version"], capture_output=True,
-                                                                     text=True).stdout.splitlines()[0]},
-        "synapses": {"ncp": synapses, "fully_connected": 19 * 19},
-        "us_per_step": us,
-        "speedup_c_over_ncps_torch": us["ncps_torch"] / us["c_ncp_sparse"],
-        "speedup_c_ctypes_over_ncps_torch": us["ncps_torch"] / us["c_via_ctypes_runtime"],
-        "speedup_sparse_over_dense_loops": us["c_ncp_dense_loops"] / us["c_ncp_sparse"],
-        "speedup_sparse_over_fully_connected": us["c_fully_connected"] / us["c_ncp_sparse"],
-        "callgrind_instructions_per_step": insn,
-        "targets": {"c_over_ncps_at_least": 100, "sparse_faster_than_dense": True},
+        "what": "one step, batch 1, 8 inputs, 2 outputs, 19 units (LTC: 6 unfolds); the generated C "
+                "(ltc_edge.codegen.c) as it is when this ran",
+        "machine": machine(),
+        "models": {"ncp19": "ncps LTCCell(AutoNCP(19, 2, seed=22222), in_features=8) via from_ncps",
+                   "fc19": "ncps LTCCell(FullyConnected(19, 2), in_features=8) via from_ncps",
+                   "lstm19": "ltc_edge LSTM, 19 units"},
+        "flag_sets": {k: (v or ["(ltc_edge.codegen.c.CFLAGS)"]) for k, v in FLAG_SETS.items()},
+        "instructions_per_step": {k: v.get("per_step", v.get("skipped")) for k, v in insn.items()},
+        "callgrind": insn,
+        "wall_us": wall,
+        "ratios": ratios,
+        "targets": targets(values),
+        "notes": {"bare_c": "c_ncp19_O2: the generated step in a C loop (clock_gettime), project flags",
+                  "wall_time": f"medians of {a.rounds} interleaved rounds; the machine is shared, so wall "
+                               "times carry noise; instruction counts do not"},
     }
-    out["targets_met"] = {"c_100x_ncps": out["speedup_c_over_ncps_torch"] >= 100,
-                          "sparse_faster": out["speedup_sparse_over_fully_connected"] > 1
-                          and out["speedup_sparse_over_dense_loops"] > 1}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("us_per_step", "speedup_c_over_ncps_torch",
-                                          "speedup_sparse_over_dense_loops", "speedup_sparse_over_fully_connected",
-                                          "callgrind_instructions_per_step", "targets_met")}, indent=1))
-    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"instructions_per_step": out["instructions_per_step"], "ratios": ratios,
+                      "targets": {k: (v["value"], v["target"], v["met"]) for k, v in out["targets"].items()}},
+                     indent=1))
+
+
+def _ratio(insn, a, b):
+    x, y = insn[a].get("per_step"), insn[b].get("per_step")
+    return None if x is None or y is None else x / y
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ from .fileio import LIMITS, atomic_write_bytes, open_regular, read_bytes
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
-OPTIONAL_ROLES = {"c": ("library",)}
+OPTIONAL_ROLES = {"c": ("library",                                   # built for the host (flat layout)
+                        "cmake", "cmake_toolchain", "golden_data", "golden_main", "golden_platform_host",
+                        "golden_platform_m4", "golden_startup_m4", "golden_linker_m4",  # --layout cmake
+                        "arduino_properties", "arduino_example")}                     # --layout arduino
 COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 GRAPH_KINDS = ("step", "sequence")
@@ -78,6 +81,7 @@ class Manifest:
     state_bounds: dict | None = None  # {"lo": [S], "hi": [S]} (LTC) or None
     state_bounds_note: str = ""
     prefix: str | None = None         # C: the symbol prefix (functions are derived from it)
+    model_sha256: str | None = None   # model_sha256(config, tensors): which model this was exported from
     drift: dict | None = None
     quantization: dict | None = None
     config: dict | None = None        # the model config the export was made from
@@ -177,6 +181,8 @@ def _validate(m: Manifest, where: str) -> None:
         _fail(where, f"graph_kind must be one of {', '.join(GRAPH_KINDS)}, got {m.graph_kind!r}")
     if m.prefix is not None and not (isinstance(m.prefix, str) and _C_IDENT.fullmatch(m.prefix)):
         _fail(where, f"prefix must be a C identifier, got {str(m.prefix)[:40]!r}")
+    if m.model_sha256 is not None and not (isinstance(m.model_sha256, str) and _HEX64.fullmatch(m.model_sha256)):
+        _fail(where, "model_sha256 must be null or a sha256 hex digest")
     if m.format == "c" and m.prefix is None:
         _fail(where, "a C export needs its prefix")
     for key, types in (("config", (dict, type(None))), ("drift", (dict, type(None))),
@@ -204,8 +210,9 @@ def _validate_files(m: Manifest, where: str) -> None:
             continue
         if not (isinstance(e, dict) and set(e) == {"name", "sha256", "size_bytes"}):
             _fail(where, f"files.{role} must be {{name, sha256, size_bytes}}")
-        if not (isinstance(e["name"], str) and _NAME.fullmatch(e["name"]) and e["name"] != MANIFEST):
-            _fail(where, f"files.{role}.name must be a plain file name in the folder, got {str(e['name'])[:60]!r}")
+        if not _plain_path(e["name"]):
+            _fail(where, f"files.{role}.name must be a plain file name in the folder (or up to {MAX_DEPTH} "
+                         f"sub-folders deep), got {str(e['name'])[:60]!r}")
         if not (isinstance(e["sha256"], str) and _HEX64.fullmatch(e["sha256"])):
             _fail(where, f"files.{role}.sha256 is not a sha256 hex digest")
         if not _is_int(e["size_bytes"], 1, LIMITS["artifact"]):
@@ -214,6 +221,17 @@ def _validate_files(m: Manifest, where: str) -> None:
             _fail(where, f"files.{role} names {e['name']} twice")
         names.add(e["name"])
         m.files[role] = FileEntry(**e)
+
+
+MAX_DEPTH = 3  # sub-folders a file may sit in (layouts such as examples/<name>/<name>.ino)
+
+
+def _plain_path(name) -> bool:
+    """'file' or 'dir/file' (at most MAX_DEPTH folders): plain names only, no '..', no '/' first."""
+    if not isinstance(name, str) or name == MANIFEST or len(name) > 255:
+        return False
+    parts = name.split("/")
+    return len(parts) <= MAX_DEPTH + 1 and all(_NAME.fullmatch(p) and p not in (".", "..") for p in parts)
 
 
 def _validate_bounds(m: Manifest, where: str) -> None:
@@ -274,6 +292,9 @@ def read_checked(m: Manifest, folder, role: str) -> bytes:
     """The bytes of one named file, checked against its size and sha256 as read."""
     e = m.files[role]
     path = Path(folder) / e.name
+    parts = e.name.split("/")[:-1]
+    if any((Path(folder).joinpath(*parts[:i + 1])).is_symlink() for i in range(len(parts))):
+        raise ModelLoadError(f"{path}: a sub-folder on its path is a symbolic link; refusing to follow it")
     if not path.exists():
         raise ModelLoadError(f"{folder}: the manifest names {e.name}, which is missing")
     try:
@@ -290,14 +311,29 @@ def read_verified(folder, roles=None) -> tuple[Manifest, dict]:
     return m, verify(m, folder, roles)
 
 
+def model_sha256(config: dict, raw: dict) -> str:
+    """A model's identity: sha256 over its config (canonical JSON) and its tensors (sorted by
+    name; name, shape and float32 little-endian bytes each), as a model file holds them. Equal
+    for the same model however it was saved or loaded; any weight or config change alters it."""
+    import numpy as np
+
+    h = hashlib.sha256(b"ltc-edge model v1\0")
+    h.update(json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default).encode())
+    for name in sorted(raw):
+        a = np.ascontiguousarray(np.asarray(raw[name], dtype="<f4"))
+        h.update(f"\0{name}\0{list(a.shape)}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def model_fields(config: dict, raw: dict) -> dict:
     """The manifest fields that follow from the model itself: kind, sizes, dt use, the LTC
-    state bounds (or why there are none) and the config."""
+    state bounds (or why there are none), the config and the model's sha256."""
     from ltc_edge.nn import functional as F
 
     kind = config["cell"]["kind"]
-    fields = {"kind": kind, "input_size": int(config["input_size"]), "output_size": int(config["output_size"]),
-              "state_size": int(F.state_size(config)), "uses_dt": bool(F.model_uses_dt(config)),
+    fields = {"model_sha256": model_sha256(config, raw), "kind": kind, "input_size": int(config["input_size"]),
+              "output_size": int(config["output_size"]), "state_size": int(F.state_size(config)), "uses_dt": bool(F.model_uses_dt(config)),
               "config": config, "state_bounds": None, "state_bounds_note": ""}
     if kind == "ltc":
         bounds, note = F.ltc_state_bounds(config, raw)

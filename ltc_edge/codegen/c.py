@@ -287,10 +287,20 @@ CELL_GENERATORS = {"ltc": _cell_ltc, "cfc": _cell_cfc, "ctrnn": _cell_ctrnn, "no
 # whole model
 
 
-def _c_name(prefix: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix or ""):
-        raise CExportError(f"C prefix must be a C identifier, got {prefix!r}")
+def c_identifier(prefix: str) -> str:
+    """A symbol prefix: a C identifier of at most 63 characters, not a C keyword or reserved."""
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", prefix) \
+            or prefix in C_KEYWORDS:
+        raise CExportError(f"C prefix must be a C identifier (a letter, then letters, digits or '_'; at most "
+                           f"63 characters; not a C keyword), got {str(prefix)[:40]!r}")
     return prefix
+
+
+C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto if inline int long "
+    "register restrict return short signed sizeof static struct switch typedef union unsigned void volatile "
+    "while".split())
+_c_name = c_identifier
 
 
 def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: float | None = None,
@@ -336,17 +346,119 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         summary += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses" + ("" if sparse else " (dense loops)")
     common = dict(PREFIX=prefix, UPPER=upper, VERSION=_word(__version__), KIND=_word(kind), SUMMARY=summary)
     fixed_define = f"#define {upper}_FIXED_DT {flit(fixed_dt)}\n" if fixed_dt is not None else ""
+    from ltc_edge.nn.schema import default_dt
+    facts_h, facts_c = header_facts(config, raw, prefix, fixed_dt)
     header = _tmpl("model.h.in").substitute(
-        common, INPUTS=n_in, OUTPUTS=n_out, STATE_SIZE=F.state_size(config),
-        DEFAULT_DT=flit(1.0 if fixed_dt is None else fixed_dt), FIXED_DT_DEFINE=fixed_define,
+        common, INPUTS=n_in, OUTPUTS=n_out, STATE_SIZE=F.state_size(config), FACTS=facts_h,
+        DEFAULT_DT=flit(default_dt(config, fixed_dt)), FIXED_DT_DEFINE=fixed_define,
         DT_NOTE=(f" (ignored: exported with a fixed dt = {fixed_dt})" if fixed_dt is not None else
                  ("" if F.model_uses_dt(config) else f" (unused by a {kind})")))
     source = _tmpl("model.c.in").substitute(
         common, HEADER=f"{prefix}.h", IDX=C.idx_type, CONSTANTS=C.text(), CELL=cell_code,
         FIXED_DT_CODE=(f"    dt = {upper}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
-        INPUT_CODE=input_code, OUTPUT_CODE=output_code, CELL_IN=_int(cell_cfg["input_size"], "input_size"))
+        INPUT_CODE=input_code, OUTPUT_CODE=output_code, CELL_IN=_int(cell_cfg["input_size"], "input_size")) + facts_c
     info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse)})
     return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}
+
+
+# --------------------------------------------------------------------------------------
+# header facts (firmware-facing): training dt, I/O names, normalisation, state bounds, identity
+
+_C_TEXT = re.compile(r"[A-Za-z0-9 _.,:;+\-=()\[\]/#%@&<>|~^!]{1,160}")
+
+
+def c_text(value) -> str | None:
+    """A config string as a safe C string-literal body (and comment text): plain printable
+    ASCII without quotes, backslashes, '?' (trigraphs), '*' ('*/') or '$', else None."""
+    s = str(value).strip()
+    return s if _C_TEXT.fullmatch(s) else None
+
+
+def io_names(config: dict) -> tuple[list[str], list[str]]:
+    """Input and output names: the csv task's column names when the config records them (and
+    they fit), else x0.. / y0..."""
+    opts = ((config.get("task") or {}).get("options") or {})
+    n_in, n_out = int(config["input_size"]), int(config["output_size"])
+    out = []
+    for key, n, stem in (("inputs", n_in, "x"), ("targets", n_out, "y")):
+        v = opts.get(key)
+        names = v.split(",") if isinstance(v, str) else list(v) if isinstance(v, list) else []
+        names = [c_text(a) for a in names]
+        if len(names) != n or any(a is None for a in names) or len(set(names)) != n:
+            names = [f"{stem}{i}" for i in range(n)]
+        out.append(names)
+    return out[0], out[1]
+
+
+def _str_array(names) -> str:
+    return "{" + ", ".join(f'"{a}"' for a in names) + "}"
+
+
+def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[str, str]:
+    """(header block, source definitions) stating what firmware needs to know about the model."""
+    from ltc_edge import __version__
+    from ltc_edge.artifact import model_sha256
+    from ltc_edge.nn.schema import default_dt
+
+    up, kind = prefix.upper(), config["cell"]["kind"]
+    ins, outs = io_names(config)
+    sha = model_sha256(config, raw)
+    norm = config.get("normalization") or {}
+    folded = [side for side in ("input", "output") if norm.get(f"{side}_mean") is not None]
+    median = ((config.get("task") or {}).get("dt") or {}).get("median")
+    lines = [f"/* model sha256 {sha}", f" * (config + tensors, ltc_edge.artifact.model_sha256); ltc-edge {_word(__version__)}",
+             " * precision fp32 (float32 weights and arithmetic); no malloc, no stdio",
+             f" * inputs  x[{len(ins)}]: {', '.join(ins)}", f" * outputs y[{len(outs)}]: {', '.join(outs)}",
+             " * units: " + (f"raw; the training normalisation ({' and '.join(folded)} mean/std) is folded into the step"
+                             if folded else "as trained (the model has no normalisation)"),
+             " * dt: " + (f"fixed at export ({flit(fixed_dt)})" if fixed_dt is not None else
+                          f"training median {flit(median)} (= {up}_DEFAULT_DT)" if median is not None else
+                          "the training dt is not recorded; DEFAULT_DT is 1"), " */",
+             f'#define {up}_MODEL_SHA256 "{sha}"', f'#define {up}_LTC_EDGE_VERSION "{_word(__version__)}"',
+             f'#define {up}_PRECISION "fp32"', f"#define {up}_NORMALISATION_FOLDED {int(bool(folded))}",
+             f"#define {up}_NAME_SIZE {max(map(len, ins + outs)) + 1} /* longest name + its NUL */",
+             f"extern const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE];",
+             f"extern const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE];"]
+    src = [f"const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE] = {_str_array(ins)};",
+           f"const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE] = {_str_array(outs)};"]
+    bounds, note = F.ltc_state_bounds(config, raw) if kind == "ltc" else (None, f"a {_word(kind)} has no state bounds")
+    lines.append(f"#define {up}_HAS_STATE_BOUNDS {int(bounds is not None)}")
+    if bounds is None:
+        lines.append(f"/* no state bounds: {c_text(note) or 'see the manifest'} */")
+    else:
+        lines += ["/* LTC state bounds (a state outside them did not come from this model) */",
+                  f"extern const float {prefix}_state_lo[{up}_STATE_SIZE];",
+                  f"extern const float {prefix}_state_hi[{up}_STATE_SIZE];"]
+        for name, v in (("state_lo", bounds[0]), ("state_hi", bounds[1])):
+            src.append(f"const float {prefix}_{name}[{up}_STATE_SIZE] = {{{', '.join(flit(a) for a in v)}}};")
+    return "\n".join(lines) + "\n", "\n/* ---- model facts (declared in the header) ---- */\n" + "\n".join(src) + "\n"
+
+
+FIRMWARE = Path(__file__).with_name("firmware")  # golden-test harness: main, host and Cortex-M4 platforms
+
+
+def c_array(a) -> str:
+    """A float array (1-D or 2-D) as a C initializer of float32 literals."""
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 1:
+        return "{" + ",".join(flit(v) for v in a) + "}"
+    return "{\n  " + ",\n  ".join(c_array(r) for r in a) + "}"
+
+
+def golden_header(prefix: str, xs, dts, ys, *, tol: float = 1e-4, timing_steps: int = 200, source: str = "") -> str:
+    """golden_data.h for firmware/golden_main.c: inputs, dts and the reference outputs."""
+    prefix = _c_name(prefix)
+    xs, dts, ys = (np.asarray(a, dtype=np.float32) for a in (xs, dts, ys))
+    steps = len(xs)
+    return (f"/* golden data: {steps} steps of {c_text(source) or 'the reference model'} */\n"
+            f'#include "{prefix}.h"\n'
+            f"#define GOLDEN_STEPS {steps}\n#ifndef GOLDEN_TIMING_STEPS\n#define GOLDEN_TIMING_STEPS {int(timing_steps)}\n#endif\n"
+            f"#define GOLDEN_OUTPUTS {ys.shape[1]}\n#define GOLDEN_TOL {flit(tol)}\n"
+            f"#define GOLDEN_STATE_T {prefix}_state_t\n#define GOLDEN_STEP {prefix}_step\n"
+            f"#define GOLDEN_RESET {prefix}_reset\n"
+            f"static const float golden_x[{steps}][{xs.shape[1]}] = {c_array(xs)};\n"
+            f"static const float golden_dt[{steps}] = {c_array(dts)};\n"
+            f"static const float golden_y[{steps}][{ys.shape[1]}] = {c_array(ys)};\n")
 
 
 # --------------------------------------------------------------------------------------

@@ -3,11 +3,13 @@ drift-checked against the torch model like every format (fp32: max-abs <= 1e-4 o
 steps, through the runtime's own C backend), and written through the one finish step.
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
-           prefix="ltc_model", sparse=True, build="auto") -> manifest dict
+           prefix="ltc_model", sparse=True, build="auto", layout="flat") -> manifest dict
 
 `build`: True compiles lib<prefix>.so into the folder (an error without a compiler), False
 ships sources only (still compiled in a temp folder for the drift check when a compiler is
-there), "auto" ships the library when a compiler is there.
+there), "auto" ships the library when a compiler is there. The library ships with the flat
+layout only; `layout` "cmake" / "arduino" writes a CMake project / an Arduino library
+(ltc_edge/export/c_layout.py). The manifest states the step's stack use (host compiler).
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ PRECISIONS = ("fp32",)
 
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
            prefix: str = "ltc_model", sparse: bool = True, build: str | bool = "auto",
-           drift_steps: int | None = None, **kw) -> dict:
+           drift_steps: int | None = None, layout: str = "flat", **kw) -> dict:
+    from . import c_layout as L
     from . import drift as D
 
     if kw:
         raise cgen.CodegenError(f"C export: unknown option(s) {', '.join(sorted(kw))}")
     if precision not in PRECISIONS:
         raise cgen.CodegenError(f"C export supports precision {', '.join(PRECISIONS)}, not {precision!r}")
+    prefix, layout = cgen.c_identifier(prefix), L.check_layout(layout)
     cc = cgen.find_cc()
+    if build is True and layout != "flat":
+        raise cgen.CodegenError(f"the {layout} layout ships sources, not a host library")
     if build is True and cc is None:
         raise cgen.CodegenError("no C compiler found to build the library (set CC, or install gcc)")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
@@ -39,35 +45,48 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     raw = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
     gen = cgen.generate(model.config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
+    golden = None
+    if layout == "cmake":
+        golden = L.golden_vectors(D.torch_runner(model, fixed_dt), int(model.config["input_size"]),
+                                  cgen.F.state_size(model.config), fixed_dt)
     with TempDir(out_dir) as tmp:
-        for name, text in gen["files"].items():
-            (tmp / name).write_text(text)
-        manifest = _manifest(model, raw, tmp, prefix, precision, fixed_dt, gen["info"])
+        files = L.write_layout(tmp, layout, prefix, gen["files"], golden, versions().get("ltc-edge", ""))
+        manifest = _manifest(model, raw, tmp, files, prefix, precision, fixed_dt, gen["info"], layout)
+        manifest.details["stack_bytes"] = L.stack_usage(files["source"], prefix, cc)
+        manifest.details["stack_bytes_note"] = L.stack_note(cc)
         if cc is None:
             manifest.drift = {"skipped": "no host C compiler: the sources were neither compiled nor drift-checked"}
         else:
-            lib = cgen.compile_library(tmp / f"{prefix}.c", tmp / f"lib{prefix}.so")
+            lib = cgen.compile_library(files["source"], tmp / f"lib{prefix}.so")
             manifest.files["library"] = FileEntry.of(lib)
             manifest.drift = _drift(model, tmp, manifest, data, precision, fixed_dt, drift_steps or D.DRIFT_STEPS)
-            if build is False:
+            if build is False or layout != "flat":
                 del manifest.files["library"]
                 lib.unlink()
         return finish(tmp, Path(out_dir), manifest, force)
 
 
-def _manifest(model, raw, folder: Path, prefix, precision, fixed_dt, info) -> Manifest:
+def _manifest(model, raw, folder: Path, files: dict, prefix, precision, fixed_dt, info, layout) -> Manifest:
+    from ..nn.schema import default_dt
+
     fields = model_fields(model.config, raw)
     shapes = {"x": ["batch", fields["input_size"]], "state": ["batch", fields["state_size"]]}
     if fields["uses_dt"] and fixed_dt is None:
         shapes["dt"] = ["batch", 1]
     return Manifest(
         format="c", precision=precision, prefix=prefix, **fields,
-        files={"header": FileEntry.of(folder / f"{prefix}.h"), "source": FileEntry.of(folder / f"{prefix}.c")},
+        files={role: FileEntry(str(p.relative_to(folder)), *_digest(p)) for role, p in files.items()},
         fixed_dt=fixed_dt, default_dt=default_dt(model.config, fixed_dt), inputs=io_specs(shapes),
         outputs=io_specs({"y": ["batch", fields["output_size"]], "new_state": ["batch", fields["state_size"]]}),
         versions=versions(),
-        details={**info, "cflags": cgen.CFLAGS, "model": {k: v for k, v in model.counts().items() if v is not None},
+        details={**info, "layout": layout, "cflags": cgen.CFLAGS,
+                 "model": {k: v for k, v in model.counts().items() if v is not None},
                  "functions": {n: f"{prefix}_{n}" for n in ("reset", "step", "step_batch", "sizes")}})
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    e = FileEntry.of(path)
+    return e.sha256, e.size_bytes
 
 
 def _drift(model, folder: Path, manifest: Manifest, data, precision, fixed_dt, steps) -> dict:
@@ -84,7 +103,7 @@ def _drift(model, folder: Path, manifest: Manifest, data, precision, fixed_dt, s
             backend.bind(x.shape[0])
         backend.x[...] = x
         backend.h[...] = state
-        backend.dt[...] = manifest.default_dt if dt is None else dt
+        backend.dt[...] = manifest.default_dt if dt is None else dt  # as drift.torch_runner does
         backend.run()
         return backend.y.copy(), backend.h_new.copy()
 

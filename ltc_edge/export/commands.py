@@ -31,6 +31,12 @@ def register(command, load_reference=None):
         fixed_dt: Optional[float] = typer.Option(
             None, "--fixed-dt", help="Fold a constant elapsed time into the graph (no dt input)."),
         force: bool = typer.Option(False, "--force", help="Write the files even when over the drift budget."),
+        prefix: Optional[str] = typer.Option(
+            None, "--prefix", help="c: the symbol prefix (a C identifier; default ltc_model): NAME.h, NAME_step, "
+                                   "NAME_state_t... so that several models link into one firmware."),
+        layout: Optional[str] = typer.Option(
+            None, "--layout", help="c: flat (default: header, source, host library), cmake (a CMake library "
+                                   "target + golden test + arm-none-eabi toolchain file) or arduino (a library)."),
     ):
         """Export a model as a static, unrolled step graph (ONNX, TFLite) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
@@ -47,12 +53,28 @@ def register(command, load_reference=None):
         from ..nn.modelfile import load
 
         extra = {} if calibration_method is None else {"calibration_method": calibration_method}
+        extra.update(_c_options(fmt, prefix, layout))
         ref, note = (calibration, None) if load_reference is None else load_reference(model, calibration, precision)
         if note:
             typer.echo(f"note: {note}", err=True)
         manifest = exporter(load(model), out, precision=precision, calibration=ref, fixed_dt=fixed_dt, force=force,
                             **extra)
         _summary(manifest, out)
+
+
+def _c_options(fmt: str, prefix, layout) -> dict:
+    """--prefix / --layout: C only, checked before anything is loaded."""
+    given = {k: v for k, v in (("prefix", prefix), ("layout", layout)) if v is not None}
+    if given and fmt != "c":
+        raise ValueError(f"--{' and --'.join(given)} apply to --format c only")
+    from ..codegen.c import c_identifier
+    from .c_layout import check_layout
+
+    if prefix is not None:
+        c_identifier(prefix)
+    if layout is not None:
+        check_layout(layout)
+    return given
 
 
 def _summary(manifest: dict, out: Path):

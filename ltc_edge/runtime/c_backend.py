@@ -83,8 +83,9 @@ class CBackend(Backend):
         if cgen.find_cc() is None:
             raise BackendUnavailableError("no compiled library in the export folder and no C compiler to build one")
         for role in ("header", "source"):
-            _write_private(private / manifest.files[role].name, artifact.read_checked(manifest, folder, role))
-        return self._compile(private / manifest.files["source"].name), manifest
+            # the base name: a layout may keep them in a sub-folder (arduino: src/)
+            _write_private(private / Path(manifest.files[role].name).name, artifact.read_checked(manifest, folder, role))
+        return self._compile(private / Path(manifest.files["source"].name).name), manifest
 
     def _compile(self, src: Path) -> Path:
         try:

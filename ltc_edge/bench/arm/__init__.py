@@ -49,15 +49,6 @@ def default_models(out: Path) -> dict:
             f"lstm{units}": save(lstm, out / f"lstm{units}.safetensors")}
 
 
-def _carr(a) -> str:
-    from ltc_edge.codegen.c import flit as _flit
-
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim == 1:
-        return "{" + ",".join(_flit(v) for v in a) + "}"
-    return "{\n  " + ",\n  ".join(_carr(r) for r in a) + "}"
-
-
 def prepare(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 100,
             timing_steps: int = 200, tol: float = 1e-4, seed: int = 0, sparse: bool = True) -> dict:
     """Write the model's C, golden_data.h (numpy-runtime outputs) and size_probe.c into out."""
@@ -76,16 +67,8 @@ def prepare(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 10
     dts = rng.uniform(0.05, 1.0, steps).astype(np.float32)
     ctrl = load(model_file)
     ys = np.stack([np.array(ctrl.step(x, float(dt))) for x, dt in zip(xs, dts)])
-    (out / "golden_data.h").write_text(
-        f'/* golden data: {steps} steps of the numpy runtime (ltc_edge.runtime) */\n'
-        f'#include "{prefix}.h"\n'
-        f"#define GOLDEN_STEPS {steps}\n#ifndef GOLDEN_TIMING_STEPS\n#define GOLDEN_TIMING_STEPS {timing_steps}\n#endif\n"
-        f"#define GOLDEN_OUTPUTS {n_out}\n#define GOLDEN_TOL {tol!r}f\n"
-        f"#define GOLDEN_STATE_T {prefix}_state_t\n#define GOLDEN_STEP {prefix}_step\n"
-        f"#define GOLDEN_RESET {prefix}_reset\n"
-        f"static const float golden_x[{steps}][{n_in}] = {_carr(xs)};\n"
-        f"static const float golden_dt[{steps}] = {_carr(dts)};\n"
-        f"static const float golden_y[{steps}][{n_out}] = {_carr(ys)};\n")
+    (out / "golden_data.h").write_text(cgen.golden_header(prefix, xs, dts, ys, tol=tol, timing_steps=timing_steps,
+                                                          source="the numpy runtime (ltc_edge.runtime)"))
     (out / "size_probe.c").write_text(f"""/* flash/RAM probe: reset + one step of the model, or (NO_MODEL) the same I/O without it */
 #include "{prefix}.h"
 volatile float vin[{n_in}];

@@ -5,14 +5,14 @@
 # Also builds size probes (a firmware that only resets and steps the model, and the same
 # without the model) so the model's own flash/RAM can be told apart from the harness.
 set -euo pipefail
-DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd); M4="$HERE/cortex_m4"
+DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd); FW="$HERE/../../codegen/firmware"; M4="$FW/cortex_m4"
 CC=${ARM_NONE_EABI_CC:-arm-none-eabi-gcc}
 OPT=${OPT:--O2}
 CFLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 "$OPT" -std=c99 -Wall -Werror
         -ffunction-sections -fdata-sections -fstack-usage)
 LDFLAGS=(-nostartfiles --specs=nosys.specs -T "$M4/mps2_an386.ld" -Wl,--gc-sections)
 cd "$DIR"
-$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$HERE/golden_main.c" "$M4/platform_m4.c" "$M4/startup_m4.c" \
+$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$FW/golden_main.c" "$M4/platform_m4.c" "$M4/startup_m4.c" \
     "$PREFIX.c" "${LDFLAGS[@]}" -lm
 $CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "$M4/platform_m4.c" "$M4/startup_m4.c" \
     "$PREFIX.c" "${LDFLAGS[@]}" -lm
