@@ -201,7 +201,7 @@ def test_layout_files_are_all_in_the_manifest_and_verified(models, tmp_path, lay
     assert code == 0, text
     m, files = artifact.read_verified(out)
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
-    assert {e.name for e in m.files.values()} == on_disk and set(files) == set(L.FILE_ROLES[layout])
+    assert {e.name for e in m.files.values()} == on_disk and set(files) == set(L.FILE_ROLES[layout]) | {"card"}
     assert m.details["layout"] == layout and "library" not in m.files
     # the runtime builds it from its (sub-folder) sources and steps it like the numpy runtime
     c, ref = load(out), load(path)

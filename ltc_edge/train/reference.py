@@ -7,7 +7,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .stored import SERIES_TASKS, DataFileError, load_model_task, stored_task_name
+from .stored import SERIES_TASKS, load_model_task, stored_task_name
 
 
 def task_reference(name: str, **opts):
@@ -48,7 +48,7 @@ def model_reference(model, spec: str | None = None, precision: str = "fp32", con
             return None, None
         try:
             name, _, td = load_model_task(model, config=config)
-        except DataFileError as e:
+        except ValueError as e:  # DataFileError (moved / changed), or a stored task that cannot load
             if precision.startswith("int8"):
                 raise
             return None, f"drift checked on synthetic inputs: {e}"
