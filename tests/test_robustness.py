@@ -86,7 +86,10 @@ def test_faults_hit_one_channel_for_the_window(split, fn):
             assert np.ptp(v.x[:, rows, ch], axis=1).max() == 0
 
 
-def test_robustness_analysis_on_a_user_csv_model(tmp_path):
+@pytest.fixture(scope="module")
+def csv_models(tmp_path_factory):
+    """An LTC and an LSTM trained (briefly) on a user CSV the other tests never see."""
+    tmp_path = tmp_path_factory.mktemp("rob-csv")
     rng = np.random.default_rng(5)
     t = np.cumsum(rng.uniform(0.02, 0.06, 500))
     force = np.sin(1.3 * t) + 0.3 * rng.normal(size=t.size)
@@ -100,8 +103,13 @@ def test_robustness_analysis_on_a_user_csv_model(tmp_path):
                                 "--time", "time", "--seq-len", "20", "--model", kind, "--units", "6", "--epochs", "2",
                                 "--out", str(tmp_path / f"{kind}.safetensors")])
         assert r.exit_code == 0, r.output
+    return tmp_path
+
+
+def test_robustness_analysis_on_a_user_csv_model(csv_models, tmp_path):
+    runner = CliRunner()
+    models = f"{csv_models / 'ltc.safetensors'},{csv_models / 'lstm.safetensors'}"
     out = tmp_path / "rob"
-    models = f"{tmp_path / 'ltc.safetensors'},{tmp_path / 'lstm.safetensors'}"
     r = runner.invoke(app, ["analyze", "robustness", models, "--seeds", "2", "--sequences", "12", "--out", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "robustness.json").read_text())
@@ -156,3 +164,17 @@ def test_closed_loop_sweep_compares_deployed_models_with_the_expert(tmp_path):
             assert all(len(r["values"]) == 2 and r["mean"] <= 0 for r in rows)
     assert cl["returns"]["expert"]["clean"][0]["mean"] > cl["returns"]["p"]["clean"][0]["mean"]  # untrained
     assert "### delay" in "\n".join(R.closed_loop_markdown(cl))
+
+
+def test_bench_robustness_covers_each_backend_and_precision(csv_models, tmp_path):
+    out = tmp_path / "bench"
+    r = CliRunner().invoke(app, ["bench", str(csv_models / "ltc.safetensors"), "--backend", "numpy,onnxruntime",
+                                 "--precision", "fp32,int8", "--batch", "1", "--seconds", "0.05", "--robustness",
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "robustness" / "robustness.json").read_text())
+    names = [(m["name"], m["backend"], m["precision"]) for m in res["models"]]
+    assert names == [("ltc", "numpy", "fp32"), ("ltc/onnx-fp32", "onnxruntime", "fp32"),
+                     ("ltc/onnx-int8", "onnxruntime", "int8")]
+    clean = [m["clean"] for m in res["models"]]
+    assert clean[0] == pytest.approx(clean[1], rel=1e-3) and clean[2] != clean[0]  # int8 is its own model

@@ -190,7 +190,9 @@ def _deploy(targets: list[str], backends: list[str]):
         on = backends if Path(t).suffix == ".safetensors" else ["auto"]
         for b in on:
             ctrl = load(t, b, batch=1, state_check="off", nonfinite="raise")
-            name = Path(t).stem if len(on) == 1 else f"{Path(t).stem} ({ctrl.backend_name})"
+            p = Path(t)
+            name = f"{p.parent.name}/{p.name}" if p.is_dir() else p.stem
+            name = name if len(on) == 1 else f"{name} ({ctrl.backend_name})"
             out.append(Deployed(name=name, path=str(t), backend=ctrl.backend_name, ctrl=ctrl))
     return out
 

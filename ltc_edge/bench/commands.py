@@ -73,6 +73,8 @@ def bench(
     time: Optional[str] = TIME,
     calibration: Optional[str] = typer.Option(None, help="int8 calibration: a task name, a CSV (the model's columns) "
                                                          "or an .npz x [N, T, in] (default: the task's data)."),
+    robustness: bool = typer.Option(False, "--robustness", help="Also run `ltc analyze robustness` on every "
+                                                                "benched model x backend x precision (OUT/robustness)."),
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -102,6 +104,31 @@ def bench(
     results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
                                 task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds)
     _print_bench(console, results, out)
+    if robustness:
+        _bench_robustness(results, out, spec, flags)
+
+
+def _bench_robustness(results: dict, out: Path, spec, flags) -> None:
+    """The robustness sweep over what the bench ran: .safetensors models on numpy / c, and the
+    ONNX / TFLite exports (each precision) it wrote under OUT/artifacts."""
+    from .analyses import robustness
+    from .run import EXPORT_FORMAT
+
+    targets, backends = [], []
+    for row in results["rows"]:
+        if row["skipped"] or row["target"] != "cpu":
+            continue
+        fmt = EXPORT_FORMAT.get(row["backend"])
+        if row["backend"] == "numpy":
+            targets.append(row["path"])
+            backends.append(row["backend"])
+        elif fmt is not None:
+            targets.append(str(out / "artifacts" / Path(row["path"]).stem / f"{fmt}-{row['precision']}"))
+    targets = list(dict.fromkeys(targets))
+    if not targets:
+        raise ValueError("--robustness: no benched model ran on the cpu")
+    robustness(",".join(targets), backend=",".join(dict.fromkeys(backends)) or "numpy", seeds=3, sequences=256,
+               task=spec and spec[0], seed=0, out=out / "robustness", data_flags=flags)
 
 
 def _print_bench(console, results: dict, out: Path) -> None:
