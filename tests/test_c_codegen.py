@@ -1,8 +1,9 @@
-"""C99 code generation: golden tests (compiled with gcc -O2 -std=c99 -Wall -Werror -pedantic,
-called through ctypes) against the numpy runtime for every cell kind, and the properties of
+"""C99 code generation: golden tests (compiled with the project's strict flags, cgen.CFLAGS:
+-std=c99 -Wall -Wextra -Werror -pedantic -Wconversion -Wdouble-promotion, called through ctypes) against the numpy runtime for every cell kind, and the properties of
 the generated code (no malloc, no mutable globals, sparse synapse loops)."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -24,7 +25,9 @@ CASES = {
     "ltc-full-readout": ("ltc", dict(units=8, output_size=2, readout=True, normalization=NORM)),
     "ltc-euler": ("ltc", dict(units=6, solver="euler", ode_unfolds=4, input_mapping="linear",
                               output_mapping="none")),
-    "ltc-rk4-softplus": ("ltc", dict(units=6, solver="rk4", ode_unfolds=2, implicit_param_constraints=True)),
+    # 3 unfolds: at 2 (delta up to 0.5) one step of the 1000 lands at RK4's stability edge, where
+    # any fp32 rounding difference is amplified ~200x (libm expf: 5.7e-6, our exp2: 1.9e-5; at 3: 3e-7)
+    "ltc-rk4-softplus": ("ltc", dict(units=6, solver="rk4", ode_unfolds=3, implicit_param_constraints=True)),
     "cfc": ("cfc", dict(units=12, backbone_units=16)),
     "cfc-pure": ("cfc", dict(units=8, mode="pure", backbone_layers=2, backbone_units=16)),
     "cfc-nogate-silu": ("cfc", dict(units=8, mode="no_gate", activation="silu", backbone_units=8)),
@@ -45,9 +48,13 @@ def make(tmp_path, name, seed=0):
     return model, save(model, tmp_path / f"{name}.safetensors")
 
 
+@pytest.mark.parametrize("unroll", ["on", "off"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_golden_c_equals_numpy_runtime(tmp_path, name):
-    """1000 steps, batch 2, random inputs and per-row dt: compiled C == numpy runtime to 1e-5."""
+def test_golden_c_equals_numpy_runtime(tmp_path, name, unroll):
+    """1000 steps, batch 2, random inputs and per-row dt: compiled C == numpy runtime to 1e-5,
+    the LTC's unrolled and loop forms (other kinds have one form: "off" only)."""
+    if unroll == "on" and CASES[name][0] != "ltc":
+        pytest.skip("one form")
     model, path = make(tmp_path, name)
     out = tmp_path / "c"
     rng = np.random.default_rng(3)  # drift reference: dt as in the loop below (the explicit
@@ -55,7 +62,9 @@ def test_golden_c_equals_numpy_runtime(tmp_path, name):
     npz = tmp_path / "ref.npz"
     np.savez(npz, x=rng.standard_normal((8, 200, 5)).astype(np.float32),
              dt=rng.uniform(0.05, 0.5, (8, 200)).astype(np.float32))
-    manifest = get_exporter("c")(model, out, calibration=str(npz))  # compiles with -Wall -Werror -pedantic
+    manifest = get_exporter("c")(model, out, calibration=str(npz), unroll=unroll)  # compiles with cgen.CFLAGS
+    assert manifest["cflags"] == cgen.CFLAGS and "-Wconversion" in cgen.CFLAGS
+    assert manifest.get("unrolled", False) == (unroll == "on" and model.config["cell"].get("solver") == "semi_implicit")
     assert (out / manifest["files"]["library"]["name"]).exists()
     assert manifest["drift"]["max_abs"] <= 1e-4 and manifest["drift"]["steps"] >= 1000  # drift-checked at export
     ref = load(path, batch=2)
@@ -72,20 +81,28 @@ def test_golden_c_equals_numpy_runtime(tmp_path, name):
     assert float(np.abs(ref.state).max()) > 1e-3
 
 
-def test_generated_code_properties(tmp_path):
+@pytest.mark.parametrize("unroll", ["on", "off"])
+def test_generated_code_properties(tmp_path, unroll):
     model, _ = make(tmp_path, "ltc-ncp")
-    m = get_exporter("c")(model, tmp_path / "c", prefix="pendulum_ctl")
+    m = get_exporter("c")(model, tmp_path / "c", prefix="pendulum_ctl", unroll=unroll)
     src = (tmp_path / "c" / "pendulum_ctl.c").read_text()
     hdr = (tmp_path / "c" / "pendulum_ctl.h").read_text()
-    assert "malloc" not in src and "free(" not in src
-    assert "static const float R_MU[" in src and "#define PENDULUM_CTL_STATE_SIZE 19" in hdr
+    code = re.sub(r"/\*.*?\*/", "", src, flags=re.S)  # without the comments
+    for banned in ("malloc(", "free(", "printf", "errno", "<stdio.h>", "<math.h>", "double", "expf(", "#if"):
+        assert banned not in code, banned  # no libm, no stdio, no double math, no dead template code
+    assert "#define PENDULUM_CTL_STATE_SIZE 19" in hdr and m["unrolled"] == (unroll == "on")
     assert "pendulum_ctl_step(pendulum_ctl_state_t *s, const float *x, float dt, float *y)" in hdr
+    assert "int pendulum_ctl_step_checked(pendulum_ctl_state_t *s, const float *x, float dt, float *y)" in hdr
+    assert "#define PENDULUM_CTL_STATE_OUT_OF_BOUNDS 4" in hdr and "#define PENDULUM_CTL_HAS_STATE_BOUNDS 1" in hdr
     # only existing synapses are stored: the synapse lists have exactly the wiring's synapses
+    # (the unrolled form pads them with zeros to a multiple of 8)
     adj = np.abs(np.asarray(model.config["cell"]["wiring"]["adjacency"]))
     sadj = np.abs(np.asarray(model.config["cell"]["wiring"]["sensory_adjacency"]))
     assert m["synapses"] == int(adj.sum()) < 19 * 19 and m["sensory_synapses"] == int(sadj.sum())
-    assert f"static const float R_MU[{m['synapses']}]" in src
-    # no mutable global state: the object file has empty .data and .bss
+    size = -(-m["synapses"] // 8) * 8 if unroll == "on" else m["synapses"]
+    assert f"static const float R_MU[{size}]" in src
+    assert ("R_PRE[" in src) == (unroll == "off")  # unrolled: constant indices in the code
+    # no mutable global state (empty .data and .bss), and no external symbol at all (no libm)
     obj = tmp_path / "m.o"
     subprocess.run([cgen.find_cc(), *cgen.CFLAGS, "-c", "-o", str(obj), str(tmp_path / "c" / "pendulum_ctl.c")],
                    check=True)
@@ -94,6 +111,9 @@ def test_generated_code_properties(tmp_path):
                                                    check=True).stdout.splitlines()[1].split()[:3])
         assert data == 0 and bss == 0, (data, bss)
         assert text > m["weights_bytes"]
+    if shutil.which("nm"):
+        undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, check=True).stdout.split()
+        assert undefined == [], undefined
     # the manifest: sizes, bounds for the runtime guards, the config
     mf = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert mf["format"] == "c" and mf["state_size"] == 19 and len(mf["state_bounds"]["lo"]) == 19

@@ -29,6 +29,9 @@ def register(command, load_task=None):
         fixed_dt: Optional[float] = typer.Option(
             None, "--fixed-dt", help="Fold a constant elapsed time into the graph (no dt input)."),
         force: bool = typer.Option(False, "--force", help="Write the files even when over the drift budget."),
+        unroll: Optional[str] = typer.Option(
+            None, "--unroll", help="c, LTC: auto (default), on or off: unrolled straight-line step or loops "
+                                   "over synapse lists (auto unrolls up to 512 synapses per list)."),
     ):
         """Export a model as a static, unrolled step graph (ONNX, TFLite) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
@@ -45,6 +48,10 @@ def register(command, load_task=None):
         from ..nn.modelfile import load
 
         extra = {} if calibration_method is None else {"calibration_method": calibration_method}
+        if unroll is not None:
+            if fmt != "c":
+                raise ValueError(f"--unroll is an option of --format c, not {fmt}")
+            extra["unroll"] = unroll
         m = load(model)
         manifest = exporter(m, out, precision=precision, calibration=_calibration(calibration, load_task),
                             fixed_dt=fixed_dt, force=force, **extra)

@@ -10,6 +10,11 @@ compiled here when there is no library) are copied into a private temp folder an
 from there, so nothing can swap the file between the check and dlopen. Function names are
 derived from the manifest's prefix (a C identifier), never read from the file, and the
 library's own sizes symbol must agree with the manifest.
+
+Guards in C: libraries of this version have `<prefix>_step_batch_checked`, which checks the
+inputs, steps, checks the new state against the controller's bounds and restores it on a
+violation, in one ctypes call with pre-bound pointers. The backend then says
+`checks_in_c = True` and the Controller leaves those checks to it (same errors, same policies).
 """
 
 from __future__ import annotations
@@ -19,27 +24,32 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ltc_edge import artifact
 from ltc_edge.codegen import c as cgen
 from ltc_edge.errors import LtcEdgeError
 
-from .backend import Backend, check_options
+from .backend import GUARD_MODES, Backend, check_options
 from .errors import BackendUnavailableError, ModelLoadError
 from .meta import meta_from_manifest, open_artifact
 
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
+_INT_P = ctypes.POINTER(ctypes.c_int)
+
 _LIB_SUFFIXES = (".so", ".dylib", ".dll")
 
 
 class CBackend(Backend):
     name = "c"
 
-    def __init__(self, path, batch: int = 1, *, sparse: bool = True, prefix: str = "ltc_model", **kw):
+    def __init__(self, path, batch: int = 1, *, sparse: bool = True, prefix: str = "ltc_model",
+                 unroll: str = "auto", **kw):
         check_options("c", kw)
         path = Path(path)
         self._tmp = tempfile.TemporaryDirectory(prefix="ltc-c-")  # private (0700)
         if path.suffix == ".safetensors":
-            lib, self.manifest = self._build_from_model(path, prefix, sparse)
+            lib, self.manifest = self._build_from_model(path, prefix, sparse, unroll)
         else:
             lib, self.manifest = self._from_export(path)
         try:
@@ -47,18 +57,20 @@ class CBackend(Backend):
         except OSError as e:
             raise ModelLoadError(f"{path}: cannot load the compiled library ({str(e).splitlines()[0]})") from None
         self.meta = meta_from_manifest(self.manifest, path)
-        self._fn = self._bind_symbols(path, self.manifest.prefix)
+        self._fn, self._checked = self._bind_symbols(path, self.manifest.prefix)
+        self.checks_in_c = self._checked is not None
+        self._guard = (None, None, GUARD_MODES["raise"])
         self.library = path
         self.bind(batch)
 
-    def _build_from_model(self, path, prefix, sparse):
+    def _build_from_model(self, path, prefix, sparse, unroll):
         """Generate and compile a model file's C into the private temp folder."""
         from ltc_edge.nn.modelfile import read
 
         if cgen.find_cc() is None:
             raise BackendUnavailableError("the c backend needs a C compiler (cc/gcc) to build the model")
         config, raw = read(path)
-        gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse)
+        gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse, unroll=unroll)
         folder = Path(self._tmp.name)
         for name, text in gen["files"].items():
             (folder / name).write_text(text)
@@ -105,15 +117,39 @@ class CBackend(Backend):
                                  f"{(m.input_size, m.output_size, m.state_size)}")
         fn.restype = None
         fn.argtypes = [_FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P, ctypes.c_int]
-        return fn
+        checked = getattr(self.lib, f"{prefix}_step_batch_checked", None)  # absent before guards in C
+        if checked is not None:
+            checked.restype = ctypes.c_int
+            checked.argtypes = [_FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P, ctypes.c_int, _FLOAT_P, _FLOAT_P,
+                                _FLOAT_P, ctypes.c_int, _INT_P]
+        return fn, checked
 
     def bind(self, batch: int) -> None:
         super().bind(batch)
         self.h_new = self.h  # the C step updates the state in place
         self._args = tuple(a.ctypes.data_as(_FLOAT_P) for a in (self.h, self.x, self.dt, self.y)) + (batch,)
+        self._save = np.zeros(batch * (self.meta.state_size + self.meta.output_size), np.float32)
+        self._where = ctypes.c_int(-1)
+        self.bind_guards(*self._guard)
+
+    def bind_guards(self, lo, hi, mode: int) -> None:
+        """Pre-bind the checked step's bounds: lo, hi float32 [batch, S] arrays (kept alive and
+        updated in place by the caller) or None (finiteness only); mode: GUARD_MODES value."""
+        self._guard = (lo, hi, mode)
+        bounds = tuple(None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi))
+        self._checked_args = (self._args + bounds + (self._save.ctypes.data_as(_FLOAT_P), mode,
+                                                     ctypes.byref(self._where)))
 
     def run(self) -> None:
         self._fn(*self._args)
+
+    def run_checked(self) -> int:
+        """The checked step: a status code (OK = 0); `where` then holds the index it names."""
+        return self._checked(*self._checked_args)
+
+    @property
+    def where(self) -> int:
+        return self._where.value
 
     def describe(self) -> dict:
         d = self.manifest.details
