@@ -63,6 +63,13 @@ def _resolve_ifs(text: str) -> str:
     return "".join(out)
 
 
+def math_source() -> str:
+    """The generated code's own math (exp2_, expf_, sigmoid_, tanh_; no libm) as a C99 fragment
+    with its include: every generated model carries this text (tests/test_c_math.py pins its
+    error bounds)."""
+    return "#include <stdint.h>\n" + _tmpl("math.c.in").template
+
+
 def _word(value) -> str:
     """A config string bound for a C comment or identifier: letters, digits, '_', '-', '.'
     only. Strings from a model file never reach generated code unchecked (a '*/' could
