@@ -13,7 +13,7 @@ import pytest
 from ltc_edge.export import get_exporter
 from ltc_edge.codegen import c as cgen
 from ltc_edge.nn import build_model, save
-from ltc_edge.runtime import ModelLoadError, load
+from ltc_edge.runtime import ModelLoadError, NonFiniteInputError, StateBoundError, load
 
 pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compiler (cc/gcc)")
 
@@ -199,3 +199,95 @@ def test_c_step_allocation_free_in_numpy_buffers(tmp_path):
     y1 = c.step(np.ones((3, 5)))
     y2 = c.step(np.zeros((3, 5)))
     assert y1 is y2  # same read-only view, refreshed in place
+
+
+@pytest.fixture(scope="module")
+def narrowed(tmp_path_factory):
+    """The numpy and the C backend of one LTC, their state bounds narrowed (both alike) so a
+    run leaves them: the C guards (in the library) must behave as the numpy guards."""
+    from ltc_edge.runtime.c_backend import CBackend
+    from ltc_edge.runtime.numpy_backend import NumpyBackend
+
+    _, path = make(tmp_path_factory.mktemp("guards"), "ltc-ncp")
+    backends = NumpyBackend(path), CBackend(path)
+    for be in backends:
+        lo, hi = be.meta.bounds
+        be.meta.bounds = (lo + 0.35 * (hi - lo), hi - 0.35 * (hi - lo))
+    assert backends[1].checks_in_c and not backends[0].checks_in_c
+    return backends
+
+
+def _guarded_run(ctrl, steps=80):
+    """(outcome, y, state) per step over inputs with NaN/inf entries and bad dt now and then."""
+    rng = np.random.default_rng(11)
+    out = []
+    for t in range(steps):
+        x = 3 * rng.standard_normal((2, 5))
+        if t % 7 == 3:
+            x[t % 2, t % 5] = np.nan if t % 2 else np.inf
+        dt = rng.uniform(0.05, 1.0, 2)
+        if t % 11 == 5:
+            dt[1] = [0.0, np.nan, -1.0][t % 3]
+        try:
+            y = ctrl.step(x, dt if t % 3 else float(dt[0]))
+            outcome = "ok"
+        except (NonFiniteInputError, StateBoundError) as e:
+            y, outcome = ctrl.backend.y, f"{type(e).__name__}: {e}"
+        out.append((outcome, np.array(y), ctrl.state.copy()))
+    return out
+
+
+@pytest.mark.parametrize("nonfinite", ["raise", "hold", "zero"])
+@pytest.mark.parametrize("state_check", ["raise", "clip", "off"])
+def test_c_guards_match_numpy_guards(narrowed, nonfinite, state_check):
+    from ltc_edge.runtime import Controller
+
+    runs = [_guarded_run(Controller(be, batch=2, nonfinite=nonfinite, state_check=state_check)) for be in narrowed]
+    outcomes = [o for o, _, _ in runs[0]]
+    assert outcomes == [o for o, _, _ in runs[1]]
+    y_last = None
+    for (outcome, y_np, h_np), (_, y_c, h_c) in zip(*runs):
+        np.testing.assert_allclose(h_c, h_np, atol=1e-5)
+        if outcome == "ok":
+            np.testing.assert_allclose(y_c, y_np, atol=1e-5)
+            y_last = y_c
+        elif y_last is not None:  # a rejected step leaves y as it was (the controller's contract)
+            np.testing.assert_array_equal(y_c, y_last)
+    kinds = {o.split(":")[0] for o in outcomes}
+    assert "ok" in kinds  # the run exercises the guards it should
+    if nonfinite == "raise":
+        assert "NonFiniteInputError" in kinds
+    if state_check == "raise":
+        assert "StateBoundError" in kinds and any("neuron" in o for o in outcomes)
+
+
+def test_step_checked_status_codes(tmp_path):
+    """The firmware entry point: a status code, and nothing changes unless it is OK."""
+    import ctypes
+
+    model, _ = make(tmp_path, "ltc-ncp")
+    get_exporter("c")(model, tmp_path / "c")
+    hdr = (tmp_path / "c" / "ltc_model.h").read_text()
+    codes = {n: int(re.search(rf"#define LTC_MODEL_{n} (\d+)", hdr).group(1))
+             for n in ("OK", "NONFINITE_INPUT", "BAD_DT", "NONFINITE_STATE")}
+    lib = ctypes.CDLL(str(tmp_path / "c" / "libltc_model.so"))
+    fn = lib.ltc_model_step_checked
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p]
+    h, y = np.zeros(19, np.float32), np.full(4, 7.0, np.float32)
+    P = lambda a: a.ctypes.data  # noqa: E731
+
+    def call(x, dt):
+        return fn(P(h), P(np.asarray(x, np.float32)), dt, P(y))
+    assert call([0, 0, np.nan, 0, 0], 0.1) == codes["NONFINITE_INPUT"]
+    assert call([0, 0, np.inf, 0, 0], 0.1) == codes["NONFINITE_INPUT"]
+    for dt in (0.0, -1.0, float("nan"), float("inf")):
+        assert call(np.ones(5), dt) == codes["BAD_DT"]
+    assert np.all(h == 0) and np.all(y == 7.0)
+    assert call(np.ones(5), 0.1) == codes["OK"] and np.any(h != 0) and np.all(y != 7.0)
+    ref = load(tmp_path / "c")
+    ref.step(np.ones(5), 0.1)
+    np.testing.assert_allclose(h, ref.state[0], atol=1e-6)
+    h[2], before = np.nan, y.copy()
+    assert call(np.ones(5), 0.1) == codes["NONFINITE_STATE"]
+    assert np.isnan(h[2]) and np.array_equal(y, before)  # not committed
