@@ -457,7 +457,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         IDX_TYPEDEF=f"typedef {C.idx_type} idx_t; /* synapse / connection indices */\n" if C.n_ints else "",
         CONSTANTS=C.text(), CELL=cell_code,
         FIXED_DT_CODE=(f"    dt = {common['UPPER']}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
-        INPUT_CODE=input_code, OUTPUT_CODE=output_code, DT_CHECK_ARG="dt" if uses_dt else "0",
+        INPUT_CODE=input_code, OUTPUT_CODE=output_code, DT_CHECK_ARG="job->dt" if uses_dt else "0",
         DT_CHECK_ONE="&dt" if uses_dt else "0", **bounds["source"])
     info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse),
                  "state_bounds_in_c": bounds["has"]})

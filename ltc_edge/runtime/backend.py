@@ -15,7 +15,8 @@ MAX_BATCH = 65_536
 
 # Backends that check in native code (checks_in_c = True; the C backend) take the Controller's
 # bounds once, bind_guards(lo, hi, GUARD_MODES[state_check]), and return one of these status
-# codes from run_checked() (the generated C header's <PREFIX>_OK ... defines), `where` naming
+# codes from run_checked() or checked_call()() (the generated C header's <PREFIX>_OK ...
+# defines), `where` naming
 # the bad x index / dt row / state index, or the smallest neuron index outside the bounds.
 STATUS_OK, STATUS_NONFINITE_INPUT, STATUS_BAD_DT, STATUS_NONFINITE_STATE, STATUS_OUT_OF_BOUNDS = range(5)
 GUARD_MODES = {"raise": 0, "clip": 1, "off": 2}

@@ -20,6 +20,7 @@ violation, in one ctypes call with pre-bound pointers. The backend then says
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -35,7 +36,13 @@ from .errors import BackendUnavailableError, ModelLoadError
 from .meta import meta_from_manifest, open_artifact
 
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
-_INT_P = ctypes.POINTER(ctypes.c_int)
+
+
+class _Job(ctypes.Structure):
+    """<prefix>_batch_t of the generated header: the checked batch step's one argument."""
+    _fields_ = [("h", _FLOAT_P), ("x", _FLOAT_P), ("dt", _FLOAT_P), ("y", _FLOAT_P), ("batch", ctypes.c_int),
+                ("lo", _FLOAT_P), ("hi", _FLOAT_P), ("save", _FLOAT_P), ("mode", ctypes.c_int),
+                ("where", ctypes.c_int)]
 
 _LIB_SUFFIXES = (".so", ".dylib", ".dll")
 
@@ -119,9 +126,7 @@ class CBackend(Backend):
         fn.argtypes = [_FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P, ctypes.c_int]
         checked = getattr(self.lib, f"{prefix}_step_batch_checked", None)  # absent before guards in C
         if checked is not None:
-            checked.restype = ctypes.c_int
-            checked.argtypes = [_FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P, ctypes.c_int, _FLOAT_P, _FLOAT_P,
-                                _FLOAT_P, ctypes.c_int, _INT_P]
+            checked.restype = ctypes.c_int  # one argument, a pointer made once: no argtypes conversion
         return fn, checked
 
     def bind(self, batch: int) -> None:
@@ -129,27 +134,33 @@ class CBackend(Backend):
         self.h_new = self.h  # the C step updates the state in place
         self._args = tuple(a.ctypes.data_as(_FLOAT_P) for a in (self.h, self.x, self.dt, self.y)) + (batch,)
         self._save = np.zeros(batch * (self.meta.state_size + self.meta.output_size), np.float32)
-        self._where = ctypes.c_int(-1)
+        self._job = _Job(*self._args, None, None, self._save.ctypes.data_as(_FLOAT_P), 0, -1)
+        self._job_ref = ctypes.byref(self._job)
         self.bind_guards(*self._guard)
 
     def bind_guards(self, lo, hi, mode: int) -> None:
         """Pre-bind the checked step's bounds: lo, hi float32 [batch, S] arrays (kept alive and
         updated in place by the caller) or None (finiteness only); mode: GUARD_MODES value."""
         self._guard = (lo, hi, mode)
-        bounds = tuple(None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi))
-        self._checked_args = (self._args + bounds + (self._save.ctypes.data_as(_FLOAT_P), mode,
-                                                     ctypes.byref(self._where)))
+        job = self._job
+        job.lo, job.hi = (None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi))
+        job.mode = mode
 
     def run(self) -> None:
         self._fn(*self._args)
 
     def run_checked(self) -> int:
         """The checked step: a status code (OK = 0); `where` then holds the index it names."""
-        return self._checked(*self._checked_args)
+        return self._checked(self._job_ref)
+
+    def checked_call(self):
+        """run_checked as a no-argument callable without a Python frame (valid until the next
+        bind)."""
+        return functools.partial(self._checked, self._job_ref)
 
     @property
     def where(self) -> int:
-        return self._where.value
+        return self._job.where
 
     def describe(self) -> dict:
         d = self.manifest.details
