@@ -291,3 +291,36 @@ def test_step_checked_status_codes(tmp_path):
     h[2], before = np.nan, y.copy()
     assert call(np.ones(5), 0.1) == codes["NONFINITE_STATE"]
     assert np.isnan(h[2]) and np.array_equal(y, before)  # not committed
+
+
+def test_cli_unroll_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+
+    _, path = make(tmp_path, "ltc-ncp")
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", str(path), "--format", "c", "--out", str(tmp_path / "c"), "--unroll", "off"])
+    assert r.exit_code == 0, r.output
+    mf = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert mf["unrolled"] is False and "R_PRE[" in (tmp_path / "c" / "ltc_model.c").read_text()
+    for args in (["--format", "c", "--unroll", "sometimes"], ["--format", "onnx", "--unroll", "on"]):
+        r = runner.invoke(app, ["export", str(path), *args, "--out", str(tmp_path / "bad")])
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and "unroll" in lines[0] and "Traceback" not in r.output
+        assert not (tmp_path / "bad").exists()
+
+
+def test_unroll_auto_threshold():
+    """auto unrolls up to UNROLL_MAX_SYNAPSES per synapse list, the loop form above."""
+    model = build_model("ltc", 5, units=24, seed=0)  # fully connected: 576 recurrent synapses
+    model.apply_constraints()
+    raw = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    assert 24 * 24 > cgen.UNROLL_MAX_SYNAPSES >= 19 * 19
+    assert cgen.generate(model.config, raw)["info"]["unrolled"] is False
+    assert cgen.generate(model.config, raw, unroll="on")["info"]["unrolled"] is True
+    small = build_model("ltc", 5, units=19, seed=0)
+    raw = {k: v.detach().numpy() for k, v in small.state_dict().items()}
+    assert cgen.generate(small.config, raw)["info"]["unrolled"] is True
+    with pytest.raises(ValueError, match="unroll must be one of"):
+        cgen.generate(small.config, raw, unroll="yes")
