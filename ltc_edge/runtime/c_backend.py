@@ -138,12 +138,15 @@ class CBackend(Backend):
         self._job_ref = ctypes.byref(self._job)
         self.bind_guards(*self._guard)
 
-    def bind_guards(self, lo, hi, mode: int) -> None:
+    def bind_guards(self, lo, hi, mode: int, x=None) -> None:
         """Pre-bind the checked step's bounds: lo, hi float32 [batch, S] arrays (kept alive and
-        updated in place by the caller) or None (finiteness only); mode: GUARD_MODES value."""
+        updated in place by the caller) or None (finiteness only); mode: GUARD_MODES value; x:
+        a float32 [batch, in] array the checked step reads instead of self.x (kept alive by the
+        caller), or None."""
         self._guard = (lo, hi, mode)
         job = self._job
-        job.lo, job.hi = (None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi))
+        job.lo, job.hi, xp = (None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi, x))
+        job.x = xp if x is not None else self._args[1]
         job.mode = mode
 
     def run(self) -> None:

@@ -228,14 +228,15 @@ class Controller:
         self._y_row = self._y_view[0] if batch == 1 else None
         self._state_view = b.h.view()
         self._state_view.flags.writeable = False
-        self._x_row = b.x[0]
-        self._x_mv = memoryview(self._x_row)
+        self._stage_mv = memoryview(self._stage_row)
         self._dt_value = None  # the one value the dt buffer holds throughout, when known
         self._c_guard = b.checks_in_c
         self._c_call = None  # the checked C step as a no-argument call (nonfinite 'raise')
         if self._c_guard:
-            b.bind_guards(self._lo, self._hi, GUARD_MODES[self.state_check])
-            if self.nonfinite == "raise":
+            # nonfinite 'raise': C reads x from the staging buffer, so a rejected step leaves b.x alone
+            raw = self.nonfinite == "raise"
+            b.bind_guards(self._lo, self._hi, GUARD_MODES[self.state_check], x=self._stage if raw else None)
+            if raw:
                 self._c_call = b.checked_call()
         self._fast_shape = (n_in,) if self._c_call is not None and batch == 1 else None
         self._default_dt = self.meta.default_dt
@@ -284,7 +285,7 @@ class Controller:
         if fast is not None and type(x) is np.ndarray and x.dtype is _F32 and x.shape == fast:
             # batch 1, a float32 row, checks in C: the shortest path (the same checks)
             with self._lock:
-                self._x_mv[:] = memoryview(x)
+                self._stage_mv[:] = memoryview(x)
                 if not ((dt is None and self._dt_value == self._default_dt)
                         or (type(dt) is float and dt == self._dt_value)):
                     self._set_dt_raw(dt)
@@ -305,30 +306,28 @@ class Controller:
             else:
                 raise self._x_shape_error(a)
             if self._c_call is not None:  # checks in C, nonfinite 'raise': the short path
-                if single and a.dtype is _F32:
-                    self._x_mv[:] = memoryview(a)  # a plain float32 row: the cheapest copy
-                else:
-                    _copy_f32(self._x_row if single else b.x, a)
+                _copy_f32(self._stage_row if single else self._stage, a)
                 if dt is not None or self._dt_value != self.meta.default_dt:
                     self._set_dt_raw(dt)
                 status = self._c_call()
                 if status:
                     self._c_reject(status, False)
                 return self._y_row if single else self._y_view
-            held = self._load_x(a, single, dt)
+            saved = self._load_x(a, single, dt)  # True: b.x is restored on a rejection
             if self._c_guard:
                 status = b.run_checked()
                 if status:
-                    self._c_reject(status, held)
+                    self._c_reject(status, saved)
             else:
                 if self._in_place:  # the backend updates the state in place: keep the last good one
                     np.copyto(self._h_good, b.h)
                 b.run()
-                self._check_and_commit(held)
+                self._check_and_commit(saved)
             return self._y_row if single else self._y_view
 
     def _load_x(self, a, single, dt):
-        """Stage x, apply the nonfinite policy and set dt; returns whether inputs are held."""
+        """Stage x, apply the nonfinite policy and set dt. Returns True: b.x was saved for the
+        rollback of a rejected step (the held inputs of 'hold', the last inputs otherwise)."""
         b = self.backend
         stage = self._stage
         _copy_f32(self._stage_row if single else stage, a)
@@ -339,25 +338,24 @@ class Controller:
             raise NonFiniteInputError(_X_NONFINITE)
         self._set_dt(dt)  # before b.x changes: a rejected dt leaves the held inputs alone
         held = self.nonfinite == "hold"
-        if held:  # b.x carries the held inputs: restored if the step is rejected
-            np.copyto(self._x_held, b.x)
+        np.copyto(self._x_held, b.x)  # restored if the step is rejected
         if all_finite:
             np.copyto(b.x, stage)
-        elif held:
+        elif held:  # b.x carries the held inputs
             np.copyto(b.x, stage, where=fin)
         else:  # zero
             np.logical_not(fin, out=self._bad_x)
             np.copyto(b.x, stage)
             b.x[self._bad_x] = 0  # rare path (bad input): a small index allocation is fine
-        return held
+        return True
 
     def _set_dt_raw(self, dt):
-        """_set_dt when x went straight into the backend's buffer (C checks it before stepping):
+        """_set_dt when x went unchecked into the staging buffer (C checks it before stepping):
         as in _load_x, a non-finite x is reported before a bad dt."""
         try:
             self._set_dt(dt)
         except RuntimeInputError:
-            if not np.isfinite(self.backend.x).all():
+            if not np.isfinite(self._stage).all():
                 raise NonFiniteInputError(_X_NONFINITE) from None
             raise
 
