@@ -167,7 +167,8 @@ class CBackend(Backend):
 
     def describe(self) -> dict:
         d = self.manifest.details
-        return {"library": str(self.library), "weights_bytes": d.get("weights_bytes"), "sparse": d.get("sparse")}
+        return {"library": str(self.library), "weights_bytes": d.get("weights_bytes"), "sparse": d.get("sparse"),
+                "unrolled": d.get("unrolled"), "checks_in_c": self.checks_in_c}
 
 
 def _write_private(path: Path, data: bytes) -> None:
