@@ -32,6 +32,7 @@ CASES = {
     "cfc-pure": ("cfc", dict(units=8, mode="pure", backbone_layers=2, backbone_units=16)),
     "cfc-nogate-silu": ("cfc", dict(units=8, mode="no_gate", activation="silu", backbone_units=8)),
     "cfc-relu-0bb": ("cfc", dict(units=8, activation="relu", backbone_layers=0)),
+    "cfc-gelu": ("cfc", dict(units=8, activation="gelu", backbone_units=8)),  # erf_ (no libm erff)
     "cfc-ncp": ("cfc", dict(wiring="auto-ncp", units=16, output_size=4)),
     "ctrnn": ("ctrnn", dict(units=8)),
     "ctrnn-rk4": ("ctrnn", dict(units=8, solver="rk4", ode_unfolds=2)),
