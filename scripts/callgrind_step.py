@@ -107,7 +107,8 @@ def main():
                     (Path(d) / f).write_text(text)
                 res = {k: instructions_per_step(d, flags=f) for k, f in FLAGS.items()}
                 size = text_bytes(d)
-            syn = f" {gen['info']['synapses']}+{gen['info']['sensory_synapses']} synapses" if "synapses" in gen["info"] else ""
+            info = gen["info"]
+            syn = f" {info['synapses']}+{info['sensory_synapses']} synapses" if "synapses" in info else ""
             print(f"{name:11s} unroll={unroll:3s}{syn}: " + ", ".join(f"{k} {v:,.0f}" for k, v in res.items())
                   + f" instructions/step; .text {size} B (-O2)", flush=True)
 

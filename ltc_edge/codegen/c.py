@@ -367,7 +367,8 @@ def _cell_cfc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
     code = _tmpl("cell_cfc.c.in").substitute(
         N=_int(cfg["units"], "units"), NBLOCKS=len(layers),
         WIRING=(_word(cfg["wiring"]["kind"]) if cfg.get("wiring") else "no wiring"),
-        CELL_OUT=last_h, ACTIVATION=ACTIVATIONS_C[act] if "act_" in "".join(blocks) else "", BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
+        CELL_OUT=last_h, ACTIVATION=ACTIVATIONS_C[act] if "act_" in "".join(blocks) else "",
+        BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
     return code, {}
 
 
@@ -468,9 +469,11 @@ def _summary(config, info, sparse) -> str:
     cell = config["cell"]
     wiring = cell.get("wiring")
     s = (f"{_int(cell['units'], 'units')} units, {_int(config['input_size'], 'input_size')} inputs, "
-         f"{_int(config['output_size'], 'output_size')} outputs" + (f", {_word(wiring['kind'])} wiring" if wiring else ""))
+         f"{_int(config['output_size'], 'output_size')} outputs"
+         + (f", {_word(wiring['kind'])} wiring" if wiring else ""))
     if cell["kind"] == "ltc":
-        s += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses" + ("" if sparse else " (dense loops)")
+        s += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses"
+        s += "" if sparse else " (dense loops)"
         s += ", unrolled" if info["unrolled"] else ", loop form"
     return s
 
