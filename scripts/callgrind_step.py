@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's ltc_edge
 
 DRIVER = r"""
 #include <stdlib.h>
@@ -96,7 +97,6 @@ def issue13_models():
 
 
 def main():
-    sys.path.insert(0, str(ROOT))
     from ltc_edge.codegen import c as cgen
 
     for name, (config, raw) in issue13_models().items():
