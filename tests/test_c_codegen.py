@@ -1,8 +1,9 @@
-"""C99 code generation: golden tests (compiled with gcc -O2 -std=c99 -Wall -Werror -pedantic,
-called through ctypes) against the numpy runtime for every cell kind, and the properties of
+"""C99 code generation: golden tests (compiled with the project's strict flags, cgen.CFLAGS:
+-std=c99 -Wall -Wextra -Werror -pedantic -Wconversion -Wdouble-promotion, called through ctypes) against the numpy runtime for every cell kind, and the properties of
 the generated code (no malloc, no mutable globals, sparse synapse loops)."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -12,7 +13,7 @@ import pytest
 from ltc_edge.export import get_exporter
 from ltc_edge.codegen import c as cgen
 from ltc_edge.nn import build_model, save
-from ltc_edge.runtime import ModelLoadError, load
+from ltc_edge.runtime import ModelLoadError, NonFiniteInputError, StateBoundError, load
 
 pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compiler (cc/gcc)")
 
@@ -24,11 +25,14 @@ CASES = {
     "ltc-full-readout": ("ltc", dict(units=8, output_size=2, readout=True, normalization=NORM)),
     "ltc-euler": ("ltc", dict(units=6, solver="euler", ode_unfolds=4, input_mapping="linear",
                               output_mapping="none")),
-    "ltc-rk4-softplus": ("ltc", dict(units=6, solver="rk4", ode_unfolds=2, implicit_param_constraints=True)),
+    # 3 unfolds: at 2 (delta up to 0.5) one step of the 1000 lands at RK4's stability edge, where
+    # any fp32 rounding difference is amplified ~200x (libm expf: 5.7e-6, our exp2: 1.9e-5; at 3: 3e-7)
+    "ltc-rk4-softplus": ("ltc", dict(units=6, solver="rk4", ode_unfolds=3, implicit_param_constraints=True)),
     "cfc": ("cfc", dict(units=12, backbone_units=16)),
     "cfc-pure": ("cfc", dict(units=8, mode="pure", backbone_layers=2, backbone_units=16)),
     "cfc-nogate-silu": ("cfc", dict(units=8, mode="no_gate", activation="silu", backbone_units=8)),
     "cfc-relu-0bb": ("cfc", dict(units=8, activation="relu", backbone_layers=0)),
+    "cfc-gelu": ("cfc", dict(units=8, activation="gelu", backbone_units=8)),  # erf_ (no libm erff)
     "cfc-ncp": ("cfc", dict(wiring="auto-ncp", units=16, output_size=4)),
     "ctrnn": ("ctrnn", dict(units=8)),
     "ctrnn-rk4": ("ctrnn", dict(units=8, solver="rk4", ode_unfolds=2)),
@@ -45,9 +49,11 @@ def make(tmp_path, name, seed=0):
     return model, save(model, tmp_path / f"{name}.safetensors")
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_golden_c_equals_numpy_runtime(tmp_path, name):
-    """1000 steps, batch 2, random inputs and per-row dt: compiled C == numpy runtime to 1e-5."""
+@pytest.mark.parametrize("name, unroll", [(name, u) for name, (kind, _) in CASES.items()
+                                           for u in (("on", "off") if kind == "ltc" else ("off",))])
+def test_golden_c_equals_numpy_runtime(tmp_path, name, unroll):
+    """1000 steps, batch 2, random inputs and per-row dt: compiled C == numpy runtime to 1e-5,
+    the LTC's unrolled and loop forms (other kinds have one form)."""
     model, path = make(tmp_path, name)
     out = tmp_path / "c"
     rng = np.random.default_rng(3)  # drift reference: dt as in the loop below (the explicit
@@ -55,7 +61,9 @@ def test_golden_c_equals_numpy_runtime(tmp_path, name):
     npz = tmp_path / "ref.npz"
     np.savez(npz, x=rng.standard_normal((8, 200, 5)).astype(np.float32),
              dt=rng.uniform(0.05, 0.5, (8, 200)).astype(np.float32))
-    manifest = get_exporter("c")(model, out, calibration=str(npz))  # compiles with -Wall -Werror -pedantic
+    manifest = get_exporter("c")(model, out, calibration=str(npz), unroll=unroll)  # compiles with cgen.CFLAGS
+    assert manifest["cflags"] == cgen.CFLAGS and "-Wconversion" in cgen.CFLAGS
+    assert manifest.get("unrolled", False) == (unroll == "on" and model.config["cell"].get("solver") == "semi_implicit")
     assert (out / manifest["files"]["library"]["name"]).exists()
     assert manifest["drift"]["max_abs"] <= 1e-4 and manifest["drift"]["steps"] >= 1000  # drift-checked at export
     ref = load(path, batch=2)
@@ -72,20 +80,28 @@ def test_golden_c_equals_numpy_runtime(tmp_path, name):
     assert float(np.abs(ref.state).max()) > 1e-3
 
 
-def test_generated_code_properties(tmp_path):
+@pytest.mark.parametrize("unroll", ["on", "off"])
+def test_generated_code_properties(tmp_path, unroll):
     model, _ = make(tmp_path, "ltc-ncp")
-    m = get_exporter("c")(model, tmp_path / "c", prefix="pendulum_ctl")
+    m = get_exporter("c")(model, tmp_path / "c", prefix="pendulum_ctl", unroll=unroll)
     src = (tmp_path / "c" / "pendulum_ctl.c").read_text()
     hdr = (tmp_path / "c" / "pendulum_ctl.h").read_text()
-    assert "malloc" not in src and "free(" not in src
-    assert "static const float R_MU[" in src and "#define PENDULUM_CTL_STATE_SIZE 19" in hdr
+    code = re.sub(r"/\*.*?\*/", "", src, flags=re.S)  # without the comments
+    for banned in ("malloc(", "free(", "printf", "errno", "<stdio.h>", "<math.h>", "double", "expf(", "#if"):
+        assert banned not in code, banned  # no libm, no stdio, no double math, no dead template code
+    assert "#define PENDULUM_CTL_STATE_SIZE 19" in hdr and m["unrolled"] == (unroll == "on")
     assert "pendulum_ctl_step(pendulum_ctl_state_t *s, const float *x, float dt, float *y)" in hdr
+    assert "int pendulum_ctl_step_checked(pendulum_ctl_state_t *s, const float *x, float dt, float *y)" in hdr
+    assert "#define PENDULUM_CTL_STATE_OUT_OF_BOUNDS 4" in hdr and "#define PENDULUM_CTL_HAS_STATE_BOUNDS 1" in hdr
     # only existing synapses are stored: the synapse lists have exactly the wiring's synapses
+    # (the unrolled form pads them with zeros to a multiple of 8)
     adj = np.abs(np.asarray(model.config["cell"]["wiring"]["adjacency"]))
     sadj = np.abs(np.asarray(model.config["cell"]["wiring"]["sensory_adjacency"]))
     assert m["synapses"] == int(adj.sum()) < 19 * 19 and m["sensory_synapses"] == int(sadj.sum())
-    assert f"static const float R_MU[{m['synapses']}]" in src
-    # no mutable global state: the object file has empty .data and .bss
+    size = -(-m["synapses"] // 8) * 8 if unroll == "on" else m["synapses"]
+    assert f"static const float R_MU[{size}]" in src
+    assert ("R_PRE[" in src) == (unroll == "off")  # unrolled: constant indices in the code
+    # no mutable global state (empty .data and .bss), and no external symbol at all (no libm)
     obj = tmp_path / "m.o"
     subprocess.run([cgen.find_cc(), *cgen.CFLAGS, "-c", "-o", str(obj), str(tmp_path / "c" / "pendulum_ctl.c")],
                    check=True)
@@ -94,6 +110,9 @@ def test_generated_code_properties(tmp_path):
                                                    check=True).stdout.splitlines()[1].split()[:3])
         assert data == 0 and bss == 0, (data, bss)
         assert text > m["weights_bytes"]
+    if shutil.which("nm"):
+        undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, check=True).stdout.split()
+        assert undefined == [], undefined
     # the manifest: sizes, bounds for the runtime guards, the config
     mf = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert mf["format"] == "c" and mf["state_size"] == 19 and len(mf["state_bounds"]["lo"]) == 19
@@ -179,3 +198,128 @@ def test_c_step_allocation_free_in_numpy_buffers(tmp_path):
     y1 = c.step(np.ones((3, 5)))
     y2 = c.step(np.zeros((3, 5)))
     assert y1 is y2  # same read-only view, refreshed in place
+
+
+@pytest.fixture(scope="module")
+def narrowed(tmp_path_factory):
+    """The numpy and the C backend of one LTC, their state bounds narrowed (both alike) so a
+    run leaves them: the C guards (in the library) must behave as the numpy guards."""
+    from ltc_edge.runtime.c_backend import CBackend
+    from ltc_edge.runtime.numpy_backend import NumpyBackend
+
+    _, path = make(tmp_path_factory.mktemp("guards"), "ltc-ncp")
+    backends = NumpyBackend(path), CBackend(path)
+    for be in backends:
+        lo, hi = be.meta.bounds
+        be.meta.bounds = (lo + 0.35 * (hi - lo), hi - 0.35 * (hi - lo))
+    assert backends[1].checks_in_c and not backends[0].checks_in_c
+    return backends
+
+
+def _guarded_run(ctrl, steps=80):
+    """(outcome, y, state) per step over inputs with NaN/inf entries and bad dt now and then."""
+    rng = np.random.default_rng(11)
+    out = []
+    for t in range(steps):
+        x = 3 * rng.standard_normal((2, 5))
+        if t % 7 == 3:
+            x[t % 2, t % 5] = np.nan if t % 2 else np.inf
+        dt = rng.uniform(0.05, 1.0, 2)
+        if t % 11 == 5:
+            dt[1] = [0.0, np.nan, -1.0][t % 3]
+        try:
+            y = ctrl.step(x, dt if t % 3 else float(dt[0]))
+            outcome = "ok"
+        except (NonFiniteInputError, StateBoundError) as e:
+            y, outcome = ctrl.backend.y, f"{type(e).__name__}: {e}"
+        out.append((outcome, np.array(y), ctrl.state.copy()))
+    return out
+
+
+@pytest.mark.parametrize("nonfinite", ["raise", "hold", "zero"])
+@pytest.mark.parametrize("state_check", ["raise", "clip", "off"])
+def test_c_guards_match_numpy_guards(narrowed, nonfinite, state_check):
+    from ltc_edge.runtime import Controller
+
+    runs = [_guarded_run(Controller(be, batch=2, nonfinite=nonfinite, state_check=state_check)) for be in narrowed]
+    outcomes = [o for o, _, _ in runs[0]]
+    assert outcomes == [o for o, _, _ in runs[1]]
+    y_last = None
+    for (outcome, y_np, h_np), (_, y_c, h_c) in zip(*runs):
+        np.testing.assert_allclose(h_c, h_np, atol=1e-5)
+        if outcome == "ok":
+            np.testing.assert_allclose(y_c, y_np, atol=1e-5)
+            y_last = y_c
+        elif y_last is not None:  # a rejected step leaves y as it was (the controller's contract)
+            np.testing.assert_array_equal(y_c, y_last)
+    kinds = {o.split(":")[0] for o in outcomes}
+    assert "ok" in kinds  # the run exercises the guards it should
+    if nonfinite == "raise":
+        assert "NonFiniteInputError" in kinds
+    if state_check == "raise":
+        assert "StateBoundError" in kinds and any("neuron" in o for o in outcomes)
+
+
+def test_step_checked_status_codes(tmp_path):
+    """The firmware entry point: a status code, and nothing changes unless it is OK."""
+    import ctypes
+
+    model, _ = make(tmp_path, "ltc-ncp")
+    get_exporter("c")(model, tmp_path / "c")
+    hdr = (tmp_path / "c" / "ltc_model.h").read_text()
+    codes = {n: int(re.search(rf"#define LTC_MODEL_{n} (\d+)", hdr).group(1))
+             for n in ("OK", "NONFINITE_INPUT", "BAD_DT", "NONFINITE_STATE")}
+    lib = ctypes.CDLL(str(tmp_path / "c" / "libltc_model.so"))
+    fn = lib.ltc_model_step_checked
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p]
+    h, y = np.zeros(19, np.float32), np.full(4, 7.0, np.float32)
+    P = lambda a: a.ctypes.data  # noqa: E731
+
+    def call(x, dt):
+        return fn(P(h), P(np.asarray(x, np.float32)), dt, P(y))
+    assert call([0, 0, np.nan, 0, 0], 0.1) == codes["NONFINITE_INPUT"]
+    assert call([0, 0, np.inf, 0, 0], 0.1) == codes["NONFINITE_INPUT"]
+    for dt in (0.0, -1.0, float("nan"), float("inf")):
+        assert call(np.ones(5), dt) == codes["BAD_DT"]
+    assert np.all(h == 0) and np.all(y == 7.0)
+    assert call(np.ones(5), 0.1) == codes["OK"] and np.any(h != 0) and np.all(y != 7.0)
+    ref = load(tmp_path / "c")
+    ref.step(np.ones(5), 0.1)
+    np.testing.assert_allclose(h, ref.state[0], atol=1e-6)
+    h[2], before = np.nan, y.copy()
+    assert call(np.ones(5), 0.1) == codes["NONFINITE_STATE"]
+    assert np.isnan(h[2]) and np.array_equal(y, before)  # not committed
+
+
+def test_cli_unroll_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+
+    _, path = make(tmp_path, "ltc-ncp")
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", str(path), "--format", "c", "--out", str(tmp_path / "c"), "--unroll", "off"])
+    assert r.exit_code == 0, r.output
+    mf = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert mf["unrolled"] is False and "R_PRE[" in (tmp_path / "c" / "ltc_model.c").read_text()
+    for args in (["--format", "c", "--unroll", "sometimes"], ["--format", "onnx", "--unroll", "on"]):
+        r = runner.invoke(app, ["export", str(path), *args, "--out", str(tmp_path / "bad")])
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and "unroll" in lines[0] and "Traceback" not in r.output
+        assert not (tmp_path / "bad").exists()
+
+
+def test_unroll_auto_threshold():
+    """auto unrolls up to UNROLL_MAX_SYNAPSES per synapse list, the loop form above."""
+    model = build_model("ltc", 5, units=24, seed=0)  # fully connected: 576 recurrent synapses
+    model.apply_constraints()
+    raw = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    assert 24 * 24 > cgen.UNROLL_MAX_SYNAPSES >= 19 * 19
+    assert cgen.generate(model.config, raw)["info"]["unrolled"] is False
+    assert cgen.generate(model.config, raw, unroll="on")["info"]["unrolled"] is True
+    small = build_model("ltc", 5, units=19, seed=0)
+    raw = {k: v.detach().numpy() for k, v in small.state_dict().items()}
+    assert cgen.generate(small.config, raw)["info"]["unrolled"] is True
+    with pytest.raises(ValueError, match="unroll must be one of"):
+        cgen.generate(small.config, raw, unroll="yes")

@@ -30,7 +30,8 @@ from ltc_edge.fileio import set_umask_mode
 from ltc_edge.nn import functional as F
 
 TEMPLATES = Path(__file__).with_name("templates")
-CFLAGS = ["-O2", "-std=c99", "-Wall", "-Werror", "-pedantic"]
+# the project's flags; the generated code is also clean under these warnings (tested)
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wdouble-promotion"]
 PRECISIONS = ("fp32",)
 
 
@@ -43,6 +44,30 @@ CExportError = CodegenError  # the name the exporter's callers know
 
 def _tmpl(name: str) -> Template:
     return Template((TEMPLATES / name).read_text())
+
+
+def _resolve_ifs(text: str) -> str:
+    """Drop the template's `#if 0|1 / #if !0|1 ... #else ... #endif` blocks decided at export
+    time (nested), so the generated source carries no dead code; other lines pass through."""
+    out, stack = [], []  # stack: [branch taken?, in #else?]
+    for line in text.splitlines(keepends=True):
+        m = re.fullmatch(r"#if (!?)([01])\s*", line)
+        if m:
+            stack.append([(m.group(2) == "1") != (m.group(1) == "!"), False])
+        elif line.strip() == "#else" and stack:
+            stack[-1][1] = True
+        elif line.strip() == "#endif" and stack:
+            stack.pop()
+        elif all(taken != in_else for taken, in_else in stack):
+            out.append(line)
+    return "".join(out)
+
+
+def math_source() -> str:
+    """The generated code's own math (exp2_, expf_, sigmoid_, tanh_; no libm) as a C99 fragment
+    with its include: every generated model carries this text (tests/test_c_math.py pins its
+    error bounds)."""
+    return "#include <stdint.h>\n" + _tmpl("math.c.in").template
 
 
 def _word(value) -> str:
@@ -77,6 +102,7 @@ class _Consts:
         self.bytes = 0
         self.max_int = 0
         self.names: set[str] = set()
+        self.n_ints = 0
 
     @property
     def idx_type(self) -> str:
@@ -95,7 +121,7 @@ class _Consts:
         a = np.asarray(values, dtype=np.int64).ravel()
         self.max_int = max(self.max_int, int(a.max()) if a.size else 0)
         self._emit("idx_t", name, [str(int(v)) for v in a], 0)  # size counted in text()
-        self.n_ints = getattr(self, "n_ints", 0) + max(1, a.size)
+        self.n_ints += max(1, a.size)
         return name
 
     def _emit(self, ctype, name, items, size):
@@ -122,7 +148,7 @@ class _Consts:
 
     @property
     def total_bytes(self) -> int:
-        return self.bytes + self.idx_size * getattr(self, "n_ints", 0)
+        return self.bytes + self.idx_size * self.n_ints
 
 
 def _csr(mask: np.ndarray):
@@ -148,42 +174,125 @@ def _solver_code(method: str, unfolds: int, n: int) -> str:
 # cells
 
 
-def _cell_ltc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
-    n, m, n_in = (_int(cfg[k], k) for k in ("units", "motor_size", "input_size"))
+UNROLL_MODES = ("auto", "on", "off")
+UNROLL_MAX_SYNAPSES = 512  # "auto" unrolls an LTC whose recurrent and sensory lists each have <= this many
+_PAD = 8                   # synapse lists and neuron vectors are padded to a multiple of this (SIMD width)
+_LOG2E = 1.4426950408889634
+
+
+def _pad(n: int) -> int:
+    return max(_PAD, -(-n // _PAD) * _PAD)
+
+
+def _ltc_lists(C: _Consts, P: dict, cfg: dict, sparse: bool, padded: bool) -> dict:
+    """Synapse lists by postsynaptic neuron: the gate constants a = -sigma*log2(e) (folded at
+    export time) and mu, w, w*erev (zero-padded when `padded`); the CSR rows and presynaptic
+    indices. Returns {tag: (row_ptr, pre)}. The gate is 1/(1 + 2^(a*(v - mu))): a - mu first
+    keeps the float32 error at numpy's (a folded a*v + b loses digits to cancellation)."""
     adj = np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0
     sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
     if not sparse:  # the same model, every pair visited (masked weights are 0)
         adj, sadj = np.ones_like(adj), np.ones_like(sadj)
-    counts = {}
+    lists = {}
     for tag, mask, pre in (("R", adj, ""), ("S", sadj, "sensory_")):
-        # CSR by postsynaptic neuron: rows = post, cols = pre
-        row, col, post = _csr(mask.T)
-        C.ints(f"{tag}_ROW", row)
-        C.ints(f"{tag}_PRE", col)
-        for key, cname in (("mu", "MU"), ("sigma", "SIGMA"), ("w", "W"), ("w_erev", "WEREV")):
-            C.floats(f"{tag}_{cname}", np.asarray(P[pre + key])[col, post])
-        counts[tag] = int(len(col))
-    C.floats("CM", P["cm"])
-    C.floats("GLEAK", P["gleak"])
-    C.floats("GLEAK_VLEAK", P["gleak_vleak"])
+        row, col, post = _csr(mask.T)  # rows = post, cols = pre
+        sigma = np.asarray(P[pre + "sigma"], np.float64)[col, post]
+        mu = np.asarray(P[pre + "mu"], np.float64)[col, post]
+        values = {"A": -sigma * _LOG2E, "MU": mu,
+                  "W": np.asarray(P[pre + "w"])[col, post], "WE": np.asarray(P[pre + "w_erev"])[col, post]}
+        size = _pad(len(col)) if padded else len(col)
+        for name, val in values.items():
+            C.floats(f"{tag}_{name}", np.pad(np.asarray(val, np.float64), (0, size - len(col))))
+        if not padded:
+            C.ints(f"{tag}_ROW", row)
+            C.ints(f"{tag}_PRE", col)
+        lists[tag] = (row, col)
+    return lists
+
+
+def _io_maps(C: _Consts, P: dict) -> tuple[str, str]:
     imap, omap = "x_in[i]", "v[i]"
     if P.get("input_w") is not None:
-        imap += " * " + C.floats("IN_W", P["input_w"])
-        imap += "[i]"
+        imap += " * " + C.floats("IN_W", P["input_w"]) + "[i]"
     if P.get("input_b") is not None:
         imap += " + " + C.floats("IN_B", P["input_b"]) + "[i]"
     if P.get("output_w") is not None:
         omap += " * " + C.floats("OUT_W", P["output_w"]) + "[i]"
     if P.get("output_b") is not None:
         omap += " + " + C.floats("OUT_B", P["output_b"]) + "[i]"
+    return imap, omap
+
+
+def _ltc_unroll(cfg: dict, sparse: bool, unroll: str) -> bool:
+    if unroll not in UNROLL_MODES:
+        raise CExportError(f"unroll must be one of {', '.join(UNROLL_MODES)}, got {unroll!r}")
+    if cfg.get("solver", "semi_implicit") != "semi_implicit" or unroll == "off":
+        return False  # the explicit solvers keep the loop form
+    if unroll == "on":
+        return True
+    n, n_in = _int(cfg["units"], "units"), _int(cfg["input_size"], "input_size")
+    if not sparse:
+        return max(n * n, n_in * n) <= UNROLL_MAX_SYNAPSES
+    adj, sadj = (int(np.count_nonzero(np.asarray(cfg["wiring"][k]))) for k in ("adjacency", "sensory_adjacency"))
+    return max(adj, sadj) <= UNROLL_MAX_SYNAPSES
+
+
+def _sums(out: str, base: str, row, g: str, n: int, indent: str) -> str:
+    """Straight-line `out[j] = base[j] + (g[k0] + g[k1] + ...)` for each neuron j (its CSR row)."""
+    lines = []
+    for j in range(n):
+        terms = " + ".join(f"{g}[{k}]" for k in range(row[j], row[j + 1]))
+        lines.append(f"{indent}{out}[{j}] = {base}[{j}]" + (f" + ({terms});" if terms else ";"))
+    return "\n".join(lines)
+
+
+def _gather(dst: str, src: str, pre, size: int, indent: str) -> str:
+    return "\n".join([f"{indent}{dst}[{k}] = {src}[{int(p)}];" for k, p in enumerate(pre)]
+                     + [f"{indent}{dst}[{k}] = 0.0f;" for k in range(len(pre), size)])
+
+
+def _ltc_unrolled_code(lists, subst: dict) -> str:
+    n = subst["N"]
+    (rrow, rpre), (srow, spre) = lists["R"], lists["S"]
+    nrp, nsp, npad = _pad(len(rpre)), _pad(len(spre)), _pad(n)
+    sens = (_sums("bn", "GLEAK_VLEAK", srow, "gwe", n, "    ") + "\n"
+            + _sums("bd", "GLEAK", srow, "gw", n, "    "))
+    pads = [f"    bn[{j}] = bd[{j}] = vv[{j}] = num[{j}] = den[{j}] = 0.0f;" for j in range(n, npad)]
+    pads += [f"    num[{j}] = den[{j}] = 0.0f;" for j in range(n) if rrow[j] == rrow[j + 1]]
+    pads += [f"    s[{k}] = 0.0f;" for k in range(len(rpre), nrp)]
+    busy = [j for j in range(n) if rrow[j] < rrow[j + 1]]
+    sums = "\n".join(
+        f"        num[{j}] = {' + '.join(f'gwe[{k}]' for k in range(rrow[j], rrow[j + 1]))};\n"
+        f"        den[{j}] = {' + '.join(f'gw[{k}]' for k in range(rrow[j], rrow[j + 1]))};" for j in busy)
+    return _tmpl("cell_ltc_unrolled.c.in").substitute(
+        subst, NG=max(nrp, nsp), NP=npad, NRP=nrp, NSP=nsp,
+        SENSORY_GATHER=_gather("s", "x", spre, nsp, "    "), SENSORY_SUMS=sens, PAD_INIT="\n".join(pads),
+        GATHER=_gather("s", "vv", rpre, len(rpre), "        "), SUMS=sums)
+
+
+def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
+    n, m, n_in = (_int(cfg[k], k) for k in ("units", "motor_size", "input_size"))
+    sparse = opts["sparse"]
+    unrolled = _ltc_unroll(cfg, sparse, opts["unroll"])
+    lists = _ltc_lists(C, P, cfg, sparse, padded=unrolled)
+    C.floats("CM", np.pad(np.asarray(P["cm"], np.float64), (0, _pad(n) - n), constant_values=1.0))
+    C.floats("GLEAK", P["gleak"])
+    C.floats("GLEAK_VLEAK", P["gleak_vleak"])
+    imap, omap = _io_maps(C, P)
     solver = cfg.get("solver", "semi_implicit")
     unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
-    semi = solver == "semi_implicit"
-    code = _tmpl("cell_ltc.c.in").substitute(
-        N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds, SOLVER=_word(solver),
-        SEMI_IMPLICIT=int(semi), EPS=flit(cfg.get("epsilon", 1e-8)),
-        INPUT_MAP=imap, OUTPUT_MAP=omap, SOLVER_CODE="" if semi else _solver_code(solver, unfolds, n))
-    return code, {"synapses": counts["R"], "sensory_synapses": counts["S"]}
+    counts = {tag: len(pre) for tag, (_, pre) in lists.items()}
+    subst = dict(N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds,
+                 SOLVER=_word(solver), EPS=flit(cfg.get("epsilon", 1e-8)), INPUT_MAP=imap, OUTPUT_MAP=omap)
+    if unrolled:
+        code = _ltc_unrolled_code(lists, subst)
+    elif solver == "semi_implicit":
+        code = _tmpl("cell_ltc.c.in").substitute(
+            subst, ODE_CODE="", UPDATE_CODE=_tmpl("ltc_semi_implicit.c.in").substitute(subst).rstrip("\n"))
+    else:
+        ode = _tmpl("ltc_ode.c.in").substitute(subst, SOLVER_CODE=_solver_code(solver, unfolds, n))
+        code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE=ode, UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
+    return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled}
 
 
 def _linear_call(C: _Consts, name: str, W, b, x: str, y: str, sparse: bool) -> str:
@@ -201,10 +310,29 @@ def _linear_call(C: _Consts, name: str, W, b, x: str, y: str, sparse: bool) -> s
     return f"dense({n_out}, {n_in}, {name}_W, {bname}, {x}, {y});"
 
 
-def _cell_cfc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
+_ERF = """static inline float erf_(float x) /* Abramowitz & Stegun 7.1.26: absolute error 1.5e-7 */
+{
+    const float a = abs_(x), t = 1.0f / (1.0f + 0.3275911f * a);
+    const float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f
+                    + t * 1.061405429f))));
+    const float r = 1.0f - p * expf_(-a * a);
+    return x < 0.0f ? -r : r;
+}
+"""
+ACTIVATIONS_C = {  # the CfC backbone activation (F.ACTIVATIONS), over the math of math.c.in
+    "lecun_tanh": "static inline float act_lecun_tanh(float x) { return 1.7159f * tanh_(0.666f * x); }\n",
+    "tanh": "static inline float act_tanh(float x) { return tanh_(x); }\n",
+    "relu": "static inline float act_relu(float x) { return x > 0.0f ? x : 0.0f; }\n",
+    "silu": "static inline float act_silu(float x) { return x * sigmoid_(x); }\n",
+    "gelu": _ERF + "static inline float act_gelu(float x) { return 0.5f * x * (1.0f + erf_(x * 0.70710678f)); }\n",
+}
+
+
+def _cell_cfc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
+    sparse = opts["sparse"]
     mode = _word(cfg.get("mode", "default"))
     act = _word(cfg.get("activation", "lecun_tanh"))
-    if act not in F.ACTIVATIONS:
+    if act not in F.ACTIVATIONS or act not in ACTIVATIONS_C:
         raise CExportError(f"unknown CfC activation {act!r}")
     blocks, steps, start, maxh = [], [], 0, 1
     layers = F.cfc_layers(cfg)
@@ -239,11 +367,12 @@ def _cell_cfc(C: _Consts, P: dict, cfg: dict, sparse: bool) -> tuple[str, dict]:
     code = _tmpl("cell_cfc.c.in").substitute(
         N=_int(cfg["units"], "units"), NBLOCKS=len(layers),
         WIRING=(_word(cfg["wiring"]["kind"]) if cfg.get("wiring") else "no wiring"),
-        CELL_OUT=last_h, BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
+        CELL_OUT=last_h, ACTIVATION=ACTIVATIONS_C[act] if "act_" in "".join(blocks) else "",
+        BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
     return code, {}
 
 
-def _cell_ctrnn(C, P, cfg, sparse):
+def _cell_ctrnn(C, P, cfg, opts):
     n = _int(cfg["units"], "units")
     C.floats("W_IH", P["weight_ih"])
     C.floats("W_HH", P["weight_hh"])
@@ -255,7 +384,7 @@ def _cell_ctrnn(C, P, cfg, sparse):
         SOLVER_CODE=_solver_code(cfg.get("solver", "euler"), unfolds, n)), {}
 
 
-def _cell_node(C, P, cfg, sparse):
+def _cell_node(C, P, cfg, opts):
     n, hf = _int(cfg["units"], "units"), _int(cfg.get("ode_hidden", cfg["units"]), "ode_hidden")
     for key, name in (("f1_weight", "F1_W"), ("f1_bias", "F1_B"), ("f2_weight", "F2_W"), ("f2_bias", "F2_B"),
                       ("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias", "BIAS")):
@@ -266,14 +395,14 @@ def _cell_node(C, P, cfg, sparse):
         SOLVER_CODE=_solver_code(cfg.get("solver", "rk4"), unfolds, n)), {}
 
 
-def _cell_lstm(C, P, cfg, sparse):
+def _cell_lstm(C, P, cfg, opts):
     C.floats("W_IH", P["weight_ih"])
     C.floats("W_HH", P["weight_hh"])
     C.floats("BIAS", P["bias"])
     return _tmpl("cell_lstm.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
 
 
-def _cell_gru(C, P, cfg, sparse):
+def _cell_gru(C, P, cfg, opts):
     for key, name in (("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias_ih", "B_IH"), ("bias_hh", "B_HH")):
         C.floats(name, P[key])
     return _tmpl("cell_gru.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
@@ -304,23 +433,65 @@ _c_name = c_identifier
 
 
 def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: float | None = None,
-             sparse: bool = True) -> dict:
-    """C sources for a model: {"files": {name: text}, "info": {...}} (numpy only)."""
+             sparse: bool = True, unroll: str = "auto") -> dict:
+    """C sources for a model: {"files": {name: text}, "info": {...}} (numpy only).
+
+    `unroll` (LTC, semi-implicit solver): "on" emits the unrolled step (gathers and per-neuron
+    sums straight-line, flat vectorisable gate loops), "off" the loop form over CSR synapse
+    lists, "auto" unrolls when the recurrent and the sensory synapse lists each have at most
+    UNROLL_MAX_SYNAPSES (512) entries (code and stack grow with the synapse count). Other cell
+    kinds and the explicit LTC solvers have one form."""
     from ltc_edge import __version__
     prefix = _c_name(prefix)
-    upper = prefix.upper()
     kind = config["cell"]["kind"]
     if kind not in CELL_GENERATORS:
         raise CExportError(f"no C generator for cell kind {kind!r}")
+    if unroll not in UNROLL_MODES:
+        raise CExportError(f"unroll must be one of {', '.join(UNROLL_MODES)}, got {unroll!r}")
     if fixed_dt is not None and not (float(fixed_dt) > 0 and np.isfinite(float(fixed_dt))):
         raise CExportError(f"fixed_dt must be finite and > 0, got {fixed_dt}")
     raw = {k: np.asarray(v, dtype=np.float32) for k, v in raw.items()}
     P = F.model_prepare(F.NumpyOps, raw, config)
-    cell_cfg = config["cell"]
-    n_units = _int(cell_cfg["units"], "units")
     C = _Consts()
-    cell_code, info = CELL_GENERATORS[kind](C, P["cell"], cell_cfg, sparse)
-    n_in, n_out = _int(config["input_size"], "input_size"), _int(config["output_size"], "output_size")
+    cell_code, info = CELL_GENERATORS[kind](C, P["cell"], config["cell"], {"sparse": sparse, "unroll": unroll})
+    input_code, output_code = _model_io(C, P, config)
+    bounds = _bounds_code(C, config, raw)
+    common = dict(PREFIX=prefix, UPPER=prefix.upper(), VERSION=_word(__version__), KIND=_word(kind),
+                  SUMMARY=_summary(config, info, sparse))
+    facts_h, facts_c = header_facts(config, raw, prefix, fixed_dt)
+    header = _header(config, common, fixed_dt, bounds, facts_h)
+    code = cell_code + input_code + output_code
+    helpers = "".join(_tmpl(f).template for key, f in (("dense(", "helpers.c.in"), ("sparse(", "helpers_sparse.c.in"))
+                      if key in code)
+    uses_dt = F.model_uses_dt(config) and fixed_dt is None
+    source = _tmpl("model.c.in").substitute(
+        common, HEADER=f"{prefix}.h", MATH=_tmpl("math.c.in").template, HELPERS=helpers,
+        IDX_TYPEDEF=f"typedef {C.idx_type} idx_t; /* synapse / connection indices */\n" if C.n_ints else "",
+        CONSTANTS=C.text(), CELL=cell_code,
+        FIXED_DT_CODE=(f"    dt = {common['UPPER']}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
+        INPUT_CODE=input_code, OUTPUT_CODE=output_code, DT_CHECK_ARG="job->dt" if uses_dt else "0",
+        DT_CHECK_ONE="&dt" if uses_dt else "0", CELL_IN=_int(config["cell"]["input_size"], "input_size"),
+        **bounds["source"]) + facts_c
+    info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse),
+                 "state_bounds_in_c": bounds["has"]})
+    return {"files": {f"{prefix}.h": header, f"{prefix}.c": _resolve_ifs(source)}, "info": info}
+
+
+def _summary(config, info, sparse) -> str:
+    cell = config["cell"]
+    wiring = cell.get("wiring")
+    s = (f"{_int(cell['units'], 'units')} units, {_int(config['input_size'], 'input_size')} inputs, "
+         f"{_int(config['output_size'], 'output_size')} outputs"
+         + (f", {_word(wiring['kind'])} wiring" if wiring else ""))
+    if cell["kind"] == "ltc":
+        s += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses"
+        s += "" if sparse else " (dense loops)"
+        s += ", unrolled" if info["unrolled"] else ", loop form"
+    return s
+
+
+def _model_io(C: _Consts, P: dict, config: dict) -> tuple[str, str]:
+    """The normalisation before the cell and the readout / de-normalisation after it."""
     if P["input_mean"] is not None:
         C.floats("IN_MEAN", P["input_mean"])
         C.floats("IN_STD", P["input_std"])
@@ -339,26 +510,51 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         C.floats("OUT_MEAN", P["output_mean"])
         C.floats("OUT_STD", P["output_std"])
         output_code += "    for (i = 0; i < OUT_SIZE; ++i) y[i] = y[i] * OUT_STD[i] + OUT_MEAN[i];\n"
-    output_code = output_code.rstrip("\n")
-    wiring = cell_cfg.get("wiring")
-    summary = f"{n_units} units, {n_in} inputs, {n_out} outputs" + (f", {_word(wiring['kind'])} wiring" if wiring else "")
-    if kind == "ltc":
-        summary += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses" + ("" if sparse else " (dense loops)")
-    common = dict(PREFIX=prefix, UPPER=upper, VERSION=_word(__version__), KIND=_word(kind), SUMMARY=summary)
-    fixed_define = f"#define {upper}_FIXED_DT {flit(fixed_dt)}\n" if fixed_dt is not None else ""
+    return input_code, output_code.rstrip("\n")
+
+
+BOUNDS_TOL = 1e-4  # the checked step's bounds: lo - tol*(1+|hi-lo|), hi + ... (the runtime's fp32 state_tol)
+
+
+def _bounds_code(C: _Consts, config: dict, raw: dict) -> dict:
+    """STATE_LO / STATE_HI for the checked step (the LTC bounds, F.ltc_state_bounds, widened
+    by BOUNDS_TOL like the runtime's guards), or finiteness only when there are none."""
+    b, note = (F.ltc_state_bounds(config, raw) if config["cell"]["kind"] == "ltc"
+               else (None, f"{config['cell']['kind']}: no proven state bound"))
+    if b is None:
+        src = dict(BOUNDS_DECL="", BOUNDS_CODE="", BOUNDS_ARGS="0, 0")
+        return {"has": False, "source": src, "note": note.split(":")[0] + ": finiteness only"}
+    lo, hi = (np.asarray(v, np.float64) for v in b)
+    w = BOUNDS_TOL * (1.0 + np.abs(hi - lo))
+    C.floats("STATE_LO", lo - w)
+    C.floats("STATE_HI", hi + w)
+    src = dict(BOUNDS_DECL="    float lo[STATE_SIZE], hi[STATE_SIZE];",
+               BOUNDS_CODE=("    for (i = 0; i < STATE_SIZE; ++i) { /* the bound covers the starting state too */\n"
+                            "        lo[i] = h[i] < STATE_LO[i] ? h[i] : STATE_LO[i];\n"
+                            "        hi[i] = h[i] > STATE_HI[i] ? h[i] : STATE_HI[i];\n    }"),
+               BOUNDS_ARGS="lo, hi")
+    return {"has": True, "source": src, "note": ""}
+
+
+def _header(config, common, fixed_dt, bounds, facts) -> str:
     from ltc_edge.nn.schema import default_dt
-    facts_h, facts_c = header_facts(config, raw, prefix, fixed_dt)
-    header = _tmpl("model.h.in").substitute(
-        common, INPUTS=n_in, OUTPUTS=n_out, STATE_SIZE=F.state_size(config), FACTS=facts_h,
-        DEFAULT_DT=flit(default_dt(config, fixed_dt)), FIXED_DT_DEFINE=fixed_define,
+
+    kind = config["cell"]["kind"]
+    upper = common["UPPER"]
+    uses_dt = F.model_uses_dt(config)
+    return _tmpl("model.h.in").substitute(
+        common, INPUTS=_int(config["input_size"], "input_size"), OUTPUTS=_int(config["output_size"], "output_size"),
+        STATE_SIZE=F.state_size(config), DEFAULT_DT=flit(default_dt(config, fixed_dt)), FACTS=facts,
+        FIXED_DT_DEFINE=f"#define {upper}_FIXED_DT {flit(fixed_dt)}\n" if fixed_dt is not None else "",
         DT_NOTE=(f" (ignored: exported with a fixed dt = {fixed_dt})" if fixed_dt is not None else
-                 ("" if F.model_uses_dt(config) else f" (unused by a {kind})")))
-    source = _tmpl("model.c.in").substitute(
-        common, HEADER=f"{prefix}.h", IDX=C.idx_type, CONSTANTS=C.text(), CELL=cell_code,
-        FIXED_DT_CODE=(f"    dt = {upper}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
-        INPUT_CODE=input_code, OUTPUT_CODE=output_code, CELL_IN=_int(cell_cfg["input_size"], "input_size")) + facts_c
-    info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse)})
-    return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}
+                 ("" if uses_dt else f" (unused by a {kind})")),
+        DT_NOTE_CHECKED="" if uses_dt and fixed_dt is None else " (not checked: unused)",
+        HAS_BOUNDS=int(bounds["has"]), BOUNDS_NOTE="" if bounds["has"] else f" /* {_word_text(bounds['note'])} */")
+
+
+def _word_text(s: str) -> str:
+    """A generated note for a C comment: plain characters only (never '*/')."""
+    return re.sub(r"[^A-Za-z0-9_ .,:'()-]", "", s)[:120]
 
 
 # --------------------------------------------------------------------------------------
@@ -483,7 +679,7 @@ def compile_library(c_file, lib_file=None, *, cc: str | None = None, flags=None)
     fd, tmp = tempfile.mkstemp(prefix=f".{lib_file.name}.", suffix=".tmp", dir=lib_file.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(c_file), "-lm"],
+        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(c_file)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             first = (r.stderr.strip().splitlines() or ["?"])[0]

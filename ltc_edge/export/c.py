@@ -3,13 +3,16 @@ drift-checked against the torch model like every format (fp32: max-abs <= 1e-4 o
 steps, through the runtime's own C backend), and written through the one finish step.
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
-           prefix="ltc_model", sparse=True, build="auto", layout="flat") -> manifest dict
+           prefix="ltc_model", sparse=True, build="auto", layout="flat", unroll="auto") -> manifest dict
 
 `build`: True compiles lib<prefix>.so into the folder (an error without a compiler), False
 ships sources only (still compiled in a temp folder for the drift check when a compiler is
 there), "auto" ships the library when a compiler is there. The library ships with the flat
 layout only; `layout` "cmake" / "arduino" writes a CMake project / an Arduino library
 (ltc_edge/export/c_layout.py). The manifest states the step's stack use (host compiler).
+`unroll` ("auto", "on", "off"): the LTC step's form (ltc_edge.codegen.c.generate: unrolled
+straight-line gathers and sums, or loops over CSR synapse lists; "auto" unrolls up to
+UNROLL_MAX_SYNAPSES synapses per list).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ PRECISIONS = ("fp32",)
 
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
            prefix: str = "ltc_model", sparse: bool = True, build: str | bool = "auto",
-           drift_steps: int | None = None, layout: str = "flat", **kw) -> dict:
+           drift_steps: int | None = None, layout: str = "flat", unroll: str = "auto", **kw) -> dict:
     from . import c_layout as L
     from . import drift as D
 
@@ -43,7 +46,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     raw = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    gen = cgen.generate(model.config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse)
+    gen = cgen.generate(model.config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse, unroll=unroll)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
     golden = None
     if layout == "cmake":
@@ -81,7 +84,8 @@ def _manifest(model, raw, folder: Path, files: dict, prefix, precision, fixed_dt
         versions=versions(),
         details={**info, "layout": layout, "cflags": cgen.CFLAGS,
                  "model": {k: v for k, v in model.counts().items() if v is not None},
-                 "functions": {n: f"{prefix}_{n}" for n in ("reset", "step", "step_batch", "sizes")}})
+                 "functions": {n: f"{prefix}_{n}" for n in ("reset", "step", "step_batch", "step_checked",
+                                                             "step_batch_checked", "sizes")}})
 
 
 def _digest(path: Path) -> tuple[str, int]:

@@ -37,6 +37,9 @@ def register(command, load_reference=None):
         layout: Optional[str] = typer.Option(
             None, "--layout", help="c: flat (default: header, source, host library), cmake (a CMake library "
                                    "target + golden test + arm-none-eabi toolchain file) or arduino (a library)."),
+        unroll: Optional[str] = typer.Option(
+            None, "--unroll", help="c, LTC: auto (default), on or off: unrolled straight-line step or loops "
+                                   "over synapse lists (auto unrolls up to 512 synapses per list)."),
     ):
         """Export a model as a static, unrolled step graph (ONNX, TFLite) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
@@ -53,7 +56,7 @@ def register(command, load_reference=None):
         from ..nn.modelfile import load
 
         extra = {} if calibration_method is None else {"calibration_method": calibration_method}
-        extra.update(_c_options(fmt, prefix, layout))
+        extra.update(_c_options(fmt, prefix, layout, unroll))
         ref, note = (calibration, None) if load_reference is None else load_reference(model, calibration, precision)
         if note:
             typer.echo(f"note: {note}", err=True)
@@ -62,18 +65,20 @@ def register(command, load_reference=None):
         _summary(manifest, out)
 
 
-def _c_options(fmt: str, prefix, layout) -> dict:
-    """--prefix / --layout: C only, checked before anything is loaded."""
-    given = {k: v for k, v in (("prefix", prefix), ("layout", layout)) if v is not None}
+def _c_options(fmt: str, prefix, layout, unroll) -> dict:
+    """--prefix / --layout / --unroll: C only, checked before anything is loaded."""
+    given = {k: v for k, v in (("prefix", prefix), ("layout", layout), ("unroll", unroll)) if v is not None}
     if given and fmt != "c":
         raise ValueError(f"--{' and --'.join(given)} apply to --format c only")
-    from ..codegen.c import c_identifier
+    from ..codegen.c import UNROLL_MODES, c_identifier
     from .c_layout import check_layout
 
     if prefix is not None:
         c_identifier(prefix)
     if layout is not None:
         check_layout(layout)
+    if unroll is not None and unroll not in UNROLL_MODES:
+        raise ValueError(f"--unroll must be one of {', '.join(UNROLL_MODES)}, got {unroll!r}")
     return given
 
 

@@ -13,6 +13,14 @@ from .meta import ModelMeta
 # traced buffers for an LTC-19 NCP take about 14 KB per row: 0.9 GB at MAX_BATCH)
 MAX_BATCH = 65_536
 
+# Backends that check in native code (checks_in_c = True; the C backend) take the Controller's
+# bounds once, bind_guards(lo, hi, GUARD_MODES[state_check]), and return one of these status
+# codes from run_checked() or checked_call()() (the generated C header's <PREFIX>_OK ...
+# defines), `where` naming
+# the bad x index / dt row / state index, or the smallest neuron index outside the bounds.
+STATUS_OK, STATUS_NONFINITE_INPUT, STATUS_BAD_DT, STATUS_NONFINITE_STATE, STATUS_OUT_OF_BOUNDS = range(5)
+GUARD_MODES = {"raise": 0, "clip": 1, "off": 2}
+
 
 def check_batch(batch) -> int:
     """`batch` as an int in [1, MAX_BATCH]; only real integers (not bool, str or float)."""
@@ -51,6 +59,7 @@ def short_repr(value, limit: int = 40) -> str:
 
 class Backend:
     name = "?"
+    checks_in_c = False  # see STATUS_OK above
 
     meta: ModelMeta
     # inputs (written by the Controller): x[B, in], h[B, S] (the state), dt[B, 1]

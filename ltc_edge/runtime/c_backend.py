@@ -10,36 +10,53 @@ compiled here when there is no library) are copied into a private temp folder an
 from there, so nothing can swap the file between the check and dlopen. Function names are
 derived from the manifest's prefix (a C identifier), never read from the file, and the
 library's own sizes symbol must agree with the manifest.
+
+Guards in C: libraries of this version have `<prefix>_step_batch_checked`, which checks the
+inputs, steps, checks the new state against the controller's bounds and restores it on a
+violation, in one ctypes call with pre-bound pointers. The backend then says
+`checks_in_c = True` and the Controller leaves those checks to it (same errors, same policies).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from ltc_edge import artifact
 from ltc_edge.codegen import c as cgen
 from ltc_edge.errors import LtcEdgeError
 
-from .backend import Backend, check_options
+from .backend import GUARD_MODES, Backend, check_options
 from .errors import BackendUnavailableError, ModelLoadError
 from .meta import meta_from_manifest, open_artifact
 
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
+
+
+class _Job(ctypes.Structure):
+    """<prefix>_batch_t of the generated header: the checked batch step's one argument."""
+    _fields_ = [("h", _FLOAT_P), ("x", _FLOAT_P), ("dt", _FLOAT_P), ("y", _FLOAT_P), ("batch", ctypes.c_int),
+                ("lo", _FLOAT_P), ("hi", _FLOAT_P), ("save", _FLOAT_P), ("mode", ctypes.c_int),
+                ("where", ctypes.c_int)]
+
 _LIB_SUFFIXES = (".so", ".dylib", ".dll")
 
 
 class CBackend(Backend):
     name = "c"
 
-    def __init__(self, path, batch: int = 1, *, sparse: bool = True, prefix: str = "ltc_model", **kw):
+    def __init__(self, path, batch: int = 1, *, sparse: bool = True, prefix: str = "ltc_model",
+                 unroll: str = "auto", **kw):
         check_options("c", kw)
         path = Path(path)
         self._tmp = tempfile.TemporaryDirectory(prefix="ltc-c-")  # private (0700)
         if path.suffix == ".safetensors":
-            lib, self.manifest = self._build_from_model(path, prefix, sparse)
+            lib, self.manifest = self._build_from_model(path, prefix, sparse, unroll)
         else:
             lib, self.manifest = self._from_export(path)
         try:
@@ -47,18 +64,20 @@ class CBackend(Backend):
         except OSError as e:
             raise ModelLoadError(f"{path}: cannot load the compiled library ({str(e).splitlines()[0]})") from None
         self.meta = meta_from_manifest(self.manifest, path)
-        self._fn = self._bind_symbols(path, self.manifest.prefix)
+        self._fn, self._checked = self._bind_symbols(path, self.manifest.prefix)
+        self.checks_in_c = self._checked is not None
+        self._guard = (None, None, GUARD_MODES["raise"])
         self.library = path
         self.bind(batch)
 
-    def _build_from_model(self, path, prefix, sparse):
+    def _build_from_model(self, path, prefix, sparse, unroll):
         """Generate and compile a model file's C into the private temp folder."""
         from ltc_edge.nn.modelfile import read
 
         if cgen.find_cc() is None:
             raise BackendUnavailableError("the c backend needs a C compiler (cc/gcc) to build the model")
         config, raw = read(path)
-        gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse)
+        gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse, unroll=unroll)
         folder = Path(self._tmp.name)
         for name, text in gen["files"].items():
             (folder / name).write_text(text)
@@ -106,19 +125,51 @@ class CBackend(Backend):
                                  f"{(m.input_size, m.output_size, m.state_size)}")
         fn.restype = None
         fn.argtypes = [_FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P, ctypes.c_int]
-        return fn
+        checked = getattr(self.lib, f"{prefix}_step_batch_checked", None)  # absent before guards in C
+        if checked is not None:
+            checked.restype = ctypes.c_int  # one argument, a pointer made once: no argtypes conversion
+        return fn, checked
 
     def bind(self, batch: int) -> None:
         super().bind(batch)
         self.h_new = self.h  # the C step updates the state in place
         self._args = tuple(a.ctypes.data_as(_FLOAT_P) for a in (self.h, self.x, self.dt, self.y)) + (batch,)
+        self._save = np.zeros(batch * (self.meta.state_size + self.meta.output_size), np.float32)
+        self._job = _Job(*self._args, None, None, self._save.ctypes.data_as(_FLOAT_P), 0, -1)
+        self._job_ref = ctypes.byref(self._job)
+        self.bind_guards(*self._guard)
+
+    def bind_guards(self, lo, hi, mode: int, x=None) -> None:
+        """Pre-bind the checked step's bounds: lo, hi float32 [batch, S] arrays (kept alive and
+        updated in place by the caller) or None (finiteness only); mode: GUARD_MODES value; x:
+        a float32 [batch, in] array the checked step reads instead of self.x (kept alive by the
+        caller), or None."""
+        self._guard = (lo, hi, mode)
+        job = self._job
+        job.lo, job.hi, xp = (None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi, x))
+        job.x = xp if x is not None else self._args[1]
+        job.mode = mode
 
     def run(self) -> None:
         self._fn(*self._args)
 
+    def run_checked(self) -> int:
+        """The checked step: a status code (OK = 0); `where` then holds the index it names."""
+        return self._checked(self._job_ref)
+
+    def checked_call(self):
+        """run_checked as a no-argument callable without a Python frame (valid until the next
+        bind)."""
+        return functools.partial(self._checked, self._job_ref)
+
+    @property
+    def where(self) -> int:
+        return self._job.where
+
     def describe(self) -> dict:
         d = self.manifest.details
-        return {"library": str(self.library), "weights_bytes": d.get("weights_bytes"), "sparse": d.get("sparse")}
+        return {"library": str(self.library), "weights_bytes": d.get("weights_bytes"), "sparse": d.get("sparse"),
+                "unrolled": d.get("unrolled"), "checks_in_c": self.checks_in_c}
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -14,7 +14,9 @@ Guards (the same for every backend):
     (clamp into the bounds) or 'off'. Bounds and state_tol must be finite (checked at load).
 A rejected step changes nothing: state, held inputs and outputs keep their values.
 The step path allocates no arrays: inputs are copied into the backend's buffers and every
-check writes into preallocated boolean buffers.
+check writes into preallocated boolean buffers. A backend that checks in native code
+(`checks_in_c`: the C backend) gets the bounds and the state policy once and does the input
+and state checks and the rollback in its one call; the errors and policies are the same.
 
 Threads: a Controller may be shared; step/reset/state= hold a lock, so steps from several
 threads run one at a time (the backends' interpreters are not re-entrant). The returned y
@@ -28,7 +30,8 @@ import threading
 
 import numpy as np
 
-from .backend import MAX_BATCH, Backend, check_batch, short_repr
+from .backend import (GUARD_MODES, MAX_BATCH, STATUS_BAD_DT, STATUS_NONFINITE_INPUT, STATUS_NONFINITE_STATE,
+                      Backend, check_batch, short_repr)
 from .errors import (InputDtypeError, InputShapeError, ModelLoadError, NonFiniteInputError,
                      RuntimeInputError, StateBoundError)
 
@@ -36,7 +39,10 @@ NONFINITE_POLICIES = ("raise", "hold", "zero")
 STATE_POLICIES = ("raise", "clip", "off")
 __all__ = ["Controller", "MAX_BATCH", "NONFINITE_POLICIES", "STATE_POLICIES"]
 
+_F32 = np.dtype(np.float32)
 _F32_MAX = float(np.finfo(np.float32).max)
+_X_NONFINITE = ("x contains NaN or inf (or values beyond float32's range; nonfinite policy 'raise': use "
+                "'hold' or 'zero' to keep running)")
 _F32_TINY = float(np.finfo(np.float32).smallest_subnormal)  # the smallest dt > 0 in float32
 
 
@@ -196,6 +202,7 @@ class Controller:
         b.h[...] = 0 if h0 is None else h0
         b.x[...] = 0
         b.dt[...] = self.meta.default_dt
+        self._dt_value = self.meta.default_dt
         self._set_bounds_from(b.h)
 
     def _allocate(self, batch):
@@ -221,6 +228,18 @@ class Controller:
         self._y_row = self._y_view[0] if batch == 1 else None
         self._state_view = b.h.view()
         self._state_view.flags.writeable = False
+        self._stage_mv = memoryview(self._stage_row)
+        self._dt_value = None  # the one value the dt buffer holds throughout, when known
+        self._c_guard = b.checks_in_c
+        self._c_call = None  # the checked C step as a no-argument call (nonfinite 'raise')
+        if self._c_guard:
+            # nonfinite 'raise': C reads x from the staging buffer, so a rejected step leaves b.x alone
+            raw = self.nonfinite == "raise"
+            b.bind_guards(self._lo, self._hi, GUARD_MODES[self.state_check], x=self._stage if raw else None)
+            if raw:
+                self._c_call = b.checked_call()
+        self._fast_shape = (n_in,) if self._c_call is not None and batch == 1 else None
+        self._default_dt = self.meta.default_dt
 
     def _set_bounds_from(self, h):
         if self._lo is None:
@@ -262,8 +281,21 @@ class Controller:
 
         Bad input raises a RuntimeInputError and commits nothing. Thread-safe (one step at a
         time); the returned view is overwritten by the next step."""
+        fast = self._fast_shape
+        if fast is not None and type(x) is np.ndarray and x.dtype is _F32 and x.shape == fast:
+            # batch 1, a float32 row, checks in C: the shortest path (the same checks)
+            with self._lock:
+                self._stage_mv[:] = memoryview(x)
+                if not ((dt is None and self._dt_value == self._default_dt)
+                        or (type(dt) is float and dt == self._dt_value)):
+                    self._set_dt_raw(dt)
+                status = self._c_call()
+                if status:
+                    self._c_reject(status, False)
+                return self._y_row
         a = x if isinstance(x, np.ndarray) else _as_array(x, "x")
-        _check_numeric(a, "x")
+        if a.dtype.kind not in "fiu":
+            _check_numeric(a, "x")
         with self._lock:
             b = self.backend
             n_in = self.meta.input_size
@@ -273,31 +305,77 @@ class Controller:
                 single = False
             else:
                 raise self._x_shape_error(a)
-            stage = self._stage
-            _copy_f32(self._stage_row if single else stage, a)
-            fin = self._finite_x
-            np.isfinite(stage, out=fin)
-            all_finite = fin.all()
-            if not all_finite and self.nonfinite == "raise":
-                raise NonFiniteInputError("x contains NaN or inf (or values beyond float32's range; nonfinite "
-                                          "policy 'raise': use 'hold' or 'zero' to keep running)")
-            self._set_dt(dt)  # before b.x changes: a rejected dt leaves the held inputs alone
-            held = self.nonfinite == "hold"
-            if held:  # b.x carries the held inputs: restored if the step is rejected
-                np.copyto(self._x_held, b.x)
-            if all_finite:
-                np.copyto(b.x, stage)
-            elif held:
-                np.copyto(b.x, stage, where=fin)
-            else:  # zero
-                np.logical_not(fin, out=self._bad_x)
-                np.copyto(b.x, stage)
-                b.x[self._bad_x] = 0  # rare path (bad input): a small index allocation is fine
-            if self._in_place:  # the backend updates the state in place: keep the last good one
-                np.copyto(self._h_good, b.h)
-            b.run()
-            self._check_and_commit(held)
+            if self._c_call is not None:  # checks in C, nonfinite 'raise': the short path
+                _copy_f32(self._stage_row if single else self._stage, a)
+                if dt is not None or self._dt_value != self.meta.default_dt:
+                    self._set_dt_raw(dt)
+                status = self._c_call()
+                if status:
+                    self._c_reject(status, False)
+                return self._y_row if single else self._y_view
+            saved = self._load_x(a, single, dt)  # True: b.x is restored on a rejection
+            if self._c_guard:
+                status = b.run_checked()
+                if status:
+                    self._c_reject(status, saved)
+            else:
+                if self._in_place:  # the backend updates the state in place: keep the last good one
+                    np.copyto(self._h_good, b.h)
+                b.run()
+                self._check_and_commit(saved)
             return self._y_row if single else self._y_view
+
+    def _load_x(self, a, single, dt):
+        """Stage x, apply the nonfinite policy and set dt. Returns True: b.x was saved for the
+        rollback of a rejected step (the held inputs of 'hold', the last inputs otherwise)."""
+        b = self.backend
+        stage = self._stage
+        _copy_f32(self._stage_row if single else stage, a)
+        fin = self._finite_x
+        np.isfinite(stage, out=fin)
+        all_finite = fin.all()
+        if not all_finite and self.nonfinite == "raise":
+            raise NonFiniteInputError(_X_NONFINITE)
+        self._set_dt(dt)  # before b.x changes: a rejected dt leaves the held inputs alone
+        held = self.nonfinite == "hold"
+        np.copyto(self._x_held, b.x)  # restored if the step is rejected
+        if all_finite:
+            np.copyto(b.x, stage)
+        elif held:  # b.x carries the held inputs
+            np.copyto(b.x, stage, where=fin)
+        else:  # zero
+            np.logical_not(fin, out=self._bad_x)
+            np.copyto(b.x, stage)
+            b.x[self._bad_x] = 0  # rare path (bad input): a small index allocation is fine
+        return True
+
+    def _set_dt_raw(self, dt):
+        """_set_dt when x went unchecked into the staging buffer (C checks it before stepping):
+        as in _load_x, a non-finite x is reported before a bad dt."""
+        try:
+            self._set_dt(dt)
+        except RuntimeInputError:
+            if not np.isfinite(self._stage).all():
+                raise NonFiniteInputError(_X_NONFINITE) from None
+            raise
+
+    def _c_reject(self, status, held):
+        """A step the C checks refused (nothing committed: C restored the state and y)."""
+        if held:
+            np.copyto(self.backend.x, self._x_held)
+        if status == STATUS_NONFINITE_INPUT:
+            raise NonFiniteInputError(_X_NONFINITE)
+        if status == STATUS_BAD_DT:
+            self.backend.dt.fill(self.meta.default_dt)
+            self._dt_value = self.meta.default_dt
+            raise NonFiniteInputError("dt must be finite and > 0 in float32 in every row")
+        if status == STATUS_NONFINITE_STATE:
+            raise StateBoundError(f"the {self.meta.kind} state became NaN/inf; step not committed "
+                                  "(state keeps its last good value)")
+        i = self.backend.where
+        lo, hi = self.meta.bounds
+        raise StateBoundError(f"LTC state left its proven bounds (neuron {i}: range [{lo[i]:.4g}, {hi[i]:.4g}]); "
+                              "step not committed")
 
     def _x_shape_error(self, a):
         n_in = self.meta.input_size
@@ -310,7 +388,9 @@ class Controller:
     def _set_dt(self, dt):
         m, buf = self.meta, self.backend.dt
         if dt is None:
-            buf.fill(m.default_dt)
+            if self._dt_value != m.default_dt:
+                buf.fill(m.default_dt)
+                self._dt_value = m.default_dt
             return
         if isinstance(dt, (int, float)) and not isinstance(dt, bool):
             # compared as Python numbers: exact for ints of any size (float(10**400) overflows)
@@ -320,7 +400,9 @@ class Controller:
             v = float(dt)
             if m.fixed_dt is not None and abs(v - m.fixed_dt) > 1e-6 * max(1.0, abs(m.fixed_dt)):
                 raise InputShapeError(f"this model was exported with a fixed dt={m.fixed_dt}; got dt={v}")
-            buf.fill(v)
+            if v != self._dt_value:
+                buf.fill(v)
+                self._dt_value = v
             return
         a = _as_array(dt, "dt")
         _check_numeric(a, "dt")
@@ -329,9 +411,11 @@ class Controller:
         if a.shape not in ((self._batch,), (self._batch, 1)):
             raise InputShapeError(f"dt must be a float, [{self._batch}] or [{self._batch}, 1], got {list(a.shape)}")
         _copy_f32(buf, a.reshape(self._batch, 1))
+        self._dt_value = None
         lo, hi = buf.min(), buf.max()  # NaN fails both comparisons below
         if not (lo > 0 and hi <= _F32_MAX):
             buf.fill(m.default_dt)
+            self._dt_value = m.default_dt
             raise NonFiniteInputError("dt must be finite and > 0 in float32 in every row")
         tol = None if m.fixed_dt is None else 1e-6 * max(1.0, abs(m.fixed_dt))
         if tol is not None and (abs(lo - m.fixed_dt) > tol or abs(hi - m.fixed_dt) > tol):
