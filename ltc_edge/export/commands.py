@@ -19,11 +19,13 @@ def register(command, load_task=None):
         fmt: str = typer.Option(..., "--format", "-f", help="onnx, tflite or c."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the exported files and manifest.json "
                                                          "(a new folder, or an earlier export: replaced whole)."),
-        precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full; int8 is "
-                                                    "dynamic-range there; c: fp32 only)."),
+        precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full, and int8-tflm "
+                                                    "for TFLite-Micro: int8 weights, int8 synapse products and "
+                                                    "sigmoids, the LTC's update in float; int8 is dynamic-range "
+                                                    "there; c: fp32 only)."),
         calibration: Optional[str] = typer.Option(
             None, help="Calibration / drift-check data: a task name (cheetah, digits, ...) or an .npz "
-                       "with x [N, T, in] (optional dt, y). Required for int8."),
+                       "with x [N, T, in] (optional dt, y). Required for int8, int8-full and int8-tflm."),
         calibration_method: Optional[str] = typer.Option(
             None, "--calibration-method", help="int8 ONNX: minmax (default), percentile or entropy."),
         fixed_dt: Optional[float] = typer.Option(
@@ -36,7 +38,7 @@ def register(command, load_task=None):
         from .manifest import check_out_dir, check_precision
 
         exporter = get_exporter(fmt)  # unknown format: one-line ValueError
-        check_precision(precision, ("fp32", "fp16", "int8", "int8-full"))  # each exporter narrows it
+        check_precision(precision, ("fp32", "fp16", "int8", "int8-full", "int8-tflm"))  # each exporter narrows it
         if fixed_dt is not None and not (0 < fixed_dt < 3.4e38):
             raise ValueError(f"--fixed-dt must be a positive finite number, got {fixed_dt}")
         if not model.exists():

@@ -3,8 +3,12 @@ ai-edge-quantizer recipes, drift-checked in ai-edge-litert's Interpreter.
 
 precision: fp32 | fp16 (fp16 weights, float compute) | int8 (dynamic range: int8 weights,
 activations quantised on the fly) | int8-full (static int8 weights and activations from a
-representative data set). Batch is fixed at 1 (a control loop's step). Only builtin ops:
-the export fails on Flex / custom ops.
+representative data set) | int8-tflm (for TensorFlow Lite for Microcontrollers: every weight
+int8; the synapse pre-activation products and sigmoids static int8, calibrated; the
+products feeding the LTC's update, the update and its division float, their int8 weights
+dequantised per tensor, which is all TFLM's DEQUANTIZE does; drift-checked in TFLM's own
+interpreter). Batch is fixed at 1 (a control loop's step). Only builtin ops: the export
+fails on Flex / custom ops.
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False)
 """
@@ -25,7 +29,8 @@ import numpy as np
 from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, quiet, versions
 
 FILE = "model.tflite"
-PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
+STATIC = ("int8-full", "int8-tflm")  # precisions that need calibration data
 
 
 def convert_fp32(graph) -> bytes:
@@ -55,13 +60,85 @@ def _recipe(precision):
     return rm.get_quantization_recipe()
 
 
+def _ops(content: bytes):
+    """[(op name, input tensor names, output tensor names)] of the main subgraph."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAsModel(content, 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    sg = m.Subgraphs(0)
+
+    def tname(i):
+        return sg.Tensors(i).Name().decode("utf-8", "replace") if i >= 0 else ""
+
+    out = []
+    for j in range(sg.OperatorsLength()):
+        op = sg.Operators(j)
+        oc = m.OperatorCodes(op.OpcodeIndex())
+        out.append((names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?"),
+                    [tname(op.Inputs(i)) for i in range(op.InputsLength())],
+                    [tname(op.Outputs(i)) for i in range(op.OutputsLength())]))
+    return out
+
+
+def tflm_plan(content: bytes) -> dict:
+    """Which ops of an fp32 graph int8-tflm computes in integer: each LOGISTIC, the ADD
+    feeding it and the FULLY_CONNECTED products feeding those (an LTC's synapse
+    pre-activations; the sigmoid's output in [0, 1] fits int8). Their weights are int8 per
+    tensor: per channel, a synapse column with no weight in a product but a bias (the sensory
+    product's recurrent columns, the always-on one) gets a zero scale and an int32 bias that
+    overflows. The other products (the LTC's numerator and
+    denominator sums, the output map) compute in float from int8 weights: quantised outputs
+    there break the convex mix that keeps the state in bounds. {"integer": [op scopes],
+    "weight_only": [op scopes]} (scope: the op's output names, as ai-edge-quantizer names it)."""
+    ops = _ops(content)
+    producer = {o: k for k, (_, _, outs) in enumerate(ops) for o in outs}
+    integer = set()
+    for k, (name, ins, _) in enumerate(ops):
+        if name != "LOGISTIC":
+            continue
+        integer.add(k)
+        frontier = [producer[i] for i in ins if i in producer]
+        while frontier:
+            p = frontier.pop()
+            if ops[p][0] in ("ADD", "FULLY_CONNECTED") and p not in integer:
+                integer.add(p)
+                if ops[p][0] == "ADD":
+                    frontier += [producer[i] for i in ops[p][1] if i in producer]
+
+    def scope(k):
+        return ";".join(o for o in ops[k][2] if o) + ";"
+
+    return {"integer": sorted(scope(k) for k in integer),
+            "weight_only": sorted(scope(k) for k, op in enumerate(ops) if op[0] == "FULLY_CONNECTED" and k not in integer)}
+
+
+def _tflm_recipe(fp32: bytes):
+    import re
+
+    from ai_edge_quantizer import qtyping, recipe_manager
+
+    plan = tflm_plan(fp32)
+    rm = recipe_manager.RecipeManager()
+    if plan["weight_only"]:  # per tensor: TFLM's DEQUANTIZE reads one scale, per-channel weights would run wrong
+        rm.add_weight_only_config(regex="^(?:" + "|".join(map(re.escape, plan["weight_only"])) + ")$",
+                                  operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8,
+                                  granularity=qtyping.QuantGranularity.TENSORWISE)
+    if plan["integer"]:
+        rm.add_static_config(regex="^(?:" + "|".join(map(re.escape, plan["integer"])) + ")$",
+                             operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                             activation_num_bits=8, weight_num_bits=8,
+                             weight_granularity=qtyping.QuantGranularity.TENSORWISE)
+    return rm.get_quantization_recipe(), plan
+
+
 def quantize(fp32: bytes, precision: str, samples=None, names=None) -> bytes:
     """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer)."""
     from ai_edge_quantizer import quantizer
 
     if precision == "fp32":
         return fp32
-    q = quantizer.Quantizer(fp32, _recipe(precision))
+    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32)[0] if precision == "int8-tflm" else _recipe(precision))
     with quiet():
         calib = None
         if q.need_calibration:
@@ -144,46 +221,114 @@ def runner(it, names):
     return run
 
 
+def constant_bytes(content: bytes) -> dict:
+    """Bytes of the constant tensors (weights, biases) by element type, each buffer once."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAsModel(content, 0)
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    out, seen = collections.Counter(), set()
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            b = t.Buffer()
+            if b <= 0 or b in seen or b >= m.BuffersLength():
+                continue
+            seen.add(b)
+            buf = m.Buffers(b)
+            n = buf.DataLength() or (buf.Size() if buf.Offset() > 1 else 0)
+            if n:
+                out[types.get(t.Type(), str(t.Type()))] += int(n)
+    return dict(sorted(out.items()))
+
+
+def _drift_runner(content: bytes, precision: str, graph):
+    """The exported bytes as a drift-check runner: in TFLite-Micro's interpreter for
+    int8-tflm (the component the file is for), else in LiteRT's."""
+    if precision != "int8-tflm":
+        return runner(interpreter(content), graph.input_names())
+    from ..errors import LtcEdgeError
+    from ..runtime.tflm_backend import TFLMStepper
+
+    try:
+        stepper = TFLMStepper(content, (graph.input_size, graph.state_size, graph.output_size),
+                              source="the int8-tflm graph")
+    except LtcEdgeError as e:
+        raise ValueError(f"tflite int8-tflm: {e}; nothing written") from None
+    return stepper.runner()
+
+
+def _quantization_info(precision, fp32, content, data, samples) -> dict | None:
+    if precision == "fp32":
+        return None
+    info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32)}
+    if samples is not None:
+        info.update(calibration_rows=len(samples), calibration_data=data.source)
+    if precision == "int8-tflm":
+        plan = tflm_plan(fp32)
+        info.update(interpreter="tflite-micro", integer_ops=len(plan["integer"]),
+                    float_products_with_int8_weights=len(plan["weight_only"]),
+                    activations="int8 static (asymmetric) in the synapse products and sigmoids; float in "
+                                "the state update",
+                    weights="int8 (symmetric, per tensor)")
+    return info
+
+
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
            drift_steps: int | None = None, **kw) -> dict:
+    import time
+
     from . import drift as D
     from .graph import build_graph
     from .quantize import representative_samples
 
+    t0 = time.perf_counter()
     check_precision(precision, PRECISIONS)
     if kw:
         raise ValueError(f"tflite export: unknown option(s) {', '.join(sorted(kw))}")
-    if precision == "int8-full" and calibration is None:
-        raise ValueError("int8-full needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    if precision in STATIC and calibration is None:
+        raise ValueError(f"{precision} needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     graph = build_graph(model, fixed_dt=fixed_dt)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
-    names = graph.input_names()
     fp32 = convert_fp32(graph)
-    samples = representative_samples(model, data, graph) if precision == "int8-full" else None
-    content = quantize(fp32, precision, samples, names)
+    t1 = time.perf_counter()
+    samples = representative_samples(model, data, graph) if precision in STATIC else None
+    content = quantize(fp32, precision, samples, graph.input_names())
     hist, custom = op_list(content)
     if custom or any(k.startswith("FLEX") for k in hist):
         raise ValueError(f"tflite export produced non-builtin ops {custom}: not portable to plain TFLite")
-    it = interpreter(content)
-    budget_precision = {"int8-full": "int8"}.get(precision, precision)
+    run = _drift_runner(content, precision, graph)
+    t2 = time.perf_counter()
+    budget_precision = "int8" if precision in STATIC else precision
     try:
-        drift = D.drift_check(model, runner(it, names), data, budget_precision, fixed_dt=fixed_dt,
+        drift = D.drift_check(model, run, data, budget_precision, fixed_dt=fixed_dt,
                               steps=drift_steps or D.DRIFT_STEPS, lanes=2)
     except RuntimeError as e:  # a kernel refusing its quantised inputs: no file is better than one that fails
         reason = str(e).strip().splitlines()[0]
         hint = " (an int8 denominator rounded to zero: keep the LTC's division in float with --precision int8)" \
             if "div.cc" in reason else ""
-        raise ValueError(f"tflite {precision}: LiteRT cannot run the quantised graph on the calibration data: "
-                         f"{reason}{hint}; nothing written") from None
+        raise ValueError(f"tflite {precision}: the interpreter cannot run the quantised graph on the calibration "
+                         f"data: {reason}{hint}; nothing written") from None
+    seconds = {"convert": round(t1 - t0, 2), "quantize": round(t2 - t1, 2),
+               "drift_check": round(time.perf_counter() - t2, 2)}
+    return _write(out_dir, model, graph, precision, content, hist, drift, force,
+                  _quantization_info(precision, fp32, content, data, samples), seconds)
+
+
+def _write(out_dir, model, graph, precision, content, hist, drift, force, quantization, seconds):
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         path.write_bytes(content)
+        extra = {"interpreter": "tflite-micro"} if precision == "int8-tflm" else {}
         manifest = base_manifest(
             "tflite", precision, model, graph, {"model": path}, batch=1, op_count=sum(hist.values()), op_histogram=hist,
-            builtin_ops_only=True, signature="serving_default",
-            drift=drift, versions=versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer"))
+            builtin_ops_only=True, signature="serving_default", export_seconds=seconds, **extra,
+            drift=drift, quantization=quantization,
+            versions=versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer",
+                              *(("tflite-micro",) if precision == "int8-tflm" else ())))
         for spec in manifest.inputs + manifest.outputs:
             spec["shape"] = [1 if d == "batch" else d for d in spec["shape"]]
         return finish(tmp, Path(out_dir), manifest, force)
