@@ -262,7 +262,8 @@ def _drift_runner(content: bytes, precision: str, graph):
 def _quantization_info(precision, fp32, content, data, samples) -> dict | None:
     if precision == "fp32":
         return None
-    info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32)}
+    info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32),
+            "fp32_file_bytes": len(fp32)}
     if samples is not None:
         info.update(calibration_rows=len(samples), calibration_data=data.source)
     if precision == "int8-tflm":
