@@ -59,9 +59,8 @@ def main():
                            "export_phases_seconds": man.get("export_seconds"),
                            "constant_bytes": q.get("constant_bytes"), "op_histogram": man["op_histogram"],
                            "drift": {k: man["drift"][k] for k in ("steps", "max_abs", "metric", "within_budget")}}
-    fp32_w = sum((rows["int8-tflm"]["constant_bytes"] and
-                  man["quantization"]["fp32_constant_bytes"]).values())
-    rows["fp32"]["constant_bytes"] = man["quantization"]["fp32_constant_bytes"]
+    rows["fp32"]["constant_bytes"] = man["quantization"]["fp32_constant_bytes"]  # counted in the fp32 graph
+    fp32_w = sum(rows["fp32"]["constant_bytes"].values())
     x, y = task.test.x.astype(np.float32), task.test.y.astype(np.float32)
     runs = {}
     for precision, backend in (("fp32", "tflite"), ("fp32", "tflm"), ("int8-tflm", "tflm")):

@@ -311,8 +311,9 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         reason = str(e).strip().splitlines()[0]
         hint = " (an int8 denominator rounded to zero: keep the LTC's division in float with --precision int8)" \
             if "div.cc" in reason else ""
-        raise ValueError(f"tflite {precision}: the interpreter cannot run the quantised graph on the calibration "
-                         f"data: {reason}{hint}; nothing written") from None
+        where = "TFLite-Micro" if precision == "int8-tflm" else "LiteRT"
+        raise ValueError(f"tflite {precision}: {where} cannot run the quantised graph on the calibration data: "
+                         f"{reason}{hint}; nothing written") from None
     seconds = {"convert": round(t1 - t0, 2), "quantize": round(t2 - t1, 2),
                "drift_check": round(time.perf_counter() - t2, 2)}
     return _write(out_dir, model, graph, precision, content, hist, drift, force,
