@@ -81,17 +81,27 @@ def _ops(content: bytes):
     return out
 
 
+def _input_names(content: bytes) -> list:
+    from ai_edge_litert import schema_py_generated as schema
+
+    sg = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
+    return [sg.Tensors(sg.Inputs(k)).Name().decode("utf-8", "replace") for k in range(sg.InputsLength())]
+
+
 def tflm_plan(content: bytes) -> dict:
     """Which ops of an fp32 graph int8-tflm computes in integer: each LOGISTIC, the ADD
     feeding it and the FULLY_CONNECTED products feeding those (an LTC's synapse
-    pre-activations; the sigmoid's output in [0, 1] fits int8). Their weights are int8 per
-    tensor: per channel, a synapse column with no weight in a product but a bias (the sensory
-    product's recurrent columns, the always-on one) gets a zero scale and an int32 bias that
-    overflows. The other products (the LTC's numerator and
-    denominator sums, the output map) compute in float from int8 weights: quantised outputs
-    there break the convex mix that keeps the state in bounds. {"integer": [op scopes],
-    "weight_only": [op scopes]} (scope: the op's output names, as ai-edge-quantizer names it)."""
+    pre-activations; the sigmoid's output in [0, 1] fits int8), except the product of the
+    model input x (one int8 scale for inputs of very different ranges costs the most, as in
+    the int8 ONNX). Integer weights are int8 per tensor: per channel, a synapse column with no
+    weight in a product but a bias (the sensory product's recurrent columns, the always-on
+    one) gets a zero scale and an int32 bias that overflows. The other products (x's, the
+    LTC's numerator and denominator sums, the output map) compute in float from int8 weights:
+    quantised outputs there break the convex mix that keeps the state in bounds.
+    {"integer": [op scopes], "weight_only": [op scopes]} (scope: the op's output names, as
+    ai-edge-quantizer names it)."""
     ops = _ops(content)
+    x_name = _input_names(content)[0]  # the model input x: its product stays float (see above)
     producer = {o: k for k, (_, _, outs) in enumerate(ops) for o in outs}
     integer = set()
     for k, (name, ins, _) in enumerate(ops):
@@ -101,7 +111,7 @@ def tflm_plan(content: bytes) -> dict:
         frontier = [producer[i] for i in ins if i in producer]
         while frontier:
             p = frontier.pop()
-            if ops[p][0] in ("ADD", "FULLY_CONNECTED") and p not in integer:
+            if ops[p][0] in ("ADD", "FULLY_CONNECTED") and p not in integer and x_name not in ops[p][1]:
                 integer.add(p)
                 if ops[p][0] == "ADD":
                     frontier += [producer[i] for i in ops[p][1] if i in producer]
