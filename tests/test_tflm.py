@@ -92,5 +92,12 @@ def test_tflm_backend_steps_the_export_within_budget(exported):
     same = D.run_sequences(run, X, np.full(X.shape[:2], dt, np.float32), 14)[0]
     assert np.array_equal(ys.reshape(same.shape), same)  # the backend is the exporter's drift runner
     assert X.shape[1] >= 1000
-    rel = np.linalg.norm(ys.reshape(ref.shape) - ref) / np.linalg.norm(ref)
-    assert 0 < rel < 0.1, rel
+    assert 0 < np.abs(ys.reshape(ref.shape) - ref).max()  # int8: not the float model
+    # the task metric through the runtime (every held-out sequence from zero state, a batch of rows)
+    x, y = data.x, data.y
+    ctrl = load(folder, "tflm", batch=x.shape[0])
+    ctrl.reset()
+    out = np.stack([np.array(ctrl.step(x[:, t], dt=dt)) for t in range(x.shape[1])], 1)
+    torch_out = D.run_sequences(D.torch_runner(model), x, np.full(x.shape[:2], dt, np.float32), 14)
+    mse, mse_fp32 = np.mean((out - y) ** 2), np.mean((torch_out - y) ** 2)
+    assert abs(mse / mse_fp32 - 1) <= 0.05, (mse, mse_fp32)

@@ -31,6 +31,9 @@ from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_pre
 FILE = "model.tflite"
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
 STATIC = ("int8-full", "int8-tflm")  # precisions that need calibration data
+# int8-tflm: the activation bits of tflm_plan's integer group, tried in order until the drift
+# check passes (the update products are always 16x8: int16 activations, per-channel int8 weights)
+TFLM_INTEGER_BITS = (8, 16)
 
 
 def convert_fp32(graph) -> bytes:
@@ -119,11 +122,14 @@ def tflm_plan(content: bytes) -> dict:
     def scope(k):
         return ";".join(o for o in ops[k][2] if o) + ";"
 
-    return {"integer": sorted(scope(k) for k in integer),
-            "weight_only": sorted(scope(k) for k, op in enumerate(ops) if op[0] == "FULLY_CONNECTED" and k not in integer)}
+    sigmoids = {o for name, _, outs in ops if name == "LOGISTIC" for o in outs}
+    update = {k for k, (name, ins, _) in enumerate(ops) if name == "FULLY_CONNECTED" and sigmoids & set(ins)}
+    return {"integer": sorted(scope(k) for k in integer), "update": sorted(scope(k) for k in update),
+            "weight_only": sorted(scope(k) for k, op in enumerate(ops)
+                                  if op[0] == "FULLY_CONNECTED" and k not in integer | update)}
 
 
-def _tflm_recipe(fp32: bytes):
+def _tflm_recipe(fp32: bytes, integer_bits: int = 8):
     import re
 
     from ai_edge_quantizer import qtyping, recipe_manager
@@ -134,21 +140,24 @@ def _tflm_recipe(fp32: bytes):
         rm.add_weight_only_config(regex="^(?:" + "|".join(map(re.escape, plan["weight_only"])) + ")$",
                                   operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8,
                                   granularity=qtyping.QuantGranularity.TENSORWISE)
-    if plan["integer"]:
-        rm.add_static_config(regex="^(?:" + "|".join(map(re.escape, plan["integer"])) + ")$",
-                             operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                             activation_num_bits=8, weight_num_bits=8,
-                             weight_granularity=qtyping.QuantGranularity.TENSORWISE)
+    G = qtyping.QuantGranularity
+    for group, bits, granularity in (("integer", integer_bits, G.TENSORWISE), ("update", 16, G.CHANNELWISE)):
+        if plan[group]:
+            rm.add_static_config(regex="^(?:" + "|".join(map(re.escape, plan[group])) + ")$",
+                                 operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                 activation_num_bits=bits, weight_num_bits=8, weight_granularity=granularity)
     return rm.get_quantization_recipe(), plan
 
 
-def quantize(fp32: bytes, precision: str, samples=None, names=None) -> bytes:
-    """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer)."""
+def quantize(fp32: bytes, precision: str, samples=None, names=None, integer_bits: int = 8) -> bytes:
+    """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer). integer_bits: int8-tflm's
+    activation width in the synapse pre-activations and sigmoids (8 or 16)."""
     from ai_edge_quantizer import quantizer
 
     if precision == "fp32":
         return fp32
-    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32)[0] if precision == "int8-tflm" else _recipe(precision))
+    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32, integer_bits)[0] if precision == "int8-tflm"
+                            else _recipe(precision))
     with quiet():
         calib = None
         if q.need_calibration:
@@ -269,7 +278,7 @@ def _drift_runner(content: bytes, precision: str, graph):
     return stepper.runner()
 
 
-def _quantization_info(precision, fp32, content, data, samples) -> dict | None:
+def _quantization_info(precision, fp32, content, data, samples, integer_bits=8) -> dict | None:
     if precision == "fp32":
         return None
     info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32),
@@ -278,11 +287,13 @@ def _quantization_info(precision, fp32, content, data, samples) -> dict | None:
         info.update(calibration_rows=len(samples), calibration_data=data.source)
     if precision == "int8-tflm":
         plan = tflm_plan(fp32)
-        info.update(interpreter="tflite-micro", integer_ops=len(plan["integer"]),
+        info.update(interpreter="tflite-micro", integer_activation_bits=integer_bits,
+                    integer_ops=len(plan["integer"]), update_products_16x8=len(plan["update"]),
                     float_products_with_int8_weights=len(plan["weight_only"]),
-                    activations="int8 static (asymmetric) in the synapse products and sigmoids; float in "
-                                "the state update",
-                    weights="int8 (symmetric, per tensor)")
+                    activations=f"int{integer_bits} static (asymmetric) in the synapse pre-activations and "
+                                "sigmoids; int16 out of the numerator / denominator products; float in the "
+                                "state update and its division",
+                    weights="int8 (symmetric): per tensor, per channel in the numerator / denominator products")
     return info
 
 
@@ -307,16 +318,33 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     fp32 = convert_fp32(graph)
     t1 = time.perf_counter()
     samples = representative_samples(model, data, graph) if precision in STATIC else None
-    content = quantize(fp32, precision, samples, graph.input_names())
+    tq = time.perf_counter() - t1
+    for bits in TFLM_INTEGER_BITS if precision == "int8-tflm" else (8,):
+        t = time.perf_counter()
+        content = quantize(fp32, precision, samples, graph.input_names(), integer_bits=bits)
+        tq += time.perf_counter() - t
+        hist, drift = _checked(model, content, precision, graph, data, fixed_dt, drift_steps)
+        if drift["within_budget"]:
+            break
+    seconds = {"convert": round(t1 - t0, 2), "quantize": round(tq, 2),
+               "drift_check": round(time.perf_counter() - t1 - tq, 2)}
+    info = _quantization_info(precision, fp32, content, data, samples, bits)
+    return _write(out_dir, model, graph, precision, content, hist, drift, force, info, seconds)
+
+
+def _checked(model, content, precision, graph, data, fixed_dt, drift_steps):
+    """(op histogram, drift) of quantised bytes; one-line errors for non-builtin ops and for
+    a kernel that refuses to run them."""
+    from . import drift as D
+
     hist, custom = op_list(content)
     if custom or any(k.startswith("FLEX") for k in hist):
         raise ValueError(f"tflite export produced non-builtin ops {custom}: not portable to plain TFLite")
     run = _drift_runner(content, precision, graph)
-    t2 = time.perf_counter()
     budget_precision = "int8" if precision in STATIC else precision
     try:
-        drift = D.drift_check(model, run, data, budget_precision, fixed_dt=fixed_dt,
-                              steps=drift_steps or D.DRIFT_STEPS, lanes=2)
+        return hist, D.drift_check(model, run, data, budget_precision, fixed_dt=fixed_dt,
+                                   steps=drift_steps or D.DRIFT_STEPS, lanes=2)
     except RuntimeError as e:  # a kernel refusing its quantised inputs: no file is better than one that fails
         reason = str(e).strip().splitlines()[0]
         hint = " (an int8 denominator rounded to zero: keep the LTC's division in float with --precision int8)" \
@@ -324,10 +352,6 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         where = "TFLite-Micro" if precision == "int8-tflm" else "LiteRT"
         raise ValueError(f"tflite {precision}: {where} cannot run the quantised graph on the calibration data: "
                          f"{reason}{hint}; nothing written") from None
-    seconds = {"convert": round(t1 - t0, 2), "quantize": round(t2 - t1, 2),
-               "drift_check": round(time.perf_counter() - t2, 2)}
-    return _write(out_dir, model, graph, precision, content, hist, drift, force,
-                  _quantization_info(precision, fp32, content, data, samples), seconds)
 
 
 def _write(out_dir, model, graph, precision, content, hist, drift, force, quantization, seconds):
