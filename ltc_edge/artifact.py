@@ -34,7 +34,7 @@ OPTIONAL_ROLES = {"c": ("library",                                   # built for
                         "golden_platform_m4", "golden_startup_m4", "golden_linker_m4",  # --layout cmake
                         "arduino_properties", "arduino_example")}                     # --layout arduino
 COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)
-PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
 GRAPH_KINDS = ("step", "sequence")
 MAX_SIZE = 1 << 20            # inputs, outputs, state: far above any model the schema admits
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")

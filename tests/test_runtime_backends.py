@@ -106,6 +106,19 @@ def test_tflite_equals_numpy(ltc):
         _compare(load(path, batch=batch), tfl, batch)
 
 
+def test_tflm_equals_numpy_on_fp32(ltc):
+    """TFLite-Micro's float kernels step the fp32 export as numpy does (batch rows one by one)."""
+    pytest.importorskip("tflite_micro")
+    model, path, d = ltc
+    out = d / "tfl"
+    if not (out / "model.tflite").exists():
+        _tflite(model, out)
+    for batch in (1, 3):
+        tflm = load(out, "tflm", batch=batch, model_file=path)
+        assert tflm.backend_name == "tflm" and tflm.meta.bounds is not None
+        _compare(load(path, batch=batch), tflm, batch)
+
+
 def test_tflite_guard_catches_a_wrong_state(ltc):
     pytest.importorskip("ai_edge_litert")
     model, path, d = ltc

@@ -20,12 +20,15 @@ def register(command, load_reference=None):
         fmt: str = typer.Option(..., "--format", "-f", help="onnx, tflite or c."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the exported files and manifest.json "
                                                          "(a new folder, or an earlier export: replaced whole)."),
-        precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full; int8 is "
-                                                    "dynamic-range there; c: fp32 only)."),
+        precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full, and int8-tflm "
+                                                    "for TFLite-Micro: int8 weights, int8 synapse products and "
+                                                    "sigmoids, the LTC's update in float; int8 is dynamic-range "
+                                                    "there; c: fp32 only)."),
         calibration: Optional[str] = typer.Option(
             None, help="Calibration / drift-check data. Default: the task and data file the model was "
                        "trained on (sha256-checked). Or a task name (cheetah, digits, ...), a CSV (the "
-                       "model's own columns on it), or an .npz with x [N, T, in] (optional dt, y)."),
+                       "model's own columns on it), or an .npz with x [N, T, in] (optional dt, y); the int8 "
+                       "precisions need real data."),
         calibration_method: Optional[str] = typer.Option(
             None, "--calibration-method", help="int8 ONNX: minmax (default), percentile or entropy."),
         fixed_dt: Optional[float] = typer.Option(
@@ -47,7 +50,7 @@ def register(command, load_reference=None):
         from .manifest import check_out_dir, check_precision
 
         exporter = get_exporter(fmt)  # unknown format: one-line ValueError
-        check_precision(precision, ("fp32", "fp16", "int8", "int8-full"))  # each exporter narrows it
+        check_precision(precision, ("fp32", "fp16", "int8", "int8-full", "int8-tflm"))  # each exporter narrows it
         if fixed_dt is not None and not (0 < fixed_dt < 3.4e38):
             raise ValueError(f"--fixed-dt must be a positive finite number, got {fixed_dt}")
         if not model.exists():

@@ -3,8 +3,12 @@ ai-edge-quantizer recipes, drift-checked in ai-edge-litert's Interpreter.
 
 precision: fp32 | fp16 (fp16 weights, float compute) | int8 (dynamic range: int8 weights,
 activations quantised on the fly) | int8-full (static int8 weights and activations from a
-representative data set). Batch is fixed at 1 (a control loop's step). Only builtin ops:
-the export fails on Flex / custom ops.
+representative data set) | int8-tflm (for TensorFlow Lite for Microcontrollers: every weight
+int8; the synapse pre-activation products and sigmoids static int8, calibrated; the
+products feeding the LTC's update, the update and its division float, their int8 weights
+dequantised per tensor, which is all TFLM's DEQUANTIZE does; drift-checked in TFLM's own
+interpreter). Batch is fixed at 1 (a control loop's step). Only builtin ops: the export
+fails on Flex / custom ops.
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False)
 """
@@ -25,7 +29,11 @@ import numpy as np
 from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, quiet, versions
 
 FILE = "model.tflite"
-PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
+STATIC = ("int8-full", "int8-tflm")  # precisions that need calibration data
+# int8-tflm: the activation bits of tflm_plan's integer group, tried in order until the drift
+# check passes (the update products are always 16x8: int16 activations, per-channel int8 weights)
+TFLM_INTEGER_BITS = (8, 16)
 
 
 def convert_fp32(graph) -> bytes:
@@ -55,13 +63,101 @@ def _recipe(precision):
     return rm.get_quantization_recipe()
 
 
-def quantize(fp32: bytes, precision: str, samples=None, names=None) -> bytes:
-    """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer)."""
+def _ops(content: bytes):
+    """[(op name, input tensor names, output tensor names)] of the main subgraph."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAsModel(content, 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    sg = m.Subgraphs(0)
+
+    def tname(i):
+        return sg.Tensors(i).Name().decode("utf-8", "replace") if i >= 0 else ""
+
+    out = []
+    for j in range(sg.OperatorsLength()):
+        op = sg.Operators(j)
+        oc = m.OperatorCodes(op.OpcodeIndex())
+        out.append((names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?"),
+                    [tname(op.Inputs(i)) for i in range(op.InputsLength())],
+                    [tname(op.Outputs(i)) for i in range(op.OutputsLength())]))
+    return out
+
+
+def _input_names(content: bytes) -> list:
+    from ai_edge_litert import schema_py_generated as schema
+
+    sg = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
+    return [sg.Tensors(sg.Inputs(k)).Name().decode("utf-8", "replace") for k in range(sg.InputsLength())]
+
+
+def tflm_plan(content: bytes) -> dict:
+    """Which ops of an fp32 graph int8-tflm computes in integer: each LOGISTIC, the ADD
+    feeding it and the FULLY_CONNECTED products feeding those (an LTC's synapse
+    pre-activations; the sigmoid's output in [0, 1] fits int8), except the product of the
+    model input x (one int8 scale for inputs of very different ranges costs the most, as in
+    the int8 ONNX). Integer weights are int8 per tensor: per channel, a synapse column with no
+    weight in a product but a bias (the sensory product's recurrent columns, the always-on
+    one) gets a zero scale and an int32 bias that overflows. The other products (x's, the
+    LTC's numerator and denominator sums, the output map) compute in float from int8 weights:
+    quantised outputs there break the convex mix that keeps the state in bounds.
+    {"integer": [op scopes], "weight_only": [op scopes]} (scope: the op's output names, as
+    ai-edge-quantizer names it)."""
+    ops = _ops(content)
+    x_name = _input_names(content)[0]  # the model input x: its product stays float (see above)
+    producer = {o: k for k, (_, _, outs) in enumerate(ops) for o in outs}
+    integer = set()
+    for k, (name, ins, _) in enumerate(ops):
+        if name != "LOGISTIC":
+            continue
+        integer.add(k)
+        frontier = [producer[i] for i in ins if i in producer]
+        while frontier:
+            p = frontier.pop()
+            if ops[p][0] in ("ADD", "FULLY_CONNECTED") and p not in integer and x_name not in ops[p][1]:
+                integer.add(p)
+                if ops[p][0] == "ADD":
+                    frontier += [producer[i] for i in ops[p][1] if i in producer]
+
+    def scope(k):
+        return ";".join(o for o in ops[k][2] if o) + ";"
+
+    sigmoids = {o for name, _, outs in ops if name == "LOGISTIC" for o in outs}
+    update = {k for k, (name, ins, _) in enumerate(ops) if name == "FULLY_CONNECTED" and sigmoids & set(ins)}
+    return {"integer": sorted(scope(k) for k in integer), "update": sorted(scope(k) for k in update),
+            "weight_only": sorted(scope(k) for k, op in enumerate(ops)
+                                  if op[0] == "FULLY_CONNECTED" and k not in integer | update)}
+
+
+def _tflm_recipe(fp32: bytes, integer_bits: int = 8):
+    import re
+
+    from ai_edge_quantizer import qtyping, recipe_manager
+
+    plan = tflm_plan(fp32)
+    rm = recipe_manager.RecipeManager()
+    if plan["weight_only"]:  # per tensor: TFLM's DEQUANTIZE reads one scale, per-channel weights would run wrong
+        rm.add_weight_only_config(regex="^(?:" + "|".join(map(re.escape, plan["weight_only"])) + ")$",
+                                  operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8,
+                                  granularity=qtyping.QuantGranularity.TENSORWISE)
+    G = qtyping.QuantGranularity
+    for group, bits, granularity in (("integer", integer_bits, G.TENSORWISE), ("update", 16, G.CHANNELWISE)):
+        if plan[group]:
+            rm.add_static_config(regex="^(?:" + "|".join(map(re.escape, plan[group])) + ")$",
+                                 operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                 activation_num_bits=bits, weight_num_bits=8, weight_granularity=granularity)
+    return rm.get_quantization_recipe(), plan
+
+
+def quantize(fp32: bytes, precision: str, samples=None, names=None, integer_bits: int = 8) -> bytes:
+    """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer). integer_bits: int8-tflm's
+    activation width in the synapse pre-activations and sigmoids (8 or 16)."""
     from ai_edge_quantizer import quantizer
 
     if precision == "fp32":
         return fp32
-    q = quantizer.Quantizer(fp32, _recipe(precision))
+    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32, integer_bits)[0] if precision == "int8-tflm"
+                            else _recipe(precision))
     with quiet():
         calib = None
         if q.need_calibration:
@@ -144,46 +240,131 @@ def runner(it, names):
     return run
 
 
+def constant_bytes(content: bytes) -> dict:
+    """Bytes of the constant tensors (weights, biases) by element type, each buffer once."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAsModel(content, 0)
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    out, seen = collections.Counter(), set()
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            b = t.Buffer()
+            if b <= 0 or b in seen or b >= m.BuffersLength():
+                continue
+            seen.add(b)
+            buf = m.Buffers(b)
+            n = buf.DataLength() or (buf.Size() if buf.Offset() > 1 else 0)
+            if n:
+                out[types.get(t.Type(), str(t.Type()))] += int(n)
+    return dict(sorted(out.items()))
+
+
+def _drift_runner(content: bytes, precision: str, graph):
+    """The exported bytes as a drift-check runner: in TFLite-Micro's interpreter for
+    int8-tflm (the component the file is for), else in LiteRT's."""
+    if precision != "int8-tflm":
+        return runner(interpreter(content), graph.input_names())
+    from ..errors import LtcEdgeError
+    from ..runtime.tflm_backend import TFLMStepper
+
+    try:
+        stepper = TFLMStepper(content, (graph.input_size, graph.state_size, graph.output_size),
+                              source="the int8-tflm graph")
+    except LtcEdgeError as e:
+        raise ValueError(f"tflite int8-tflm: {e}; nothing written") from None
+    return stepper.runner()
+
+
+def _quantization_info(precision, fp32, content, data, samples, integer_bits=8) -> dict | None:
+    if precision == "fp32":
+        return None
+    info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32),
+            "fp32_file_bytes": len(fp32)}
+    if samples is not None:
+        info.update(calibration_rows=len(samples), calibration_data=data.source)
+    if precision == "int8-tflm":
+        plan = tflm_plan(fp32)
+        info.update(interpreter="tflite-micro", integer_activation_bits=integer_bits,
+                    integer_ops=len(plan["integer"]), update_products_16x8=len(plan["update"]),
+                    float_products_with_int8_weights=len(plan["weight_only"]),
+                    activations=f"int{integer_bits} static (asymmetric) in the synapse pre-activations and "
+                                "sigmoids; int16 out of the numerator / denominator products; float in the "
+                                "state update and its division",
+                    weights="int8 (symmetric): per tensor, per channel in the numerator / denominator products")
+    return info
+
+
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
            drift_steps: int | None = None, **kw) -> dict:
+    import time
+
     from . import drift as D
     from .graph import build_graph
     from .quantize import representative_samples
 
+    t0 = time.perf_counter()
     check_precision(precision, PRECISIONS)
     if kw:
         raise ValueError(f"tflite export: unknown option(s) {', '.join(sorted(kw))}")
-    if precision == "int8-full" and calibration is None:
-        raise ValueError("int8-full needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    if precision in STATIC and calibration is None:
+        raise ValueError(f"{precision} needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     graph = build_graph(model, fixed_dt=fixed_dt)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
-    names = graph.input_names()
     fp32 = convert_fp32(graph)
-    samples = representative_samples(model, data, graph) if precision == "int8-full" else None
-    content = quantize(fp32, precision, samples, names)
+    t1 = time.perf_counter()
+    samples = representative_samples(model, data, graph) if precision in STATIC else None
+    tq = time.perf_counter() - t1
+    for bits in TFLM_INTEGER_BITS if precision == "int8-tflm" else (8,):
+        t = time.perf_counter()
+        content = quantize(fp32, precision, samples, graph.input_names(), integer_bits=bits)
+        tq += time.perf_counter() - t
+        hist, drift = _checked(model, content, precision, graph, data, fixed_dt, drift_steps)
+        if drift["within_budget"]:
+            break
+    seconds = {"convert": round(t1 - t0, 2), "quantize": round(tq, 2),
+               "drift_check": round(time.perf_counter() - t1 - tq, 2)}
+    info = _quantization_info(precision, fp32, content, data, samples, bits)
+    return _write(out_dir, model, graph, precision, content, hist, drift, force, info, seconds)
+
+
+def _checked(model, content, precision, graph, data, fixed_dt, drift_steps):
+    """(op histogram, drift) of quantised bytes; one-line errors for non-builtin ops and for
+    a kernel that refuses to run them."""
+    from . import drift as D
+
     hist, custom = op_list(content)
     if custom or any(k.startswith("FLEX") for k in hist):
         raise ValueError(f"tflite export produced non-builtin ops {custom}: not portable to plain TFLite")
-    it = interpreter(content)
-    budget_precision = {"int8-full": "int8"}.get(precision, precision)
+    run = _drift_runner(content, precision, graph)
+    budget_precision = "int8" if precision in STATIC else precision
     try:
-        drift = D.drift_check(model, runner(it, names), data, budget_precision, fixed_dt=fixed_dt,
-                              steps=drift_steps or D.DRIFT_STEPS, lanes=2)
+        return hist, D.drift_check(model, run, data, budget_precision, fixed_dt=fixed_dt,
+                                   steps=drift_steps or D.DRIFT_STEPS, lanes=2)
     except RuntimeError as e:  # a kernel refusing its quantised inputs: no file is better than one that fails
         reason = str(e).strip().splitlines()[0]
         hint = " (an int8 denominator rounded to zero: keep the LTC's division in float with --precision int8)" \
             if "div.cc" in reason else ""
-        raise ValueError(f"tflite {precision}: LiteRT cannot run the quantised graph on the calibration data: "
+        where = "TFLite-Micro" if precision == "int8-tflm" else "LiteRT"
+        raise ValueError(f"tflite {precision}: {where} cannot run the quantised graph on the calibration data: "
                          f"{reason}{hint}; nothing written") from None
+
+
+def _write(out_dir, model, graph, precision, content, hist, drift, force, quantization, seconds):
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         path.write_bytes(content)
+        extra = {"interpreter": "tflite-micro"} if precision == "int8-tflm" else {}
         manifest = base_manifest(
             "tflite", precision, model, graph, {"model": path}, batch=1, op_count=sum(hist.values()), op_histogram=hist,
-            builtin_ops_only=True, signature="serving_default",
-            drift=drift, versions=versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer"))
+            builtin_ops_only=True, signature="serving_default", export_seconds=seconds, **extra,
+            drift=drift, quantization=quantization,
+            versions=versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer",
+                              *(("tflite-micro",) if precision == "int8-tflm" else ())))
         for spec in manifest.inputs + manifest.outputs:
             spec["shape"] = [1 if d == "batch" else d for d in spec["shape"]]
         return finish(tmp, Path(out_dir), manifest, force)

@@ -9,7 +9,8 @@ own package). No torch.
 
 Backends (BACKENDS, name -> "module:Class", imported lazily): numpy (traced F.model_step,
 allocation-free), onnxruntime, tflite (ai-edge-litert or tflite-runtime), c (ctypes over the
-generated C library). Every backend shares the Controller's guards (see controller.py).
+generated C library), tflm (TensorFlow Lite for Microcontrollers' interpreter, for
+`--precision int8-tflm` TFLite exports). Every backend shares the Controller's guards (see controller.py).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ BACKENDS = {
     "onnxruntime": "ltc_edge.runtime.onnx_backend:OnnxBackend",
     "tflite": "ltc_edge.runtime.tflite_backend:TFLiteBackend",
     "c": "ltc_edge.runtime.c_backend:CBackend",
+    "tflm": "ltc_edge.runtime.tflm_backend:TFLMBackend",
 }
 
 # file suffix -> the backend "auto" picks
 _BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite",
               ".so": "c", ".dylib": "c", ".dll": "c", ".c": "c", ".h": "c"}
 _BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c"}
-_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy"}
+_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy",
+            "tflite-micro": "tflm"}
 
 __all__ = ["load", "Controller", "BACKENDS", "get_backend", "RuntimeInputError", "ModelLoadError",
            "InputShapeError", "InputDtypeError", "NonFiniteInputError", "StateBoundError",
@@ -71,7 +74,8 @@ def resolve(path, backend: str = "auto") -> tuple[str, Path]:
 
 def load(path, backend: str = "auto", *, batch: int = 1, nonfinite: str = "raise",
          state_check: str = "raise", state_tol: float | None = None, **backend_options) -> Controller:
-    """Load a model for stepping. `backend`: auto (by file type), numpy, onnxruntime, tflite, c.
+    """Load a model for stepping. `backend`: auto (by file type), numpy, onnxruntime, tflite, c,
+    tflm (an int8-tflm or fp32 TFLite export folder in TFLite-Micro's interpreter).
 
     A .safetensors model also runs on backend="c": its C code is generated and compiled
     on the fly (needs the host C compiler). nonfinite: raise | hold | zero (NaN/inf in x).
