@@ -1,0 +1,58 @@
+"""Robustness record (issue 16): cheetah LTC-NCP, fully connected LTC, LSTM, LSTM told dt and
+CfC (32 units) through `ltc analyze robustness`, fp32 on the numpy runtime beside int8 ONNX
+exports of the LTC-NCP and the LSTM. Results: benchmarks/results/robustness/.
+
+    .venv/bin/python benchmarks/robustness.py [--runs runs/robustness] [--epochs 10]
+
+Models missing from --runs are trained first (`ltc train --task cheetah --units 32 --epochs E
+--compile`, seed 0); a 2-core machine needs about an hour for the five at 10 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LTC = [sys.executable, "-m", "ltc_edge.cli"]
+MODELS = {
+    "ltc_ncp32": ["--model", "ltc", "--wiring", "auto-ncp"],
+    "ltc_full32": ["--model", "ltc", "--wiring", "full"],
+    "lstm32": ["--model", "lstm"],
+    "lstm_dt32": ["--model", "lstm", "--dt-input"],
+    "cfc32": ["--model", "cfc"],
+}
+INT8 = ("ltc_ncp32", "lstm32")
+
+
+def run(*args):
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "robustness")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "robustness")
+    args = ap.parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    for name, flags in MODELS.items():
+        path = args.runs / f"{name}.safetensors"
+        if not path.exists():
+            run(*LTC, "train", "--task", "cheetah", "--units", "32", "--epochs", args.epochs, "--seed", "0",
+                "--compile", "--no-progress", "--out", path, *flags)
+    targets = [str(args.runs / f"{n}.safetensors") for n in MODELS]
+    for name in INT8:
+        folder = args.runs / f"{name}_onnx_int8"
+        if not folder.exists():
+            run(*LTC, "export", args.runs / f"{name}.safetensors", "--format", "onnx", "--precision", "int8",
+                "--out", folder)
+        targets.append(str(folder))
+    run(*LTC, "analyze", "robustness", ",".join(targets), "--seeds", "3", "--sequences", "256", "--out", args.out)
+
+
+if __name__ == "__main__":
+    main()
