@@ -21,7 +21,8 @@ def register(command, load_reference=None):
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the exported files and manifest.json "
                                                          "(a new folder, or an earlier export: replaced whole)."),
         precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full; int8 is "
-                                                    "dynamic-range there; c: fp32 only)."),
+                                                    "dynamic-range there; c: fp32, or int8 = an "
+                                                    "integer-only LTC step with dt fixed at export)."),
         calibration: Optional[str] = typer.Option(
             None, help="Calibration / drift-check data. Default: the task and data file the model was "
                        "trained on (sha256-checked). Or a task name (cheetah, digits, ...), a CSV (the "
