@@ -218,6 +218,9 @@ def _int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
     h2 = h2.replace(f'#define {up}_PRECISION "fp32"', f'#define {up}_PRECISION "int8"')
     if f'{up}_PRECISION "int8"' not in h2:
         raise CodegenError("int8 C: the header facts changed shape (update ltc_edge/codegen/c_int.py)")
+    # the float facts (state bounds) are left out of an integer-only build, like the float API
+    h2 = "\n".join(f"#ifndef {up}_INTEGER_ONLY\n{line}\n#endif" if "float" in line and line.startswith("extern")
+                    else line for line in h2.split("\n"))
     return h2, src
 
 

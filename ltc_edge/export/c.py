@@ -89,9 +89,12 @@ def _generate(config, raw, prefix, fixed_dt, sparse, precision, data) -> dict:
 
 
 def _state_check(manifest: Manifest, config, raw, seen) -> None:
-    """int8: the states the drift check saw stay within the LTC bounds (one LSB of slack)."""
+    """int8: the states the drift check saw stay within the LTC bounds (one LSB of slack), widened
+    to include the zero state the sequences start from (the update is a convex mix of a neuron's
+    own value and its potentials: it never leaves that hull)."""
     lo, hi = cgen.F.ltc_state_bounds(config, raw)[0]
-    lsb = 2.0 ** -manifest.details["quantization"]["state_frac_bits"]
+    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+    lsb = 2.0 ** -manifest.quantization["state_frac_bits"]
     ok = bool(np.all(seen[0] >= lo - lsb) and np.all(seen[1] <= hi + lsb))
     manifest.drift["states_within_bounds"] = ok
     if not ok:
@@ -103,13 +106,15 @@ def _manifest(model, raw, folder: Path, files: dict, prefix, precision, fixed_dt
     from ..nn.schema import default_dt
 
     fields = model_fields(model.config, raw)
+    info = dict(info)
+    quant = info.pop("quantization", None)  # int8: the fixed-point formats
     shapes = {"x": ["batch", fields["input_size"]], "state": ["batch", fields["state_size"]]}
     if fields["uses_dt"] and fixed_dt is None:
         shapes["dt"] = ["batch", 1]
     return Manifest(
         format="c", precision=precision, prefix=prefix, **fields,
         files={role: FileEntry(str(p.relative_to(folder)), *_digest(p)) for role, p in files.items()},
-        fixed_dt=fixed_dt, default_dt=default_dt(model.config, fixed_dt), inputs=io_specs(shapes),
+        fixed_dt=fixed_dt, default_dt=default_dt(model.config, fixed_dt), inputs=io_specs(shapes), quantization=quant,
         outputs=io_specs({"y": ["batch", fields["output_size"]], "new_state": ["batch", fields["state_size"]]}),
         versions=versions(),
         details={**info, "layout": layout, "cflags": cgen.CFLAGS,
