@@ -30,7 +30,8 @@ from ltc_edge.codegen.c import CodegenError, c_identifier, flit, header_facts
 from ltc_edge.nn import functional as F
 
 TEMPLATES = Path(__file__).with_name("templates") / "int"
-LUT_FRAC = 5          # sigmoid table step 1/32 over [0, 8]: 257 Q15 entries
+LUT_FRAC = 5          # sigmoid table step 1/32 over [-8, 8): 512 Q15 entries
+LUT_N = 16 << LUT_FRAC
 DEN_UNITS = 32000     # a neuron's largest possible denominator, in its own conductance units
 A_MAX = 1 << 14       # |a| limit: |a * v| <= 2^29
 
@@ -51,13 +52,14 @@ def _affine(sig, mu, slope, offset, v_frac):
     fractional bits, as z*2^zf = A*q + B: (A int16, B int32, zf)."""
     a = sig * slope * 2.0 ** -v_frac  # per unit of q
     b = sig * (offset - mu)
-    zf = _frac_bits(A_MAX, float(np.abs(a).max()) if a.size else 0.0, hi=26)
+    zf = _frac_bits(A_MAX, float(np.abs(a).max()) if a.size else 0.0, hi=24)
     if zf < LUT_FRAC + 1:
         raise CodegenError(f"int8 C: a synapse's sigmoid is too steep for the fixed-point format "
                            f"(|sigma * scale| up to {float(np.abs(a).max()):.3g})")
-    lim = 2.0 ** 29 + 2.0 ** (zf + 4)  # beyond: saturated whatever a*q is
+    lim = 2 ** 29 + 2 ** (zf + 4)  # beyond: saturated whatever a*q is
     A = _qi(a, zf)
-    B = np.clip(_qi(b, zf), -lim, lim)
+    shift = zf - LUT_FRAC  # z >> shift: table steps; b carries the table's centre and the rounding
+    B = np.clip(_qi(b, zf), -lim, lim) + ((LUT_N // 2) << shift) + (1 << (shift - 1))
     return A.astype(np.int16), B.astype(np.int64), zf
 
 
@@ -160,7 +162,7 @@ def _outputs(config, Pm, P, q):
 # C source
 
 
-_CTYPES = {"uint8_t": 1, "uint16_t": 2, "int16_t": 2, "int32_t": 4, "idx_t": None}
+_CTYPES = {"uint8_t": 1, "uint16_t": 2, "int16_t": 2, "int32_t": 4, "uint32_t": 4, "idx_t": None}
 
 
 class _Arrays:
@@ -170,33 +172,36 @@ class _Arrays:
     def add(self, ctype: str, name: str, values) -> None:
         a = np.asarray(values).astype(np.int64).ravel()
         lo, hi = {"uint8_t": (0, 255), "uint16_t": (0, 65535), "int16_t": (-32768, 32767),
-                  "int32_t": (-2 ** 31, 2 ** 31 - 1), "idx_t": (0, 65535)}[ctype]
+                  "int32_t": (-2 ** 31 + 1, 2 ** 31 - 1), "uint32_t": (0, 2 ** 32 - 1), "idx_t": (0, 65535)}[ctype]
         if a.size and (a.min() < lo or a.max() > hi):
             raise CodegenError(f"int8 C: constant {name} out of {ctype} range (bug in the quantiser)")
-        items = [str(int(v)) for v in a] or ["0"]
+        items = [str(int(v)) + ("u" if ctype == "uint32_t" else "") for v in a] or ["0"]
         self.bytes += (_CTYPES[ctype] or self.idx_bytes) * len(items)
         rows = [",".join(items[i:i + 16]) for i in range(0, len(items), 16)]
         self.lines.append(f"static const {ctype} {name}[{len(items)}] = {{\n    " + ",\n    ".join(rows) + "};")
 
 
+def _pack(hi, lo) -> np.ndarray:
+    """(hi << 16) | (lo & 0xffff) as uint32 words (hi, lo int16 / index)."""
+    return ((np.asarray(hi, np.int64) & 0xFFFF) << 16) | (np.asarray(lo, np.int64) & 0xFFFF)
+
+
 def sigmoid_lut() -> np.ndarray:
-    k = np.arange((8 << LUT_FRAC) + 1) / float(1 << LUT_FRAC)
+    k = (np.arange(LUT_N) - LUT_N // 2) / float(1 << LUT_FRAC)
     return np.round(32768.0 / (1.0 + np.exp(-k))).astype(np.int64)
 
 
 def _constants(q: dict) -> tuple[str, int, str]:
-    idx_max = max(int(q["R"]["row"][-1]), int(q["S"]["row"][-1]), q["n"])
+    idx_max = max(int(np.diff(q["R"]["row"]).max()), int(np.diff(q["S"]["row"]).max()))
     idx = "uint8_t" if idx_max < 256 else "uint16_t"
     C = _Arrays(1 if idx == "uint8_t" else 2)
-    C.add("uint16_t", "SIG_LUT", sigmoid_lut())
+    C.add("int16_t", "SIG_LUT", sigmoid_lut())
     for tag in ("R", "S"):
         s = q[tag]
-        C.add("idx_t", f"{tag}_ROW", s["row"])
-        C.add("idx_t", f"{tag}_PRE", s["pre"])
-        C.add("int16_t", f"{tag}_A", s["A"])
-        C.add("int32_t", f"{tag}_B", s["B"])
-        C.add("int16_t", f"{tag}_W", s["W"])
-        C.add("int16_t", f"{tag}_WE", s["WE"])
+        C.add("idx_t", f"{tag}_COUNT", np.diff(s["row"]))
+        words = np.stack([_pack(s["A"], s["pre"]), np.asarray(s["B"], np.int64) & 0xFFFFFFFF,
+                          _pack(s["WE"], s["W"])], 1)
+        C.add("uint32_t", f"{tag}_SYN", words)
     for name in ("cmt", "glvl", "cmtgl"):
         C.add("int32_t", name.upper(), q[name])
     C.add("int16_t", "OM", q["OM"])
@@ -246,16 +251,16 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         common, INPUTS=config["input_size"], OUTPUTS=config["output_size"], STATE_SIZE=q["n"],
         DEFAULT_DT=flit(dt), IN_BITS=_init(q["xf"]), OUT_BITS=_init(q["yf"]), FACTS=facts_h)
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
-        common, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], LUT_N=8 << LUT_FRAC,
+        common, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"],
         LUT_SCALE=1 << LUT_FRAC, IDX=idx, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}",
-        S_SHIFT=int(q["S"]["shift"]), R_SHIFT=int(q["R"]["shift"]), UNFOLDS=q["unfolds"],
+        S_SHIFT=int(q["S"]["shift"]), R_SHIFT=int(q["R"]["shift"]), UNFOLDS=q["unfolds"], LUT_N=LUT_N,
         IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
         V_SCALE=flit(2.0 ** q["sv"]), V_UNIT=flit(2.0 ** -q["sv"]), FACTS_C=facts_c)
     info = {"synapses": int(len(q["R"]["pre"])), "sensory_synapses": int(len(q["S"]["pre"])),
             "weights_bytes": nbytes, "index_type": idx, "sparse": True, "fixed_dt": dt,
             "quantization": {"state_frac_bits": q["sv"], "input_frac_bits": [int(v) for v in q["xf"]],
-                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": (8 << LUT_FRAC) + 1,
+                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": LUT_N,
                              "weights": "int16 per synapse, per-neuron conductance scale",
                              "integer_only_macro": f"{up}_INTEGER_ONLY",
                              "integer_step": f"{prefix}_step_q"}}
