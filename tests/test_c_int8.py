@@ -195,3 +195,14 @@ def test_int8_cortex_m0_golden_failure_reported(tmp_path):
     g.write_text(g.read_text().replace(first.group(0), first.group(0)[:-len(first.group(1))] + str(int(first.group(1)) + 3)))
     r = CM.run_golden(tmp_path / "b", "ltc_model", "cortex-m0", "int8", q["defines"])
     assert not r["passed"] and r["max_lsb_err"] == 3
+
+
+def test_bench_plans_c_int8_on_cortex_m():
+    """`ltc bench --backend c --precision fp32,int8 --target cortex-m0,cortex-m3,cortex-m4` plans
+    one row per target and precision (measured by ltc_edge.bench.arm.cortex_m)."""
+    from ltc_edge.bench.run import plan
+
+    jobs = plan(["m.safetensors"], ["c", "onnxruntime"], ["fp32", "int8"], ["cortex-m0", "cortex-m3", "cortex-m4"])
+    assert sorted((j["target"], j["precision"]) for j in jobs) == sorted(
+        (t, p) for t in ("cortex-m0", "cortex-m3", "cortex-m4") for p in ("fp32", "int8"))
+    assert {j["backend"] for j in jobs} == {"c"}
