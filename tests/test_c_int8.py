@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ltc_edge.codegen import c as cgen
-from ltc_edge.codegen import c_int
+from ltc_edge.codegen import int8
 from ltc_edge.nn import build_model, save
 from ltc_edge.nn import functional as F
 from ltc_edge.nn.schema import default_dt
@@ -52,12 +52,12 @@ def _inputs(config, steps=300, seed=1):
 def _run_c(tmp_path, config, raw, x, fixed_dt=None):
     import ctypes
 
-    gen = c_int.generate(config, raw, prefix="m8", calib_x=x, fixed_dt=fixed_dt)
+    gen = int8.generate(config, raw, prefix="m8", calib_x=x, fixed_dt=fixed_dt)
     for name, text in gen["files"].items():
         (tmp_path / name).write_text(text)
     lib = ctypes.CDLL(str(cgen.compile_library(tmp_path / "m8.c")))
     fp = ctypes.POINTER(ctypes.c_float)
-    n, n_out = int(config["cell"]["units"]), int(config["output_size"])
+    n, n_out = F.state_size(config), int(config["output_size"])
     h, dt, ys, hs = np.zeros(n, np.float32), np.ones(1, np.float32), [], []
     for t in range(len(x)):
         xi, y = np.ascontiguousarray(x[t]), np.zeros(n_out, np.float32)
@@ -70,7 +70,7 @@ def _run_c(tmp_path, config, raw, x, fixed_dt=None):
 def _run_numpy(config, raw, x, dt=None):
     dt = default_dt(config) if dt is None else dt
     P = F.model_prepare(F.NumpyOps, raw, config)
-    h, ys, hs = np.zeros((1, int(config["cell"]["units"])), np.float32), [], []
+    h, ys, hs = np.zeros((1, F.state_size(config)), np.float32), [], []
     for t in range(len(x)):
         y, h = F.model_step(F.NumpyOps, P, x[t:t + 1], h, dt, config)
         ys.append(y[0])
@@ -107,11 +107,12 @@ def test_int8_fixed_dt(tmp_path, dt):
     assert np.abs(y8 - y32).max() <= 0.03 * np.ptp(y32, 0).max(), (np.abs(y8 - y32).max(), np.ptp(y32, 0).max())
 
 
-def test_integer_only_unit_has_no_float(tmp_path):
+@pytest.mark.parametrize("kind", ["ltc", "lstm"])
+def test_integer_only_unit_has_no_float(tmp_path, kind):
     """With <PREFIX>_INTEGER_ONLY the preprocessed unit names no float or double at all, and it
     still has reset, step_q and sizes (and no float API)."""
-    m = _model("ncp19", 0)
-    gen = c_int.generate(m.config, _raw(m), prefix="m8", calib_x=_inputs(m.config))
+    m = _model("ncp19", 0) if kind == "ltc" else build_model("lstm", 5, units=8, output_size=2)
+    gen = int8.generate(m.config, _raw(m), prefix="m8", calib_x=_inputs(m.config))
     for name, text in gen["files"].items():
         (tmp_path / name).write_text(text)
     pre = subprocess.run([cgen.find_cc(), "-E", "-P", "-DM8_INTEGER_ONLY", "-I", str(tmp_path), str(tmp_path / "m8.c")],
@@ -149,13 +150,30 @@ def test_int8_export_drift_checked_and_loadable(tmp_path):
 
 
 @pytest.mark.parametrize("kind,kw,msg", [
-    ("cfc", dict(units=8), "supports LTC models"),
+    ("cfc", dict(units=8), "supports ltc and lstm models, not 'cfc'"),
     ("ltc", dict(units=6, solver="euler"), "needs the LTC state bounds"),
 ])
 def test_int8_refusals(tmp_path, kind, kw, msg):
     m = build_model(kind, 5, seed=0, **kw)
     with pytest.raises(cgen.CodegenError, match=msg):
-        c_int.generate(m.config, _raw(m))
+        int8.generate(m.config, _raw(m))
+
+
+LSTM_CASES = {"lstm8": dict(units=8, output_size=3), "lstm16-norm": dict(units=16, output_size=2, normalization=NORM),
+              "lstm12-readout": dict(units=12, output_size=2, readout=True)}
+
+
+@pytest.mark.parametrize("name", list(LSTM_CASES))
+def test_int8_lstm_golden(tmp_path, name):
+    """The LSTM's int8 step (int8 gate weights): outputs within 4% of the fp32 outputs' range
+    (measured about 2%)."""
+    m = build_model("lstm", 5, seed=0, **LSTM_CASES[name])
+    raw, x = _raw(m), _inputs(m.config)
+    y8, _, gen = _run_c(tmp_path, m.config, raw, x)
+    y32, _ = _run_numpy(m.config, raw, x)
+    assert np.ptp(y32, 0).max() > 1e-2
+    assert np.abs(y8 - y32).max() <= 0.04 * np.ptp(y32, 0).max(), (np.abs(y8 - y32).max(), np.ptp(y32, 0).max())
+    assert "int8 per gate row" in gen["info"]["quantization"]["weights"]
 
 
 def test_int8_cli_refuses_unknown_c_precision(tmp_path):

@@ -36,14 +36,14 @@ DEN_UNITS = 32000     # a neuron's largest possible denominator, in its own cond
 A_MAX = 1 << 14       # |a| limit: |a * v| <= 2^29
 
 
-def _frac_bits(limit: float, bound: float, lo: int = -24, hi: int = 30) -> int:
+def frac_bits(limit: float, bound: float, lo: int = -24, hi: int = 30) -> int:
     """Largest k with bound * 2^k <= limit (clipped to [lo, hi])."""
     if not bound > 0:
         return hi
     return int(max(lo, min(hi, math.floor(math.log2(limit / bound)))))
 
 
-def _qi(a, k, dtype=np.int64):
+def qround(a, k, dtype=np.int64):
     return np.round(np.asarray(a, np.float64) * 2.0 ** k).astype(dtype)
 
 
@@ -52,14 +52,14 @@ def _affine(sig, mu, slope, offset, v_frac):
     fractional bits, as z*2^zf = A*q + B: (A int16, B int32, zf)."""
     a = sig * slope * 2.0 ** -v_frac  # per unit of q
     b = sig * (offset - mu)
-    zf = _frac_bits(A_MAX, float(np.abs(a).max()) if a.size else 0.0, hi=24)
+    zf = frac_bits(A_MAX, float(np.abs(a).max()) if a.size else 0.0, hi=24)
     if zf < LUT_FRAC + 1:
         raise CodegenError(f"int8 C: a synapse's sigmoid is too steep for the fixed-point format "
                            f"(|sigma * scale| up to {float(np.abs(a).max()):.3g})")
     lim = 2 ** 29 + 2 ** (zf + 4)  # beyond: saturated whatever a*q is
-    A = _qi(a, zf)
+    A = qround(a, zf)
     shift = zf - LUT_FRAC  # z >> shift: table steps; b carries the table's centre and the rounding
-    B = np.clip(_qi(b, zf), -lim, lim) + ((LUT_N // 2) << shift) + (1 << (shift - 1))
+    B = np.clip(qround(b, zf), -lim, lim) + ((LUT_N // 2) << shift) + (1 << (shift - 1))
     return A.astype(np.int16), B.astype(np.int64), zf
 
 
@@ -84,7 +84,7 @@ def quantize(config: dict, raw: dict, fixed_dt: float, calib_x) -> dict:
     P = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in Pm["cell"].items()}
     n, m, n_in = int(cell["units"]), int(cell["motor_size"]), int(config["input_size"])
     vmax = float(max(np.abs(bounds[0]).max(), np.abs(bounds[1]).max(), 1e-6))
-    sv = _frac_bits(32767, vmax, hi=15)
+    sv = frac_bits(32767, vmax, hi=15)
     q = {"sv": sv, "n": n, "motor": m, "bounds": bounds}
     q.update(_inputs(config, Pm, P, calib_x, n_in))
     q.update(_synapses(config, P, q, fixed_dt))
@@ -96,7 +96,7 @@ def _inputs(config, Pm, P, calib_x, n_in):
     """Per-input formats from the calibration range, and the raw -> cell-input affine map."""
     x = np.asarray(calib_x, np.float64).reshape(-1, n_in) if calib_x is not None else np.zeros((1, n_in))
     xmax = np.abs(x).max(0) * 1.25 if x.size else np.ones(n_in)
-    xf = np.array([_frac_bits(32767, float(b), hi=15) for b in xmax])
+    xf = np.array([frac_bits(32767, float(b), hi=15) for b in xmax])
     slope, offset = np.ones(n_in), np.zeros(n_in)
     if Pm["input_mean"] is not None:
         slope = 1.0 / np.asarray(Pm["input_std"], np.float64)
@@ -116,8 +116,8 @@ def _synapses(config, P, q, fixed_dt):
     cm_t = P["cm"] * unfolds / float(fixed_dt)
     total = cm_t + P["gleak"] + (P["w"] * adj).sum(0) + (P["sensory_w"] * sadj).sum(0)
     c = DEN_UNITS / np.where(total > 0, total, 1.0)  # per-neuron conductance scale
-    out = {"unfolds": unfolds, "cmt": _qi(cm_t * c, 0), "glvl": _qi(P["gleak_vleak"] * c, sv),
-           "cmtgl": _qi((cm_t + P["gleak"]) * c, 15)}
+    out = {"unfolds": unfolds, "cmt": qround(cm_t * c, 0), "glvl": qround(P["gleak_vleak"] * c, sv),
+           "cmtgl": qround((cm_t + P["gleak"]) * c, 15)}
     for tag, mask, pre_, slope, offset, vf in (
             ("R", adj, "", np.ones(n), np.zeros(n), sv),
             ("S", sadj, "sensory_", q["in_slope"], q["in_offset"], q["xf"])):
@@ -126,8 +126,8 @@ def _synapses(config, P, q, fixed_dt):
         A, B, zf = _affine(P[pre_ + "sigma"][pre, post], P[pre_ + "mu"][pre, post], slope[pre], offset[pre],
                            vfk)
         out[tag] = {"row": row, "pre": pre, "A": A, "B": B, "shift": zf - LUT_FRAC,
-                    "W": _qi(P[pre_ + "w"][pre, post] * c[post], 0).astype(np.int16),
-                    "WE": _qi(P[pre_ + "w_erev"][pre, post] * c[post], sv - 15).astype(np.int16)}
+                    "W": qround(P[pre_ + "w"][pre, post] * c[post], 0).astype(np.int16),
+                    "WE": qround(P[pre_ + "w_erev"][pre, post] * c[post], sv - 15).astype(np.int16)}
     return out
 
 
@@ -147,14 +147,14 @@ def _outputs(config, Pm, P, q):
         M, c0 = M * std[:, None], c0 * std + np.asarray(Pm["output_mean"], np.float64)
     lo, hi = q["bounds"][0][:m], q["bounds"][1][:m]
     bound = np.abs(c0) + np.maximum(np.abs(M * lo), np.abs(M * hi)).sum(1) + 1e-9
-    yf = np.array([_frac_bits(32767, b, hi=24) for b in bound])
-    fy = np.array([min(_frac_bits(2.0 ** 29, b, hi=40),
-                       q["sv"] + _frac_bits(32767, float(np.abs(r).max()) + 1e-12, hi=40)) for b, r in zip(bound, M)])
+    yf = np.array([frac_bits(32767, b, hi=24) for b in bound])
+    fy = np.array([min(frac_bits(2.0 ** 29, b, hi=40),
+                       q["sv"] + frac_bits(32767, float(np.abs(r).max()) + 1e-12, hi=40)) for b, r in zip(bound, M)])
     osh = fy - yf
     if osh.min() < 1:
         raise CodegenError("int8 C: an output map too large for the fixed-point format")
-    return {"OM": np.stack([_qi(r, f - q["sv"]) for r, f in zip(M, fy)]).astype(np.int16),
-            "OC": np.array([_qi(v, f) for v, f in zip(c0, fy)], np.int64), "osh": osh, "yf": yf,
+    return {"OM": np.stack([qround(r, f - q["sv"]) for r, f in zip(M, fy)]).astype(np.int16),
+            "OC": np.array([qround(v, f) for v, f in zip(c0, fy)], np.int64), "osh": osh, "yf": yf,
             "out_bound": bound}
 
 
@@ -162,16 +162,16 @@ def _outputs(config, Pm, P, q):
 # C source
 
 
-_CTYPES = {"uint8_t": 1, "uint16_t": 2, "int16_t": 2, "int32_t": 4, "uint32_t": 4, "idx_t": None}
+_CTYPES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int16_t": 2, "int32_t": 4, "uint32_t": 4, "idx_t": None}
 
 
-class _Arrays:
+class IntArrays:
     def __init__(self, idx_bytes: int):
         self.lines, self.bytes, self.idx_bytes = [], 0, idx_bytes
 
     def add(self, ctype: str, name: str, values) -> None:
         a = np.asarray(values).astype(np.int64).ravel()
-        lo, hi = {"uint8_t": (0, 255), "uint16_t": (0, 65535), "int16_t": (-32768, 32767),
+        lo, hi = {"int8_t": (-127, 127), "uint8_t": (0, 255), "uint16_t": (0, 65535), "int16_t": (-32768, 32767),
                   "int32_t": (-2 ** 31 + 1, 2 ** 31 - 1), "uint32_t": (0, 2 ** 32 - 1), "idx_t": (0, 65535)}[ctype]
         if a.size and (a.min() < lo or a.max() > hi):
             raise CodegenError(f"int8 C: constant {name} out of {ctype} range (bug in the quantiser)")
@@ -194,7 +194,7 @@ def sigmoid_lut() -> np.ndarray:
 def _constants(q: dict) -> tuple[str, int, str]:
     idx_max = max(int(np.diff(q["R"]["row"]).max()), int(np.diff(q["S"]["row"]).max()))
     idx = "uint8_t" if idx_max < 256 else "uint16_t"
-    C = _Arrays(1 if idx == "uint8_t" else 2)
+    C = IntArrays(1 if idx == "uint8_t" else 2)
     C.add("int16_t", "SIG_LUT", sigmoid_lut())
     for tag in ("R", "S"):
         s = q[tag]
@@ -210,11 +210,11 @@ def _constants(q: dict) -> tuple[str, int, str]:
     return "\n".join(C.lines) + "\n", C.bytes, idx
 
 
-def _init(values) -> str:
+def c_init(values) -> str:
     return "{" + ", ".join(str(int(v)) for v in values) + "}"
 
 
-def _int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
+def int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
     """c.header_facts, restated for the integer step (precision line and macro)."""
     h, src = header_facts(config, raw, prefix, fixed_dt)
     up = prefix.upper()
@@ -243,13 +243,15 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     q = quantize(config, raw, dt, calib_x)
     consts, nbytes, idx = _constants(q)
     up = prefix.upper()
-    facts_h, facts_c = _int_facts(config, raw, prefix, dt)
+    facts_h, facts_c = int_facts(config, raw, prefix, dt)
     summary = (f"{q['n']} units, {config['input_size']} inputs, {config['output_size']} outputs, "
                f"{len(q['R']['pre'])} + {len(q['S']['pre'])} sensory synapses")
     common = dict(PREFIX=prefix, UPPER=up, VERSION=__version__, SUMMARY=summary, SV=q["sv"])
     header = Template((TEMPLATES / "ltc_int.h.in").read_text()).substitute(
         common, INPUTS=config["input_size"], OUTPUTS=config["output_size"], STATE_SIZE=q["n"],
-        DEFAULT_DT=flit(dt), IN_BITS=_init(q["xf"]), OUT_BITS=_init(q["yf"]), FACTS=facts_h)
+        DEFAULT_DT=flit(dt), IN_BITS=c_init(q["xf"]), OUT_BITS=c_init(q["yf"]), FACTS=facts_h, KIND="ltc",
+        STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS {q['sv']} /* state h[i] = v_i * 2^{q['sv']} */",
+        STATE_NOTE=f"Q{q['sv']} neuron potentials")
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         common, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"],
         LUT_SCALE=1 << LUT_FRAC, IDX=idx, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}",

@@ -2,10 +2,10 @@
 drift-checked against the torch model like every format (fp32: max-abs <= 1e-4 over >= 1000
 steps, through the runtime's own C backend), and written through the one finish step.
 
-precision "int8" (LTC only): the integer-only step of ltc_edge/codegen/c_int.py, dt fixed at
-export (--fixed-dt, else the training median dt), input formats calibrated on the reference
-data; drift budget: the task metric within 5% of fp32, and the states stay within the LTC
-bounds over the >= 1000 drift steps.
+precision "int8" (LTC and LSTM): the integer-only step of ltc_edge/codegen/int8.py (c_int.py,
+c_int_lstm.py), dt fixed at export (--fixed-dt, else the training median dt), input formats
+calibrated on the reference data; drift budget: the task metric within 5% of fp32, and (LTC)
+the states stay within the LTC bounds over the >= 1000 drift steps.
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
            prefix="ltc_model", sparse=True, build="auto", layout="flat") -> manifest dict
@@ -72,7 +72,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
             manifest.files["library"] = FileEntry.of(lib)
             manifest.drift = _drift(model, tmp, manifest, data, precision, fixed_dt, drift_steps or D.DRIFT_STEPS)
             seen = manifest.drift.pop("states_seen")
-            if precision == "int8":
+            if precision == "int8" and model.config["cell"]["kind"] == "ltc":
                 _state_check(manifest, model.config, raw, seen)
             if build is False or layout != "flat":
                 del manifest.files["library"]
@@ -82,9 +82,9 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
 
 def _generate(config, raw, prefix, fixed_dt, sparse, precision, data) -> dict:
     if precision == "int8":
-        from ..codegen import c_int
+        from ..codegen import int8
 
-        return c_int.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, calib_x=data.calib_x)
+        return int8.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, calib_x=data.calib_x)
     return cgen.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse)
 
 

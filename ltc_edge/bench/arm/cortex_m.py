@@ -1,4 +1,4 @@
-"""Integer-only cores under qemu-system-arm: the int8 C step of an LTC (ltc_edge/codegen/c_int.py)
+"""Integer-only cores under qemu-system-arm: the int8 C step (ltc_edge/codegen/int8.py: LTC, LSTM)
 and the fp32 C step (soft-float where the core has no FPU) on Cortex-M0 (-M microbit), Cortex-M3
 (-M mps2-an385) and Cortex-M4 (-M mps2-an386, hard float): golden test, instructions per step
 (SysTick under `-icount shift=0`, N vs 2N steps differenced), the step object's flash and the
@@ -70,7 +70,8 @@ def prepare_int8(model_file, out: Path, *, prefix: str = "ltc_model", steps: int
                  seed: int = 0, x=None) -> dict:
     """Write the int8 C, golden_int_data.h (host outputs of the same C) and size_probe_int.c."""
     from ltc_edge.codegen import c as cgen
-    from ltc_edge.codegen import c_int
+    from ltc_edge.codegen import int8
+    from ltc_edge.nn import functional as F
     from ltc_edge.nn.modelfile import read
 
     out.mkdir(parents=True, exist_ok=True)
@@ -78,14 +79,14 @@ def prepare_int8(model_file, out: Path, *, prefix: str = "ltc_model", steps: int
     n_in, n_out = int(config["input_size"]), int(config["output_size"])
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((steps, n_in)) if x is None else np.asarray(x, np.float64).reshape(-1, n_in)[:steps]
-    gen = c_int.generate(config, raw, prefix=prefix, calib_x=x)
+    gen = int8.generate(config, raw, prefix=prefix, calib_x=x)
     for name, text in gen["files"].items():
         _write(out / name, text)
     xf = np.asarray(gen["info"]["quantization"]["input_frac_bits"])
     xq = np.clip(np.round(x * 2.0 ** xf), -32768, 32767).astype(np.int16)
     (out / "host").mkdir(exist_ok=True)
     lib = cgen.compile_library(out / f"{prefix}.c", out / "host" / f"lib{prefix}.so")
-    yq = host_step_q(lib, prefix, xq, n_out, int(config["cell"]["units"]))
+    yq = host_step_q(lib, prefix, xq, n_out, F.state_size(config))
     up = prefix.upper()
     _write(out / "golden_int_data.h", (
         f'/* golden data: {len(xq)} steps, outputs of the host build of the same C */\n#include "{prefix}.h"\n'
