@@ -1,6 +1,7 @@
-"""int8 (integer-only) C for the LTC vs the fp32 C (issue 14, items 1-2): for LTC-NCP-19
-(AutoNCP(19, 2), 8 inputs, seed 0, untrained) and the trained cheetah LTC-NCP-32
-(/work/runs/ltc_ncp32.safetensors by default):
+"""int8 (integer-only) C vs the fp32 C (issue 14, items 1-2): for LTC-NCP-19 (AutoNCP(19, 2),
+8 inputs, seed 0, untrained), an LSTM-19 (8 inputs, 2 outputs, untrained), and the trained
+cheetah LTC-NCP-32 and LSTM-32 (/work/runs/ltc_ncp32.safetensors, /work/runs/lstm32.safetensors
+by default; rows for absent files are left out):
   * `ltc export --format c --precision int8` (the exporter: drift-checked) and fp32, both run
     through the runtime's C backend on the test split (cheetah: test MSE of int8 vs fp32);
   * Cortex-M0 (qemu -M microbit, soft float), Cortex-M3 (-M mps2-an385, soft float) and
@@ -112,6 +113,7 @@ def targets(rows: dict) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cheetah", default="/work/runs/ltc_ncp32.safetensors")
+    ap.add_argument("--cheetah-lstm", default="/work/runs/lstm32.safetensors")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "c_int8.json"))
     a = ap.parse_args()
     import torch
@@ -129,10 +131,14 @@ def main():
         ncp19 = save(m, tmp / "ltc_ncp19.safetensors")
         rows["ltc_ncp19"] = {"model": "AutoNCP(19, 2), 8 inputs, seed 0, untrained (synthetic drift data)",
                              "exports": exports(ncp19, tmp / "e19", None), "cortex_m": cortex(ncp19, tmp / "cm19")}
-        if Path(a.cheetah).exists():
-            ref = D.from_task(load_task("cheetah"), "cheetah")
-            rows["cheetah_ltc_ncp32"] = {"model": a.cheetah, "exports": exports(a.cheetah, tmp / "e32", ref),
-                                         "cortex_m": cortex(a.cheetah, tmp / "cm32", x=ref.x[0])}
+        lstm19 = save(build_model("lstm", 8, units=19, output_size=2, seed=0), tmp / "lstm19.safetensors")
+        rows["lstm19"] = {"model": "LSTM 19 units, 8 inputs, 2 outputs, seed 0, untrained (synthetic drift data)",
+                          "exports": exports(lstm19, tmp / "l19", None), "cortex_m": cortex(lstm19, tmp / "cml19")}
+        ref = D.from_task(load_task("cheetah"), "cheetah")
+        for name, path in (("cheetah_ltc_ncp32", a.cheetah), ("cheetah_lstm32", a.cheetah_lstm)):
+            if Path(path).exists():
+                rows[name] = {"model": path, "exports": exports(path, tmp / name, ref),
+                              "cortex_m": cortex(path, tmp / f"cm-{name}", x=ref.x[0])}
     res = {"issue": 14, "rows": rows, "targets": targets(rows),
            "method": "instructions: qemu-system-arm -icount shift=0, SysTick ticks x ns per tick (microbit 62.5, "
                      "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; fp32 = the float "

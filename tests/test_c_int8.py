@@ -237,3 +237,18 @@ def test_bench_plans_c_int8_on_cortex_m():
     assert sorted((j["target"], j["precision"]) for j in jobs) == sorted(
         (t, p) for t in ("cortex-m0", "cortex-m3", "cortex-m4") for p in ("fp32", "int8"))
     assert {j["backend"] for j in jobs} == {"c"}
+
+
+@pytest.mark.qemu
+def test_int8_lstm_on_cortex_m0(tmp_path):
+    """The LSTM's integer step on a Cortex-M0: bit-exact with the host build, no float helper,
+    fewer instructions than its soft-float fp32 step."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip("ARM tools missing")
+    m = build_model("lstm", 8, units=19, output_size=2, seed=0)
+    r = CM.measure(save(m, tmp_path / "lstm19.safetensors"), tmp_path / "cm", targets=("cortex-m0",), timing_steps=10)
+    i8 = r["cortex-m0"]["int8"]
+    assert i8["passed"] and i8["max_lsb_err"] == 0 and i8["object"]["float_helpers"] == [], i8
+    assert r["cortex-m0"]["fp32"]["passed"] and r["cortex-m0"]["speedup_instructions"] >= 5
