@@ -216,12 +216,14 @@ def c_init(values) -> str:
 
 def int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
     """c.header_facts, restated for the integer step (precision line and macro)."""
+    import re
+
     h, src = header_facts(config, raw, prefix, fixed_dt)
     up = prefix.upper()
-    h2 = h.replace(" * precision fp32 (float32 weights and arithmetic)",
-                   " * precision int8 (integer-only step: int16 states and constants, int32 sums)")
-    h2 = h2.replace(f'#define {up}_PRECISION "fp32"', f'#define {up}_PRECISION "int8"')
-    if f'{up}_PRECISION "int8"' not in h2:
+    h2 = re.sub(r"precision fp32( \([^)\n]*\))?", "precision int8 (integer-only step: int16 states, int8/int16 "
+                "constants, int32 sums)", h)
+    h2 = re.sub(rf'#define {up}_PRECISION "fp32"', f'#define {up}_PRECISION "int8"', h2)
+    if f'{up}_PRECISION "int8"' not in h2 or "precision fp32" in h2:
         raise CodegenError("int8 C: the header facts changed shape (update ltc_edge/codegen/c_int.py)")
     # the float facts (state bounds) are left out of an integer-only build, like the float API
     h2 = "\n".join(f"#ifndef {up}_INTEGER_ONLY\n{line}\n#endif" if "float" in line and line.startswith("extern")
