@@ -8,7 +8,9 @@ Scheme (stated in the generated header and source):
     overflows; the update is a convex mix and stays within the bounds by construction);
   * synapses: sigmoid(sigma*(v - mu)) as sigmoid(a*v + b) with int16 a, int32 b (per-tensor
     power-of-two scales; the input normalisation and input map folded into the sensory a, b),
-    the sigmoid from a Q15 lookup table over [0, 8] (mirrored for negative arguments);
+    the sigmoid from a 512-entry Q15 lookup table over [-8, 8) (b carries the table's centre
+    and the rounding; one USAT clamps the index on v7-M); each synapse is one packed record of
+    three words (a << 16 | pre, b, w*erev << 16 | w) walked by one pointer;
   * conductances w and w*erev: int16 per synapse, scaled per postsynaptic neuron by c_j chosen
     so that the neuron's largest possible denominator is 32000 units (the ratio v' = num/den
     does not change under a per-neuron scale, so the scale costs nothing);
