@@ -53,9 +53,11 @@ def bench(
                                                              "LTC and an LSTM (or none, with --kinds)."),
     backend: str = typer.Option("numpy,onnxruntime", help="Comma list of torch, numpy, onnxruntime, tflite, c."),
     precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8 (onnxruntime and tflite; "
-                                               "the others run fp32)."),
+                                               "c: fp32 and int8, the integer-only LTC step; the others "
+                                               "run fp32)."),
     target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch / onnxruntime on a GPU), arm64, "
-                                           "cortex-m4 (C under qemu: instruction counts, flash, RAM)."),
+                                           "cortex-m0, cortex-m3 (soft float), cortex-m4 (C under qemu: "
+                                           "instruction counts, flash, RAM)."),
     batch: str = typer.Option("1,8,64", help="Comma list of batch sizes for latency and throughput."),
     task: Optional[str] = typer.Option(None, help="Task whose test split gives the metric column and the int8 "
                                                   "calibration (default: the first model's stored task)."),

@@ -212,7 +212,7 @@ PRECISION_ORDER = ("fp32", "fp16", "int8", "int8-full")
 
 def row_format(row: dict) -> str:
     """The file format behind a row's file_bytes (ARM targets: the C sources)."""
-    if row.get("target") in ("arm64", "cortex-m4"):
+    if row.get("target") in ("arm64", "cortex-m0", "cortex-m3", "cortex-m4"):
         return "c-source"
     return ROW_FORMAT.get(row.get("backend"), str(row.get("backend")))
 

@@ -23,11 +23,13 @@ from .timing import machine_info
 
 BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
-TARGETS = ("cpu", "cuda", "arm64", "cortex-m4")
+TARGETS = ("cpu", "cuda", "arm64", "cortex-m0", "cortex-m3", "cortex-m4")
+ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 # which precisions each backend runs (others are not combinations, so they are not rows)
 BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": ("fp32", "fp16", "int8"),
-                      "tflite": PRECISIONS, "c": ("fp32",)}
-TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"), "arm64": ("c",), "cortex-m4": ("c",)}
+                      "tflite": PRECISIONS, "c": ("fp32", "int8")}
+TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"),
+                   **{t: ("c",) for t in ARM_TARGETS}}
 EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
 
 
@@ -159,7 +161,7 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
         try:
             if job["target"] == "cuda" and cuda_status(job["backend"]):
                 row["skipped"] = cuda_status(job["backend"])
-            elif job["target"] in ("arm64", "cortex-m4"):
+            elif job["target"] in ARM_TARGETS:
                 row.update(_arm_row(job, out))
             else:
                 artifact, drift = _artifact(job, out, _reference(job, spec, calibration, cache), cache)
@@ -240,6 +242,8 @@ def _arm_row(job: dict, out: Path) -> dict:
     generated C (ltc_edge.bench.arm; toolchains from scripts/arm/setup.sh)."""
     from . import arm
 
+    if job["target"] != "arm64" and (job["target"] != "cortex-m4" or job["precision"] == "int8"):
+        return _cortex_m_row(job, out)
     target = "aarch64" if job["target"] == "arm64" else "m4"
     missing = arm.missing_tools(target)
     if missing:
@@ -260,3 +264,29 @@ def _arm_row(job: dict, out: Path) -> dict:
                     "flash_bytes": res.get("model_flash_bytes"), "ram_bytes": res.get("model_ram_bytes")})
     row["golden_max_abs_err"] = res.get("max_abs_err")
     return row
+
+
+def _cortex_m_row(job: dict, out: Path) -> dict:
+    """Cortex-M0/M3 (soft float for fp32) and int8 on any Cortex-M: ltc_edge.bench.arm.cortex_m
+    (int8: the integer-only step, bit-exact golden check against the host build)."""
+    from . import arm
+    from .arm import cortex_m as CM
+
+    if job["precision"] not in ("fp32", "int8"):
+        return {"skipped": f"C on {job['target']} runs fp32 and int8"}
+    if CM.missing_tools():
+        return {"skipped": f"ARM tools missing: {', '.join(CM.missing_tools())} (run scripts/arm/setup.sh)"}
+    work = out / "arm" / f"{Path(job['model']).stem}-{job['target']}-{job['precision']}"
+    if job["precision"] == "int8":
+        defines = CM.prepare_int8(job["model"], work, steps=50, timing_steps=20)["defines"]
+    else:
+        defines = []
+        arm.prepare(job["model"], work, steps=50, timing_steps=20)
+    obj = CM.step_object(work, "ltc_model", job["target"], defines)
+    res = CM.run_golden(work, "ltc_model", job["target"], job["precision"], defines)
+    if not res["passed"]:
+        raise RuntimeError(f"{job['target']} golden check failed: {res['output'][-200:]}")
+    return {"file_bytes": sum((work / f).stat().st_size for f in ("ltc_model.c", "ltc_model.h")),
+            "instructions_per_step": res.get("instructions_per_step"), "flash_bytes": res.get("linked_flash_bytes"),
+            "ram_bytes": res.get("state_bytes", 0) + res.get("step_stack_bytes", 0) + obj["data"] + obj["bss"],
+            "golden_max_abs_err": res.get("max_abs_err"), "float_helpers": obj["float_helpers"]}

@@ -54,9 +54,10 @@ def _runtime_stepper(artifact: Path, backend: str, batch: int, target: str):
     ctrl = load(artifact, backend=backend, batch=batch, **options)
     ctrl.reset(batch)
     x = np.random.default_rng(0).normal(size=(batch, ctrl.input_size)).astype(np.float32)
+    dt = DT if ctrl.meta.fixed_dt is None else None  # an export with a fixed dt (int8 C) steps at it
 
     def step():
-        ctrl.step(x, DT)
+        ctrl.step(x, dt)
 
     return step, ctrl
 
@@ -86,6 +87,8 @@ def _metric(job: dict, artifact: Path) -> float | None:
 
         ctrl = load(artifact, backend=job["backend"], batch=N)
         ctrl.reset(N)
+        if ctrl.meta.fixed_dt is not None:  # an export with a fixed dt (int8 C) steps at it
+            dt = None
         pred = np.stack([np.array(ctrl.step(x[:, t], None if dt is None else dt[:, t:t + 1]))
                          for t in range(T)], 1)
     if task.metric == "accuracy":

@@ -2,6 +2,11 @@
 drift-checked against the torch model like every format (fp32: max-abs <= 1e-4 over >= 1000
 steps, through the runtime's own C backend), and written through the one finish step.
 
+precision "int8" (LTC and LSTM): the integer-only step of ltc_edge/codegen/int8.py (c_int.py,
+c_int_lstm.py), dt fixed at export (--fixed-dt, else the training median dt), input formats
+calibrated on the reference data; drift budget: the task metric within 5% of fp32, and (LTC)
+the states stay within the LTC bounds over the >= 1000 drift steps.
+
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
            prefix="ltc_model", sparse=True, build="auto", layout="flat", unroll="auto") -> manifest dict
 
@@ -19,12 +24,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..artifact import FileEntry, Manifest, model_fields
 from ..codegen import c as cgen
 from ..nn.schema import default_dt
 from .manifest import TempDir, as_model, check_out_dir, finish, io_specs, versions
 
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "int8")  # int8: integer-only LTC step (ltc_edge/codegen/c_int.py)
 
 
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
@@ -39,6 +46,8 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise cgen.CodegenError(f"C export supports precision {', '.join(PRECISIONS)}, not {precision!r}")
     prefix, layout = cgen.c_identifier(prefix), L.check_layout(layout)
     cc = cgen.find_cc()
+    if precision == "int8" and layout == "cmake":
+        raise cgen.CodegenError("int8 C export writes the flat or arduino layout (the cmake golden test is fp32)")
     if build is True and layout != "flat":
         raise cgen.CodegenError(f"the {layout} layout ships sources, not a host library")
     if build is True and cc is None:
@@ -46,8 +55,10 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     raw = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    gen = cgen.generate(model.config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse, unroll=unroll)
+    if precision == "int8":  # dt folded in: the given one, else the training median dt
+        fixed_dt = default_dt(model.config, fixed_dt)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
+    gen = _generate(model.config, raw, prefix, fixed_dt, sparse, precision, data, unroll)
     golden = None
     if layout == "cmake":
         golden = L.golden_vectors(D.torch_runner(model, fixed_dt), int(model.config["input_size"]),
@@ -63,29 +74,56 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
             lib = cgen.compile_library(files["source"], tmp / f"lib{prefix}.so")
             manifest.files["library"] = FileEntry.of(lib)
             manifest.drift = _drift(model, tmp, manifest, data, precision, fixed_dt, drift_steps or D.DRIFT_STEPS)
+            seen = manifest.drift.pop("states_seen")
+            if precision == "int8" and model.config["cell"]["kind"] == "ltc":
+                _state_check(manifest, model.config, raw, seen)
             if build is False or layout != "flat":
                 del manifest.files["library"]
                 lib.unlink()
         return finish(tmp, Path(out_dir), manifest, force)
 
 
+def _generate(config, raw, prefix, fixed_dt, sparse, precision, data, unroll) -> dict:
+    if precision == "int8":
+        from ..codegen import int8
+
+        return int8.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, calib_x=data.calib_x)
+    return cgen.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse, unroll=unroll)
+
+
+def _state_check(manifest: Manifest, config, raw, seen) -> None:
+    """int8: the states the drift check saw stay within the LTC bounds (one LSB of slack), widened
+    to include the zero state the sequences start from (the update is a convex mix of a neuron's
+    own value and its potentials: it never leaves that hull)."""
+    lo, hi = cgen.F.ltc_state_bounds(config, raw)[0]
+    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+    lsb = 2.0 ** -manifest.quantization["state_frac_bits"]
+    ok = bool(np.all(seen[0] >= lo - lsb) and np.all(seen[1] <= hi + lsb))
+    manifest.drift["states_within_bounds"] = ok
+    if not ok:
+        manifest.drift["within_budget"] = False
+        manifest.drift["over_budget"].append("a state left the LTC bounds")
+
+
 def _manifest(model, raw, folder: Path, files: dict, prefix, precision, fixed_dt, info, layout) -> Manifest:
     from ..nn.schema import default_dt
 
     fields = model_fields(model.config, raw)
+    info = dict(info)
+    quant = info.pop("quantization", None)  # int8: the fixed-point formats
     shapes = {"x": ["batch", fields["input_size"]], "state": ["batch", fields["state_size"]]}
     if fields["uses_dt"] and fixed_dt is None:
         shapes["dt"] = ["batch", 1]
     return Manifest(
         format="c", precision=precision, prefix=prefix, **fields,
         files={role: FileEntry(str(p.relative_to(folder)), *_digest(p)) for role, p in files.items()},
-        fixed_dt=fixed_dt, default_dt=default_dt(model.config, fixed_dt), inputs=io_specs(shapes),
+        fixed_dt=fixed_dt, default_dt=default_dt(model.config, fixed_dt), inputs=io_specs(shapes), quantization=quant,
         outputs=io_specs({"y": ["batch", fields["output_size"]], "new_state": ["batch", fields["state_size"]]}),
         versions=versions(),
         details={**info, "layout": layout, "cflags": cgen.CFLAGS,
                  "model": {k: v for k, v in model.counts().items() if v is not None},
-                 "functions": {n: f"{prefix}_{n}" for n in ("reset", "step", "step_batch", "step_checked",
-                                                             "step_batch_checked", "sizes")}})
+                 "functions": {n: f"{prefix}_{n}" for n in ("reset", "step", "step_batch", "sizes")
+                               + (("step_q",) if precision == "int8" else ("step_checked", "step_batch_checked"))}})
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -109,6 +147,11 @@ def _drift(model, folder: Path, manifest: Manifest, data, precision, fixed_dt, s
         backend.h[...] = state
         backend.dt[...] = manifest.default_dt if dt is None else dt  # as drift.torch_runner does
         backend.run()
-        return backend.y.copy(), backend.h_new.copy()
+        h = backend.h_new
+        seen[0], seen[1] = np.minimum(seen[0], h.min(0)), np.maximum(seen[1], h.max(0))
+        return backend.y.copy(), h.copy()
 
-    return D.drift_check(model, run, data, precision, fixed_dt=fixed_dt, steps=steps)
+    seen = [np.full(backend.h.shape[1], np.inf), np.full(backend.h.shape[1], -np.inf)]
+    out = D.drift_check(model, run, data, precision, fixed_dt=fixed_dt, steps=steps)
+    out["states_seen"] = seen
+    return out

@@ -23,7 +23,8 @@ def register(command, load_reference=None):
         precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full, and int8-tflm "
                                                     "for TFLite-Micro: int8 weights, int8 synapse products and "
                                                     "sigmoids, the LTC's update in float; int8 is dynamic-range "
-                                                    "there; c: fp32 only)."),
+                                                    "there; c: fp32, or int8 = an integer-only LTC or LSTM "
+                                                    "step with dt fixed at export)."),
         calibration: Optional[str] = typer.Option(
             None, help="Calibration / drift-check data. Default: the task and data file the model was "
                        "trained on (sha256-checked). Or a task name (cheetah, digits, ...), a CSV (the "

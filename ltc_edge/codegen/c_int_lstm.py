@@ -1,0 +1,146 @@
+"""Integer-only C for an LSTM (precision "int8"), beside the LTC's (ltc_edge/codegen/c_int.py,
+whose table, formats and facts it shares). Numpy only.
+
+Scheme: the gate weights of [x, h] in int8 with one scale per gate row (the input
+normalisation folded in; a dt input column, fixed at export, folded into the bias); inputs raw,
+int16 in per-input formats calibrated like the LTC's; h in Q15; c in int16 Q<cf>, cf from the
+range c takes on the calibration data (run through the numpy model; x1.5 headroom,
+saturating beyond); int32 sums; each gate's sum clamped to the table's range, shifted and
+multiplied onto the Q15 sigmoid table (tanh(z) = 2 sigmoid(2z) - 1 from the same table); the
+readout and de-normalisation one int16 affine map of h with per-output formats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from ltc_edge.codegen import c_int
+from ltc_edge.codegen.c import CodegenError, flit
+from ltc_edge.nn import functional as F
+
+
+def _gates(W, rows_tanh, col_frac):
+    """int8 rows, scale per row, and the table mapping (LIM, PRE, MUL, SH) of each row."""
+    W = W * 2.0 ** -np.asarray(col_frac, np.float64)[None, :]  # per unit of the integer columns
+    s = np.maximum(np.abs(W).max(1), 1e-30) / 127.0
+    Wq = np.clip(np.round(W / s[:, None]), -127, 127)
+    steps = np.where(rows_tanh, 64.0, 32.0)  # table steps per unit of z (tanh rows look up 2z)
+    lim = np.minimum(np.floor(256.0 / steps / s), 2.0 ** 29)  # |z| beyond 8 (4): saturated
+    pre = np.maximum(0, np.ceil(np.log2(np.maximum(lim, 1.0))) - 15).astype(np.int64)
+    sh = np.array([c_int.frac_bits(32767, v) for v in steps * s * 2.0 ** pre])
+    mul = np.round(steps * s * 2.0 ** (pre + sh)).astype(np.int64)
+    if sh.min() < 1:
+        raise CodegenError("int8 C: an LSTM gate row too large for the fixed-point format")
+    return Wq.astype(np.int64), s, lim.astype(np.int64), pre, mul, sh
+
+
+def _c_range(config, raw, x, dt):
+    """Largest |c| over the calibration inputs (numpy model, zero state)."""
+    P = F.model_prepare(F.NumpyOps, {k: np.asarray(v, np.float32) for k, v in raw.items()}, config)
+    n = int(config["cell"]["units"])
+    h, cmax = np.zeros((1, 2 * n), np.float32), 1.0
+    for t in range(min(len(x), 2000)):
+        _, h = F.model_step(F.NumpyOps, P, np.asarray(x[t:t + 1], np.float32), h, dt, config)
+        cmax = max(cmax, float(np.abs(h[0, n:]).max()))
+    return cmax
+
+
+def quantize(config: dict, raw: dict, fixed_dt: float, calib_x) -> dict:
+    cell = config["cell"]
+    n, n_in = int(cell["units"]), int(config["input_size"])
+    if n_in + n > 255:
+        raise CodegenError("int8 C export of an LSTM supports inputs + units <= 255")
+    Pm = F.model_prepare(F.NumpyOps, {k: np.asarray(v, np.float32) for k, v in raw.items()}, config)
+    g = {k: np.asarray(v, np.float64) for k, v in Pm["cell"].items()}
+    x = np.zeros((1, n_in)) if calib_x is None else np.asarray(calib_x, np.float64).reshape(-1, n_in)
+    xf = np.array([c_int.frac_bits(32767, float(b)) for b in np.abs(x).max(0) * 1.25])
+    wih, bias = g["weight_ih"], g["bias"].copy()
+    if config.get("dt_input"):  # the dt column is a constant at a fixed dt
+        bias += wih[:, -1] * fixed_dt / float(config["dt_input"]["scale"])
+        wih = wih[:, :-1]
+    if Pm["input_mean"] is not None:
+        std, mean = np.asarray(Pm["input_std"], np.float64), np.asarray(Pm["input_mean"], np.float64)
+        bias, wih = bias - wih @ (mean / std), wih / std[None, :]
+    rows_tanh = np.zeros(4 * n, bool)
+    rows_tanh[2 * n:3 * n] = True
+    Wq, s, lim, pre, mul, sh = _gates(np.concatenate([wih, g["weight_hh"]], 1), rows_tanh,
+                                      np.concatenate([xf, np.full(n, 15)]))
+    cf = c_int.frac_bits(32767, 1.5 * _c_range(config, raw, x, fixed_dt), hi=15)
+    if cf < 6:
+        raise CodegenError(f"int8 C: the LSTM cell state is too large for int16 (|c| up to {2.0 ** (15 - cf):.3g})")
+    q = {"n": n, "xf": xf, "cf": cf, "W": Wq, "B": np.clip(np.round(bias / s), -2 ** 30, 2 ** 30).astype(np.int64),
+         "LIM": lim, "PRE": pre, "MUL": mul, "SH": sh}
+    q.update(_outputs(Pm, n))
+    return q
+
+
+def _outputs(Pm, n):
+    M, c0 = np.eye(n), np.zeros(n)
+    if Pm["readout_w"] is not None:
+        M, c0 = np.asarray(Pm["readout_w"], np.float64), np.asarray(Pm["readout_b"], np.float64)
+    if Pm["output_mean"] is not None:
+        std = np.asarray(Pm["output_std"], np.float64)
+        M, c0 = M * std[:, None], c0 * std + np.asarray(Pm["output_mean"], np.float64)
+    bound = np.abs(c0) + np.abs(M).sum(1) + 1e-9  # |h| <= 1
+    yf = np.array([c_int.frac_bits(32767, b, hi=24) for b in bound])
+    fy = np.array([min(c_int.frac_bits(2.0 ** 29, b, hi=40),
+                       15 + c_int.frac_bits(32767, float(np.abs(r).max()) + 1e-12, hi=40)) for b, r in zip(bound, M)])
+    if (fy - yf).min() < 1:
+        raise CodegenError("int8 C: an output map too large for the fixed-point format")
+    return {"OM": np.stack([c_int.qround(r, f - 15) for r, f in zip(M, fy)]),
+            "OC": np.array([c_int.qround(v, f) for v, f in zip(c0, fy)], np.int64), "osh": fy - yf, "yf": yf}
+
+
+def _constants(q: dict) -> tuple[str, int]:
+    C = c_int.IntArrays(1)
+    C.add("int16_t", "SIG_LUT", c_int.sigmoid_lut())
+    C.add("int8_t", "W", q["W"])
+    C.add("int32_t", "B", q["B"])
+    C.add("int32_t", "LIM", q["LIM"])
+    C.add("uint8_t", "PRE", q["PRE"])
+    C.add("int32_t", "MUL", q["MUL"])
+    C.add("uint8_t", "SH", q["SH"])
+    C.add("int16_t", "OM", q["OM"])
+    C.add("int32_t", "OC", q["OC"])
+    C.add("uint8_t", "OSH", q["osh"])
+    return "\n".join(C.lines) + "\n", C.bytes
+
+
+def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: float | None = None,
+             calib_x=None) -> dict:
+    """Integer-only C sources for an LSTM: {"files": {name: text}, "info": {...}}."""
+    from ltc_edge import __version__
+    from ltc_edge.codegen.c import c_identifier
+    from ltc_edge.nn.schema import default_dt
+
+    if config["cell"]["kind"] != "lstm":
+        raise CodegenError(f"the LSTM int8 generator got a {config['cell']['kind']!r}")
+    prefix, up = c_identifier(prefix), c_identifier(prefix).upper()
+    dt = float(default_dt(config, fixed_dt))
+    q = quantize(config, raw, dt, calib_x)
+    consts, nbytes = _constants(q)
+    n = q["n"]
+    facts_h, facts_c = c_int.int_facts(config, raw, prefix, dt)
+    common = dict(PREFIX=prefix, UPPER=up, VERSION=__version__, N=n,
+                  SUMMARY=f"{n} units, {config['input_size']} inputs, {config['output_size']} outputs")
+    header = Template((c_int.TEMPLATES / "ltc_int.h.in").read_text()).substitute(
+        common, INPUTS=config["input_size"], OUTPUTS=config["output_size"], STATE_SIZE=2 * n, KIND="lstm",
+        DEFAULT_DT=flit(dt), IN_BITS=c_int.c_init(q["xf"]), OUT_BITS=c_int.c_init(q["yf"]), FACTS=facts_h,
+        STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS_H 15\n#define {up}_STATE_FRAC_BITS_C {q['cf']}",
+        STATE_NOTE=f"h (Q15), then c (Q{q['cf']})")
+    source = Template((c_int.TEMPLATES / "lstm_int.c.in").read_text()).substitute(
+        common, HEADER=f"{prefix}.h", LUT_N=c_int.LUT_N, LUT_SCALE=1 << c_int.LUT_FRAC, CF=q["cf"],
+        C_SHIFT=q["cf"] - (c_int.LUT_FRAC + 1), CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}",
+        IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
+        OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
+        C_SCALE=flit(2.0 ** q["cf"]), FACTS_C=facts_c)
+    info = {"weights_bytes": nbytes, "fixed_dt": dt,
+            "quantization": {"state_frac_bits": 15, "cell_frac_bits": q["cf"],
+                             "input_frac_bits": [int(v) for v in q["xf"]],
+                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": c_int.LUT_N,
+                             "weights": "int8 per gate row (one scale per row)",
+                             "integer_only_macro": f"{up}_INTEGER_ONLY", "integer_step": f"{prefix}_step_q"}}
+    return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}

@@ -1,0 +1,254 @@
+"""int8 C for the LTC (ltc_edge/codegen/c_int.py): the integer-only step against the numpy fp32
+model (golden matrix), the export (drift budget, states within the LTC bounds, the runtime's C
+backend), refusals, and (qemu-marked) the step on Cortex-M0/M3/M4 under qemu-system-arm:
+bit-exact with the host, no soft-float helper, instructions per step and flash against the
+issue's targets.
+
+Tolerance of the golden matrix: the int8 outputs within 3% of the fp32 outputs' range (max-abs
+over 300 steps; measured 0.1-1.1% at dt 0.02, 0.3 and 1), the states within 3% of the state bounds' span."""
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from ltc_edge.codegen import c as cgen
+from ltc_edge.codegen import int8
+from ltc_edge.nn import build_model, save
+from ltc_edge.nn import functional as F
+from ltc_edge.nn.schema import default_dt
+
+pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compiler (cc/gcc)")
+
+NORM = {"input_mean": [0.1, -0.2, 0.3, 0.0, 0.5], "input_std": [1.5, 0.5, 2.0, 1.0, 0.8],
+        "output_mean": [0.5, -1.0], "output_std": [2.0, 0.5]}
+CASES = {
+    "ncp19": dict(wiring="auto-ncp", units=19, output_size=2),
+    "full8": dict(units=8, output_size=2),
+    "full8-readout-norm": dict(units=8, output_size=2, readout=True, normalization=NORM),
+    "ncp16-softplus": dict(wiring="auto-ncp", units=16, output_size=3, implicit_param_constraints=True),
+}
+
+
+def _model(name, seed):
+    m = build_model("ltc", 5, seed=seed, **CASES[name])
+    m.apply_constraints()
+    return m
+
+
+def _raw(m):
+    return {k: v.detach().numpy().astype(np.float32) for k, v in m.state_dict().items()}
+
+
+def _inputs(config, steps=300, seed=1):
+    z = np.random.default_rng(seed).standard_normal((steps, 5))
+    norm = config.get("normalization") or {}
+    if norm.get("input_mean") is not None:
+        z = z * np.asarray(norm["input_std"]) + np.asarray(norm["input_mean"])
+    return z.astype(np.float32)
+
+
+def _run_c(tmp_path, config, raw, x, fixed_dt=None):
+    import ctypes
+
+    gen = int8.generate(config, raw, prefix="m8", calib_x=x, fixed_dt=fixed_dt)
+    for name, text in gen["files"].items():
+        (tmp_path / name).write_text(text)
+    lib = ctypes.CDLL(str(cgen.compile_library(tmp_path / "m8.c")))
+    fp = ctypes.POINTER(ctypes.c_float)
+    n, n_out = F.state_size(config), int(config["output_size"])
+    h, dt, ys, hs = np.zeros(n, np.float32), np.ones(1, np.float32), [], []
+    for t in range(len(x)):
+        xi, y = np.ascontiguousarray(x[t]), np.zeros(n_out, np.float32)
+        lib.m8_step_batch(h.ctypes.data_as(fp), xi.ctypes.data_as(fp), dt.ctypes.data_as(fp), y.ctypes.data_as(fp), 1)
+        ys.append(y)
+        hs.append(h.copy())
+    return np.array(ys), np.array(hs), gen
+
+
+def _run_numpy(config, raw, x, dt=None):
+    dt = default_dt(config) if dt is None else dt
+    P = F.model_prepare(F.NumpyOps, raw, config)
+    h, ys, hs = np.zeros((1, F.state_size(config)), np.float32), [], []
+    for t in range(len(x)):
+        y, h = F.model_step(F.NumpyOps, P, x[t:t + 1], h, dt, config)
+        ys.append(y[0])
+        hs.append(h[0])
+    return np.array(ys), np.array(hs)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", list(CASES))
+def test_int8_golden_matrix(tmp_path, name, seed):
+    m = _model(name, seed)
+    raw, x = _raw(m), _inputs(m.config)
+    y8, h8, gen = _run_c(tmp_path, m.config, raw, x)
+    y32, h32 = _run_numpy(m.config, raw, x)
+    out_range = np.ptp(y32, 0).max()
+    assert out_range > 1e-3  # the outputs move: the comparison means something
+    assert np.abs(y8 - y32).max() <= 0.03 * out_range, (np.abs(y8 - y32).max(), out_range)
+    lo, hi = F.ltc_state_bounds(m.config, raw)[0]
+    assert np.abs(h8 - h32).max() <= 0.03 * float((hi - lo).max())
+    lo, hi = np.minimum(lo, 0), np.maximum(hi, 0)  # the hull of the bounds and the zero start state
+    lsb = 2.0 ** -gen["info"]["quantization"]["state_frac_bits"]
+    assert (h8 >= lo - lsb).all() and (h8 <= hi + lsb).all()  # convex mix: within the LTC bounds
+
+
+@pytest.mark.parametrize("dt", [0.02, 0.3])
+def test_int8_fixed_dt(tmp_path, dt):
+    """A short fixed dt (cm/dt dominates every denominator) and a long one."""
+    m = _model("ncp19", 0)
+    raw, x = _raw(m), _inputs(m.config)
+    y8, _, gen = _run_c(tmp_path, m.config, raw, x, fixed_dt=dt)
+    y32, _ = _run_numpy(m.config, raw, x, dt)
+    assert gen["info"]["fixed_dt"] == pytest.approx(dt)
+    assert np.ptp(y32, 0).max() > 1e-3
+    assert np.abs(y8 - y32).max() <= 0.03 * np.ptp(y32, 0).max(), (np.abs(y8 - y32).max(), np.ptp(y32, 0).max())
+
+
+@pytest.mark.parametrize("kind", ["ltc", "lstm"])
+def test_integer_only_unit_has_no_float(tmp_path, kind):
+    """With <PREFIX>_INTEGER_ONLY the preprocessed unit names no float or double at all, and it
+    still has reset, step_q and sizes (and no float API)."""
+    m = _model("ncp19", 0) if kind == "ltc" else build_model("lstm", 5, units=8, output_size=2)
+    gen = int8.generate(m.config, _raw(m), prefix="m8", calib_x=_inputs(m.config))
+    for name, text in gen["files"].items():
+        (tmp_path / name).write_text(text)
+    pre = subprocess.run([cgen.find_cc(), "-E", "-P", "-DM8_INTEGER_ONLY", "-I", str(tmp_path), str(tmp_path / "m8.c")],
+                         capture_output=True, text=True, check=True).stdout
+    body = pre[pre.index("m8_state_t;"):]  # past the system headers
+    assert not re.search(r"\b(float|double)\b", body)
+    assert "m8_step_q" in body and "m8_reset" in body and "m8_sizes" in body
+    assert not re.search(r"\bm8_step\s*\(", body) and "m8_step_batch" not in body
+    assert re.search(r"\bfloat\b", (tmp_path / "m8.c").read_text())  # the guard is what removed it
+
+
+def test_int8_export_drift_checked_and_loadable(tmp_path):
+    from ltc_edge.export import get_exporter
+    from ltc_edge.runtime import load
+
+    m = _model("full8-readout-norm", 0)
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "ref.npz"
+    x = rng.standard_normal((10, 200, 5)).astype(np.float32) * np.asarray(NORM["input_std"], np.float32) \
+        + np.asarray(NORM["input_mean"], np.float32)
+    np.savez(npz, x=x)
+    out = tmp_path / "c8"
+    man = get_exporter("c")(m, out, precision="int8", calibration=str(npz))
+    d = man["drift"]
+    assert man["precision"] == "int8" and man["fixed_dt"] == pytest.approx(default_dt(m.config))
+    assert d["steps"] >= 1000 and d["within_budget"] and d["states_within_bounds"] is True
+    assert d["metric"]["rel_delta"] <= 0.05 and d["budget"] == {"metric_rel": 0.05}
+    assert man["functions"]["step_q"] == "ltc_model_step_q" and man["quantization"]["state_frac_bits"] >= 10
+    ctrl = load(out, backend="c")
+    y32, _ = _run_numpy(m.config, _raw(m), x[0, :50])
+    y8 = np.stack([np.array(ctrl.step(x[0, t])) for t in range(50)])  # dt: the fixed one
+    with pytest.raises(ValueError, match="fixed dt"):
+        ctrl.step(x[0, 0], 0.123)  # the runtime holds the export to its fixed dt
+    assert np.abs(y8 - y32).max() <= 0.03 * np.ptp(y32, 0).max()
+
+
+@pytest.mark.parametrize("kind,kw,msg", [
+    ("cfc", dict(units=8), "supports ltc and lstm models, not 'cfc'"),
+    ("ltc", dict(units=6, solver="euler"), "needs the LTC state bounds"),
+])
+def test_int8_refusals(tmp_path, kind, kw, msg):
+    m = build_model(kind, 5, seed=0, **kw)
+    with pytest.raises(cgen.CodegenError, match=msg):
+        int8.generate(m.config, _raw(m))
+
+
+LSTM_CASES = {"lstm8": dict(units=8, output_size=3), "lstm16-norm": dict(units=16, output_size=2, normalization=NORM),
+              "lstm12-readout": dict(units=12, output_size=2, readout=True)}
+
+
+@pytest.mark.parametrize("name", list(LSTM_CASES))
+def test_int8_lstm_golden(tmp_path, name):
+    """The LSTM's int8 step (int8 gate weights): outputs within 4% of the fp32 outputs' range
+    (measured about 2%)."""
+    m = build_model("lstm", 5, seed=0, **LSTM_CASES[name])
+    raw, x = _raw(m), _inputs(m.config)
+    y8, _, gen = _run_c(tmp_path, m.config, raw, x)
+    y32, _ = _run_numpy(m.config, raw, x)
+    assert np.ptp(y32, 0).max() > 1e-2
+    assert np.abs(y8 - y32).max() <= 0.04 * np.ptp(y32, 0).max(), (np.abs(y8 - y32).max(), np.ptp(y32, 0).max())
+    assert "int8 per gate row" in gen["info"]["quantization"]["weights"]
+
+
+def test_int8_cli_refuses_unknown_c_precision(tmp_path):
+    from ltc_edge.export import get_exporter
+
+    m = _model("full8", 0)
+    with pytest.raises(cgen.CodegenError, match="fp32, int8"):
+        get_exporter("c")(m, tmp_path / "o", precision="fp16")
+
+
+# --------------------------------------------------------------------------------------
+# Cortex-M under qemu
+
+
+@pytest.mark.qemu
+def test_int8_cortex_m_targets(tmp_path):
+    """LTC-NCP-19 (8 inputs, 2 outputs): bit-exact integer step on M0/M3/M4, no float helper in
+    the Cortex-M0 object, int8 flash <= 4 KB, and the issue's instruction targets: >= 5x fewer
+    than soft-float fp32 on M0/M3, >= 2x fewer than hard-float fp32 on M4."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    miss = CM.missing_tools()
+    if miss:
+        pytest.skip(f"ARM tools missing: {', '.join(miss)}")
+    m = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=2, seed=0)
+    m.apply_constraints()
+    r = CM.measure(save(m, tmp_path / "ncp19.safetensors"), tmp_path / "cm", timing_steps=10)
+    for target, need in (("cortex-m0", 5), ("cortex-m3", 5), ("cortex-m4", 2)):
+        i8, f32 = r[target]["int8"], r[target]["fp32"]
+        assert i8["passed"] and i8["max_lsb_err"] == 0 and i8["mismatches"] == 0, i8
+        assert f32["passed"], f32
+        assert i8["object"]["float_helpers"] == [], i8["object"]
+        assert i8["object"]["flash_bytes"] <= 4096
+        assert i8["instructions_per_step"] > 1000 and f32["instructions_per_step"] > 1000  # counters count
+        assert r[target]["speedup_instructions"] >= need, (target, r[target]["speedup_instructions"])
+    assert "__aeabi_fmul" in r["cortex-m0"]["fp32"]["object"]["float_helpers"]  # the check can fail
+
+
+@pytest.mark.qemu
+def test_int8_cortex_m0_golden_failure_reported(tmp_path):
+    """A wrong golden output gives a failed run (the bit-exact check can fail)."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip("ARM tools missing")
+    m = _model("full8", 0)
+    q = CM.prepare_int8(save(m, tmp_path / "m.safetensors"), tmp_path / "b", steps=5, timing_steps=2)
+    g = tmp_path / "b" / "golden_int_data.h"
+    first = re.search(r"golden_yq\[5\]\[2\] = \{\n  \{(-?\d+)", g.read_text())
+    g.write_text(g.read_text().replace(first.group(0), first.group(0)[:-len(first.group(1))] + str(int(first.group(1)) + 3)))
+    r = CM.run_golden(tmp_path / "b", "ltc_model", "cortex-m0", "int8", q["defines"])
+    assert not r["passed"] and r["max_lsb_err"] == 3
+
+
+def test_bench_plans_c_int8_on_cortex_m():
+    """`ltc bench --backend c --precision fp32,int8 --target cortex-m0,cortex-m3,cortex-m4` plans
+    one row per target and precision (measured by ltc_edge.bench.arm.cortex_m)."""
+    from ltc_edge.bench.run import plan
+
+    jobs = plan(["m.safetensors"], ["c", "onnxruntime"], ["fp32", "int8"], ["cortex-m0", "cortex-m3", "cortex-m4"])
+    assert sorted((j["target"], j["precision"]) for j in jobs) == sorted(
+        (t, p) for t in ("cortex-m0", "cortex-m3", "cortex-m4") for p in ("fp32", "int8"))
+    assert {j["backend"] for j in jobs} == {"c"}
+
+
+@pytest.mark.qemu
+def test_int8_lstm_on_cortex_m0(tmp_path):
+    """The LSTM's integer step on a Cortex-M0: bit-exact with the host build, no float helper,
+    fewer instructions than its soft-float fp32 step."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip("ARM tools missing")
+    m = build_model("lstm", 8, units=19, output_size=2, seed=0)
+    r = CM.measure(save(m, tmp_path / "lstm19.safetensors"), tmp_path / "cm", targets=("cortex-m0",), timing_steps=10)
+    i8 = r["cortex-m0"]["int8"]
+    assert i8["passed"] and i8["max_lsb_err"] == 0 and i8["object"]["float_helpers"] == [], i8
+    assert r["cortex-m0"]["fp32"]["passed"] and r["cortex-m0"]["speedup_instructions"] >= 5
