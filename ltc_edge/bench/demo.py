@@ -138,7 +138,8 @@ def _finish(console, out: Path, summary: dict, results: dict, models: dict) -> N
     from .demo_report import conclusion, markdown
 
     atomic_write_bytes(out / "demo.json", json.dumps(summary, indent=2).encode())
-    atomic_write_bytes(out / "report.md", markdown(summary, results, results.get("plots", []), out).encode())
+    plots = [out / "bench" / Path(p).name for p in results.get("plots", [])]
+    atomic_write_bytes(out / "report.md", markdown(summary, results, plots, out).encode())
     console.print(Rule())
     console.print(conclusion(summary, results))
     console.print(f"done in {summary['total_s']:.0f} s. Report: [bold]{out / 'report.md'}[/bold] (plots and the "
