@@ -3,7 +3,7 @@
 Plain behaviour cloning trains on the expert's states only; the clone's small errors take it
 to states the expert never visits and it flies much worse than the expert. DAgger rolls the
 current student out (mixed with the expert with probability beta, decaying per iteration),
-labels every visited state with the expert's action, adds those windows to the data and
+labels every visited state with the expert's action, adds those episodes to the data and
 trains on, keeping the iteration whose closed-loop return on selection seeds (never the
 evaluation seeds) is best.
 
