@@ -157,14 +157,14 @@ def _show(value) -> str:
 def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exports, report and plots."),
          seed: int = typer.Option(0, help="Random seed."),
          epochs: int = typer.Option(12, help="Cheetah training epochs per model (the paper uses 200)."),
-         pendulum_epochs: int = typer.Option(40, help="Pendulum behaviour-cloning epochs."),
+         pendulum_rounds: int = typer.Option(6, help="Pendulum DAgger rounds (student rollouts labelled by the expert)."),
          quick: bool = typer.Option(False, help="A seconds-long smoke run (tiny data, one epoch).")):
     """The whole pipeline in minutes: train an NCP-wired LTC and an LSTM on HalfCheetah, export them
     (ONNX, TFLite: fp32 + int8; C), benchmark them, write the report and plots, and run a cloned
-    pendulum controller closed-loop."""
+    pendulum controller (cloned with DAgger) closed-loop; report.md covers every stage."""
     from .bench.demo import run_demo
 
-    run_demo(out, seed=seed, epochs=epochs, pendulum_epochs=pendulum_epochs, quick=quick)
+    run_demo(out, seed=seed, epochs=epochs, pendulum_rounds=pendulum_rounds, quick=quick)
 
 
 def _model_reference(model, spec, precision):

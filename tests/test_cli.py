@@ -75,6 +75,17 @@ def test_demo_quick_runs_the_whole_pipeline(tmp_path):
     assert all(r["latency"]["1"]["p50_us"] > 0 for r in measured)
     assert (tmp_path / "bench" / "report.md").exists()
     summary = json.loads((tmp_path / "demo.json").read_text())
-    returns = summary["pendulum"]["clone_return"]
-    assert len(set(round(v, 3) for v in returns.values())) == 1  # every backend flies the same episodes
-    assert summary["pendulum"]["expert_return"] > -400
+    p = summary["pendulum"]
+    returns = [r["returns"] for r in p["clone"].values()]
+    assert all(np.allclose(r, returns[0], rtol=1e-4) for r in returns)  # every backend flies the same episodes
+    assert p["seeds"] == [0, 1] and len(p["expert"]["returns"]) == 2
+    assert p["expert"]["return_mean"] > -400
+    assert p["gap"] == pytest.approx((p["expert"]["return_mean"] - p["clone_mean"]) / abs(p["expert"]["return_mean"]))
+    # the clone is a normal model file with its task stored: ltc eval takes it as it is
+    ev = runner.invoke(app, ["eval", str(tmp_path / "models" / "pendulum-ltc.safetensors"), "--episodes", "1"])
+    assert ev.exit_code == 0, ev.output
+    report = (tmp_path / "report.md").read_text()
+    for section in ("## 1. Training", "## 2. Export drift", "## 3. Benchmark", "## 4. ARM targets",
+                    "## 5. Pendulum-v1 closed loop", "## Conclusion"):
+        assert section in report
+    assert f"{p['expert']['return_mean']:.1f}" in report

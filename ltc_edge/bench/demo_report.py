@@ -1,0 +1,147 @@
+"""The demo's report.md: every stage (training, export drift, bench, ARM targets, pendulum
+closed loop) and a conclusion computed from its own numbers. Pure formatting: summary dict
+(demo.json) + bench results (results.json) in, markdown out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _f(v, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _label(r: dict) -> str:
+    return f"{r['backend']}/{r['precision']} @ {r['target']}"
+
+
+def _train_section(summary: dict) -> list[str]:
+    lines = ["## 1. Training (HalfCheetah next-observation prediction, LTC paper protocol)", "",
+             f"{summary.get('epochs', '?')} epochs each (the paper trains 200), seed {summary['seed']}.", "",
+             "| model | parameters | train s | test MSE |", "|---|---|---|---|"]
+    for name in ("ltc-ncp", "lstm"):
+        m = summary.get(name) or {}
+        lines.append(f"| {name} | {_f(m.get('parameters'))} | {_f(m.get('train_s'))} | {_f(m.get('test_mse'), 4)} |")
+    return lines + [""]
+
+
+def _drift_section(results: dict) -> list[str]:
+    lines = ["## 2. Export drift (each exported file against the torch model on held-out data)", "",
+             "| model | export | max abs drift | test-metric change | within budget |", "|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if r.get("skipped") or r.get("drift_within_budget") is None:
+            continue
+        rel = r.get("drift_metric_rel_change")
+        lines.append(f"| {r['model']} | {r['backend']}/{r['precision']} | {_f(r.get('drift_max_abs'))} | "
+                     f"{'-' if rel is None else f'{100 * rel:+.2f}%'} | "
+                     f"{'yes' if r['drift_within_budget'] else '**no**'} |")
+    return lines + [""]
+
+
+def _bench_section(results: dict) -> list[str]:
+    lines = ["## 3. Benchmark (host CPU; latency through the Python runtime, one run)", "",
+             "| model | run on | test MSE | p50 µs @B=1 | p99 µs | steps/s @B=16 | KiB |", "|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if r["target"] != "cpu":
+            continue
+        if r.get("skipped"):
+            lines.append(f"| {r['model']} | {_label(r)} | skipped — {r['skipped']} | | | | |")
+            continue
+        lat = r.get("latency", {})
+        one, many = lat.get("1", {}), lat.get("16", {})
+        lines.append(f"| {r['model']} | {_label(r)} | {_f(r.get('metric'), 4)} | {_f(one.get('p50_us'))} | "
+                     f"{_f(one.get('p99_us'))} | {_f(many.get('throughput_steps_per_s'))} | "
+                     f"{_f(r['file_bytes'] / 1024 if r.get('file_bytes') else None)} |")
+    return lines + [""]
+
+
+def _arm_section(results: dict) -> list[str]:
+    lines = ["## 4. ARM targets (generated C in qemu: golden check, instructions per step; Cortex-M4 flash/RAM)", "",
+             "| model | target | instructions / step | flash bytes | RAM bytes |", "|---|---|---|---|---|"]
+    rows = [r for r in results["rows"] if r["target"] != "cpu"]
+    for r in rows:
+        if r.get("skipped"):
+            lines.append(f"| {r['model']} | {r['target']} | skipped — {r['skipped']} | | |")
+        else:
+            lines.append(f"| {r['model']} | {r['target']} | {_f(r.get('instructions_per_step'))} | "
+                         f"{_f(r.get('flash_bytes'))} | {_f(r.get('ram_bytes'))} |")
+    if not rows:
+        lines.append("| - | - | not requested (`--quick` benches the host CPU only) | | |")
+    return lines + [""]
+
+
+def _pendulum_section(p: dict) -> list[str]:
+    seeds = p["seeds"]
+    cols = [("expert", p["expert"])] + [(f"LTC clone ({b})", r) for b, r in p["clone"].items()]
+    lines = ["## 5. Pendulum-v1 closed loop (clone of the swing-up expert)", "",
+             f"{p['method']}. Trained {p['train_s']} s; episode seeds {seeds[0]}–{seeds[-1]} (the ones "
+             "`ltc eval` uses; `ltc control` uses the first 3). Returns: higher is better, 0 is the best.", "",
+             "| seed | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for i, s in enumerate(seeds):
+        lines.append(f"| {s} | " + " | ".join(f"{r['returns'][i]:.1f}" for _, r in cols) + " |")
+    lines.append("| **mean** | " + " | ".join(f"**{r['return_mean']:.1f}**" for _, r in cols) + " |")
+    gap = p["gap"]
+    lines += ["", f"The LTC clone's mean return is {abs(gap) * 100:.1f}% {'worse' if gap > 0 else 'better'} than the "
+              f"expert's ({'within' if p['within_10_percent'] else '**not** within'} 10%).", ""]
+    return lines
+
+
+def _ratio_words(a: float, b: float, more: str, less: str) -> str:
+    if a <= 0 or b <= 0:
+        return "-"
+    return f"{a / b:.1f}x {more}" if a >= b else f"{b / a:.1f}x {less}"
+
+
+def _pick(results: dict, model: str, backend: str, target: str = "cpu"):
+    for r in results["rows"]:
+        if (r["model"], r["backend"], r["precision"], r["target"]) == (model, backend, "fp32", target) \
+                and not r.get("skipped"):
+            return r
+    return None
+
+
+def conclusion(summary: dict, results: dict) -> str:
+    """One paragraph comparing the LTC-NCP with the LSTM from this run's own numbers."""
+    ltc, lstm = summary["ltc-ncp"], summary["lstm"]
+    parts = [f"At {summary.get('epochs', '?')} epochs the LTC-NCP ({ltc['parameters']} parameters) reaches a test MSE "
+             f"of {ltc['test_mse']:.3f} vs the LSTM's {lstm['test_mse']:.3f} ({lstm['parameters']} parameters): "
+             f"{'the LTC-NCP is more accurate' if ltc['test_mse'] < lstm['test_mse'] else 'the LSTM is more accurate'}."]
+    for backend in ("c", "onnxruntime", "numpy"):
+        a, b = _pick(results, "ltc-ncp", backend), _pick(results, "lstm", backend)
+        if a and b:
+            ta, tb = a["latency"]["1"]["p50_us"], b["latency"]["1"]["p50_us"]
+            parts.append(f"Per step on the host ({backend}, batch 1) the LTC-NCP takes {ta:.1f} µs vs {tb:.1f} µs: "
+                         f"{_ratio_words(ta, tb, 'slower', 'faster')} than the LSTM.")
+            break
+    a, b = _pick(results, "ltc-ncp", "c", "cortex-m4"), _pick(results, "lstm", "c", "cortex-m4")
+    if a and b and a.get("flash_bytes") and b.get("flash_bytes"):
+        parts.append(f"On a Cortex-M4 it needs {a['flash_bytes']} vs {b['flash_bytes']} bytes of flash "
+                     f"({_ratio_words(a['flash_bytes'], b['flash_bytes'], 'larger', 'smaller')}) and "
+                     f"{_f(a['instructions_per_step'])} vs {_f(b['instructions_per_step'])} instructions per step "
+                     f"({_ratio_words(a['instructions_per_step'], b['instructions_per_step'], 'more', 'fewer')}).")
+    p = summary.get("pendulum")
+    if p:
+        parts.append(f"As a controller, the cloned LTC-NCP flies Pendulum-v1 at a mean return of "
+                     f"{p['clone_mean']:.1f} vs the expert's {p['expert']['return_mean']:.1f} "
+                     f"({abs(p['gap']) * 100:.1f}% {'worse' if p['gap'] > 0 else 'better'}).")
+    return " ".join(parts)
+
+
+def markdown(summary: dict, results: dict, plots: list[str], out: Path) -> str:
+    m = results.get("machine", {})
+    lines = ["# ltc-edge demo", "",
+             f"- machine: {m.get('processor')} ({m.get('cpu_count')} cores), {m.get('platform')}",
+             f"- total: {summary.get('total_s')} s (" + ", ".join(f"{k} {v} s" for k, v in summary.get("stage_s", {}).items())
+             + f"); load average at the start {summary.get('load_start', '-')}, at the end {summary.get('load_end', '-')}",
+             ""]
+    lines += _train_section(summary) + _drift_section(results) + _bench_section(results) + _arm_section(results)
+    if summary.get("pendulum"):
+        lines += _pendulum_section(summary["pendulum"])
+    for p in plots:
+        lines += [f"![{Path(p).stem}]({Path(p).relative_to(out) if Path(p).is_relative_to(out) else p})", ""]
+    lines += ["## Conclusion", "", conclusion(summary, results), ""]
+    return "\n".join(lines)
