@@ -178,3 +178,10 @@ def test_bench_robustness_covers_each_backend_and_precision(csv_models, tmp_path
                      ("ltc/onnx-int8", "onnxruntime", "int8")]
     clean = [m["clean"] for m in res["models"]]
     assert clean[0] == pytest.approx(clean[1], rel=1e-3) and clean[2] != clean[0]  # int8 is its own model
+
+
+def test_robustness_refuses_a_task_of_another_input_size(csv_models, tmp_path):
+    r = CliRunner().invoke(app, ["analyze", "robustness", str(csv_models / "ltc.safetensors"), "--task", "digits",
+                                 "--out", str(tmp_path / "o")])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "digits has 8 inputs" in lines[0], r.output

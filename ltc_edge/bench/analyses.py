@@ -209,6 +209,9 @@ def _robustness_task(models, task: str | None, flags: dict, sequences: int, seed
     if task is None and not any(v is not None for v in flags.values()) and len(names) != 1:
         raise LtcEdgeError("the models do not share one stored task; pass --task or --data")
     _, _, td = load_model_task(models[0].path, task, flags, config=models[0].ctrl.meta.config or {})
+    for m in models:
+        if m.ctrl.input_size != td.input_size:
+            raise LtcEdgeError(f"task {td.name} has {td.input_size} inputs but {m.path} takes {m.ctrl.input_size}")
     test = td.test
     if len(test) > sequences:
         from dataclasses import replace

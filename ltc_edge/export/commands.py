@@ -73,7 +73,7 @@ def _c_options(fmt: str, prefix, layout, unroll) -> dict:
     """--prefix / --layout / --unroll: C only, checked before anything is loaded."""
     given = {k: v for k, v in (("prefix", prefix), ("layout", layout), ("unroll", unroll)) if v is not None}
     if given and fmt != "c":
-        raise ValueError(f"--{' and --'.join(given)} apply to --format c only")
+        raise ValueError(f"--{' and --'.join(given)} {'applies' if len(given) == 1 else 'apply'} to --format c only")
     from ..codegen.c import UNROLL_MODES, c_identifier
     from .c_layout import check_layout
 
