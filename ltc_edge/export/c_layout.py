@@ -128,7 +128,7 @@ def write_layout(folder: Path, layout: str, prefix: str, gen_files: dict, golden
                       "golden_main": (fw / "golden_main.c").read_text(),
                       "golden_platform_host": (fw / "platform_linux.c").read_text(),
                       "golden_platform_m4": (fw / "cortex_m4" / "platform_m4.c").read_text(),
-                      "golden_startup_m4": (fw / "cortex_m4" / "startup_m4.c").read_text(),
+                      "golden_startup_m4": (fw / "cortex_m" / "startup_cm.c").read_text(),
                       "golden_linker_m4": (fw / "cortex_m4" / "mps2_an386.ld").read_text()})
     elif layout == "arduino":
         texts["arduino_properties"] = ARDUINO_PROPERTIES.format(p=prefix, v=version or "0.0.0")

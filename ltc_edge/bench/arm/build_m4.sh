@@ -12,11 +12,11 @@ CFLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 "$OPT" -std=c
         -ffunction-sections -fdata-sections -fstack-usage)
 LDFLAGS=(-nostartfiles --specs=nosys.specs -T "$M4/mps2_an386.ld" -Wl,--gc-sections)
 cd "$DIR"
-$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$FW/golden_main.c" "$M4/platform_m4.c" "$M4/startup_m4.c" \
+$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$FW/golden_main.c" "$M4/platform_m4.c" "$FW/cortex_m/startup_cm.c" \
     "$PREFIX.c" "${LDFLAGS[@]}" -lm
-$CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "$M4/platform_m4.c" "$M4/startup_m4.c" \
+$CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "$M4/platform_m4.c" "$FW/cortex_m/startup_cm.c" \
     "$PREFIX.c" "${LDFLAGS[@]}" -lm
-$CC "${CFLAGS[@]}" -DNO_MODEL -I. -o probe_base.elf size_probe.c "$M4/platform_m4.c" "$M4/startup_m4.c" \
+$CC "${CFLAGS[@]}" -DNO_MODEL -I. -o probe_base.elf size_probe.c "$M4/platform_m4.c" "$FW/cortex_m/startup_cm.c" \
     "${LDFLAGS[@]}" -lm
 $CC "${CFLAGS[@]}" -pedantic -c -o model_m4.o "$PREFIX.c"
 arm-none-eabi-size model_m4.o probe_model.elf probe_base.elf golden_m4.elf
