@@ -1,23 +1,31 @@
-"""Integer-only C for an LTC (precision "int8"): the semi-implicit LTC step in int16/int32
-fixed point, numpy-only like ltc_edge/codegen/c.py (whose public helpers it reuses).
+"""Integer-only C for an LTC (precision "int8"): the semi-implicit LTC step in int8/int16/int32
+fixed point, numpy-only like ltc_edge/codegen/c.py (whose public helpers it reuses). The
+constants are int8 the way CMSIS-NN lays out a layer: int8 values, a scale per output channel
+(here per postsynaptic neuron) as a power-of-two shift, int16 only where a value needs it.
 
 Scheme (stated in the generated header and source):
   * dt is fixed at export (cm_t = cm * unfolds / dt becomes a constant);
   * states: int16, one power-of-two format Q<sv> for all neurons, from the LTC state bounds
     (ltc_state_bounds: every potential, leak and reversal potential fits, so nothing
     overflows; the update is a convex mix and stays within the bounds by construction);
-  * synapses: sigmoid(sigma*(v - mu)) as sigmoid(a*v + b) with int16 a, int32 b (per-tensor
-    power-of-two scales; the input normalisation and input map folded into the sensory a, b),
-    the sigmoid from a 512-entry Q15 lookup table over [-8, 8) (b carries the table's centre
-    and the rounding; one USAT clamps the index on v7-M); each synapse is one packed record of
-    three words (a << 16 | pre, b, w*erev << 16 | w) walked by one pointer;
-  * conductances w and w*erev: int16 per synapse, scaled per postsynaptic neuron by c_j chosen
-    so that the neuron's largest possible denominator is 32000 units (the ratio v' = num/den
-    does not change under a per-neuron scale, so the scale costs nothing);
+  * a synapse is five bytes: pre, sigma, mu, w, w*erev (int8; w uint8). Its gate is
+    sigmoid(sigma * (v_pre - mu)): sigma int8 with one power-of-two scale per list (recurrent,
+    sensory), mu int8 on an affine grid per list (mu = MZ + q * MS state units);
+  * inputs: raw units, int16 with a per-input power-of-two format, from the calibration range
+    and coarsened where the input map's weight is small, so that every input's mapped value
+    slope * x has about the same resolution (within a factor 2); the input map and the input
+    normalisation are then folded into the sensory sigma and mu (no per-input constants);
+  * the sigmoid: a 33-entry Q15 table over [-8, 8] (step 1/2), linearly interpolated (max error
+    3e-3, like the 512-entry table it replaced; beyond +-8 the result stays within 6e-4);
+  * conductances: per postsynaptic neuron j a scale c_j (free: v' = num / den does not change
+    under it) with cm_t + gleak = 2^(k_j - 1) units and the largest possible denominator <= 32000
+    units; w (uint8) and w*erev (int8) per synapse with a per-neuron shift each (mw_j, me_j), the
+    w*erev byte clipped so that its reversal potential stays within the neuron's LTC bounds;
+    per neuron: counts, the shifts, k_j (bytes), cm_t (uint16 units), vleak (int16 Q<sv>);
   * v' = num / den: one rounding int32 division per neuron and unfold, saturated to int16;
-  * inputs: raw units, int16 with a per-input power-of-two format from the calibration data's
-    range (values outside saturate); outputs: raw units, int16 with a per-output format from
-    the output bound the state bounds imply (no output can saturate).
+  * outputs: raw units, int16 with a per-output format from the output bound the state bounds
+    imply; the output map (output affine, readout, de-normalisation) int8 per row with a shift
+    per row, its bias int16 in the output's format.
 """
 
 from __future__ import annotations
@@ -32,10 +40,14 @@ from ltc_edge.codegen.c import CodegenError, c_identifier, flit, header_facts
 from ltc_edge.nn import functional as F
 
 TEMPLATES = Path(__file__).with_name("templates") / "int"
-LUT_FRAC = 5          # sigmoid table step 1/32 over [-8, 8): 512 Q15 entries
+LUT_FRAC = 5          # the LSTM's sigmoid table (c_int_lstm.py): step 1/32 over [-8, 8), 512 Q15 entries
 LUT_N = 16 << LUT_FRAC
+T_STEP = 1            # the LTC's sigmoid table: step 2^-T_STEP over [-8, 8], linearly interpolated
+T_N = 16 << T_STEP    # intervals (T_N + 1 entries)
+T_BITS = 5            # log2(T_N): the interval index clamps to T_BITS bits (one USAT on v7-M)
+T_FB = 8              # fraction bits of the interpolation
 DEN_UNITS = 32000     # a neuron's largest possible denominator, in its own conductance units
-A_MAX = 1 << 14       # |a| limit: |a * v| <= 2^29
+SYN_BYTES = 5         # pre, sigma, mu, w, w*erev
 
 
 def frac_bits(limit: float, bound: float, lo: int = -24, hi: int = 30) -> int:
@@ -47,22 +59,6 @@ def frac_bits(limit: float, bound: float, lo: int = -24, hi: int = 30) -> int:
 
 def qround(a, k, dtype=np.int64):
     return np.round(np.asarray(a, np.float64) * 2.0 ** k).astype(dtype)
-
-
-def _affine(sig, mu, slope, offset, v_frac):
-    """Synapse pre-activations z = sig*(slope*q + offset - mu) for an integer q with v_frac
-    fractional bits, as z*2^zf = A*q + B: (A int16, B int32, zf)."""
-    a = sig * slope * 2.0 ** -v_frac  # per unit of q
-    b = sig * (offset - mu)
-    zf = frac_bits(A_MAX, float(np.abs(a).max()) if a.size else 0.0, hi=24)
-    if zf < LUT_FRAC + 1:
-        raise CodegenError(f"int8 C: a synapse's sigmoid is too steep for the fixed-point format "
-                           f"(|sigma * scale| up to {float(np.abs(a).max()):.3g})")
-    lim = 2 ** 29 + 2 ** (zf + 4)  # beyond: saturated whatever a*q is
-    A = qround(a, zf)
-    shift = zf - LUT_FRAC  # z >> shift: table steps; b carries the table's centre and the rounding
-    B = np.clip(qround(b, zf), -lim, lim) + ((LUT_N // 2) << shift) + (1 << (shift - 1))
-    return A.astype(np.int16), B.astype(np.int64), zf
 
 
 def _csr(mask):
@@ -85,17 +81,27 @@ def quantize(config: dict, raw: dict, fixed_dt: float, calib_x) -> dict:
     Pm = F.model_prepare(F.NumpyOps, raw, config)
     P = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in Pm["cell"].items()}
     n, m, n_in = int(cell["units"]), int(cell["motor_size"]), int(config["input_size"])
+    if n > 256 or n_in > 256:
+        raise CodegenError("int8 C export of an LTC supports up to 256 units and 256 inputs (one-byte indices)")
     vmax = float(max(np.abs(bounds[0]).max(), np.abs(bounds[1]).max(), 1e-6))
     sv = frac_bits(32767, vmax, hi=15)
-    q = {"sv": sv, "n": n, "motor": m, "bounds": bounds}
-    q.update(_inputs(config, Pm, P, calib_x, n_in))
-    q.update(_synapses(config, P, q, fixed_dt))
+    adj = np.abs(np.asarray(cell["wiring"]["adjacency"])) > 0
+    sadj = np.abs(np.asarray(cell["wiring"]["sensory_adjacency"])) > 0
+    q = {"sv": sv, "n": n, "motor": m, "bounds": bounds, "unfolds": int(cell.get("ode_unfolds", 6))}
+    q.update(_inputs(Pm, P, calib_x, n_in, sadj.any(1)))
+    q.update(_neurons(P, q, adj, sadj, fixed_dt))
+    vq = (np.floor(bounds[0].min() * 2.0 ** sv), np.ceil(bounds[1].max() * 2.0 ** sv))
+    for tag, mask, pre_, slope, offset, vf, vlim in (
+            ("R", adj, "", np.ones(n), np.zeros(n), np.full(n, sv), (np.full(n, vq[0]), np.full(n, vq[1]))),
+            ("S", sadj, "sensory_", q["in_slope"], q["in_offset"], q["xf"], (-q["xq_max"], q["xq_max"]))):
+        q[tag] = _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim)
     q.update(_outputs(config, Pm, P, q))
     return q
 
 
-def _inputs(config, Pm, P, calib_x, n_in):
-    """Per-input formats from the calibration range, and the raw -> cell-input affine map."""
+def _inputs(Pm, P, calib_x, n_in, used):
+    """Per-input formats from the calibration range, coarsened so that slope * 2^-xf (the mapped
+    input's step) is within a factor 2 of the coarsest input's: one sigma scale then fits all."""
     x = np.asarray(calib_x, np.float64).reshape(-1, n_in) if calib_x is not None else np.zeros((1, n_in))
     xmax = np.abs(x).max(0) * 1.25 if x.size else np.ones(n_in)
     xf = np.array([frac_bits(32767, float(b), hi=15) for b in xmax])
@@ -107,34 +113,94 @@ def _inputs(config, Pm, P, calib_x, n_in):
         slope, offset = slope * P["input_w"], offset * P["input_w"]
     if P.get("input_b") is not None:
         offset = offset + P["input_b"]
-    return {"xf": xf, "in_slope": slope, "in_offset": offset, "calib_xmax": xmax}
+    dead = used & (np.abs(slope) * 2.0 ** 24 < 1e-30)
+    if dead.any():
+        raise CodegenError(f"int8 C: input {int(np.argmax(dead))} has input weight 0 but sensory synapses")
+    step = np.abs(slope) * 2.0 ** -xf.astype(np.float64)
+    if used.any():
+        top = float(step[used].max())
+        k = np.floor(np.log2(top / np.where(used, step, top)) + 1e-9).astype(int)
+        xf = np.where(used, np.maximum(xf - k, -24), xf)
+    xq_max = np.minimum(np.round(xmax * 2.0 ** xf.astype(np.float64)), 32767.0)
+    return {"xf": xf.astype(int), "in_slope": slope, "in_offset": offset, "calib_xmax": xmax, "xq_max": xq_max}
 
 
-def _synapses(config, P, q, fixed_dt):
-    cell, n, sv = config["cell"], q["n"], q["sv"]
-    adj = np.abs(np.asarray(cell["wiring"]["adjacency"])) > 0
-    sadj = np.abs(np.asarray(cell["wiring"]["sensory_adjacency"])) > 0
-    unfolds = int(cell.get("ode_unfolds", 6))
-    cm_t = P["cm"] * unfolds / float(fixed_dt)
-    total = cm_t + P["gleak"] + (P["w"] * adj).sum(0) + (P["sensory_w"] * sadj).sum(0)
-    c = DEN_UNITS / np.where(total > 0, total, 1.0)  # per-neuron conductance scale
-    out = {"unfolds": unfolds, "cmt": qround(cm_t * c, 0), "glvl": qround(P["gleak_vleak"] * c, sv),
-           "cmtgl": qround((cm_t + P["gleak"]) * c, 15)}
-    for tag, mask, pre_, slope, offset, vf in (
-            ("R", adj, "", np.ones(n), np.zeros(n), sv),
-            ("S", sadj, "sensory_", q["in_slope"], q["in_offset"], q["xf"])):
-        row, pre, post = _csr(mask)
-        vfk = np.broadcast_to(vf, slope.shape)[pre]
-        A, B, zf = _affine(P[pre_ + "sigma"][pre, post], P[pre_ + "mu"][pre, post], slope[pre], offset[pre],
-                           vfk)
-        out[tag] = {"row": row, "pre": pre, "A": A, "B": B, "shift": zf - LUT_FRAC,
-                    "W": qround(P[pre_ + "w"][pre, post] * c[post], 0).astype(np.int16),
-                    "WE": qround(P[pre_ + "w_erev"][pre, post] * c[post], sv - 15).astype(np.int16)}
-    return out
+def _neurons(P, q, adj, sadj, fixed_dt):
+    """Per-neuron scale c_j (cm_t + gleak = 2^(k-1) units, largest denominator <= DEN_UNITS),
+    cm_t in units, vleak in Q<sv>, and the shifts of the w and w*erev bytes."""
+    sv, n = q["sv"], q["n"]
+    cm_t = P["cm"] * q["unfolds"] / float(fixed_dt)
+    base = cm_t + P["gleak"]
+    w_all = np.concatenate([P["w"] * adj, P["sensory_w"] * sadj], 0)
+    we_all = np.concatenate([P["w_erev"] * adj, P["sensory_w_erev"] * sadj], 0)
+    total = base + w_all.sum(0)
+    c = DEN_UNITS / np.where(total > 0, total, 1.0)
+    k = np.where(base * c >= 1.0, np.floor(np.log2(np.maximum(base * c, 1.0))) + 1, 0).astype(int)
+    c = np.where(k > 0, 2.0 ** (k - 1) / np.where(base > 0, base, 1.0), c)
+    cmtgl = np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)
+    cmt = np.clip(np.round(cm_t * c), 0, cmtgl).astype(np.int64)
+    gl = np.where(P["gleak"] > 0, P["gleak"], 1.0)
+    vleak = np.where(P["gleak"] > 0, P["gleak_vleak"] / gl, 0.0)
+    lo, hi = q["bounds"]
+    vl = np.clip(np.round(vleak * 2.0 ** sv), np.ceil(lo * 2.0 ** sv), np.floor(hi * 2.0 ** sv))
+    top_w = (w_all * c[None, :]).max(0)
+    top_we = (np.abs(we_all) * c[None, :]).max(0) * 2.0 ** (sv - 15)
+    mw = np.array([max(0, math.ceil(math.log2(t / 255.0))) if t > 255 else 0 for t in top_w])
+    me = np.array([max(0, math.ceil(math.log2(t / 127.0))) if t > 127 else 0 for t in top_we])
+    if mw.max(initial=0) > 15 or me.max(initial=0) > 15:
+        raise CodegenError("int8 C: a conductance too large for the fixed-point format (bug in the quantiser)")
+    return {"c": c, "K": k, "cmtgl": cmtgl, "CMT": cmt, "VL": vl.astype(np.int64), "mw": mw, "me": me}
+
+
+def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
+    """One list (recurrent or sensory) in CSR order by postsynaptic neuron: the five bytes of each
+    synapse and the list's gate formats. z = sigma * (slope * v * 2^-vf + offset - mu) is
+    a * (v - m) per unit of the integer v; z * 2^af = A * (v - MZ - Q * MS)."""
+    row, pre, post = _csr(mask)
+    if len(row) > 1 and np.diff(row).max() > 255:
+        raise CodegenError("int8 C: a neuron with more than 255 synapses in one list")
+    sig, mu = P[pre_ + "sigma"][pre, post], P[pre_ + "mu"][pre, post]
+    sl = slope[pre] * 2.0 ** -np.asarray(vf, np.float64)[pre]
+    a = sig * sl
+    m = (mu - offset[pre]) / np.where(sl != 0, sl, 1.0)
+    A, Q, af, ms, mz = _gate_grid(a, m, np.asarray(vlim[0], np.float64)[pre], np.asarray(vlim[1], np.float64)[pre])
+    c, mw, me = q["c"][post], q["mw"][post], q["me"][post]
+    W = np.clip(np.round(P[pre_ + "w"][pre, post] * c * 2.0 ** -mw), 0, 255)
+    WE = np.round(P[pre_ + "w_erev"][pre, post] * c * 2.0 ** (q["sv"] - 15 - me))
+    unit = W * 2.0 ** (mw + q["sv"] - 15 - me)  # WE per volt of reversal potential
+    lo, hi = q["bounds"][0][post], q["bounds"][1][post]
+    WE = np.clip(WE, np.ceil(lo * unit - 1e-9), np.floor(hi * unit + 1e-9))  # erev within the LTC bounds
+    WE = np.clip(WE, -127, 127)
+    fb = min(T_FB, af - T_STEP)
+    s2 = af - T_STEP - fb
+    dmax = 32768 + abs(mz) + 127 * ms + float(np.abs(np.concatenate([vlim[0], vlim[1]])).max(initial=0))
+    if 127 * dmax >= 2 ** 31:
+        raise CodegenError("int8 C: a synapse's mu too far from the states for the fixed-point format")
+    rec = np.stack([pre, A, Q, W, WE], 1).astype(np.int64) & 0xFF
+    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "fb": fb, "s2": s2, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
+
+
+def _gate_grid(a, m, vlo, vhi):
+    """int8 sigma (one power-of-two scale af) and mu (affine grid MZ + Q * MS) of a list. A centre
+    beyond where the gate saturates for every v in [vlo, vhi] is pulled in (the gate is unchanged)."""
+    amax = float(np.abs(a).max()) if a.size else 1.0
+    af = frac_bits(128, amax, hi=24)  # a largest |sigma| at a power of two: 128 -> 127 (1/128)
+    if af < T_STEP + 2:
+        raise CodegenError(f"int8 C: a synapse's sigmoid is too steep for the fixed-point format "
+                           f"(|sigma * scale| up to {amax:.3g})")
+    A = np.clip(qround(a, af), -127, 127)
+    reach = 8.0 * 2.0 ** af / np.maximum(np.abs(A), 1)
+    m = np.where(A == 0, (vlo + vhi) / 2, np.clip(m, vlo - reach, vhi + reach))
+    lo, hi = (float(m.min()), float(m.max())) if m.size else (0.0, 0.0)
+    ms = max(1, int(math.ceil((hi - lo) / 254.0)))
+    mz = int(round((hi + lo) / 2))
+    Q = np.clip(np.round((m - mz) / ms), -127, 127)
+    return A.astype(np.int64), Q.astype(np.int64), af, ms, mz
 
 
 def _outputs(config, Pm, P, q):
-    """y = M v[:motor] + c in raw output units, as acc = OM v_q + OC (Q fy), yq = acc >> osh."""
+    """y = M v[:motor] + c in raw output units, as yq = ((OM v_q) >> OSH) + OC: OM int8 per row
+    (a power-of-two scale per row), OC int16 in the output's format."""
     m = q["motor"]
     M, c0 = np.eye(m), np.zeros(m)
     if P.get("output_w") is not None:
@@ -150,14 +216,13 @@ def _outputs(config, Pm, P, q):
     lo, hi = q["bounds"][0][:m], q["bounds"][1][:m]
     bound = np.abs(c0) + np.maximum(np.abs(M * lo), np.abs(M * hi)).sum(1) + 1e-9
     yf = np.array([frac_bits(32767, b, hi=24) for b in bound])
-    fy = np.array([min(frac_bits(2.0 ** 29, b, hi=40),
-                       q["sv"] + frac_bits(32767, float(np.abs(r).max()) + 1e-12, hi=40)) for b, r in zip(bound, M)])
+    fy = np.array([q["sv"] + frac_bits(127, float(np.abs(r).max()) + 1e-12, hi=40) for r in M])
     osh = fy - yf
-    if osh.min() < 1:
-        raise CodegenError("int8 C: an output map too large for the fixed-point format")
-    return {"OM": np.stack([qround(r, f - q["sv"]) for r, f in zip(M, fy)]).astype(np.int16),
-            "OC": np.array([qround(v, f) for v, f in zip(c0, fy)], np.int64), "osh": osh, "yf": yf,
-            "out_bound": bound}
+    if osh.min() < 0 or osh.max() > 30:
+        raise CodegenError("int8 C: an output map out of range for the fixed-point format")
+    return {"OM": np.stack([np.clip(qround(r, f - q["sv"]), -127, 127) for r, f in zip(M, fy)]),
+            "OC": np.clip(np.array([qround(v, f) for v, f in zip(c0, yf)], np.int64), -32768, 32767),
+            "osh": osh, "yf": yf, "out_bound": bound}
 
 
 # --------------------------------------------------------------------------------------
@@ -169,47 +234,49 @@ _CTYPES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int16_t": 2, "int32_t": 4,
 
 class IntArrays:
     def __init__(self, idx_bytes: int):
-        self.lines, self.bytes, self.idx_bytes = [], 0, idx_bytes
+        self.lines, self.bytes, self.idx_bytes, self.groups = [], 0, idx_bytes, {}
 
-    def add(self, ctype: str, name: str, values) -> None:
+    def add(self, ctype: str, name: str, values, group: str = "weights") -> None:
         a = np.asarray(values).astype(np.int64).ravel()
         lo, hi = {"int8_t": (-127, 127), "uint8_t": (0, 255), "uint16_t": (0, 65535), "int16_t": (-32768, 32767),
                   "int32_t": (-2 ** 31 + 1, 2 ** 31 - 1), "uint32_t": (0, 2 ** 32 - 1), "idx_t": (0, 65535)}[ctype]
         if a.size and (a.min() < lo or a.max() > hi):
             raise CodegenError(f"int8 C: constant {name} out of {ctype} range (bug in the quantiser)")
         items = [str(int(v)) + ("u" if ctype == "uint32_t" else "") for v in a] or ["0"]
-        self.bytes += (_CTYPES[ctype] or self.idx_bytes) * len(items)
+        size = (_CTYPES[ctype] or self.idx_bytes) * len(items)
+        self.bytes += size
+        self.groups[group] = self.groups.get(group, 0) + size
         rows = [",".join(items[i:i + 16]) for i in range(0, len(items), 16)]
         self.lines.append(f"static const {ctype} {name}[{len(items)}] = {{\n    " + ",\n    ".join(rows) + "};")
 
 
-def _pack(hi, lo) -> np.ndarray:
-    """(hi << 16) | (lo & 0xffff) as uint32 words (hi, lo int16 / index)."""
-    return ((np.asarray(hi, np.int64) & 0xFFFF) << 16) | (np.asarray(lo, np.int64) & 0xFFFF)
-
-
 def sigmoid_lut() -> np.ndarray:
+    """The LSTM's table: 512 Q15 entries, step 1/32 over [-8, 8)."""
     k = (np.arange(LUT_N) - LUT_N // 2) / float(1 << LUT_FRAC)
     return np.round(32768.0 / (1.0 + np.exp(-k))).astype(np.int64)
 
 
-def _constants(q: dict) -> tuple[str, int, str]:
-    idx_max = max(int(np.diff(q["R"]["row"]).max()), int(np.diff(q["S"]["row"]).max()))
-    idx = "uint8_t" if idx_max < 256 else "uint16_t"
-    C = IntArrays(1 if idx == "uint8_t" else 2)
-    C.add("int16_t", "SIG_LUT", sigmoid_lut())
-    for tag in ("R", "S"):
-        s = q[tag]
-        C.add("idx_t", f"{tag}_COUNT", np.diff(s["row"]))
-        words = np.stack([_pack(s["A"], s["pre"]), np.asarray(s["B"], np.int64) & 0xFFFFFFFF,
-                          _pack(s["WE"], s["W"])], 1)
-        C.add("uint32_t", f"{tag}_SYN", words)
-    for name in ("cmt", "glvl", "cmtgl"):
-        C.add("int32_t", name.upper(), q[name])
-    C.add("int16_t", "OM", q["OM"])
-    C.add("int32_t", "OC", q["OC"])
-    C.add("uint8_t", "OSH", q["osh"])
-    return "\n".join(C.lines) + "\n", C.bytes, idx
+def sigmoid_table() -> np.ndarray:
+    """The LTC's table: T_N + 1 Q15 entries (at most 32767), step 2^-T_STEP over [-8, 8]."""
+    k = np.arange(T_N + 1) / float(1 << T_STEP) - 8.0
+    return np.minimum(np.round(32768.0 / (1.0 + np.exp(-k))), 32767).astype(np.int64)
+
+
+def _constants(q: dict) -> tuple[str, dict]:
+    C = IntArrays(1)
+    C.add("uint16_t", "SIG_T", sigmoid_table(), "tables")
+    for tag in ("S", "R"):
+        C.add("uint8_t", f"{tag}_SYN", q[tag]["bytes"], "synapses")
+    C.add("uint8_t", "S_COUNT", np.diff(q["S"]["row"]), "neurons")
+    C.add("uint8_t", "R_COUNT", np.diff(q["R"]["row"]), "neurons")
+    C.add("uint8_t", "SHIFTS", q["mw"] | (q["me"] << 4), "neurons")
+    C.add("uint8_t", "KBASE", q["K"], "neurons")
+    C.add("uint16_t", "CMT", q["CMT"], "neurons")
+    C.add("int16_t", "VLEAK", q["VL"], "neurons")
+    C.add("int8_t", "OM", q["OM"], "outputs")
+    C.add("int16_t", "OC", q["OC"], "outputs")
+    C.add("uint8_t", "OSH", q["osh"], "outputs")
+    return "\n".join(C.lines) + "\n", {"total": C.bytes, **C.groups}
 
 
 def c_init(values) -> str:
@@ -245,7 +312,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     if not (dt > 0 and np.isfinite(dt)):
         raise CodegenError(f"fixed_dt must be finite and > 0, got {dt}")
     q = quantize(config, raw, dt, calib_x)
-    consts, nbytes, idx = _constants(q)
+    consts, nbytes = _constants(q)
     up = prefix.upper()
     facts_h, facts_c = int_facts(config, raw, prefix, dt)
     summary = (f"{q['n']} units, {config['input_size']} inputs, {config['output_size']} outputs, "
@@ -256,18 +323,20 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         DEFAULT_DT=flit(dt), IN_BITS=c_init(q["xf"]), OUT_BITS=c_init(q["yf"]), FACTS=facts_h, KIND="ltc",
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS {q['sv']} /* state h[i] = v_i * 2^{q['sv']} */",
         STATE_NOTE=f"Q{q['sv']} neuron potentials")
+    lists = {f"{t}_{k.upper()}": int(q[t][k]) for t in ("R", "S") for k in ("ms", "mz", "s2", "fb")}
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
-        common, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"],
-        LUT_SCALE=1 << LUT_FRAC, IDX=idx, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}",
-        S_SHIFT=int(q["S"]["shift"]), R_SHIFT=int(q["R"]["shift"]), UNFOLDS=q["unfolds"], LUT_N=LUT_N,
+        {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
+        T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
         IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
         V_SCALE=flit(2.0 ** q["sv"]), V_UNIT=flit(2.0 ** -q["sv"]), FACTS_C=facts_c)
     info = {"synapses": int(len(q["R"]["pre"])), "sensory_synapses": int(len(q["S"]["pre"])),
-            "weights_bytes": nbytes, "index_type": idx, "sparse": True, "fixed_dt": dt,
+            "weights_bytes": nbytes["total"], "weights_bytes_by_kind": {k: v for k, v in nbytes.items() if k != "total"},
+            "index_type": "uint8_t", "sparse": True, "fixed_dt": dt,
             "quantization": {"state_frac_bits": q["sv"], "input_frac_bits": [int(v) for v in q["xf"]],
-                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": LUT_N,
-                             "weights": "int16 per synapse, per-neuron conductance scale",
+                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": T_N + 1,
+                             "weights": "int8 per synapse (sigma, mu, w, w*erev), per-neuron conductance scale "
+                                        "and shifts",
                              "integer_only_macro": f"{up}_INTEGER_ONLY",
                              "integer_step": f"{prefix}_step_q"}}
     return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}
