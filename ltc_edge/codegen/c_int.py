@@ -21,7 +21,7 @@ Scheme (stated in the generated header and source):
     under it) with cm_t + gleak = 2^(k_j - 1) units and the largest possible denominator <= 32000
     units; w (uint8) and w*erev (int8) per synapse with a per-neuron shift each (mw_j, me_j), the
     w*erev byte clipped so that its reversal potential stays within the neuron's LTC bounds;
-    per neuron: counts, the shifts, k_j (bytes), cm_t (uint16 units), vleak (int16 Q<sv>);
+    per neuron: counts, the shifts, k_j >= 1 (bytes), cm_t (uint16 units), vleak (int16 Q<sv>);
   * v' = num / den: one rounding int32 division per neuron and unfold, saturated to int16;
   * outputs: raw units, int16 with a per-output format from the output bound the state bounds
     imply; the output map (output affine, readout, de-normalisation) int8 per row with a shift
@@ -44,8 +44,7 @@ LUT_FRAC = 5          # the LSTM's sigmoid table (c_int_lstm.py): step 1/32 over
 LUT_N = 16 << LUT_FRAC
 T_STEP = 1            # the LTC's sigmoid table: step 2^-T_STEP over [-8, 8], linearly interpolated
 T_N = 16 << T_STEP    # intervals (T_N + 1 entries)
-T_BITS = 5            # log2(T_N): the interval index clamps to T_BITS bits (one USAT on v7-M)
-T_FB = 8              # fraction bits of the interpolation
+T_BITS = 5            # log2(T_N): the interval index from the centre clamps to T_BITS signed bits (one SSAT)
 DEN_UNITS = 32000     # a neuron's largest possible denominator, in its own conductance units
 SYN_BYTES = 5         # pre, sigma, mu, w, w*erev
 
@@ -135,9 +134,11 @@ def _neurons(P, q, adj, sadj, fixed_dt):
     we_all = np.concatenate([P["w_erev"] * adj, P["sensory_w_erev"] * sadj], 0)
     total = base + w_all.sum(0)
     c = DEN_UNITS / np.where(total > 0, total, 1.0)
-    k = np.where(base * c >= 1.0, np.floor(np.log2(np.maximum(base * c, 1.0))) + 1, 0).astype(int)
-    c = np.where(k > 0, 2.0 ** (k - 1) / np.where(base > 0, base, 1.0), c)
-    cmtgl = np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)
+    # k >= 1: a cm_t + gleak under one unit (1/DEN_UNITS of the largest denominator) is one unit,
+    # so that every denominator is at least one unit
+    k = (np.floor(np.log2(np.maximum(base * c, 1.0))) + 1).astype(int)
+    c = np.where(base * c >= 1.0, 2.0 ** (k - 1) / np.where(base > 0, base, 1.0), c)
+    cmtgl = 2 ** (k - 1)
     cmt = np.clip(np.round(cm_t * c), 0, cmtgl).astype(np.int64)
     gl = np.where(P["gleak"] > 0, P["gleak"], 1.0)
     vleak = np.where(P["gleak"] > 0, P["gleak_vleak"] / gl, 0.0)
@@ -171,13 +172,14 @@ def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
     lo, hi = q["bounds"][0][post], q["bounds"][1][post]
     WE = np.clip(WE, np.ceil(lo * unit - 1e-9), np.floor(hi * unit + 1e-9))  # erev within the LTC bounds
     WE = np.clip(WE, -127, 127)
-    fb = min(T_FB, af - T_STEP)
-    s2 = af - T_STEP - fb
+    ish = af - T_STEP  # z * 2^af >> ish: table intervals; the next 16 bits below: the fraction
+    frac = (f"(((uint32_t)(t) >> {ish - 16}) & 0xffffu)" if ish >= 16
+            else f"(((uint32_t)(t) << {16 - ish}) & 0xffffu)")
     dmax = 32768 + abs(mz) + 127 * ms + float(np.abs(np.concatenate([vlim[0], vlim[1]])).max(initial=0))
     if 127 * dmax >= 2 ** 31:
         raise CodegenError("int8 C: a synapse's mu too far from the states for the fixed-point format")
     rec = np.stack([pre, A, Q, W, WE], 1).astype(np.int64) & 0xFF
-    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "fb": fb, "s2": s2, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
+    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "ish": ish, "frac": frac, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
 
 
 def _gate_grid(a, m, vlo, vhi):
@@ -185,17 +187,23 @@ def _gate_grid(a, m, vlo, vhi):
     beyond where the gate saturates for every v in [vlo, vhi] is pulled in (the gate is unchanged)."""
     amax = float(np.abs(a).max()) if a.size else 1.0
     af = frac_bits(128, amax, hi=24)  # a largest |sigma| at a power of two: 128 -> 127 (1/128)
-    if af < T_STEP + 2:
+    if af < T_STEP + 4:
         raise CodegenError(f"int8 C: a synapse's sigmoid is too steep for the fixed-point format "
                            f"(|sigma * scale| up to {amax:.3g})")
     A = np.clip(qround(a, af), -127, 127)
     reach = 8.0 * 2.0 ** af / np.maximum(np.abs(A), 1)
     m = np.where(A == 0, (vlo + vhi) / 2, np.clip(m, vlo - reach, vhi + reach))
     lo, hi = (float(m.min()), float(m.max())) if m.size else (0.0, 0.0)
-    ms = max(1, int(math.ceil((hi - lo) / 254.0)))
-    mz = int(round((hi + lo) / 2))
+    mz = _immediate(round((hi + lo) / 2))
+    ms = max(1, int(math.ceil(max(hi - mz, mz - lo) / 127.0)))
     Q = np.clip(np.round((m - mz) / ms), -127, 127)
     return A.astype(np.int64), Q.astype(np.int64), af, ms, mz
+
+
+def _immediate(v: int) -> int:
+    """v rounded to 8 significant bits: one ARM/Thumb-2 immediate operand."""
+    e = max(0, abs(int(v)).bit_length() - 8)
+    return int(round(v / 2.0 ** e)) << e
 
 
 def _outputs(config, Pm, P, q):
@@ -257,26 +265,34 @@ def sigmoid_lut() -> np.ndarray:
 
 
 def sigmoid_table() -> np.ndarray:
-    """The LTC's table: T_N + 1 Q15 entries (at most 32767), step 2^-T_STEP over [-8, 8]."""
+    """The LTC's table: T_N words, T[k] << 16 | (T[k+1] - T[k]) with T[k] the Q15 sigmoid (at most
+    32767) at k / 2^T_STEP - 8, k = 0..T_N: one load gives an interval's start and rise."""
     k = np.arange(T_N + 1) / float(1 << T_STEP) - 8.0
-    return np.minimum(np.round(32768.0 / (1.0 + np.exp(-k))), 32767).astype(np.int64)
+    t = np.minimum(np.round(32768.0 / (1.0 + np.exp(-k))), 32767).astype(np.int64)
+    return (t[:-1] << 16) | np.diff(t)
 
 
 def _constants(q: dict) -> tuple[str, dict]:
     C = IntArrays(1)
-    C.add("uint16_t", "SIG_T", sigmoid_table(), "tables")
+    C.add("uint32_t", "SIG_T", sigmoid_table(), "tables")
     for tag in ("S", "R"):
         C.add("uint8_t", f"{tag}_SYN", q[tag]["bytes"], "synapses")
-    C.add("uint8_t", "S_COUNT", np.diff(q["S"]["row"]), "neurons")
-    C.add("uint8_t", "R_COUNT", np.diff(q["R"]["row"]), "neurons")
-    C.add("uint8_t", "SHIFTS", q["mw"] | (q["me"] << 4), "neurons")
-    C.add("uint8_t", "KBASE", q["K"], "neurons")
-    C.add("uint16_t", "CMT", q["CMT"], "neurons")
+    sc, rc = np.diff(q["S"]["row"]), np.diff(q["R"]["row"])
+    if q["mw"].max(initial=0) > 7 or q["CMT"].max(initial=0) > 32767:
+        raise CodegenError("int8 C: a neuron's constants out of range (bug in the quantiser)")
+    short = rc.max(initial=0) < 64  # the recurrent count fits the neuron word
+    word = (q["CMT"] | (q["K"] << 15) | (q["mw"] << 19) | (q["me"] << 22) | ((rc if short else 0) << 26))
+    C.add("uint32_t", "NRN", word, "neurons")
+    C.add("uint8_t", "S_COUNT", sc, "neurons")
+    counts = "#define R_COUNT(x, j) ((x) >> 26)"
+    if not short:
+        C.add("uint8_t", "R_COUNTS", rc, "neurons")
+        counts = "#define R_COUNT(x, j) R_COUNTS[j]"
     C.add("int16_t", "VLEAK", q["VL"], "neurons")
     C.add("int8_t", "OM", q["OM"], "outputs")
     C.add("int16_t", "OC", q["OC"], "outputs")
     C.add("uint8_t", "OSH", q["osh"], "outputs")
-    return "\n".join(C.lines) + "\n", {"total": C.bytes, **C.groups}
+    return "\n".join(C.lines) + "\n" + counts + "\n", {"total": C.bytes, **C.groups}
 
 
 def c_init(values) -> str:
@@ -323,7 +339,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         DEFAULT_DT=flit(dt), IN_BITS=c_init(q["xf"]), OUT_BITS=c_init(q["yf"]), FACTS=facts_h, KIND="ltc",
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS {q['sv']} /* state h[i] = v_i * 2^{q['sv']} */",
         STATE_NOTE=f"Q{q['sv']} neuron potentials")
-    lists = {f"{t}_{k.upper()}": int(q[t][k]) for t in ("R", "S") for k in ("ms", "mz", "s2", "fb")}
+    lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac")}
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
         T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
@@ -334,7 +350,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
             "weights_bytes": nbytes["total"], "weights_bytes_by_kind": {k: v for k, v in nbytes.items() if k != "total"},
             "index_type": "uint8_t", "sparse": True, "fixed_dt": dt,
             "quantization": {"state_frac_bits": q["sv"], "input_frac_bits": [int(v) for v in q["xf"]],
-                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": T_N + 1,
+                             "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": T_N,
                              "weights": "int8 per synapse (sigma, mu, w, w*erev), per-neuron conductance scale "
                                         "and shifts",
                              "integer_only_macro": f"{up}_INTEGER_ONLY",
