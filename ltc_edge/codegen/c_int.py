@@ -165,13 +165,7 @@ def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
     a = sig * sl
     m = (mu - offset[pre]) / np.where(sl != 0, sl, 1.0)
     A, Q, af, ms, mz = _gate_grid(a, m, np.asarray(vlim[0], np.float64)[pre], np.asarray(vlim[1], np.float64)[pre])
-    c, mw, me = q["c"][post], q["mw"][post], q["me"][post]
-    W = np.clip(np.round(P[pre_ + "w"][pre, post] * c * 2.0 ** -mw), 0, 255)
-    WE = np.round(P[pre_ + "w_erev"][pre, post] * c * 2.0 ** (q["sv"] - 15 - me))
-    unit = W * 2.0 ** (mw + q["sv"] - 15 - me)  # WE per volt of reversal potential
-    lo, hi = q["bounds"][0][post], q["bounds"][1][post]
-    WE = np.clip(WE, np.ceil(lo * unit - 1e-9), np.floor(hi * unit + 1e-9))  # erev within the LTC bounds
-    WE = np.clip(WE, -127, 127)
+    W, WE = _conductance_bytes(P[pre_ + "w"][pre, post], P[pre_ + "w_erev"][pre, post], q, post)
     ish = af - T_STEP  # z * 2^af >> ish: table intervals; the next 16 bits below: the fraction
     frac = (f"(((uint32_t)(t) >> {ish - 16}) & 0xffffu)" if ish >= 16
             else f"(((uint32_t)(t) << {16 - ish}) & 0xffffu)")
@@ -180,6 +174,29 @@ def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
         raise CodegenError("int8 C: a synapse's mu too far from the states for the fixed-point format")
     rec = np.stack([pre, A, Q, W, WE], 1).astype(np.int64) & 0xFF
     return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "ish": ish, "frac": frac, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
+
+
+def _conductance_bytes(w, we, q, post):
+    """w (uint8, W * 2^mw = w * c) and w*erev (int8, WE * 2^(me + 15 - sv) = w*erev * c) of each
+    synapse, rounded together: of the four floor/ceil pairs the one with the least squared error
+    of W * erev (the numerator WE / unit against the denominator's W; a neuron's steady state is
+    a w-weighted mean of its erevs) plus that of W; the reversal potential WE / (W * unit)
+    clipped to the neuron's LTC bounds (states stay within them)."""
+    c, mw, me = q["c"][post], q["mw"][post], q["me"][post]
+    wx = w * c * 2.0 ** -mw
+    unit = 2.0 ** (mw + q["sv"] - 15 - me)  # WE per volt per unit of W
+    erev = np.where(w > 0, we / np.where(w > 0, w, 1.0), 0.0)
+    lo, hi = q["bounds"][0][post], q["bounds"][1][post]
+    best, score = None, None
+    for W in (np.clip(np.floor(wx), 0, 255), np.clip(np.ceil(wx), 0, 255)):
+        wex = np.clip(erev, lo, hi) * W * unit
+        for WE in (np.floor(wex), np.ceil(wex)):
+            WE = np.clip(np.clip(WE, np.ceil(lo * W * unit - 1e-9), np.floor(hi * W * unit + 1e-9)), -127, 127)
+            sc = (WE / unit - erev * W) ** 2 + 1.0 * (W - wx) ** 2
+            take = np.ones(W.shape, bool) if score is None else sc < score
+            best = (W, WE) if best is None else (np.where(take, W, best[0]), np.where(take, WE, best[1]))
+            score = sc if score is None else np.where(take, sc, score)
+    return best[0].astype(np.int64), best[1].astype(np.int64)
 
 
 def _gate_grid(a, m, vlo, vhi):
