@@ -18,7 +18,7 @@ Scheme (stated in the generated header and source):
   * the sigmoid: a 33-entry Q15 table over [-8, 8] (step 1/2), linearly interpolated (max error
     3e-3, like the 512-entry table it replaced; beyond +-8 the result stays within 6e-4);
   * conductances: per postsynaptic neuron j a scale c_j (free: v' = num / den does not change
-    under it) with cm_t + gleak = 2^(k_j - 1) units and the largest possible denominator <= 32000
+    under it) with cm_t + gleak = 2^(k_j - 1) units and the largest possible denominator <= 16000
     units; w (uint8) and w*erev (int8) per synapse with a per-neuron shift each (mw_j, me_j), the
     w*erev byte clipped so that its reversal potential stays within the neuron's LTC bounds;
     per neuron: counts, the shifts, k_j >= 1 (bytes), cm_t (uint16 units), vleak (int16 Q<sv>);
@@ -45,7 +45,7 @@ LUT_N = 16 << LUT_FRAC
 T_STEP = 1            # the LTC's sigmoid table: step 2^-T_STEP over [-8, 8], linearly interpolated
 T_N = 16 << T_STEP    # intervals (T_N + 1 entries)
 T_BITS = 5            # log2(T_N): the interval index from the centre clamps to T_BITS signed bits (one SSAT)
-DEN_UNITS = 32000     # a neuron's largest possible denominator, in its own conductance units
+DEN_UNITS = 16000     # a neuron's largest possible denominator, in its own conductance units
 SYN_BYTES = 5         # pre, sigma, mu, w, w*erev
 
 
