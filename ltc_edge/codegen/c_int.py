@@ -10,19 +10,30 @@ Scheme (stated in the generated header and source):
     overflows; the update is a convex mix and stays within the bounds by construction);
   * a synapse is five bytes: pre, sigma, mu, w, w*erev (int8; w uint8). Its gate is
     sigmoid(sigma * (v_pre - mu)): sigma int8 with one power-of-two scale per list (recurrent,
-    sensory), mu int8 on an affine grid per list (mu = MZ + q * MS state units);
+    sensory), mu int8 on an affine grid per list (mu = MZ + q * MS state units; MZ one ARM
+    immediate; the unfolds run on w = v - MZ so that the grid's centre costs nothing per synapse);
+    a mu beyond where its gate saturates over the whole (calibrated) range is pulled in;
   * inputs: raw units, int16 with a per-input power-of-two format, from the calibration range
-    and coarsened where the input map's weight is small, so that every input's mapped value
-    slope * x has about the same resolution (within a factor 2); the input map and the input
-    normalisation are then folded into the sensory sigma and mu (no per-input constants);
-  * the sigmoid: a 33-entry Q15 table over [-8, 8] (step 1/2), linearly interpolated (max error
-    3e-3, like the 512-entry table it replaced; beyond +-8 the result stays within 6e-4);
+    (x1.25) and coarsened where the input map's weight is small, so that every input's mapped
+    value slope * x has about the same resolution (within a factor 2); the input map and the
+    input normalisation are then folded into the sensory sigma and mu (no per-input constants).
+    Gates are exact over the calibrated range (x1.25); beyond it an input with the plain format
+    saturates, one with a coarsened format runs on and only gates whose mu lay beyond the
+    calibrated range (pulled in) can differ;
+  * the sigmoid: a table of 32 words T[k] << 16 | (T[k+1] - T[k]), T the Q15 sigmoid over
+    [-8, 8] in steps of 1/2, linearly interpolated with a 16-bit fraction (one SMLAWB on cores
+    with the DSP extension, the same integer elsewhere): max error 3e-3 like the 512-entry
+    table it replaced, and within 6e-4 of 0 or 1 beyond +-8;
   * conductances: per postsynaptic neuron j a scale c_j (free: v' = num / den does not change
-    under it) with cm_t + gleak = 2^(k_j - 1) units and the largest possible denominator <= 16000
-    units; w (uint8) and w*erev (int8) per synapse with a per-neuron shift each (mw_j, me_j), the
-    w*erev byte clipped so that its reversal potential stays within the neuron's LTC bounds;
-    per neuron: counts, the shifts, k_j >= 1 (bytes), cm_t (uint16 units), vleak (int16 Q<sv>);
-  * v' = num / den: one rounding int32 division per neuron and unfold, saturated to int16;
+    under it) with cm_t + gleak = 2^(k_j - 1) units (k_j >= 1: every denominator is at least one
+    unit) and the largest possible denominator <= 30000 units (<= 32767 after rounding:
+    checked); w (uint8) and w*erev (int8) per synapse with a per-neuron shift each (mw_j,
+    me_j), rounded together so that the reversal potential stays consistent with the rounded w,
+    and clipped so that it stays within the neuron's LTC bounds;
+  * per neuron one word (cm_t in units, k_j, mw_j, me_j, the recurrent synapse count), the
+    sensory synapse count (byte) and vleak (int16 Q<sv>);
+  * v' = num / den: one rounding unsigned division (of num + 2^16 den) per neuron and unfold,
+    saturated to int16;
   * outputs: raw units, int16 with a per-output format from the output bound the state bounds
     imply; the output map (output affine, readout, de-normalisation) int8 per row with a shift
     per row, its bias int16 in the output's format.
@@ -43,10 +54,10 @@ TEMPLATES = Path(__file__).with_name("templates") / "int"
 LUT_FRAC = 5          # the LSTM's sigmoid table (c_int_lstm.py): step 1/32 over [-8, 8), 512 Q15 entries
 LUT_N = 16 << LUT_FRAC
 T_STEP = 1            # the LTC's sigmoid table: step 2^-T_STEP over [-8, 8], linearly interpolated
-T_N = 16 << T_STEP    # intervals (T_N + 1 entries)
+T_N = 16 << T_STEP    # intervals: T_N table words (an interval's start and rise)
 T_BITS = 5            # log2(T_N): the interval index from the centre clamps to T_BITS signed bits (one SSAT)
-DEN_UNITS = 16000     # a neuron's largest possible denominator, in its own conductance units
-SYN_BYTES = 5         # pre, sigma, mu, w, w*erev
+DEN_UNITS = 30000     # a neuron's largest possible denominator, in its own conductance units (<= 32767
+                      # after rounding the w bytes: checked)
 
 
 def frac_bits(limit: float, bound: float, lo: int = -24, hi: int = 30) -> int:
@@ -94,6 +105,10 @@ def quantize(config: dict, raw: dict, fixed_dt: float, calib_x) -> dict:
             ("R", adj, "", np.ones(n), np.zeros(n), np.full(n, sv), (np.full(n, vq[0]), np.full(n, vq[1]))),
             ("S", sadj, "sensory_", q["in_slope"], q["in_offset"], q["xf"], (-q["xq_max"], q["xq_max"]))):
         q[tag] = _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim)
+    den = q["cmtgl"] + sum(np.bincount(np.repeat(np.arange(n), np.diff(q[t]["row"])), q[t]["W"], n) for t in "RS") \
+        * 2.0 ** q["mw"]
+    if den.max(initial=0) > 32767:  # the step's unsigned division and its Q15 sums need this
+        raise CodegenError("int8 C: a neuron's denominator out of range after rounding (bug in the quantiser)")
     q.update(_outputs(config, Pm, P, q))
     return q
 
