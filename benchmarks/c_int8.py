@@ -3,7 +3,8 @@
 cheetah LTC-NCP-32 and LSTM-32 (/work/runs/ltc_ncp32.safetensors, /work/runs/lstm32.safetensors
 by default; rows for absent files are left out):
   * `ltc export --format c --precision int8` (the exporter: drift-checked) and fp32, both run
-    through the runtime's C backend on the test split (cheetah: test MSE of int8 vs fp32);
+    through the runtime's C backend on the test split (cheetah: test MSE of int8 vs fp32); the
+    constants' bytes (int8 LTC: by kind), fp32 over int8 (the cheetah LTC-NCP's target: >= 3);
   * Cortex-M0 (qemu -M microbit, soft float), Cortex-M3 (-M mps2-an385, soft float) and
     Cortex-M4 (-M mps2-an386, hard float): golden test (int8: bit-exact with the host build),
     instructions per step (SysTick under -icount shift=0), flash of the step object
@@ -65,12 +66,15 @@ def exports(model_file, work: Path, ref) -> dict:
         row = {"drift_max_abs": d.get("max_abs"), "drift_metric": d.get("metric"), "within_budget": d["within_budget"],
                "states_within_bounds": d.get("states_within_bounds"), "fixed_dt": man.get("fixed_dt"),
                "weights_bytes": man.get("weights_bytes"), "source_bytes": man["files"]["source"]["size_bytes"]}
+        if man.get("weights_bytes_by_kind"):  # int8 LTC: synapses, neurons, outputs, tables
+            row["weights_bytes_by_kind"] = man["weights_bytes_by_kind"]
         data = D.load_reference(ref, model.config, fixed_dt=man.get("fixed_dt"))
         if data.y is not None:
             ys = D.run_sequences(c_runner(work / precision), data.x, data.dt, F.state_size(model.config), batch=64)
             row["test_metric"] = dict(zip(("name", "value"), D.metric(data.task_kind, ys, data.y)))
             row["test_sequences"] = int(len(data.x))
         out[precision] = row
+    out["fp32_over_int8_weights_bytes"] = out["fp32"]["weights_bytes"] / out["int8"]["weights_bytes"]
     if "test_metric" in out["int8"]:
         a, b = out["int8"]["test_metric"]["value"], out["fp32"]["test_metric"]["value"]
         out["int8_vs_fp32_test_metric_rel"] = abs(a - b) / abs(b)
@@ -104,6 +108,9 @@ def targets(rows: dict) -> dict:
             if name == "ltc_ncp19":
                 f = cm["cortex-m0"]["int8"]["object_flash_bytes"]
                 out["ltc_ncp19_int8_flash_bytes"] = {"value": f, "target": "<= 4096", "met": f <= 4096}
+        if name == "cheetah_ltc_ncp32":
+            x = r["exports"]["fp32_over_int8_weights_bytes"]
+            out[f"{name}_int8_weights_x_smaller"] = {"value": x, "target": ">= 3", "met": x >= 3}
         rel = r["exports"].get("int8_vs_fp32_test_metric_rel")
         if rel is not None:
             out[f"{name}_int8_test_metric_rel"] = {"value": rel, "target": "<= 0.05", "met": rel <= 0.05}
