@@ -174,6 +174,19 @@ def test_int8_constants_a_third_of_fp32_cheetah_like(tmp_path):
     assert "static const uint8_t R_SYN[" in src and "static const uint8_t S_SYN[" in src
 
 
+def test_int8_wide_fan_in_layout(tmp_path):
+    """A fully connected LTC of 70 units: 70 recurrent synapses per neuron do not fit the neuron
+    word's 6-bit count, the counts move to their own array, and the step still tracks fp32."""
+    m = build_model("ltc", 5, units=70, output_size=2, seed=0)
+    m.apply_constraints()
+    raw, x = _raw(m), _inputs(m.config, steps=100)
+    y8, h8, gen = _run_c(tmp_path, m.config, raw, x)
+    y32, h32 = _run_numpy(m.config, raw, x)
+    assert "R_COUNTS[j]" in gen["files"]["m8.c"] and gen["info"]["weights_bytes_by_kind"]["synapses"] == 5 * 75 * 70
+    assert np.ptp(y32, 0).max() > 1e-3
+    assert np.abs(y8 - y32).max() <= 0.03 * np.ptp(y32, 0).max(), (np.abs(y8 - y32).max(), np.ptp(y32, 0).max())
+
+
 @pytest.mark.parametrize("kind,kw,msg", [
     ("cfc", dict(units=8), "supports ltc and lstm models, not 'cfc'"),
     ("ltc", dict(units=6, solver="euler"), "needs the LTC state bounds"),
