@@ -374,7 +374,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac")}
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
-        T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
+        T_SCALE=1 << T_STEP, CONSTANTS=consts, R_LAST=int(np.flatnonzero(np.diff(q["R"]["row"])).max(initial=-1)) + 1, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
         IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
         V_SCALE=flit(2.0 ** q["sv"]), V_UNIT=flit(2.0 ** -q["sv"]), FACTS_C=facts_c)
