@@ -13,6 +13,7 @@ import pytest
 from ltc_edge.export import get_exporter
 from ltc_edge.codegen import c as cgen
 from ltc_edge.nn import build_model, save
+from model_cases import make_case
 from ltc_edge.runtime import ModelLoadError, NonFiniteInputError, StateBoundError, load
 
 pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compiler (cc/gcc)")
@@ -43,10 +44,7 @@ CASES = {
 
 
 def make(tmp_path, name, seed=0):
-    kind, kw = CASES[name]
-    model = build_model(kind, 5, seed=seed, **kw)
-    model.apply_constraints()
-    return model, save(model, tmp_path / f"{name}.safetensors")
+    return make_case(CASES, tmp_path, name, seed)
 
 
 @pytest.mark.parametrize("name, unroll", [(name, u) for name, (kind, _) in CASES.items()

@@ -681,7 +681,7 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     return "\n".join(lines) + "\n", "\n/* ---- model facts (declared in the header) ---- */\n" + "\n".join(src) + "\n"
 
 
-FIRMWARE = Path(__file__).with_name("firmware")  # golden-test harness: main, host and Cortex-M4 platforms
+FIRMWARE = Path(__file__).with_name("firmware")  # golden-test harnesses, host and Cortex-M platforms
 
 
 def c_array(a) -> str:
