@@ -35,8 +35,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from c_models import model_files, ncps_cells  # noqa: E402
+from callgrind_step import differenced  # noqa: E402
 
 PREFIX = "m"
 FLAG_SETS = {"O2": None, "O3": ["-O3", "-ffast-math", "-march=x86-64-v3", "-std=c99"]}  # None: cgen.CFLAGS
@@ -103,26 +105,14 @@ def c_ns(exe: Path, steps: int) -> float:
     return float(r.stdout.split("ns_per_step=")[1].split()[0])
 
 
-def callgrind_total(exe: Path, steps: int) -> int | None:
-    with tempfile.TemporaryDirectory() as d:
-        outf = Path(d) / "cg.out"
-        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}", str(exe), str(steps), "0"],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            return None
-        for line in outf.read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    return None
-
-
 def instructions_per_step(exe: Path, n: int) -> dict:
+    """callgrind_step.differenced of the bench program (no warm-up steps), or why it was skipped."""
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind not installed"}
-    a, b = callgrind_total(exe, n), callgrind_total(exe, 2 * n)
-    if a is None or b is None:
+    try:
+        return differenced(exe, n, "0")
+    except RuntimeError:
         return {"skipped": "callgrind failed"}
-    return {"per_step": (b - a) / n, "steps_n": n, "total_n": a, "total_2n": b}
 
 
 class TorchNcps:

@@ -30,7 +30,8 @@ SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
 OPTIONAL_ROLES = {"c": ("library",                                   # built for the host (flat layout)
-                        "cmake", "cmake_toolchain", "golden_data", "golden_main", "golden_platform_host",
+                        "cmake", "cmake_toolchain", "golden_data", "golden_main", "golden_harness",
+                        "golden_platform_host",
                         "golden_platform_m4", "golden_startup_m4", "golden_linker_m4",  # --layout cmake
                         "arduino_properties", "arduino_example")}                     # --layout arduino
 COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)

@@ -5,8 +5,9 @@
 `instructions_per_step(c_dir, prefix, flags)` compiles `<c_dir>/<prefix>.c` with a small driver
 that steps the model N and 2N times on varying inputs, runs both under callgrind and returns
 (Ir(2N) - Ir(N)) / N: the instructions of one step with start-up and the driver's set-up
-removed (the driver's per-step input update, ~10 instructions, is counted). Importable
-(benchmarks/c_speed.py) when scripts/ is on sys.path.
+removed (the driver's per-step input update, ~10 instructions, is counted). `differenced(exe, n)`
+does the same for any program whose first argument is the step count; benchmarks/c_speed.py
+imports it (with scripts/ on sys.path).
 """
 
 from __future__ import annotations
@@ -53,23 +54,32 @@ def build(c_dir, prefix: str = "ltc_model", flags=("-O2",), exe=None, cc: str = 
     return exe
 
 
-def total_instructions(exe, steps: int) -> int:
+def total_instructions(exe, steps: int, *args: str) -> int:
+    """Callgrind's instruction total of `exe steps *args`; RuntimeError when the run fails."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "cg.out"
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), str(steps)],
-                       check=True, capture_output=True)
+        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), str(steps),
+                            *args], capture_output=True, text=True)
+        if r.returncode != 0 or not out.exists():
+            raise RuntimeError(f"callgrind failed: {r.stderr.strip()[-300:]}")
         for line in out.read_text().splitlines():
             if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
     raise RuntimeError("no callgrind totals")
 
 
-def instructions_per_step(c_dir, prefix: str = "ltc_model", flags=("-O2",), n: int = 500) -> float:
-    """Callgrind instructions of one steady-state step: (Ir(2n) - Ir(n)) / n."""
+def differenced(exe, n: int, *args: str) -> dict:
+    """Instructions of one steady-state step of a program `exe STEPS *args` that runs STEPS steps:
+    {"per_step": (Ir(2n) - Ir(n)) / n, "steps_n", "total_n", "total_2n"}."""
     if shutil.which("valgrind") is None:
         raise RuntimeError("valgrind is not installed")
-    exe = build(c_dir, prefix, list(flags))
-    return (total_instructions(exe, 2 * n) - total_instructions(exe, n)) / n
+    a, b = total_instructions(exe, n, *args), total_instructions(exe, 2 * n, *args)
+    return {"per_step": (b - a) / n, "steps_n": n, "total_n": a, "total_2n": b}
+
+
+def instructions_per_step(c_dir, prefix: str = "ltc_model", flags=("-O2",), n: int = 500) -> float:
+    """Callgrind instructions of one steady-state step: (Ir(2n) - Ir(n)) / n."""
+    return differenced(build(c_dir, prefix, list(flags)), n)["per_step"]
 
 
 def text_bytes(c_dir, prefix: str = "ltc_model", flags=("-O2",)) -> int:

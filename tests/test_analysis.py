@@ -191,16 +191,6 @@ def test_bounds_of_an_instantaneous_neuron():
 runner = CliRunner()
 
 
-def _one_line_error(r, msg):
-    lines = [l for l in r.output.strip().splitlines() if l.strip()]
-    assert r.exit_code != 0 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.output, r.output
-
-
-@pytest.fixture
-def ltc_file(tmp_path):
-    return str(save(build_model("ltc", 3, 2, wiring="auto-ncp", units=8, seed=0), tmp_path / "m.safetensors"))
-
-
 @pytest.mark.parametrize("args,msg", [
     (["trajectory", "ltc", "--width", "0"], "--width must be >= 1"),
     (["trajectory", "ltc", "--depth", "-1"], "--depth must be >= 1"),
@@ -215,13 +205,13 @@ def ltc_file(tmp_path):
     (["bounds", "MODEL", "--task", "nope"], "unknown task 'nope'"),
     (["nonsense", "MODEL"], "unknown analysis 'nonsense'; choose trajectory, bounds, solvers"),
 ])
-def test_analyze_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg):
+def test_analyze_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg, one_line_error):
     args = [ltc_file if a == "MODEL" else a for a in args]
-    _one_line_error(runner.invoke(app, ["analyze", *args, "--out", str(tmp_path / "a")]), msg)
+    one_line_error(runner.invoke(app, ["analyze", *args, "--out", str(tmp_path / "a")]), msg)
 
 
-def test_analyze_refuses_an_input_as_out(ltc_file):
-    _one_line_error(runner.invoke(app, ["analyze", "bounds", ltc_file, "--out", ltc_file]), "is the input")
+def test_analyze_refuses_an_input_as_out(ltc_file, one_line_error):
+    one_line_error(runner.invoke(app, ["analyze", "bounds", ltc_file, "--out", ltc_file]), "is the input")
 
 
 def test_trajectory_of_every_cell_kind(tmp_path):
@@ -244,19 +234,19 @@ def test_trajectory_of_every_cell_kind(tmp_path):
     (["--task", "bogus"], "unknown task 'bogus'"),
     (["--sparsity", "0.2,0.4", "--out", "X.safetensors"], "give one --sparsity value"),
 ])
-def test_prune_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg):
+def test_prune_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg, one_line_error):
     args = [str(tmp_path / a) if a.endswith(".safetensors") else a for a in args]
     out = [] if "--out" in args else ["--out", str(tmp_path / "p")]
-    _one_line_error(runner.invoke(app, ["prune", ltc_file, *args, *out]), msg)
+    one_line_error(runner.invoke(app, ["prune", ltc_file, *args, *out]), msg)
 
 
-def test_prune_never_overwrites_its_input(tmp_path, ltc_file):
-    _one_line_error(runner.invoke(app, ["prune", ltc_file, "--out", ltc_file, "--no-time-c"]), "is the input")
+def test_prune_never_overwrites_its_input(tmp_path, ltc_file, one_line_error):
+    one_line_error(runner.invoke(app, ["prune", ltc_file, "--out", ltc_file, "--no-time-c"]), "is the input")
     # a folder output whose pruned-S file name is the input itself
     folder = tmp_path / "f"
     folder.mkdir()
     import shutil
 
     shutil.copy(ltc_file, folder / "pruned-0.5.safetensors")
-    _one_line_error(runner.invoke(app, ["prune", str(folder / "pruned-0.5.safetensors"), "--out", str(folder),
+    one_line_error(runner.invoke(app, ["prune", str(folder / "pruned-0.5.safetensors"), "--out", str(folder),
                                         "--no-time-c"]), "is the input")

@@ -99,18 +99,6 @@ def test_peak_rss_is_each_measurement_own(tmp_path):
     assert rss["big"] < ballast.nbytes * 2 // 3
 
 
-def _one_line_error(r, msg):
-    lines = [l for l in r.output.strip().splitlines() if l.strip()]
-    assert r.exit_code != 0 and len(lines) == 1 and msg in lines[0] and "Traceback" not in r.output, r.output
-
-
-@pytest.fixture
-def ltc_file(tmp_path):
-    from ltc_edge.nn import build_model, save
-
-    return str(save(build_model("ltc", 3, 2, wiring="auto-ncp", units=8, seed=0), tmp_path / "m.safetensors"))
-
-
 @pytest.mark.parametrize("args,msg", [
     (["--seconds", "0"], "--seconds must be > 0"),
     (["--seconds", "nan"], "--seconds must be a finite number"),
@@ -124,9 +112,9 @@ def ltc_file(tmp_path):
     (["--kinds", "ltc", "--task", "digits", "--epochs", "0"], "--epochs must be >= 1"),
     (["--kinds", "ltc", "--task", "digits", "--wiring", "star"], "unknown --wiring 'star'; choose from full"),
 ])
-def test_bench_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg):
-    _one_line_error(runner.invoke(app, ["bench", ltc_file, *args, "--out", str(tmp_path / "o")]), msg)
+def test_bench_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg, one_line_error):
+    one_line_error(runner.invoke(app, ["bench", ltc_file, *args, "--out", str(tmp_path / "o")]), msg)
 
 
-def test_bench_refuses_an_input_model_as_out(ltc_file):
-    _one_line_error(runner.invoke(app, ["bench", ltc_file, "--out", ltc_file]), "is the input")
+def test_bench_refuses_an_input_model_as_out(ltc_file, one_line_error):
+    one_line_error(runner.invoke(app, ["bench", ltc_file, "--out", ltc_file]), "is the input")

@@ -13,6 +13,7 @@ import pytest
 from ltc_edge.export import get_exporter
 from ltc_edge.codegen import c as cgen
 from ltc_edge.nn import build_model, save
+from model_cases import make_case
 from ltc_edge.runtime import ModelLoadError, NonFiniteInputError, StateBoundError, load
 
 pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compiler (cc/gcc)")
@@ -43,10 +44,7 @@ CASES = {
 
 
 def make(tmp_path, name, seed=0):
-    kind, kw = CASES[name]
-    model = build_model(kind, 5, seed=seed, **kw)
-    model.apply_constraints()
-    return model, save(model, tmp_path / f"{name}.safetensors")
+    return make_case(CASES, tmp_path, name, seed)
 
 
 @pytest.mark.parametrize("name, unroll", [(name, u) for name, (kind, _) in CASES.items()
@@ -323,3 +321,62 @@ def test_unroll_auto_threshold():
     assert cgen.generate(small.config, raw)["info"]["unrolled"] is True
     with pytest.raises(ValueError, match="unroll must be one of"):
         cgen.generate(small.config, raw, unroll="yes")
+
+
+UB_DRIVER = r"""
+#include <stdio.h>
+#include "m.h"
+int main(void)
+{
+    const float specials[4] = {1e30f, -1e30f, 1.0f / 0.0f, -1.0f / 0.0f};
+    m_state_t s;
+    float x[5] = {0.5f, -1.0f, 2.0f, 0.0f, 1.0f}, y[4];
+    int i, k;
+    for (k = 0; k < 4; ++k) {               /* states far outside the bounds: defined, no trap */
+        m_reset(&s);
+        for (i = 0; i < M_STATE_SIZE; i += 2) s.h[i] = specials[k];
+        m_step(&s, x, 0.1f, y);
+    }
+    m_reset(&s);
+    x[0] = 0.0f / 0.0f;                     /* NaN in: NaN out after a few steps */
+    for (k = 0; k < 3; ++k) m_step(&s, x, 0.1f, y);
+    for (i = 0; i < 4; ++i) printf("%d\n", y[i] != y[i]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("unroll", ["on", "off"])
+def test_bounded_recurrent_gates(tmp_path, unroll):
+    """The LTC's recurrent gates read states clamped to V_SAFE_LO/HI (|a (v - mu)| <= 120 there)
+    and use exp2_bounded_: the range holds the LTC bounds, a state far outside (or inf) is defined
+    behaviour under UBSan, NaN still propagates to the outputs; a model whose gates are too steep
+    for such a range keeps exp2_'s clamp."""
+    model, path = make(tmp_path, "ltc-ncp")
+    from ltc_edge.nn import functional as F
+    from ltc_edge.nn.modelfile import read
+    config, raw = read(path)
+    gen = cgen.generate(config, raw, prefix="m", unroll=unroll)
+    src = gen["files"]["m.c"]
+    assert "exp2_bounded_(a[k]" in src and ("vc[j] = safe_(v[j], j)" in src or "vc[i] = safe_(vv[i], i)" in src)
+    safe = [np.array([float(v.rstrip("f")) for v in re.search(rf"{n}\[\d+\] = \{{(.*?)\}};", src, re.S)
+                      .group(1).replace("\n", "").split(",")])[:19] for n in ("V_SAFE_LO", "V_SAFE_HI")]
+    lo, hi = F.ltc_state_bounds(config, raw)[0]
+    assert np.all(safe[0] <= np.minimum(lo, 0) - 1) and np.all(safe[1] >= np.maximum(hi, 0) + 1)
+    for name, text in gen["files"].items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "drv.c").write_text(UB_DRIVER)
+    exe = tmp_path / "drv"
+    built = subprocess.run([cgen.find_cc(), "-O1", "-std=c99", "-fsanitize=undefined,float-cast-overflow",
+                            "-fno-sanitize-recover=all", "-o", str(exe), str(tmp_path / "m.c"), str(tmp_path / "drv.c")],
+                           capture_output=True, text=True)
+    if built.returncode != 0 and "sanitize" in built.stderr:
+        pytest.skip("no UBSan runtime")
+    assert built.returncode == 0, built.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr
+    assert run.stdout.split() == ["1"] * 4  # NaN reached every output
+    steep = dict(raw)
+    steep["cell.sigma"] = raw["cell.sigma"] * 1e4  # |a| ~ 1e5: no range keeps |t| <= 120 around the bounds
+    src2 = cgen.generate(config, steep, prefix="m", unroll=unroll)["files"]["m.c"]
+    assert "safe_(" not in src2 and "exp2_bounded_(a[k]" not in src2

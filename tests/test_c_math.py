@@ -4,7 +4,8 @@ math.c.in: no libm) against double precision, over a sweep of the whole float32 
 steps see. The bounds asserted here are the ones stated in the generated source:
   exp2_(t): relative error <= 2.5e-7 for |t| <= 125, clamped to 2^+-125 beyond (never 0, inf
             or subnormal); expf_(x): the same for |x| <= 86.64 (5e-6 under -ffast-math, which
-            may reorder its two-part reduction);
+            may reorder its two-part reduction); exp2_bounded_(t) (no clamp: the LTC's recurrent
+            gates): the same error for |t| <= 126, NaN -> NaN, and no undefined behaviour;
   sigmoid_, tanh_: absolute error <= 2.5e-7 for every float (+-inf included); NaN -> NaN."""
 
 import ctypes
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.skipif(cgen.find_cc() is None, reason="no host C compil
 WRAP = """
 #define APPLY(name, fn) void name(const float *x, float *y, int n) { int i; for (i = 0; i < n; ++i) y[i] = fn(x[i]); }
 APPLY(v_exp2, exp2_)
+APPLY(v_exp2_bounded, exp2_bounded_)
 APPLY(v_exp, expf_)
 APPLY(v_sigmoid, sigmoid_)
 APPLY(v_tanh, tanh_)
@@ -100,3 +102,15 @@ def test_sigmoid_tanh_absolute_error(lib, name, fn):
     assert y[ok].min() >= lo and y[ok].max() <= hi
     if not lib.fast_math:
         assert np.all(np.isnan(y[~ok]))
+
+
+def test_exp2_bounded_error_and_nan(lib):
+    """exp2_bounded_ (the recurrent gates' 2^t, exact rounding by the 1.5*2^23 trick, or a float
+    -> int conversion under -ffast-math) holds exp2_'s error on |t| <= 126, where it is used."""
+    t = np.concatenate([np.linspace(-126.0, 126.0, 2_000_001, dtype=np.float32),
+                        np.float32([-126.0, 126.0, -0.5, 0.5, -0.0, 0.0, 1e-30, -1e-30])])
+    y = lib("v_exp2_bounded", t)
+    worst = float(rel_err(y, np.exp2(t.astype(np.float64))).max())
+    assert worst <= BOUND, worst
+    if not lib.fast_math:
+        assert np.isnan(lib("v_exp2_bounded", [np.nan])[0])

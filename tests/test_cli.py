@@ -89,3 +89,27 @@ def test_demo_quick_runs_the_whole_pipeline(tmp_path):
                     "## 5. Pendulum-v1 closed loop", "## Conclusion"):
         assert section in report
     assert f"{p['expert']['return_mean']:.1f}" in report
+    _check_demo_robustness(summary, report, tmp_path)
+
+
+def _check_demo_robustness(summary: dict, report: str, out) -> None:
+    """The report's robustness section carries the sweep's own numbers: the clean MSEs are the
+    models' on the sampled test rows (re-run here on numpy), the LSTM ignores dt (jitter leaves
+    it exactly as it was), the LTC does not."""
+    from ltc_edge.bench import robustness as R
+    from ltc_edge.runtime import load
+    from ltc_edge.train.tasks import load_task
+
+    r = summary["robustness"]
+    assert "## 6. Robustness" in report and 0 < r["cpu_s"] < 30
+    ltc, lstm = r["models"]
+    test = R.with_dt(R.sample_rows(load_task("cheetah").test, r["test_sequences"], summary["seed"]))
+    for m in (ltc, lstm):
+        ys, _ = R.run_split(load(out / "models" / f"{m['name']}.safetensors", "numpy", state_check="off"), test)
+        assert m["clean"] == pytest.approx(R.metric(ys, test, "regression"), rel=1e-4)
+    assert f"| clean | - | {ltc['clean']:.4g} | {lstm['clean']:.4g} |" in report
+    assert all(p["relative"] == 1.0 for p in lstm["perturbations"]["jitter"])
+    assert all(p["relative"] != 1.0 for p in ltc["perturbations"]["jitter"])
+    assert "the LSTM is unaffected (it ignores dt)" in report
+    for name, levels in r["levels"].items():
+        assert len(ltc["perturbations"][name]) == len(levels) and f"- **{name}**: the LTC-NCP" in report

@@ -55,3 +55,52 @@ def test_conclusion_states_the_trade_off_from_the_numbers():
     assert "-165.0 vs the expert's -150.0 (10.0% worse)" in text
     summary["ltc-ncp"]["test_mse"] = 5.0
     assert "the LSTM is more accurate" in conclusion(summary, results)
+
+
+def _robustness(ltc_rel: dict, lstm_rel: dict) -> dict:
+    """A demo robustness result (the sweep's schema) from ratios to clean per perturbation level."""
+    from ltc_edge.bench.robustness import DEMO_LEVELS, PERTURBATIONS
+
+    def model(name, clean, rel):
+        return {"name": name, "clean": clean,
+                "perturbations": {p: [{"level": lv, "mean": clean * r, "std": 0.0, "relative": r}
+                                      for lv, r in zip(DEMO_LEVELS[p], rel[p])] for p in DEMO_LEVELS}}
+    return {"task": "cheetah", "metric": "mse", "higher_is_better": False, "backend": "c", "test_sequences": 128,
+            "seeds": [0, 1], "levels": DEMO_LEVELS, "units": {p: PERTURBATIONS[p].unit for p in DEMO_LEVELS},
+            "cpu_s": 3.1, "children_cpu_s": 0.7,
+            "models": [model("ltc-ncp", 2.0, ltc_rel), model("lstm", 4.0, lstm_rel)]}
+
+
+def test_robustness_section_says_where_the_ltc_degrades_less_or_more():
+    from ltc_edge.bench.demo_report import robustness_sentence
+
+    ltc = {"noise": (1.1, 1.5), "drop": (1.4, 2.5), "resample": (1.2, 1.0), "jitter": (1.05, 1.2),
+           "stuck": (1.3,), "zeroed": (1.002,)}
+    lstm = {"noise": (1.3, 2.0), "drop": (1.2, 1.5), "resample": (1.1, 1.5), "jitter": (1.0, 1.0),
+            "stuck": (1.6,), "zeroed": (1.0,)}
+    r = _robustness(ltc, lstm)
+    assert robustness_sentence(r, "noise") == ("**noise**: the LTC-NCP degrades less than the LSTM at every level "
+                                               "(at 1: 1.50x clean vs 2.00x, MSE 3 vs 8: still the better one).")
+    assert robustness_sentence(r, "drop").startswith("**drop**: the LTC-NCP degrades more than the LSTM at every")
+    assert robustness_sentence(r, "resample") == ("**resample**: the LTC-NCP degrades more than the LSTM at 0.5 "
+                                                  "(1.20x vs 1.10x), less than the LSTM at 2 (1.00x vs 1.50x).")
+    assert robustness_sentence(r, "jitter") == ("**jitter**: the LTC-NCP's MSE changes by up to 20.0%; the LSTM is "
+                                                "unaffected (it ignores dt); at 0.6, MSE 2.4 vs 4: still the better one.")
+    assert robustness_sentence(r, "stuck") == ("**stuck**: the LTC-NCP degrades less than the LSTM at 0.25 "
+                                               "(1.30x clean vs 1.60x, MSE 2.6 vs 6.4: still the better one).")
+    r["models"][0]["perturbations"]["drop"][-1]["mean"] = 4.5  # the LSTM: 4 x 1.5 = 6
+    assert "MSE 4.5 vs 6: still the better one" in robustness_sentence(r, "drop")
+    r["models"][0]["perturbations"]["drop"][-1]["mean"] = 6.5
+    assert "MSE 6.5 vs 6: now the worse one" in robustness_sentence(r, "drop")
+    summary, results = _inputs(m4_skipped=True)
+    summary["robustness"] = r
+    md = markdown(summary, results, [], Path("/x"))
+    assert "## 6. Robustness (cheetah: LTC-NCP vs LSTM on perturbed test inputs)" in md
+    assert "| clean | - | 2 | 4 |" in md and "| noise: sigma / training std | 0.3 | 2.2 (1.10x) | 5.2 (1.30x) |" in md
+    assert "| noise | 1 | 3 (1.50x) | 8 (2.00x) |" in md
+    assert md.count("\n- **") == len(r["levels"])  # one sentence per perturbation
+    assert ("On perturbed inputs (section 6) the LTC-NCP degrades less than the LSTM under noise, stuck and more "
+            "than the LSTM under drop, jitter at every level (about as much, or mixed across levels, under "
+            "resample, zeroed).") in conclusion(summary, results)
+    del summary["robustness"]
+    assert "## 6. Robustness" not in markdown(summary, results, [], Path("/x"))

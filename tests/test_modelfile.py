@@ -89,34 +89,32 @@ def test_foreign_safetensors(tmp_path):
         read(path)
 
 
-def test_mismatched_tensors(model, tmp_path):
-    path = save(model, tmp_path / "m.safetensors")
-    config, tensors = read(path)
+def _written(tmp_path, tensors, metadata: str):
+    """tensors with this ltc_edge metadata, written past save()'s checks; the file's path."""
     bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={"ltc_edge": metadata})
+    return bad
+
+
+def test_mismatched_tensors(model, tmp_path):
+    config, tensors = read(save(model, tmp_path / "m.safetensors"))
     tensors["cell.w"] = np.zeros((3, 3), np.float32)
-    save_file(tensors, str(bad), metadata={"ltc_edge": json.dumps(config)})
     with pytest.raises(ModelFileError, match=r"cell.w has shape \(3, 3\)"):
-        read(bad)
+        read(_written(tmp_path, tensors, json.dumps(config)))
     del tensors["cell.w"]
-    save_file(tensors, str(bad), metadata={"ltc_edge": json.dumps(config)})
     with pytest.raises(ModelFileError, match="missing.*cell.w"):
-        read(bad)
+        read(_written(tmp_path, tensors, json.dumps(config)))
 
 
 def test_unknown_version_and_bad_config(model, tmp_path):
-    path = save(model, tmp_path / "m.safetensors")
-    config, tensors = read(path)
-    bad = tmp_path / "bad.safetensors"
-    save_file(tensors, str(bad), metadata={"ltc_edge": json.dumps({**config, "format_version": 99})})
+    config, tensors = read(save(model, tmp_path / "m.safetensors"))
     with pytest.raises(ModelFileError, match="version 99"):
-        read(bad)
+        read(_written(tmp_path, tensors, json.dumps({**config, "format_version": 99})))
     cell = {**config["cell"], "kind": "mystery"}
-    save_file(tensors, str(bad), metadata={"ltc_edge": json.dumps({**config, "cell": cell})})
     with pytest.raises(ModelFileError, match="invalid model config: cell.kind must be one of ltc, "):
-        read(bad)
-    save_file(tensors, str(bad), metadata={"ltc_edge": "{not json"})
+        read(_written(tmp_path, tensors, json.dumps({**config, "cell": cell})))
     with pytest.raises(ModelFileError, match="not valid JSON"):
-        read(bad)
+        read(_written(tmp_path, tensors, "{not json"))
 
 
 def test_describe(model, tmp_path):

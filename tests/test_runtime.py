@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ltc_edge.nn import build_model, save
+from model_cases import make_case
 from ltc_edge.nn import functional as F
 from ltc_edge.runtime import (BACKENDS, Controller, InputDtypeError, InputShapeError, ModelLoadError,
                               NonFiniteInputError, RuntimeInputError, StateBoundError, load)
@@ -30,10 +31,7 @@ CASES = {
 
 
 def make(tmp_path, name, seed=0):
-    kind, kw = CASES[name]
-    model = build_model(kind, 5, seed=seed, **kw)
-    model.apply_constraints()
-    return model, save(model, tmp_path / f"{name}.safetensors")
+    return make_case(CASES, tmp_path, name, seed)
 
 
 def raw_of(model):
@@ -490,28 +488,13 @@ def test_failed_rebind_keeps_the_old_batch(tmp_path):
     assert ctrl.batch == 2 and ctrl.step(np.zeros((2, 5))).shape == (2, 2)
 
 
-def test_one_controller_shared_by_threads(tmp_path):
+def test_one_controller_shared_by_threads(tmp_path, step_in_threads):
     """Steps from several threads run one at a time: 4 threads x 50 steps of the same input
     end in the state of 200 sequential steps."""
-    import threading
-
     _, path = make(tmp_path, "gru")
     shared, ref = load(path), load(path)
     x = np.linspace(-1, 1, 5)
-    errors = []
-
-    def work():
-        try:
-            for _ in range(50):
-                shared.step(x, 0.1)
-        except Exception as e:  # reported below: a thread's exception is otherwise lost
-            errors.append(e)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = step_in_threads(shared, x, 50)
     for _ in range(200):
         ref.step(x, 0.1)
     assert not errors

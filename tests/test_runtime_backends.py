@@ -94,12 +94,18 @@ def _tflite(model, out):
     return out
 
 
-def test_tflite_equals_numpy(ltc):
-    pytest.importorskip("ai_edge_litert")
+def _tflite_export(ltc):
+    """(the LTC's model file, its fp32 TFLite export folder): exported once, on first use."""
     model, path, d = ltc
     out = d / "tfl"
     if not (out / "model.tflite").exists():
         _tflite(model, out)
+    return path, out
+
+
+def test_tflite_equals_numpy(ltc):
+    pytest.importorskip("ai_edge_litert")
+    path, out = _tflite_export(ltc)
     for batch in (1, 3):  # a static batch-1 graph steps rows one by one
         tfl = load(out, batch=batch, model_file=path)
         assert tfl.backend_name == "tflite" and tfl.meta.bounds is not None
@@ -109,10 +115,7 @@ def test_tflite_equals_numpy(ltc):
 def test_tflm_equals_numpy_on_fp32(ltc):
     """TFLite-Micro's float kernels step the fp32 export as numpy does (batch rows one by one)."""
     pytest.importorskip("tflite_micro")
-    model, path, d = ltc
-    out = d / "tfl"
-    if not (out / "model.tflite").exists():
-        _tflite(model, out)
+    path, out = _tflite_export(ltc)
     for batch in (1, 3):
         tflm = load(out, "tflm", batch=batch, model_file=path)
         assert tflm.backend_name == "tflm" and tflm.meta.bounds is not None
@@ -121,10 +124,7 @@ def test_tflm_equals_numpy_on_fp32(ltc):
 
 def test_tflite_guard_catches_a_wrong_state(ltc):
     pytest.importorskip("ai_edge_litert")
-    model, path, d = ltc
-    out = d / "tfl"
-    if not (out / "model.tflite").exists():
-        _tflite(model, out)
+    path, out = _tflite_export(ltc)
     tfl = load(out, model_file=path)
     tfl.state = np.full(19, 50.0)  # allowed as a start: the bound includes it
     tfl.step(np.zeros(5))
@@ -152,33 +152,15 @@ def test_tflite_bad_file(tmp_path):
         load(tmp_path / "model.tflite")
 
 
-def test_tflite_controller_shared_by_threads(ltc):
+def test_tflite_controller_shared_by_threads(ltc, step_in_threads):
     """One TFLite controller stepped from 4 threads: the interpreter is not re-entrant (it
     raised RuntimeError), the Controller's lock runs the steps one at a time, and the end
     state equals 4 x 100 sequential steps."""
-    import threading
-
     pytest.importorskip("ai_edge_litert")
-    model, path, d = ltc
-    out = d / "tfl"
-    if not (out / "model.tflite").exists():
-        _tflite(model, out)
+    path, out = _tflite_export(ltc)
     shared, ref = load(out, model_file=path), load(path)
     x = np.linspace(-1, 1, 5)
-    errors = []
-
-    def work():
-        try:
-            for _ in range(100):
-                shared.step(x, 0.1)
-        except Exception as e:  # a thread's exception is otherwise lost
-            errors.append(e)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = step_in_threads(shared, x, 100)
     assert not errors, errors[0]
     for _ in range(400):
         ref.step(x, 0.1)

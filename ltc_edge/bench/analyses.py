@@ -200,9 +200,8 @@ def _deploy(targets: list[str], backends: list[str]):
 def _robustness_task(models, task: str | None, flags: dict, sequences: int, seed: int):
     """The models' stored task (they must agree; its data file checked) unless --task / --data
     ...; test rows capped at `sequences`."""
-    import numpy as np
-
     from ..train.stored import load_model_task
+    from .robustness import input_std, sample_rows
 
     stored = [(m.ctrl.meta.config or {}).get("task") or {} for m in models]
     names = {(s.get("name"), repr(sorted((s.get("options") or {}).items()))) for s in stored}
@@ -212,14 +211,7 @@ def _robustness_task(models, task: str | None, flags: dict, sequences: int, seed
     for m in models:
         if m.ctrl.input_size != td.input_size:
             raise LtcEdgeError(f"task {td.name} has {td.input_size} inputs but {m.path} takes {m.ctrl.input_size}")
-    test = td.test
-    if len(test) > sequences:
-        from dataclasses import replace
-
-        idx = np.sort(np.random.default_rng(seed).permutation(len(test))[:sequences])
-        test = replace(test, x=test.x[idx], y=test.y[idx], dt=None if test.dt is None else test.dt[idx])
-    std = td.train.x.reshape(-1, td.input_size).std(axis=0)
-    return td, test, np.maximum(std, 1e-8).astype(np.float32)
+    return td, sample_rows(td.test, sequences, seed), input_std(td.train)
 
 
 def robustness(target: str, *, backend: str, seeds: int, sequences: int, task: str | None, seed: int,

@@ -2,7 +2,8 @@
 
 1. train an NCP-wired LTC and an LSTM on the HalfCheetah traces (short schedule)
 2. export both to ONNX and TFLite in fp32 and int8, and to C (drift-checked)
-3. benchmark them (latency, throughput, size, memory, test MSE) and write report + plots
+3. benchmark them (latency, throughput, size, memory, test MSE) and write report + plots;
+   a short robustness sweep of both (noise, dropped samples, rate changes, dt jitter, sensor faults)
 4. clone the pendulum swing-up expert into an LTC (DAgger) and run it closed-loop on numpy and C
 5. write report.md (every stage, skipped targets with their reason, a conclusion) and demo.json
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 from ..fileio import atomic_write_bytes
 
 
-def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 6, quick: bool = False) -> dict:
+def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 6, quick: bool = False,
+             robustness: bool = True) -> dict:
     from rich.rule import Rule
 
     from .run import wide_console
@@ -36,6 +38,8 @@ def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 
     results, backends = _bench(console, out, models, quick)
     summary["bench"] = str(out / "bench" / "results.json")
     summary["stage_s"]["export + bench"] = round(time.time() - t0, 1)
+    if robustness:
+        _robustness(console, models, backends, quick, seed, summary)
     console.print(Rule("4/4  pendulum: clone the swing-up expert into an LTC (DAgger), fly it closed-loop"))
     t0 = time.time()
     summary["pendulum"] = _pendulum(console, out, seed, pendulum_rounds, quick, backends)
@@ -52,6 +56,19 @@ def _load() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def _robustness(console, models: dict, backends, quick: bool, seed: int, summary: dict) -> None:
+    """A short robustness sweep of the cheetah models for the report (a few seconds of CPU)."""
+    from rich.rule import Rule
+
+    from .robustness import demo_sweep
+
+    console.print(Rule("robustness: the cheetah LTC-NCP and LSTM on perturbed test inputs"))
+    t0 = time.time()
+    summary["robustness"] = demo_sweep(models, backend="c" if "c" in backends else "numpy", quick=quick,
+                                       seed=seed, progress=lambda what: console.print(f"  {what}", style="dim"))
+    summary["stage_s"]["robustness"] = round(time.time() - t0, 1)
 
 
 def _train_cheetah(console, out: Path, seed: int, epochs: int, quick: bool, summary: dict) -> dict:

@@ -90,6 +90,91 @@ def _pendulum_section(p: dict) -> list[str]:
     return lines
 
 
+def _loss(rel: float, higher_is_better: bool) -> float:
+    """How many times worse than clean (1 = unchanged) from metric / clean."""
+    return (1.0 / rel if rel else float("inf")) if higher_is_better else rel
+
+
+def _verdicts(r: dict, name: str) -> list[tuple]:
+    """[(level, verdict, a's ratio, b's ratio)] of the first model against the second."""
+    a, b = r["models"][:2]
+    out = []
+    for lv, pa, pb in zip(r["levels"][name], a["perturbations"][name], b["perturbations"][name]):
+        if pa["relative"] is None or pb["relative"] is None:
+            out.append((lv, None, pa["relative"], pb["relative"]))
+            continue
+        la, lb = _loss(pa["relative"], r["higher_is_better"]), _loss(pb["relative"], r["higher_is_better"])
+        verdict = "as much as" if abs(la - lb) <= 0.01 * max(la, lb) else "less than" if la < lb else "more than"
+        out.append((lv, verdict, pa["relative"], pb["relative"]))
+    return out
+
+
+def _standing(r: dict, name: str) -> str:
+    """Both metrics at the perturbation's last level, and whether the first model is still the better one."""
+    a, b = r["models"][:2]
+    ma, mb = a["perturbations"][name][-1]["mean"], b["perturbations"][name][-1]["mean"]
+    better = (ma > mb) if r["higher_is_better"] else (ma < mb)
+    was = (a["clean"] > b["clean"]) if r["higher_is_better"] else (a["clean"] < b["clean"])
+    verdict = ("still " if better == was else "now ") + ("the better one" if better else "the worse one")
+    return f"{r['metric'].upper()} {ma:.4g} vs {mb:.4g}: {verdict}"
+
+
+def robustness_sentence(r: dict, name: str) -> str:
+    """Where the first model (the LTC) degrades less or more than the second, from the ratios."""
+    a, b = (m["name"].upper() for m in r["models"][:2])
+    metric = r["metric"].upper()
+    rows = _verdicts(r, name)
+    if any(v is None for _, v, _, _ in rows):
+        return f"**{name}**: no ratio to compare (a clean {metric} of 0)."
+    if all(abs(rb - 1.0) < 1e-6 for *_, rb in rows):
+        why = " (it ignores dt)" if name == "jitter" else ""
+        return (f"**{name}**: the {a}'s {metric} changes by up to {max(abs(ra - 1.0) for *_, ra, _ in rows):.1%}; "
+                f"the {b} is unaffected{why}; at {rows[-1][0]:g}, {_standing(r, name)}.")
+    if len({v for _, v, _, _ in rows}) == 1:
+        lv, v, ra, rb = rows[-1]
+        where = f"at every level (at {lv:g}: " if len(rows) > 1 else f"at {lv:g} ("
+        return (f"**{name}**: the {a} degrades {v} the {b} {where}{ra:.2f}x clean vs {rb:.2f}x, "
+                f"{_standing(r, name)}).")
+    return f"**{name}**: the {a} degrades " + ", ".join(f"{v} the {b} at {lv:g} ({ra:.2f}x vs {rb:.2f}x)"
+                                                      for lv, v, ra, rb in rows) + "."
+
+
+def _robustness_summary(r: dict) -> str:
+    """One sentence: under which perturbations the LTC degrades less / more than the LSTM at every level."""
+    a, b = (m["name"].upper() for m in r["models"][:2])
+    groups = {"less than": [], "more than": [], "mixed": []}
+    for name in r["levels"]:
+        verdicts = {v for _, v, _, _ in _verdicts(r, name)}
+        key = verdicts.pop() if len(verdicts) == 1 and verdicts <= {"less than", "more than"} else "mixed"
+        groups[key].append(name)
+    words = [f"{k} the {b} under {', '.join(v)}" for k, v in groups.items() if v and k != "mixed"]
+    mixed = ", ".join(groups["mixed"])
+    if not words:
+        return (f"On perturbed inputs (section 6) the {a} and the {b} degrade about as much, or each more at "
+                f"some level ({mixed}).")
+    rest = f" (about as much, or mixed across levels, under {mixed})" if mixed else ""
+    return f"On perturbed inputs (section 6) the {a} degrades {' and '.join(words)} at every level{rest}."
+
+
+def _robustness_section(r: dict) -> list[str]:
+    a, b = r["models"][:2]
+    metric = r["metric"].upper()
+    lines = [f"## 6. Robustness ({r['task']}: {a['name'].upper()} vs {b['name'].upper()} on perturbed test inputs)", "",
+             f"Both fp32 on the {r['backend']} backend, on the same perturbed data: {r['test_sequences']} test "
+             f"sequences, mean over {len(r['seeds'])} seed(s); a sensor fault counts its worst channel. Cells: "
+             f"{metric} (its ratio to clean; {'< 1' if r['higher_is_better'] else '> 1'} is worse). "
+             f"Cost: {r['cpu_s']} s of CPU (+{r['children_cpu_s']} s compiling); `ltc analyze robustness` "
+             "sweeps more levels and seeds.", "",
+             f"| perturbation | level | {a['name'].upper()} | {b['name'].upper()} |", "|---|---|---|---|",
+             f"| clean | - | {a['clean']:.4g} | {b['clean']:.4g} |"]
+    for name, levels in r["levels"].items():
+        for i, (lv, pa, pb) in enumerate(zip(levels, a["perturbations"][name], b["perturbations"][name])):
+            cells = [f"{p['mean']:.4g}" + ("" if p["relative"] is None else f" ({p['relative']:.2f}x)") for p in (pa, pb)]
+            what = f"{name}: {r['units'][name]}" if i == 0 else name
+            lines.append(f"| {what} | {lv:g} | {cells[0]} | {cells[1]} |")
+    return lines + [""] + [f"- {robustness_sentence(r, name)}" for name in r["levels"]] + [""]
+
+
 def _ratio_words(a: float, b: float, more: str, less: str) -> str:
     if a <= 0 or b <= 0:
         return "-"
@@ -128,6 +213,8 @@ def conclusion(summary: dict, results: dict) -> str:
         parts.append(f"As a controller, the cloned LTC-NCP flies Pendulum-v1 at a mean return of "
                      f"{p['clone_mean']:.1f} vs the expert's {p['expert']['return_mean']:.1f} "
                      f"({abs(p['gap']) * 100:.1f}% {'worse' if p['gap'] > 0 else 'better'}).")
+    if summary.get("robustness"):
+        parts.append(_robustness_summary(summary["robustness"]))
     return " ".join(parts)
 
 
@@ -141,6 +228,8 @@ def markdown(summary: dict, results: dict, plots: list[str], out: Path) -> str:
     lines += _train_section(summary) + _drift_section(results) + _bench_section(results) + _arm_section(results)
     if summary.get("pendulum"):
         lines += _pendulum_section(summary["pendulum"])
+    if summary.get("robustness"):
+        lines += _robustness_section(summary["robustness"])
     for p in plots:
         lines += [f"![{Path(p).stem}]({Path(p).relative_to(out) if Path(p).is_relative_to(out) else p})", ""]
     lines += ["## Conclusion", "", conclusion(summary, results), ""]

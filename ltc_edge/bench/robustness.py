@@ -156,6 +156,19 @@ PERTURBATIONS = {
 }
 
 
+def sample_rows(split: Split, n: int, seed: int) -> Split:
+    """At most n rows of the split (a seeded sample, in their original order)."""
+    if len(split) <= n:
+        return split
+    idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:n])
+    return replace(split, x=split.x[idx], y=split.y[idx], dt=None if split.dt is None else split.dt[idx])
+
+
+def input_std(train: Split) -> np.ndarray:
+    """Per-feature training std of the inputs (floored at 1e-8): the scale of `noise`."""
+    return np.maximum(train.x.reshape(-1, train.x.shape[-1]).std(axis=0), 1e-8).astype(np.float32)
+
+
 # --- running a deployed model over a split -----------------------------------------------
 
 
@@ -422,3 +435,40 @@ def closed_loop_sweep(models: list[Deployed], obs_std, *, seeds: int = 3, progre
             rows.setdefault(pert, []).append({"level": level, "mean": float(np.mean(values)),
                                               "std": float(np.std(values)), "values": values})
     return out
+
+
+# --- the demo's short comparison (issue 16) --------------------------------------------------
+
+# two levels of the cheap perturbations, one window of the sensor faults (they try every channel)
+DEMO_LEVELS = {"noise": (0.3, 1.0), "drop": (0.3, 0.5), "resample": (0.5, 2.0), "jitter": (0.3, 0.6),
+               "stuck": (0.25,), "zeroed": (0.25,)}
+
+
+def demo_sweep(model_files: dict, *, task: str = "cheetah", backend: str = "c", quick: bool = False, seed: int = 0,
+               progress=None) -> dict:
+    """`ltc demo`'s robustness section: {name: model file} on `backend` (fp32) under DEMO_LEVELS.
+    C: 128 test sequences, 2 seeds (about 4 s of CPU); numpy: 64 and 1 (128 and 2 measured 115 s
+    of CPU there); quick: 32 and 1. The sweep's result plus `cpu_s` (this process) and
+    `children_cpu_s` (the compilers the C backend ran)."""
+    import os
+    import time
+
+    from ..runtime import load
+    from ..train.tasks import load_task
+
+    cpu0, kids0 = time.process_time(), os.times()
+    sequences, seeds = (32, 1) if quick else (128, 2) if backend == "c" else (64, 1)
+    td = load_task(task)
+    test = sample_rows(td.test, sequences, seed)
+    models = [Deployed(name=name, path=str(f), backend=backend,
+                       ctrl=load(f, backend, batch=1, state_check="off", nonfinite="raise"))
+              for name, f in model_files.items()]
+    result = sweep(models, test, Context(input_std=input_std(td.train)), td.kind, seeds=seeds,
+                   perturbations=list(DEMO_LEVELS), levels=DEMO_LEVELS, progress=progress)
+    kids = os.times()
+    result.update({"task": td.name, "metric": td.metric, "higher_is_better": td.higher_is_better,
+                   "test_sequences": len(test), "backend": backend,
+                   "cpu_s": round(time.process_time() - cpu0, 2),
+                   "children_cpu_s": round(kids.children_user + kids.children_system
+                                           - kids0.children_user - kids0.children_system, 2)})
+    return result

@@ -251,7 +251,30 @@ def _gather(dst: str, src: str, pre, size: int, indent: str) -> str:
                      + [f"{indent}{dst}[{k}] = 0.0f;" for k in range(len(pre), size)])
 
 
-def _ltc_unrolled_code(lists, subst: dict) -> str:
+SAFE_T = 120.0  # the bounded gates' |a*(v - mu)| limit: exp2_bounded_ is exact to |t| <= 126
+
+
+def _safe_ranges(P: dict, cfg: dict, lists, bounds) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per neuron, the state range in which every recurrent gate it drives has |a*(v - mu)| <=
+    SAFE_T, or None when some range does not hold the neuron's LTC bounds (`bounds`: lo, hi or
+    None) and the reset state 0, with a margin of 1 (the gates then keep exp2_'s clamp). Clamping the gates' view of the state to it changes
+    nothing for a state the model can reach, and keeps exp2_bounded_ defined for any other."""
+    n = _int(cfg["units"], "units")
+    row, pre = lists["R"]
+    post = np.repeat(np.arange(n), np.diff(row))
+    sigma = np.asarray(P["sigma"], np.float64)[pre, post]
+    mu = np.asarray(P["mu"], np.float64)[pre, post]
+    reach = SAFE_T / (np.abs(sigma) * _LOG2E + 1e-30)
+    lo, hi = np.full(n, -3.0e38), np.full(n, 3.0e38)
+    np.maximum.at(lo, pre, mu - reach)
+    np.minimum.at(hi, pre, mu + reach)
+    if bounds is None:
+        return None
+    need_lo, need_hi = np.minimum(bounds[0], 0.0) - 1.0, np.maximum(bounds[1], 0.0) + 1.0
+    return (lo, hi) if bool(np.all(lo <= need_lo) and np.all(hi >= need_hi)) else None
+
+
+def _ltc_unrolled_code(lists, subst: dict, safe=None) -> str:
     n = subst["N"]
     (rrow, rpre), (srow, spre) = lists["R"], lists["S"]
     nrp, nsp, npad = _pad(len(rpre)), _pad(len(spre)), _pad(n)
@@ -265,9 +288,27 @@ def _ltc_unrolled_code(lists, subst: dict) -> str:
         f"        num[{j}] = {' + '.join(f'gwe[{k}]' for k in range(rrow[j], rrow[j + 1]))};\n"
         f"        den[{j}] = {' + '.join(f'gw[{k}]' for k in range(rrow[j], rrow[j + 1]))};" for j in busy)
     return _tmpl("cell_ltc_unrolled.c.in").substitute(
-        subst, NG=max(nrp, nsp), NP=npad, NRP=nrp, NSP=nsp,
+        subst, NG=max(nrp, nsp), NP=npad, NRP=nrp, NSP=nsp, **_bounded_parts(safe, n, npad),
         SENSORY_GATHER=_gather("s", "x", spre, nsp, "    "), SENSORY_SUMS=sens, PAD_INIT="\n".join(pads),
-        GATHER=_gather("s", "vv", rpre, len(rpre), "        "), SUMS=sums)
+        GATHER=_gather("s", "vv" if safe is None else "vc", rpre, len(rpre), "        "), SUMS=sums)
+
+
+def _bounded_parts(safe, n: int, npad: int, loop: bool = False) -> dict:
+    """The LTC step's pieces for bounded recurrent gates: the gates read vc, the states clamped
+    by safe_, and skip exp2_'s clamp (no pieces when `safe` is None). `loop`: the loop form."""
+    if safe is None:
+        return dict(GATES_BOUNDED="", GATES_R="gates", SYNAPSES_BOUNDED="", SYN_R="synapses", V_GATES="v",
+                    VC_DECL="", VC_INIT="", VC_UPDATE="")
+    ind = "        " if loop else "    "
+    upd = f"{ind}    for (j = 0; j < {n}; ++j)\n{ind}        vc[j] = safe_(v[j], j);\n" if loop else \
+        f"        for (i = 0; i < {npad}; ++i)\n            vc[i] = safe_(vv[i], i);\n"  # padded: vectorises
+    safe_code = _tmpl("safe_state.c.in").template
+    return dict(GATES_BOUNDED=safe_code + _tmpl("gates_bounded.c.in").template, GATES_R="gates_bounded",
+                SYNAPSES_BOUNDED=safe_code + _tmpl("synapses_bounded.c.in").template, SYN_R="synapses_bounded",
+                V_GATES="vc", VC_DECL=f", vc[{n if loop else npad}]",
+                VC_INIT=(f"{ind}for (j = 0; j < {n}; ++j)\n{ind}    vc[j] = safe_(v[j], j);\n" if loop else
+                         f"\n    for (i = 0; i < {npad}; ++i)\n        vc[i] = safe_(vv[i], i);"),
+                VC_UPDATE=upd)
 
 
 def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
@@ -284,14 +325,22 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
     counts = {tag: len(pre) for tag, (_, pre) in lists.items()}
     subst = dict(N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds,
                  SOLVER=_word(solver), EPS=flit(cfg.get("epsilon", 1e-8)), INPUT_MAP=imap, OUTPUT_MAP=omap)
+    safe = _safe_ranges(P, cfg, lists, opts.get("bounds")) if solver == "semi_implicit" else None
+    if safe is not None:  # the unrolled form's padding neurons (state 0) get the widest range
+        pad = (0, _pad(n) - n if unrolled else 0)
+        C.floats("V_SAFE_LO", np.pad(safe[0], pad, constant_values=-3.0e38))
+        C.floats("V_SAFE_HI", np.pad(safe[1], pad, constant_values=3.0e38))
     if unrolled:
-        code = _ltc_unrolled_code(lists, subst)
+        code = _ltc_unrolled_code(lists, subst, safe)
     elif solver == "semi_implicit":
-        code = _tmpl("cell_ltc.c.in").substitute(
-            subst, ODE_CODE="", UPDATE_CODE=_tmpl("ltc_semi_implicit.c.in").substitute(subst).rstrip("\n"))
+        parts = _bounded_parts(safe, n, n, loop=True)
+        update = _tmpl("ltc_semi_implicit.c.in").substitute(subst, **parts).rstrip("\n")
+        code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE="", UPDATE_CODE=update,
+                                                 SYNAPSES_BOUNDED=parts["SYNAPSES_BOUNDED"])
     else:
         ode = _tmpl("ltc_ode.c.in").substitute(subst, SOLVER_CODE=_solver_code(solver, unfolds, n))
-        code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE=ode, UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
+        code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE=ode, SYNAPSES_BOUNDED="",
+                                                 UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
     return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled}
 
 
@@ -453,7 +502,9 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     raw = {k: np.asarray(v, dtype=np.float32) for k, v in raw.items()}
     P = F.model_prepare(F.NumpyOps, raw, config)
     C = _Consts()
-    cell_code, info = CELL_GENERATORS[kind](C, P["cell"], config["cell"], {"sparse": sparse, "unroll": unroll})
+    ltc_bounds = F.ltc_state_bounds(config, raw)[0] if kind == "ltc" else None
+    cell_code, info = CELL_GENERATORS[kind](C, P["cell"], config["cell"],
+                                            {"sparse": sparse, "unroll": unroll, "bounds": ltc_bounds})
     input_code, output_code = _model_io(C, P, config)
     bounds = _bounds_code(C, config, raw)
     common = dict(PREFIX=prefix, UPPER=prefix.upper(), VERSION=_word(__version__), KIND=_word(kind),
@@ -630,7 +681,7 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     return "\n".join(lines) + "\n", "\n/* ---- model facts (declared in the header) ---- */\n" + "\n".join(src) + "\n"
 
 
-FIRMWARE = Path(__file__).with_name("firmware")  # golden-test harness: main, host and Cortex-M4 platforms
+FIRMWARE = Path(__file__).with_name("firmware")  # golden-test harnesses, host and Cortex-M platforms
 
 
 def c_array(a) -> str:

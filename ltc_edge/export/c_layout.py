@@ -4,8 +4,8 @@
   flat     <prefix>.h, <prefix>.c (+ lib<prefix>.so): what `ltc export --format c` always wrote
   cmake    the same sources + CMakeLists.txt (a static library target `<prefix>`, a golden test
            run by ctest), cmake/arm-none-eabi.cmake (Cortex-M4F toolchain file) and the golden
-           harness (golden/: main, host platform, Cortex-M4 startup/semihosting/linker script
-           for qemu mps2-an386)
+           harness (golden/: main, its shared header golden_harness.h, host platform, Cortex-M
+           startup/semihosting/linker script for a Cortex-M4 under qemu mps2-an386)
   arduino  an Arduino library: library.properties, src/<prefix>.h, src/<prefix>.c,
            examples/<prefix>_demo/<prefix>_demo.ino
 
@@ -32,7 +32,8 @@ FILE_ROLES = {
     "flat": {"header": "{p}.h", "source": "{p}.c"},
     "cmake": {"header": "{p}.h", "source": "{p}.c", "cmake": "CMakeLists.txt",
               "cmake_toolchain": "cmake/arm-none-eabi.cmake", "golden_data": "golden/golden_data.h",
-              "golden_main": "golden/golden_main.c", "golden_platform_host": "golden/platform_host.c",
+              "golden_main": "golden/golden_main.c", "golden_harness": "golden/golden_harness.h",
+              "golden_platform_host": "golden/platform_host.c",
               "golden_platform_m4": "golden/cortex_m4/platform_m4.c",
               "golden_startup_m4": "golden/cortex_m4/startup_m4.c",
               "golden_linker_m4": "golden/cortex_m4/mps2_an386.ld"},
@@ -126,10 +127,11 @@ def write_layout(folder: Path, layout: str, prefix: str, gen_files: dict, golden
                       "cmake_toolchain": TOOLCHAIN,
                       "golden_data": cgen.golden_header(prefix, *golden, source="the torch model (export drift check)"),
                       "golden_main": (fw / "golden_main.c").read_text(),
+                      "golden_harness": (fw / "golden_harness.h").read_text(),
                       "golden_platform_host": (fw / "platform_linux.c").read_text(),
-                      "golden_platform_m4": (fw / "cortex_m4" / "platform_m4.c").read_text(),
+                      "golden_platform_m4": (fw / "cortex_m" / "platform_cm.c").read_text(),
                       "golden_startup_m4": (fw / "cortex_m" / "startup_cm.c").read_text(),
-                      "golden_linker_m4": (fw / "cortex_m4" / "mps2_an386.ld").read_text()})
+                      "golden_linker_m4": (fw / "cortex_m" / "mps2.ld").read_text()})
     elif layout == "arduino":
         texts["arduino_properties"] = ARDUINO_PROPERTIES.format(p=prefix, v=version or "0.0.0")
         texts["arduino_example"] = ARDUINO_DEMO.replace("@P@", prefix).replace("@UP@", prefix.upper())
@@ -175,6 +177,7 @@ if(@UP@_GOLDEN_TEST)
   set(G ${CMAKE_CURRENT_SOURCE_DIR}/golden)
   if(CMAKE_SYSTEM_PROCESSOR STREQUAL "cortex-m4")
     add_executable(@P@_golden ${G}/golden_main.c ${G}/cortex_m4/platform_m4.c ${G}/cortex_m4/startup_m4.c)
+    target_compile_definitions(@P@_golden PRIVATE PLATFORM_COUNT_SCALE=40u)  # SysTick 25 MHz: instructions
     target_link_options(@P@_golden PRIVATE -nostartfiles --specs=nosys.specs
                         -T${G}/cortex_m4/mps2_an386.ld -Wl,--gc-sections)
     find_program(@UP@_QEMU qemu-system-arm)

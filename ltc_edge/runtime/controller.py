@@ -281,18 +281,23 @@ class Controller:
 
         Bad input raises a RuntimeInputError and commits nothing. Thread-safe (one step at a
         time); the returned view is overwritten by the next step."""
-        fast = self._fast_shape
-        if fast is not None and type(x) is np.ndarray and x.dtype is _F32 and x.shape == fast:
-            # batch 1, a float32 row, checks in C: the shortest path (the same checks)
+        if self._fast_shape is not None:
+            # batch 1, checks in C: the shortest path (the same checks). The buffer copy takes
+            # exactly a float32 row ('f' format, shape (n_in,)); anything else raises here, before
+            # any state changes, and goes the general way below.
             with self._lock:
-                self._stage_mv[:] = memoryview(x)
-                if not ((dt is None and self._dt_value == self._default_dt)
-                        or (type(dt) is float and dt == self._dt_value)):
-                    self._set_dt_raw(dt)
-                status = self._c_call()
-                if status:
-                    self._c_reject(status, False)
-                return self._y_row
+                try:
+                    self._stage_mv[:] = memoryview(x)
+                except (TypeError, ValueError, NotImplementedError):
+                    pass
+                else:
+                    if not ((dt is None and self._dt_value == self._default_dt)
+                            or (type(dt) is float and dt == self._dt_value)):
+                        self._set_dt_raw(dt)
+                    status = self._c_call()
+                    if status:
+                        self._c_reject(status, False)
+                    return self._y_row
         a = x if isinstance(x, np.ndarray) else _as_array(x, "x")
         if a.dtype.kind not in "fiu":
             _check_numeric(a, "x")

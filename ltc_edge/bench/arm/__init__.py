@@ -50,7 +50,8 @@ def default_models(out: Path) -> dict:
 
 
 def prepare(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 100,
-            timing_steps: int = 200, tol: float = 1e-4, seed: int = 0, sparse: bool = True) -> dict:
+            timing_steps: int = 200, tol: float = 1e-4, seed: int = 0, sparse: bool = True,
+            unroll: str = "auto") -> dict:
     """Write the model's C, golden_data.h (numpy-runtime outputs) and size_probe.c into out."""
     from ltc_edge.codegen import c as cgen
     from ltc_edge.nn.modelfile import read
@@ -58,7 +59,7 @@ def prepare(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 10
 
     out.mkdir(parents=True, exist_ok=True)
     config, raw = read(model_file)
-    gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse)
+    gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse, unroll=unroll)
     for name, text in gen["files"].items():
         (out / name).write_text(text)
     n_in, n_out = config["input_size"], config["output_size"]

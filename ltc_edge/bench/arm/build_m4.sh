@@ -5,18 +5,20 @@
 # Also builds size probes (a firmware that only resets and steps the model, and the same
 # without the model) so the model's own flash/RAM can be told apart from the harness.
 set -euo pipefail
-DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd); FW="$HERE/../../codegen/firmware"; M4="$FW/cortex_m4"
+DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd); FW="$HERE/../../codegen/firmware"; CM="$FW/cortex_m"
 CC=${ARM_NONE_EABI_CC:-arm-none-eabi-gcc}
 OPT=${OPT:--O2}
 CFLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 "$OPT" -std=c99 -Wall -Werror
         -ffunction-sections -fdata-sections -fstack-usage)
-LDFLAGS=(-nostartfiles --specs=nosys.specs -T "$M4/mps2_an386.ld" -Wl,--gc-sections)
+LDFLAGS=(-nostartfiles --specs=nosys.specs -T "$CM/mps2.ld" -Wl,--gc-sections)
+# the Cortex-M platform, printing instructions (25 MHz SysTick: 40 per tick under -icount shift=0)
+PLATFORM=(-DPLATFORM_COUNT_SCALE=40u "$CM/platform_cm.c" "$CM/startup_cm.c")
 cd "$DIR"
-$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$FW/golden_main.c" "$M4/platform_m4.c" "$FW/cortex_m/startup_cm.c" \
+$CC "${CFLAGS[@]}" -I. -o golden_m4.elf "$FW/golden_main.c" "${PLATFORM[@]}" \
     "$PREFIX.c" "${LDFLAGS[@]}" -lm
-$CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "$M4/platform_m4.c" "$FW/cortex_m/startup_cm.c" \
+$CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "${PLATFORM[@]}" \
     "$PREFIX.c" "${LDFLAGS[@]}" -lm
-$CC "${CFLAGS[@]}" -DNO_MODEL -I. -o probe_base.elf size_probe.c "$M4/platform_m4.c" "$FW/cortex_m/startup_cm.c" \
+$CC "${CFLAGS[@]}" -DNO_MODEL -I. -o probe_base.elf size_probe.c "${PLATFORM[@]}" \
     "${LDFLAGS[@]}" -lm
 $CC "${CFLAGS[@]}" -pedantic -c -o model_m4.o "$PREFIX.c"
 arm-none-eabi-size model_m4.o probe_model.elf probe_base.elf golden_m4.elf

@@ -1,8 +1,10 @@
 /* Bare-metal Cortex-M0/M3/M4 platform for qemu-system-arm (microbit, mps2-an385, mps2-an386):
  * ARM semihosting for output and exit status, SysTick as an instruction counter
  * (under `-icount shift=0` the virtual clock advances 1 ns per instruction and SysTick runs
- * from the board's CPU clock: the count is in SysTick ticks, scaled to instructions by the
- * caller (mps2: 25 MHz = 40 instructions per tick; microbit: 16 MHz = 62.5), and a painted stack. */
+ * from the board's CPU clock), and a painted stack. The count is in SysTick ticks times
+ * PLATFORM_COUNT_SCALE: 1 by default (the caller scales: mps2 25 MHz = 40 instructions per tick,
+ * microbit 16 MHz = 62.5); the M4 golden harness (bench/arm/build_m4.sh, the cmake layout)
+ * builds with -DPLATFORM_COUNT_SCALE=40u so that it prints instructions. */
 #include <stdint.h>
 
 #define SYS_WRITE0 0x04
@@ -14,6 +16,9 @@
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018)
 
+#ifndef PLATFORM_COUNT_SCALE
+#define PLATFORM_COUNT_SCALE 1u /* ticks */
+#endif
 
 static int semihost(int op, const void *arg)
 {
@@ -41,7 +46,7 @@ unsigned long platform_count(void)
     last = now;
     return acc;
 }
-unsigned long platform_count_scale(void) { return 1u; /* ticks */ }
+unsigned long platform_count_scale(void) { return PLATFORM_COUNT_SCALE; }
 
 /* stack high-water mark: paint 8 KB below the current stack pointer, then look for the
  * deepest word that changed */
