@@ -200,23 +200,31 @@ def test_fp16_keeps_float32_io_and_drift(tmp_path):
     assert man["reference_evaluator_max_abs"] <= 1e-2
 
 
+def _float_matrices(proto):
+    from ltc_edge.export.int8_weights import MIN_ELEMENTS
+
+    return [t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2
+            and int(np.prod(t.dims)) >= MIN_ELEMENTS]
+
+
 @pytest.mark.parametrize("kind", ["ltc", "lstm"])
-def test_int8_qdq_within_metric_budget(kind, tmp_path):
+def test_int8_weight_only_within_metric_budget(kind, tmp_path):
     model = make(kind) if kind != "ltc" else build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
     npz = realistic_npz(tmp_path / "cal.npz", model)
     man = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
     proto = onnx.load(tmp_path / "q" / "model.onnx")
-    hist = X.op_histogram(proto)
-    assert hist.get("QuantizeLinear", 0) > 0 and hist.get("DequantizeLinear", 0) > 0
-    assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer)
+    hist, quant = X.op_histogram(proto), man["quantization"]
+    assert quant["scheme"] == "weight-only" and quant["float_weights"] == []
+    assert "QuantizeLinear" not in hist and "DequantizeLinear" not in hist  # float compute, int8 storage
+    int8 = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    assert int8 == {f"{n}_int8" for n in quant["int8_weights"]} and len(int8) >= 2
+    assert _float_matrices(proto) == []  # every weight matrix is int8
     metric = man["drift"]["metric"]
     assert metric["name"] == "mse" and metric["torch_fp32"] > 0.01  # a real error to compare
     assert metric["rel_delta"] <= 0.05 and man["drift"]["within_budget"]
-    assert man["quantization"]["method"] == "minmax"
     assert man["drift"]["max_abs"] > 1e-4  # it really is quantised
-    if kind == "ltc":  # numerator / denominator sums read their float weights directly
-        sums = [n for n in proto.graph.node if n.op_type == "Gemm" and n.input[1] in ("cell__we", "cell__w")]
-        assert len(sums) == 2 * 6 and {i.name for i in proto.graph.initializer} >= {"cell__we", "cell__w"}
+    if kind == "ltc":  # the numerator / denominator sums read int8 weights too
+        assert {"cell__we", "cell__w", "cell__sv", "cell__sx"} <= set(quant["int8_weights"])
     # stepped by the runtime with its default guards, the int8 LTC keeps to the paper's bounds
     from ltc_edge.runtime import load as load_controller
 
@@ -228,9 +236,110 @@ def test_int8_qdq_within_metric_budget(kind, tmp_path):
         ctrl.step(x[:, t], dt[:, t:t + 1])  # raises StateBoundError on a violation
 
 
-def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):
-    """Inputs of very different ranges share one int8 scale: the fully quantised graph misses
-    the metric budget, and the export leaves the products that cost most out of int8."""
+def _optimized_nodes(proto, tmp_path, name):
+    """Node count of the graph onnxruntime runs (after its load-time optimisations)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / f"{name}.opt.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return len(onnx.load(tmp_path / f"{name}.opt.onnx").graph.node)
+
+
+def test_int8_ltc_onnx_pays(tmp_path):
+    """Issue 14: the int8 ONNX of an LTC is smaller than the fp32 one, its weights >= 3x
+    smaller, within the drift budget, exported in seconds, and onnxruntime runs the same graph
+    as for fp32 (the int8 weights are dequantised once, when the file is loaded)."""
+    import time
+
+    from ltc_edge.export.int8_weights import weight_bytes
+
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    npz = realistic_npz(tmp_path / "cal.npz", model)
+    X.export(model, tmp_path / "f", precision="fp32", calibration=str(npz))
+    t = time.perf_counter()
+    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
+    seconds = time.perf_counter() - t
+    files = {p: tmp_path / p / "model.onnx" for p in ("f", "q")}
+    fp32, int8 = (onnx.load(files[p]) for p in ("f", "q"))
+    assert files["q"].stat().st_size < 0.6 * files["f"].stat().st_size
+    assert weight_bytes(fp32) >= 3 * weight_bytes(int8)
+    assert man["quantization"]["weight_bytes"] == weight_bytes(int8)
+    assert man["drift"]["within_budget"] and man["drift"]["metric"]["rel_delta"] <= 0.05
+    assert seconds < 15, f"int8 export took {seconds:.1f} s"
+    assert _optimized_nodes(int8, tmp_path, "q") == _optimized_nodes(fp32, tmp_path, "f")
+
+
+def test_int8_ltc_pair_keeps_the_state_bound():
+    """we = w * erev and w quantised with the implied reversal potential of every synapse kept
+    within its neuron's range: each update stays a positive mix inside the bounds."""
+    from ltc_edge.export.int8_weights import ltc_pair_int8
+
+    rng = np.random.default_rng(3)
+    live = rng.random((60, 7)) < 0.3
+    w = np.where(live, np.exp(rng.normal(-1, 1.5, (60, 7))), 0.0).astype(np.float32)  # weights over decades
+    erev = rng.uniform(-3, 2.5, (60, 7))
+    we = (w * erev).astype(np.float32)
+    (weq, s_we), (wq, s_w) = ltc_pair_int8(we, w)
+    assert weq.dtype == wq.dtype == np.int8 and s_we.shape == s_w.shape == (7,)
+    assert (wq >= 0).all() and (weq[wq == 0] == 0).all()
+    lo = np.where(live, erev, np.inf).min(0)
+    hi = np.where(live, erev, -np.inf).max(0)
+    on = wq > 0
+    implied = (weq * s_we.astype(np.float64))[on] / (wq * s_w.astype(np.float64))[on]
+    cols = np.nonzero(on)[1]
+    assert (implied >= lo[cols] - 1e-5).all() and (implied <= hi[cols] + 1e-5).all()
+    # and close to the float matrices: int8 error of one step per neuron scale, a few clipped
+    assert np.abs(wq * s_w - w).max(0).max() <= 0.5 * s_w.max() + 1e-7
+    err = np.abs(weq * s_we - we) / s_we
+    assert np.mean(err <= 0.5 + 1e-6) > 0.8
+    assert ltc_pair_int8(we, -w) is None  # negative weights: no bound to keep
+
+
+def test_int8_weight_only_search_leaves_costliest_matrices_float():
+    """Over budget, matrices go back to float one at a time, largest relative error first."""
+    from ltc_edge.export.int8_weights import weight_only_int8
+    from ltc_edge.export.quantize import weight_only_search
+
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    fp32 = X.to_onnx(build_graph(model))
+    errors = weight_only_int8(fp32)[1]["int8_weights"]
+    order = sorted(errors, key=lambda n: -errors[n]["rel_error"])
+    seen = []
+
+    def check(q):  # within budget once two matrices are float
+        n_int8 = sum(t.data_type == onnx.TensorProto.INT8 for t in q.graph.initializer)
+        seen.append(n_int8)
+        return {"within_budget": n_int8 <= len(errors) - 2}
+
+    q, info, drift = weight_only_search(fp32, check)
+    assert drift["within_budget"] and seen == [len(errors), len(errors) - 1, len(errors) - 2]
+    assert info["float_weights"] == sorted(order[:2]) and set(info["int8_weights"]) == set(order[2:])
+    assert sorted(n for n in _float_matrices(q)) == sorted(order[:2])
+    q, info, drift = weight_only_search(fp32, lambda q: {"within_budget": False})  # never: the full int8
+    assert not drift["within_budget"] and info["float_weights"] == []
+
+
+def test_int8_sequence_graph_stores_each_matrix_once(tmp_path):
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    npz = realistic_npz(tmp_path / "cal.npz", model, n=10, T=20)
+    step = X.export(model, tmp_path / "s", precision="int8", calibration=str(npz))
+    seq = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz), sequence_length=5)
+    assert seq["quantization"]["int8_weights"].keys() == step["quantization"]["int8_weights"].keys()
+    protos = [onnx.load(tmp_path / p / "model.onnx") for p in ("s", "q")]
+    int8 = [sorted(len(t.raw_data) for t in p.graph.initializer if t.data_type == onnx.TensorProto.INT8)
+            for p in protos]
+    assert int8[0] == int8[1] and sum(int8[1]) > 0.7 * seq["quantization"]["weight_bytes"]
+    proto = protos[1]
+    assert X.op_histogram(proto)["Cast"] == len(seq["quantization"]["int8_weights"])  # one read-back each
+
+
+def test_int8_static_leaves_the_costliest_products_float_when_over_budget(tmp_path):
+    """Static QDQ (a calibration method given): inputs of very different ranges share one
+    int8 scale, the fully quantised graph misses the metric budget, and the export leaves the
+    products that cost most out of int8. Weight-only int8 (the default) gives each input its
+    own scale and fits the budget with every matrix int8."""
     model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
     npz = realistic_npz(tmp_path / "cal.npz", model)
     with np.load(npz) as z:
@@ -245,16 +354,21 @@ def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):
     ref = D.load_reference(str(tmp_path / "scaled.npz"), model.config)
     from ltc_edge.export.quantize import int8_onnx
 
-    q, _, _ = int8_onnx(fp32, model, graph, ref)  # every product int8
+    q, _, _ = int8_onnx(fp32, model, graph, ref, "minmax")  # every product int8
     all_int8 = D.drift_check(model, X.runner(X.session(q.SerializeToString())), ref, "int8")
-    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(tmp_path / "scaled.npz"))
+    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(tmp_path / "scaled.npz"),
+                   calibration_method="minmax")
     quant = man["quantization"]
+    assert quant["scheme"] == "static" and quant["method"] == "minmax"
     assert quant["excluded_nodes"] and quant["quantized_nodes"] >= 5  # most products stay int8
     assert man["drift"]["within_budget"] and man["drift"]["metric"]["rel_delta"] <= 0.05
     proto = onnx.load(tmp_path / "q" / "model.onnx")
     excluded = [n for n in proto.graph.node if n.name in quant["excluded_nodes"]]
     assert len(excluded) == len(quant["excluded_nodes"]) and all(n.op_type == "Gemm" for n in excluded)
     assert not all_int8["within_budget"] and all_int8["metric"]["rel_delta"] > 0.05
+    wo = X.export(model, tmp_path / "w", precision="int8", calibration=str(tmp_path / "scaled.npz"))
+    assert wo["drift"]["within_budget"] and wo["quantization"]["float_weights"] == []
+    assert wo["quantization"]["int8_weights"]["cell__sx"]["scale_axis"] == 0  # one scale per input
 
 
 def test_int8_calibration_methods(tmp_path):

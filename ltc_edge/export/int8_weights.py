@@ -1,0 +1,136 @@
+"""Weight-only int8 for ONNX graphs: every weight matrix stored as int8 with one float32 scale
+per row or column (symmetric, zero point 0); the graph computes in float32 as before. Each
+matrix is stored once, however many of the LTC's unfolds (or a sequence graph's steps) use it.
+
+    weight_only_int8(fp32_model, keep_float=()) -> (ModelProto, info dict)
+
+A matrix is read back as Mul(Cast(int8 -> float), scale): constants only, so onnxruntime folds
+them into a float matrix when it loads the file, and a step costs what the fp32 step costs.
+(A DequantizeLinear instead stays in the graph at run time, where onnxruntime fuses it with
+the products into dynamically quantised int8 products: ~5x slower per step than fp32 for the
+32-neuron cheetah LTC at batch 1, and less accurate.)
+
+The scale axis is the matrix's shorter one (fewer scales to store): per pre-synaptic neuron for
+the LTC's synapse pre-activations `sv`, per input for `sx` (inputs of very different ranges get
+their own scale), per post-synaptic neuron for the numerator / denominator sums `we`, `w`.
+
+The LTC pair: `we` = w * erev and `w` get one scale per neuron each; `w` >= 0 stays >= 0 (the
+denominator stays positive), and each synapse's int8 `we` is clipped so that its implied
+reversal potential we / w stays within the range of its neuron's reversal potentials (leak
+included; a synapse whose w rounds to 0 gets we = 0). Every update stays a positive mix of
+values inside the neuron's range: the LTC state bound (LTC paper, Theorem 2) holds for the
+int8 graph as it does for the float one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_ELEMENTS = 32  # smaller matrices stay float: their int8 copy, scales and node cost more than they save
+LTC_PAIR = ("cell__we", "cell__w")  # graph.py buffer names: numerator (w * erev) and denominator weights
+WEIGHT_OPS = {"Gemm": (1,), "MatMul": (0, 1)}  # inputs that may be weight matrices
+
+
+def symmetric_int8(a: np.ndarray, axis: int):
+    """(int8 array, float32 scales [a.shape[axis]]): q = round(a / s), |q| <= 127."""
+    other = tuple(i for i in range(a.ndim) if i != axis)
+    peak = np.abs(a).max(axis=other).astype(np.float64)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    shape = [1] * a.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(a / scale.reshape(shape).astype(np.float64)), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def ltc_pair_int8(we: np.ndarray, w: np.ndarray):
+    """((we_q, we_scales), (w_q, w_scales)) for the LTC's numerator / denominator weights
+    [synapses, n], one scale per neuron (column) each: w_q first, then we_q from it so that
+    every synapse's implied reversal potential (we_q * s_we) / (w_q * s_w) stays within its
+    neuron's range. None when w has a negative entry (no bound to keep: the pair is then
+    quantised like any matrix)."""
+    if (w < 0).any():
+        return None
+    w64, we64 = w.astype(np.float64), we.astype(np.float64)
+    live = w64 > 0
+    erev = np.where(live, we64 / np.where(live, w64, 1.0), 0.0)
+    lo = np.where(live, erev, np.inf).min(axis=0)
+    hi = np.where(live, erev, -np.inf).max(axis=0)
+    lo, hi = np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
+    wq, s_w = symmetric_int8(w, 1)
+    weq, s_we = symmetric_int8(we, 1)
+    k = wq.astype(np.float64) * (s_w.astype(np.float64) / s_we.astype(np.float64))  # w_q in we_q units
+    low, high = np.ceil(k * lo - 1e-9), np.floor(k * hi + 1e-9)
+    weq = np.clip(weq.astype(np.float64), low, np.maximum(low, high))  # low > high: only when the range
+    return (np.clip(weq, -127, 127).astype(np.int8), s_we), (wq, s_w)  # is narrower than one int8 step
+
+
+def _weight_names(graph) -> list:
+    """Float32 2-D initializers (>= MIN_ELEMENTS) read only as a Gemm's B or a MatMul operand."""
+    import onnx
+
+    inits = {t.name: t for t in graph.initializer}
+    uses = {}
+    for node in graph.node:
+        for pos, name in enumerate(node.input):
+            if name in inits:
+                uses.setdefault(name, []).append(pos in WEIGHT_OPS.get(node.op_type, ()))
+    return [n for n, t in inits.items() if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2
+            and int(np.prod(t.dims)) >= MIN_ELEMENTS and uses.get(n) and all(uses[n])]
+
+
+def _plan(arrays: dict, names: list) -> dict:
+    """{name: (int8 array, scales, axis)} for the matrices to quantise."""
+    plan = {}
+    if all(n in names for n in LTC_PAIR):
+        pair = ltc_pair_int8(arrays[LTC_PAIR[0]], arrays[LTC_PAIR[1]])
+        if pair is not None:
+            plan[LTC_PAIR[0]], plan[LTC_PAIR[1]] = (*pair[0], 1), (*pair[1], 1)
+    for n in names:
+        if n not in plan:
+            a = arrays[n]
+            axis = 0 if a.shape[0] < a.shape[1] else 1
+            plan[n] = (*symmetric_int8(a, axis), axis)
+    return plan
+
+
+def weight_only_int8(fp32_model, keep_float=()):
+    """The graph with its weight matrices int8 (see the module doc); `keep_float` names
+    matrices to leave float. Returns (ModelProto, info)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(fp32_model)
+    g = model.graph
+    names = [n for n in _weight_names(g) if n not in keep_float]
+    arrays = {t.name: numpy_helper.to_array(t) for t in g.initializer if t.name in set(names) | set(LTC_PAIR)}
+    plan = _plan(arrays, names)
+    kept = [t for t in g.initializer if t.name not in plan]
+    added, dq, errors = [], [], {}
+    for name, (q, scale, axis) in plan.items():
+        scale = np.expand_dims(scale, 1 - axis)  # [rows, 1] or [1, columns]: broadcasts over q
+        added += [numpy_helper.from_array(q, f"{name}_int8"), numpy_helper.from_array(scale, f"{name}_scale")]
+        dq += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_int8f"], name=f"{name}_cast",
+                                to=onnx.TensorProto.FLOAT),
+               helper.make_node("Mul", [f"{name}_int8f", f"{name}_scale"], [name], name=f"{name}_dequantize")]
+        back = q.astype(np.float64) * scale
+        ref = arrays[name].astype(np.float64)
+        errors[name] = float(np.linalg.norm(back - ref) / max(np.linalg.norm(ref), 1e-30))
+    del g.initializer[:]
+    g.initializer.extend(kept + added)
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(dq + nodes)
+    info = {"scheme": "weight-only", "weights": "int8 (symmetric, one scale per row or column)",
+            "activations": "float32", "int8_weights": {n: {"shape": list(plan[n][0].shape), "scale_axis": plan[n][2],
+                                                           "rel_error": errors[n]} for n in plan},
+            "float_weights": sorted(keep_float), "weight_bytes": weight_bytes(model),
+            "fp32_weight_bytes": weight_bytes(fp32_model)}
+    return model, info
+
+
+def weight_bytes(model) -> int:
+    """Bytes of every initializer's data (the weights a file stores)."""
+    from onnx import numpy_helper
+
+    return int(sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer))
