@@ -5,8 +5,10 @@ Per model, three exports through `ltc_edge.export.onnx.export` (drift-checked as
 does): fp32, int8 (the default: weight-only int8) and int8 static QDQ (`calibration_method=
 "minmax"`: the default before weight-only, with its mixed-precision search). Recorded: file
 bytes, weight bytes (every initializer's data), export wall time, the drift check's task metric
-change and max-abs error, and onnxruntime step latency (batch 1, one thread, median of
-`--reps` interleaved repetitions of `--calls` steps, fp32 / int8 / static side by side).
+change and max-abs error, the node count of the graph onnxruntime runs once it has loaded
+the file (constants folded), and onnxruntime step latency (batch 1, one thread, median of
+`--reps` interleaved repetitions of `--calls` steps, fp32 / int8 / static side by side, and
+the fastest repetition: the steadier figure on shared cores).
 
     .venv/bin/python benchmarks/onnx_int8.py [MODEL.safetensors ...] [--csv] [--out PATH]
 
@@ -90,8 +92,20 @@ def export_variant(path: Path, ref, out: Path, options: dict) -> dict:
             "excluded_nodes": quant.get("excluded_nodes")}
 
 
+def ort_nodes(path: Path) -> int:
+    """Nodes of the graph onnxruntime runs after its load-time optimisations (constant folding)."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(path.with_suffix(".opt.onnx"))
+    so.log_severity_level = 3
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return len(onnx.load(so.optimized_model_filepath).graph.node)
+
+
 def latencies(files: dict, feeds: dict, reps: int, calls: int) -> dict:
-    """Median µs per step of each file, repetitions interleaved."""
+    """(median, min) µs per step of each file over the repetitions, interleaved."""
     runs = {}
     for name, f in files.items():
         sess = X.session(Path(f).read_bytes(), threads=1)
@@ -99,13 +113,13 @@ def latencies(files: dict, feeds: dict, reps: int, calls: int) -> dict:
         sess.run(None, mine)
         runs[name] = (sess, mine)
     times = {name: [] for name in files}
-    for _ in range(reps):
-        for name, (sess, mine) in runs.items():
+    for rep in range(reps):
+        for name, (sess, mine) in (runs.items() if rep % 2 == 0 else reversed(runs.items())):  # A B C, C B A, ...
             t = time.perf_counter()
             for _ in range(calls):
                 sess.run(None, mine)
             times[name].append((time.perf_counter() - t) / calls * 1e6)
-    return {name: round(statistics.median(v), 2) for name, v in times.items()}
+    return {name: (round(statistics.median(v), 2), round(min(v), 2)) for name, v in times.items()}
 
 
 def measure(path: Path, tmp: Path, reps: int, calls: int, static: bool) -> dict:
@@ -125,8 +139,10 @@ def measure(path: Path, tmp: Path, reps: int, calls: int, static: bool) -> dict:
              "dt": np.full((1, 1), float(np.median(ref.dt)) if ref.dt is not None else 1.0, np.float32)}
     us = latencies(files, feeds, reps, calls)
     for name in files:
-        row[name]["step_us"] = us[name]
-        row[name]["step_vs_fp32"] = round(us[name] / us["fp32"], 3)
+        row[name]["onnxruntime_nodes"] = ort_nodes(files[name])
+        row[name]["step_us"], row[name]["step_us_min"] = us[name]
+        row[name]["step_vs_fp32"] = round(us[name][0] / us["fp32"][0], 3)
+        row[name]["step_vs_fp32_min"] = round(us[name][1] / us["fp32"][1], 3)
         row[name]["file_vs_fp32"] = round(row[name]["file_bytes"] / row["fp32"]["file_bytes"], 3)
         row[name]["weights_smaller_x"] = round(row["fp32"]["weight_bytes"] / row[name]["weight_bytes"], 2)
     return row
@@ -137,8 +153,8 @@ def main(argv=None):
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--csv", action="store_true", help="also train and measure a small LTC on a generated CSV")
     ap.add_argument("--no-static", action="store_true", help="skip the static QDQ export (its search is slow)")
-    ap.add_argument("--reps", type=int, default=9)
-    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=21)
+    ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "onnx_int8.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -153,7 +169,7 @@ def main(argv=None):
             r = rows[-1]
             print(f"{r['model']}: " + "; ".join(
                 f"{k} {r[k]['file_bytes']} B (weights {r[k]['weight_bytes']} B) {r[k]['export_s']} s "
-                f"{r[k]['metric']} {100 * r[k]['metric_rel_change']:+.2f}% {r[k]['step_us']} us"
+                f"{r[k]['metric']} {100 * r[k]['metric_rel_change']:+.2f}% {r[k]['step_us']} us (min {r[k]['step_us_min']})"
                 for k in VARIANTS if k in r), flush=True)
     res = {"what": __doc__.split("\n")[0], "rows": rows, "reps": args.reps, "calls": args.calls,
            "machine": {"platform": platform.platform(), "processor": platform.processor(),

@@ -117,14 +117,17 @@ def _read_back(name, q, scale, stored, factor):
 
 def weight_only_int8(fp32_model, keep_float=()):
     """The graph with its weight matrices int8 (see the module doc); `keep_float` names
-    matrices to leave float. Returns (ModelProto, info)."""
+    matrices to leave float (the LTC's `w` stays float with `we`: an int8 denominator under a
+    float numerator would not keep the bound). Returns (ModelProto, info)."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.ModelProto()
     model.CopyFrom(fp32_model)
     g = model.graph
-    names = [n for n in _weight_names(g) if n not in keep_float]
+    keep_float = set(keep_float) | ({LTC_PAIR[1]} if LTC_PAIR[0] in keep_float else set())  # w with w*erev
+    every = _weight_names(g)
+    names = [n for n in every if n not in keep_float]
     arrays = {t.name: numpy_helper.to_array(t) for t in g.initializer if t.name in set(names) | set(LTC_PAIR)}
     plan = _plan(arrays, names)
     added, first, then, back = [], [], [], {}
@@ -145,7 +148,7 @@ def weight_only_int8(fp32_model, keep_float=()):
     del g.node[:]
     g.node.extend(first + then + nodes)
     info = {"scheme": "weight-only", "weights": "int8 (symmetric, one scale per row or column)",
-            "activations": "float32", "float_weights": sorted(keep_float),
+            "activations": "float32", "float_weights": sorted(n for n in every if n in keep_float),
             "int8_weights": {n: {"shape": list(plan[n][0].shape), "scale_axis": plan[n][2],
                                  "stored_as": f"{plan[n][3]}_int8", "rel_error": errors[n]} for n in plan},
             "weight_bytes": weight_bytes(model), "fp32_weight_bytes": weight_bytes(fp32_model)}

@@ -53,7 +53,7 @@ def step_samples(model, data, *, rows: int = CALIBRATION_ROWS, seed: int = 0, fi
 
 
 # The LTC's numerator and denominator sums (synapse lists w*erev and w, graph.py buffer names):
-# int8 leaves them float. Quantised independently they stop forming the positive mix that
+# static QDQ leaves them float (weight-only int8 quantises them as a pair, int8_weights.py). Quantised independently they stop forming the positive mix that
 # keeps every state inside the LTC paper's bounds (the runtime guard then trips).
 LTC_FLOAT_WEIGHTS = ("cell__we", "cell__w")
 # ops that int8 quantises (weights and activations): the matrix products. Element-wise ops
