@@ -266,6 +266,7 @@ def test_int8_ltc_onnx_pays(tmp_path):
     assert files["q"].stat().st_size < 0.6 * files["f"].stat().st_size
     assert weight_bytes(fp32) >= 3 * weight_bytes(int8)
     assert man["quantization"]["weight_bytes"] == weight_bytes(int8)
+    assert man["reference_evaluator_max_abs"] <= 1e-4  # onnx.reference runs it as onnxruntime does
     assert man["drift"]["within_budget"] and man["drift"]["metric"]["rel_delta"] <= 0.05
     assert seconds < 15, f"int8 export took {seconds:.1f} s"
     assert _optimized_nodes(int8, tmp_path, "q") == _optimized_nodes(fp32, tmp_path, "f")

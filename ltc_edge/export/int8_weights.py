@@ -86,7 +86,7 @@ def _plan(arrays: dict, names: list) -> dict:
     we = w * erev)."""
     plan = {}
     we, w = LTC_PAIR
-    if we in names:
+    if we in names and w in arrays:
         pair = ltc_pair_int8(arrays[we], arrays[w])
         if pair is not None:
             plan[we] = (*pair[0], 1, "cell__erev", w)

@@ -164,7 +164,8 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         drift = {"skipped": "drift is checked on step graphs"}
     elif drift is None:
         drift = drift_of(onnx_model)
-    ref_err = reference_check(onnx_model, sess, graph) if precision != "int8" and not sequence_length else None
+    float_compute = precision != "int8" or extra["quantization"].get("scheme") == "weight-only"
+    ref_err = reference_check(onnx_model, sess, graph) if float_compute and not sequence_length else None
     set_metadata(onnx_model, model.config, precision, fixed_dt, graph, drift)
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
