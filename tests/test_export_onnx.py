@@ -200,23 +200,31 @@ def test_fp16_keeps_float32_io_and_drift(tmp_path):
     assert man["reference_evaluator_max_abs"] <= 1e-2
 
 
+def _float_matrices(proto):
+    from ltc_edge.export.int8_weights import MIN_ELEMENTS
+
+    return [t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2
+            and int(np.prod(t.dims)) >= MIN_ELEMENTS]
+
+
 @pytest.mark.parametrize("kind", ["ltc", "lstm"])
-def test_int8_qdq_within_metric_budget(kind, tmp_path):
+def test_int8_weight_only_within_metric_budget(kind, tmp_path):
     model = make(kind) if kind != "ltc" else build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
     npz = realistic_npz(tmp_path / "cal.npz", model)
     man = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
     proto = onnx.load(tmp_path / "q" / "model.onnx")
-    hist = X.op_histogram(proto)
-    assert hist.get("QuantizeLinear", 0) > 0 and hist.get("DequantizeLinear", 0) > 0
-    assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer)
+    hist, quant = X.op_histogram(proto), man["quantization"]
+    assert quant["scheme"] == "weight-only" and quant["float_weights"] == []
+    assert "QuantizeLinear" not in hist and "DequantizeLinear" not in hist  # float compute, int8 storage
+    int8 = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    assert int8 == {v["stored_as"] for v in quant["int8_weights"].values()} and len(int8) >= 2
+    assert _float_matrices(proto) == []  # every weight matrix is int8
     metric = man["drift"]["metric"]
     assert metric["name"] == "mse" and metric["torch_fp32"] > 0.01  # a real error to compare
     assert metric["rel_delta"] <= 0.05 and man["drift"]["within_budget"]
-    assert man["quantization"]["method"] == "minmax"
     assert man["drift"]["max_abs"] > 1e-4  # it really is quantised
-    if kind == "ltc":  # numerator / denominator sums read their float weights directly
-        sums = [n for n in proto.graph.node if n.op_type == "Gemm" and n.input[1] in ("cell__we", "cell__w")]
-        assert len(sums) == 2 * 6 and {i.name for i in proto.graph.initializer} >= {"cell__we", "cell__w"}
+    if kind == "ltc":  # the numerator / denominator sums read int8 weights too
+        assert {"cell__we", "cell__w", "cell__sv", "cell__sx"} <= set(quant["int8_weights"])
     # stepped by the runtime with its default guards, the int8 LTC keeps to the paper's bounds
     from ltc_edge.runtime import load as load_controller
 
@@ -228,9 +236,113 @@ def test_int8_qdq_within_metric_budget(kind, tmp_path):
         ctrl.step(x[:, t], dt[:, t:t + 1])  # raises StateBoundError on a violation
 
 
-def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):
-    """Inputs of very different ranges share one int8 scale: the fully quantised graph misses
-    the metric budget, and the export leaves the products that cost most out of int8."""
+def _optimized_nodes(proto, tmp_path, name):
+    """Node count of the graph onnxruntime runs (after its load-time optimisations)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / f"{name}.opt.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return len(onnx.load(tmp_path / f"{name}.opt.onnx").graph.node)
+
+
+def test_int8_ltc_onnx_pays(tmp_path):
+    """Issue 14: the int8 ONNX of an LTC is smaller than the fp32 one, its weights >= 3x
+    smaller, within the drift budget, exported in seconds, and onnxruntime runs the same graph
+    as for fp32 (the int8 weights are dequantised once, when the file is loaded)."""
+    import time
+
+    from ltc_edge.export.int8_weights import weight_bytes
+
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    npz = realistic_npz(tmp_path / "cal.npz", model)
+    X.export(model, tmp_path / "f", precision="fp32", calibration=str(npz))
+    t = time.perf_counter()
+    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
+    seconds = time.perf_counter() - t
+    files = {p: tmp_path / p / "model.onnx" for p in ("f", "q")}
+    fp32, int8 = (onnx.load(files[p]) for p in ("f", "q"))
+    assert files["q"].stat().st_size < 0.6 * files["f"].stat().st_size
+    assert weight_bytes(fp32) >= 3 * weight_bytes(int8)
+    assert man["quantization"]["weight_bytes"] == weight_bytes(int8)
+    assert man["reference_evaluator_max_abs"] <= 1e-4  # onnx.reference runs it as onnxruntime does
+    assert man["drift"]["within_budget"] and man["drift"]["metric"]["rel_delta"] <= 0.05
+    assert seconds < 15, f"int8 export took {seconds:.1f} s"
+    assert _optimized_nodes(int8, tmp_path, "q") == _optimized_nodes(fp32, tmp_path, "f")
+
+
+def test_int8_ltc_pair_keeps_the_state_bound():
+    """The numerator weights we = w * erev are read back as w_int8 * erev_int8, every int8
+    reversal potential within its neuron's range: each update stays a positive mix inside
+    the bounds."""
+    from ltc_edge.export.int8_weights import ltc_pair_int8
+
+    rng = np.random.default_rng(3)
+    live = rng.random((60, 7)) < 0.3
+    w = np.where(live, np.exp(rng.normal(-1, 1.5, (60, 7))), 0.0).astype(np.float32)  # weights over decades
+    erev = rng.uniform(-3, 2.5, (60, 7))
+    we = (w * erev).astype(np.float32)
+    (eq, s_e), (wq, s_w) = ltc_pair_int8(we, w)
+    assert eq.dtype == wq.dtype == np.int8 and s_e.shape == s_w.shape == (7,)
+    assert (wq >= 0).all() and np.abs(wq * s_w - w).max() <= 0.5 * s_w.max() * (1 + 1e-6)
+    lo = np.where(live, erev, np.inf).min(0)
+    hi = np.where(live, erev, -np.inf).max(0)
+    implied = eq * s_e.astype(np.float64)
+    rows, cols = np.nonzero(live)
+    assert (implied[rows, cols] >= lo[cols] - 1e-6).all() and (implied[rows, cols] <= hi[cols] + 1e-6).all()
+    err = (np.abs(implied - erev) / s_e)[live]  # in int8 steps: half a step, one where clipped into range
+    assert err.max() <= 1 + 1e-5 and np.mean(err <= 0.5 + 1e-5) > 0.9
+    assert ltc_pair_int8(we, -w) is None  # negative weights: no bound to keep
+
+
+def test_int8_weight_only_search_leaves_costliest_matrices_float():
+    """Over budget, matrices go back to float one at a time, largest relative error first
+    (the LTC's w with its numerator w * erev)."""
+    from ltc_edge.export.int8_weights import weight_only_int8
+    from ltc_edge.export.quantize import weight_only_search
+
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    fp32 = X.to_onnx(build_graph(model))
+    errors = weight_only_int8(fp32)[1]["int8_weights"]
+    order = sorted(errors, key=lambda n: -errors[n]["rel_error"])
+    seen = []
+
+    def check(q):  # within budget once two matrices are float
+        n_float = len(_float_matrices(q))
+        seen.append(n_float)
+        return {"within_budget": n_float >= 2}
+
+    q, info, drift = weight_only_search(fp32, check)
+    assert drift["within_budget"] and seen[0] == 0 and seen[-1] >= 2 and seen == sorted(seen)
+    assert order[0] in info["float_weights"] and sorted(_float_matrices(q)) == info["float_weights"]
+    assert set(info["int8_weights"]) == set(order) - set(info["float_weights"])
+    assert "cell__we" not in info["float_weights"] or "cell__w" in info["float_weights"]
+    _, info = weight_only_int8(fp32, keep_float=["cell__we"])
+    assert info["float_weights"] == ["cell__w", "cell__we"]
+    q, info, drift = weight_only_search(fp32, lambda q: {"within_budget": False})  # never: the full int8
+    assert not drift["within_budget"] and info["float_weights"] == []
+
+
+def test_int8_sequence_graph_stores_each_matrix_once(tmp_path):
+    model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
+    npz = realistic_npz(tmp_path / "cal.npz", model, n=10, T=20)
+    step = X.export(model, tmp_path / "s", precision="int8", calibration=str(npz))
+    seq = X.export(model, tmp_path / "q", precision="int8", calibration=str(npz), sequence_length=5)
+    assert seq["quantization"]["int8_weights"].keys() == step["quantization"]["int8_weights"].keys()
+    protos = [onnx.load(tmp_path / p / "model.onnx") for p in ("s", "q")]
+    int8 = [sorted(len(t.raw_data) for t in p.graph.initializer if t.data_type == onnx.TensorProto.INT8)
+            for p in protos]
+    assert int8[0] == int8[1] and sum(int8[1]) > 0.7 * seq["quantization"]["weight_bytes"]
+    proto = protos[1]
+    assert X.op_histogram(proto)["Cast"] == len(seq["quantization"]["int8_weights"])  # one read-back each
+
+
+def test_int8_static_leaves_the_costliest_products_float_when_over_budget(tmp_path):
+    """Static QDQ (a calibration method given): inputs of very different ranges share one
+    int8 scale, the fully quantised graph misses the metric budget, and the export leaves the
+    products that cost most out of int8. Weight-only int8 (the default) gives each input its
+    own scale and fits the budget with every matrix int8."""
     model = build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0)
     npz = realistic_npz(tmp_path / "cal.npz", model)
     with np.load(npz) as z:
@@ -245,16 +357,21 @@ def test_int8_leaves_the_costliest_products_float_when_over_budget(tmp_path):
     ref = D.load_reference(str(tmp_path / "scaled.npz"), model.config)
     from ltc_edge.export.quantize import int8_onnx
 
-    q, _, _ = int8_onnx(fp32, model, graph, ref)  # every product int8
+    q, _, _ = int8_onnx(fp32, model, graph, ref, "minmax")  # every product int8
     all_int8 = D.drift_check(model, X.runner(X.session(q.SerializeToString())), ref, "int8")
-    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(tmp_path / "scaled.npz"))
+    man = X.export(model, tmp_path / "q", precision="int8", calibration=str(tmp_path / "scaled.npz"),
+                   calibration_method="minmax")
     quant = man["quantization"]
+    assert quant["scheme"] == "static" and quant["method"] == "minmax"
     assert quant["excluded_nodes"] and quant["quantized_nodes"] >= 5  # most products stay int8
     assert man["drift"]["within_budget"] and man["drift"]["metric"]["rel_delta"] <= 0.05
     proto = onnx.load(tmp_path / "q" / "model.onnx")
     excluded = [n for n in proto.graph.node if n.name in quant["excluded_nodes"]]
     assert len(excluded) == len(quant["excluded_nodes"]) and all(n.op_type == "Gemm" for n in excluded)
     assert not all_int8["within_budget"] and all_int8["metric"]["rel_delta"] > 0.05
+    wo = X.export(model, tmp_path / "w", precision="int8", calibration=str(tmp_path / "scaled.npz"))
+    assert wo["drift"]["within_budget"] and wo["quantization"]["float_weights"] == []
+    assert wo["quantization"]["int8_weights"]["cell__sx"]["scale_axis"] == 0  # one scale per input
 
 
 def test_int8_calibration_methods(tmp_path):

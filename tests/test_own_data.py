@@ -162,6 +162,10 @@ def test_export_calibrates_and_checks_on_the_stored_data(trained, fmt, precision
     assert man["drift"]["metric"]["torch_fp32"] == pytest.approx(saved["test"]["mse"], rel=1e-4)
     if precision == "fp32":
         assert man["drift"]["max_abs"] <= 1e-4
+    if (fmt, precision) == ("onnx", "int8"):  # weight-only: no calibration search, weights >= 3x smaller
+        quant = man["quantization"]
+        assert quant["scheme"] == "weight-only" and quant["float_weights"] == [] and man["drift"]["within_budget"]
+        assert quant["fp32_weight_bytes"] >= 3 * quant["weight_bytes"]
     from ltc_edge.runtime import load
 
     assert load(out).meta.default_dt == pytest.approx(_median(trained), rel=1e-6)

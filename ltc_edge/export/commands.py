@@ -31,7 +31,9 @@ def register(command, load_reference=None):
                        "model's own columns on it), or an .npz with x [N, T, in] (optional dt, y); the int8 "
                        "precisions need real data."),
         calibration_method: Optional[str] = typer.Option(
-            None, "--calibration-method", help="int8 ONNX: minmax (default), percentile or entropy."),
+            None, "--calibration-method", help="int8 ONNX: static QDQ (int8 activations too) calibrated with "
+                                                    "minmax, percentile or entropy. Default: weight-only int8 "
+                                                    "(int8 weight matrices, float compute; no calibration pass)."),
         fixed_dt: Optional[float] = typer.Option(
             None, "--fixed-dt", help="Fold a constant elapsed time into the graph (no dt input)."),
         force: bool = typer.Option(False, "--force", help="Write the files even when over the drift budget."),
@@ -95,6 +97,11 @@ def _summary(manifest: dict, out: Path):
     if "node_count" in manifest:
         parts.append(f"{manifest['node_count']} nodes")
     quant = manifest.get("quantization") or {}
+    if quant.get("weight_bytes"):
+        parts.append(f"weights {quant['weight_bytes']} bytes (fp32 {quant['fp32_weight_bytes']})")
+    if quant.get("float_weights"):
+        kept = len(quant["float_weights"])
+        parts.append(f"{kept} of {kept + len(quant['int8_weights'])} weight matrices left float")
     if quant.get("excluded_nodes"):
         kept = len(quant["excluded_nodes"])
         parts.append(f"{kept} of {kept + quant['quantized_nodes']} products left out of int8 (mixed precision)")

@@ -1,8 +1,9 @@
-"""ONNX export: the unrolled static step graph (graph.py) -> .onnx, fp32 / fp16 / int8 QDQ,
-checked (onnx.checker, onnxruntime vs onnx.reference) and drift-checked before it is written.
+"""ONNX export: the unrolled static step graph (graph.py) -> .onnx, fp32 / fp16 / int8
+(weight-only int8 by default; static QDQ with a calibration method: quantize.py), checked
+(onnx.checker, onnxruntime vs onnx.reference) and drift-checked before it is written.
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
-           calibration_method="minmax") -> manifest dict (also out_dir/manifest.json)
+           calibration_method=None) -> manifest dict (also out_dir/manifest.json)
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise ValueError(f"onnx export: unknown option(s) {', '.join(sorted(kw))}")
     if calibration_method is not None and precision != "int8":
         raise ValueError("--calibration-method applies to int8 only")
-    method = calibration_method or "minmax"
-    if method not in CALIBRATION_METHODS:
+    method = calibration_method  # None: weight-only int8; a method: static QDQ calibrated with it
+    if method is not None and method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
     if precision == "int8" and calibration is None:
         raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
@@ -163,7 +164,8 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         drift = {"skipped": "drift is checked on step graphs"}
     elif drift is None:
         drift = drift_of(onnx_model)
-    ref_err = reference_check(onnx_model, sess, graph) if precision != "int8" and not sequence_length else None
+    float_compute = precision != "int8" or extra["quantization"].get("scheme") == "weight-only"
+    ref_err = reference_check(onnx_model, sess, graph) if float_compute and not sequence_length else None
     set_metadata(onnx_model, model.config, precision, fixed_dt, graph, drift)
     with TempDir(out_dir) as tmp:
         path = tmp / FILE

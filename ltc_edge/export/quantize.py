@@ -1,5 +1,6 @@
-"""Quantisation helpers: calibration samples from the training data, int8 ONNX through
-onnxruntime.quantization (static QDQ), and representative data sets for TFLite.
+"""Quantisation helpers: int8 ONNX (weight-only int8 by default, int8_weights.py; static QDQ
+through onnxruntime.quantization with a calibration method), calibration samples from the
+training data, and representative data sets for TFLite.
 
 A step graph's inputs include the recurrent state, so calibration samples are whole step
 inputs (x_t, state_t, dt_t) collected by running the torch model over the calibration
@@ -52,7 +53,7 @@ def step_samples(model, data, *, rows: int = CALIBRATION_ROWS, seed: int = 0, fi
 
 
 # The LTC's numerator and denominator sums (synapse lists w*erev and w, graph.py buffer names):
-# int8 leaves them float. Quantised independently they stop forming the positive mix that
+# static QDQ leaves them float (weight-only int8 quantises them as a pair, int8_weights.py). Quantised independently they stop forming the positive mix that
 # keeps every state inside the LTC paper's bounds (the runtime guard then trips).
 LTC_FLOAT_WEIGHTS = ("cell__we", "cell__w")
 # ops that int8 quantises (weights and activations): the matrix products. Element-wise ops
@@ -78,18 +79,51 @@ def int8_nodes(onnx_model):
     return nodes_of(["Mul"], lambda n: any(i in consts for i in n.input)), ["Mul"]
 
 
-def int8_onnx(fp32_model, model, graph, data, method: str = "minmax", check=None):
-    """Static QDQ int8 (onnxruntime.quantization.quantize_static) with a CalibrationDataReader
-    fed from the calibration data. Returns (ModelProto, info dict, drift dict or None).
+def int8_onnx(fp32_model, model, graph, data, method: str | None = None, check=None):
+    """int8 ONNX: (ModelProto, info dict, drift dict or None). `check(ModelProto) -> drift dict`
+    is the export's drift check (None: no check).
 
-    `check(ModelProto) -> drift dict` (the export's drift check): when the fully quantised
-    graph is over its budget, the products whose quantisation costs the task metric most are
-    left out of quantisation (onnxruntime's nodes_to_exclude), one at a time, ranked by the
-    metric with each one alone left out, until the graph is within budget: the usual
-    mixed-precision fallback. A node left out computes in float, though a tensor it shares with
-    quantised nodes (the LTC's recurrent weights, say) still reaches it through Q/DQ. A typical
-    culprit is the LTC's first product, x @ sensory: one int8 scale for inputs of very
-    different ranges."""
+    Without a calibration method: weight-only int8 first (int8_weights.py: every weight matrix
+    int8 with per-row/column scales, float compute; no calibration pass, no QDQ around the
+    activations); when it misses the budget, its matrices go back to float one at a time,
+    largest quantisation error first. A graph without weight matrices (or a given method:
+    minmax, percentile, entropy) gets static QDQ (int8_static)."""
+    if method is None:
+        found = weight_only_search(fp32_model, check)
+        if found is not None:
+            return found
+    return int8_static(fp32_model, model, graph, data, method or "minmax", check)
+
+
+def weight_only_search(fp32_model, check=None):
+    """(ModelProto, info, drift) of weight-only int8, or None when the graph has no weight
+    matrix to quantise. Over budget: matrices left float, largest relative error first, until
+    within budget; none within: the fully quantised graph (the export then reports it)."""
+    from .int8_weights import weight_only_int8
+
+    q, info = weight_only_int8(fp32_model)
+    if not info["int8_weights"]:
+        return None
+    first = (q, info, None if check is None else check(q))
+    if check is None or first[2]["within_budget"]:
+        return first
+    errors = info["int8_weights"]
+    keep = []
+    for name in sorted(errors, key=lambda n: -errors[n]["rel_error"])[: len(errors) - 1]:
+        keep.append(name)
+        q2, info2 = weight_only_int8(fp32_model, keep_float=keep)
+        drift = check(q2)
+        if drift["within_budget"]:
+            return q2, info2, drift
+    return first
+
+
+def int8_static(fp32_model, model, graph, data, method: str = "minmax", check=None):
+    """Static QDQ int8 (onnxruntime.quantization.quantize_static: int8 activations and
+    weights of the matrix products) with a CalibrationDataReader fed from the calibration data.
+    When the fully quantised graph is over its budget, the products whose quantisation costs
+    the task metric most (each measured alone left out) are left out of quantisation one at a
+    time until it fits: the usual mixed-precision fallback, one drift check per product."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 
     samples = step_samples(model, data, fixed_dt=graph.fixed_dt)
@@ -117,7 +151,7 @@ def int8_onnx(fp32_model, model, graph, data, method: str = "minmax", check=None
     qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in q.graph.node)
     if qdq == 0:
         raise ValueError(f"int8: nothing to quantise in this {model.kind} graph (no {'/'.join(op_types)} ops)")
-    info = {"method": method, "format": "QDQ", "activations": "int8 (asymmetric)", "weights": "int8 (symmetric)",
+    info = {"scheme": "static", "method": method, "format": "QDQ", "activations": "int8 (asymmetric)", "weights": "int8 (symmetric)",
             "op_types": op_types, "calibration_rows": int(len(samples["x"])), "calibration_data": data.source,
             "quantized_nodes": len(nodes), "excluded_nodes": []}
     if check is None:
