@@ -184,11 +184,15 @@ def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
     ish = af - T_STEP  # z * 2^af >> ish: table intervals; the next 16 bits below: the fraction
     frac = (f"(((uint32_t)(t) >> {ish - 16}) & 0xffffu)" if ish >= 16
             else f"(((uint32_t)(t) << {16 - ish}) & 0xffffu)")
+    # the same fraction in the Cortex-M4 loop (x0 = t): one UBFX, or for ish < 16 the low ish bits
+    # moved up to 16 bits (two instructions)
+    frac_asm = (f'"ubfx   %[x0], %[x0], #{ish - 16}, #16\\n\\t"' if ish >= 16 else
+                f'"ubfx   %[x0], %[x0], #0, #{ish}\\n\\t" "lsl    %[x0], %[x0], #{16 - ish}\\n\\t"')
     dmax = 32768 + abs(mz) + 127 * ms + float(np.abs(np.concatenate([vlim[0], vlim[1]])).max(initial=0))
     if 127 * dmax >= 2 ** 31:
         raise CodegenError("int8 C: a synapse's mu too far from the states for the fixed-point format")
     rec = np.stack([pre, A, Q, W, WE], 1).astype(np.int64) & 0xFF
-    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "ish": ish, "frac": frac, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
+    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "ish": ish, "frac": frac, "frac_asm": frac_asm, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
 
 
 def _conductance_bytes(w, we, q, post):
@@ -371,7 +375,10 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         DEFAULT_DT=flit(dt), IN_BITS=c_init(q["xf"]), OUT_BITS=c_init(q["yf"]), FACTS=facts_h, KIND="ltc",
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS {q['sv']} /* state h[i] = v_i * 2^{q['sv']} */",
         STATE_NOTE=f"Q{q['sv']} neuron potentials")
-    lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac")}
+    lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac", "frac_asm")}
+    mz = q["R"]["mz"]  # wn[j] = ... - R_MZ in the Cortex-M4 unfold: an ARM immediate (see _immediate)
+    lists["R_MZ_ASM"] = f'"{"sub" if mz >= 0 else "add"}    %[an], %[an], #{abs(mz)}\\n\\t"'
+    lists.update(W_OFF=4 * q["n"], W_OFF4=4 * q["n"] - 4)
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
         T_SCALE=1 << T_STEP, CONSTANTS=consts, R_LAST=int(np.flatnonzero(np.diff(q["R"]["row"])).max(initial=-1)) + 1, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
