@@ -20,10 +20,13 @@ Scheme (stated in the generated header and source):
     Gates are exact over the calibrated range (x1.25); beyond it an input with the plain format
     saturates, one with a coarsened format runs on and only gates whose mu lay beyond the
     calibrated range (pulled in) can differ;
-  * the sigmoid: a table of 32 words T[k] << 16 | (T[k+1] - T[k]), T the Q15 sigmoid over
-    [-8, 8] in steps of 1/2, linearly interpolated with a 16-bit fraction (one SMLAWB on cores
-    with the DSP extension, the same integer elsewhere): max error 3e-3 like the 512-entry
-    table it replaced, and within 6e-4 of 0 or 1 beyond +-8;
+  * the sigmoid: a table of 32 words (T[k] - k D[k]) << 16 | D[k], T the Q15 sigmoid over
+    [-8, 8] in steps of 1/2, D[k] = T[k+1] - T[k] (0 in the two end intervals), k the interval
+    from the centre; linearly interpolated with a 16-bit fraction: T[k] + (D[k] f16 >> 16). The
+    table's T[k] - k D[k] lets the Cortex-M4 loop interpolate from t itself, shifted so that its
+    low 16 bits are the fraction (k 2^16 + f16: one SMLAWB, no masking); elsewhere the same
+    integer as (T[k] - k D[k]) + k D[k] + (D[k] f16 >> 16). Max error 3e-3 like the 512-entry
+    table it replaced, flat (within 3.4e-4 of 0 or 1) beyond +-7.5;
   * conductances: per postsynaptic neuron j a scale c_j (free: v' = num / den does not change
     under it) with cm_t + gleak = 2^(k_j - 1) units (k_j >= 1: every denominator is at least one
     unit) and the largest possible denominator <= 30000 units (<= 32767 after rounding:
@@ -184,10 +187,9 @@ def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
     ish = af - T_STEP  # z * 2^af >> ish: table intervals; the next 16 bits below: the fraction
     frac = (f"(((uint32_t)(t) >> {ish - 16}) & 0xffffu)" if ish >= 16
             else f"(((uint32_t)(t) << {16 - ish}) & 0xffffu)")
-    # the same fraction in the Cortex-M4 loop (x0 = t): one UBFX, or for ish < 16 the low ish bits
-    # moved up to 16 bits (two instructions)
-    frac_asm = (f'"ubfx   %[x0], %[x0], #{ish - 16}, #16\\n\\t"' if ish >= 16 else
-                f'"ubfx   %[x0], %[x0], #0, #{ish}\\n\\t" "lsl    %[x0], %[x0], #{16 - ish}\\n\\t"')
+    # the Cortex-M4 loop: x0 = t shifted to k 2^16 + the fraction (one instruction, none at ish 16)
+    frac_asm = ('""' if ish == 16 else f'"asr    %[x0], %[x0], #{ish - 16}\\n\\t"' if ish > 16
+                else f'"lsl    %[x0], %[x0], #{16 - ish}\\n\\t"')
     dmax = 32768 + abs(mz) + 127 * ms + float(np.abs(np.concatenate([vlim[0], vlim[1]])).max(initial=0))
     if 127 * dmax >= 2 ** 31:
         raise CodegenError("int8 C: a synapse's mu too far from the states for the fixed-point format")
@@ -301,11 +303,18 @@ def sigmoid_lut() -> np.ndarray:
 
 
 def sigmoid_table() -> np.ndarray:
-    """The LTC's table: T_N words, T[k] << 16 | (T[k+1] - T[k]) with T[k] the Q15 sigmoid (at most
-    32767) at k / 2^T_STEP - 8, k = 0..T_N: one load gives an interval's start and rise."""
+    """The LTC's table: T_N words, (T[k] - k D[k]) << 16 | D[k] with T[k] the Q15 sigmoid (at most
+    32767) at k / 2^T_STEP (k = -T_N/2..T_N/2-1 from the centre), D[k] = T[k+1] - T[k], 0 in the
+    end intervals (a clamped index then gives T[k] whatever the fraction): one load gives an
+    interval's offset start and rise (see the module doc)."""
     k = np.arange(T_N + 1) / float(1 << T_STEP) - 8.0
     t = np.minimum(np.round(32768.0 / (1.0 + np.exp(-k))), 32767).astype(np.int64)
-    return (t[:-1] << 16) | np.diff(t)
+    d = np.diff(t)
+    d[[0, -1]] = 0
+    top = t[:-1] - (np.arange(T_N) - T_N // 2) * d
+    if top.min() < 0 or top.max() > 32767:
+        raise CodegenError("int8 C: sigmoid table out of range (bug)")
+    return (top << 16) | d
 
 
 def _constants(q: dict) -> tuple[str, dict]:
