@@ -387,10 +387,11 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac", "frac_asm")}
     mz = q["R"]["mz"]  # wn[j] = ... - R_MZ in the Cortex-M4 unfold: an ARM immediate (see _immediate)
     lists["R_MZ_ASM"] = f'"{"sub" if mz >= 0 else "add"}    %[an], %[an], #{abs(mz)}\\n\\t"'
-    lists.update(W_OFF=4 * q["n"], W_OFF4=4 * q["n"] - 4)
+    r_last = int(np.flatnonzero(np.diff(q["R"]["row"])).max(initial=-1)) + 1
+    lists.update(W_OFF=4 * q["n"], W_OFF4=4 * q["n"] - 4, C_BYTES=4 * (q["n"] - r_last), R_LAST=r_last)
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
-        T_SCALE=1 << T_STEP, CONSTANTS=consts, R_LAST=int(np.flatnonzero(np.diff(q["R"]["row"])).max(initial=-1)) + 1, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
+        T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
         IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
         V_SCALE=flit(2.0 ** q["sv"]), V_UNIT=flit(2.0 ** -q["sv"]), FACTS_C=facts_c)
