@@ -317,6 +317,17 @@ def sigmoid_table() -> np.ndarray:
     return (top << 16) | d
 
 
+def om_layout(om) -> np.ndarray:
+    """The output map's rows padded with zeros to a multiple of 4 (OM_ROW), each group of four
+    stored in the order 0, 2, 1, 3: SXTB16 of the group's word, and of the word >> 8, then
+    gives the int16 pairs (0, 1) and (2, 3) for two SMLADs (the template's OM_AT)."""
+    om = np.asarray(om, np.int64)
+    row = -(-om.shape[1] // 4) * 4
+    pad = np.zeros((om.shape[0], row), np.int64)
+    pad[:, :om.shape[1]] = om
+    return pad.reshape(om.shape[0], -1, 4)[:, :, [0, 2, 1, 3]].reshape(om.shape[0], row)
+
+
 def _constants(q: dict) -> tuple[str, dict]:
     C = IntArrays(1)
     C.add("uint32_t", "SIG_T", sigmoid_table(), "tables")
@@ -334,7 +345,7 @@ def _constants(q: dict) -> tuple[str, dict]:
         C.add("uint8_t", "R_COUNTS", rc, "neurons")
         counts = "#define R_COUNT(x, j) R_COUNTS[j]"
     C.add("int16_t", "VLEAK", q["VL"], "neurons")
-    C.add("int8_t", "OM", q["OM"], "outputs")
+    C.add("int8_t", "OM", om_layout(q["OM"]), "outputs")
     C.add("int16_t", "OC", q["OC"], "outputs")
     C.add("uint8_t", "OSH", q["osh"], "outputs")
     return "\n".join(C.lines) + "\n" + counts + "\n", {"total": C.bytes, **C.groups}
