@@ -290,3 +290,31 @@ def test_int8_lstm_on_cortex_m0(tmp_path):
     i8 = r["cortex-m0"]["int8"]
     assert i8["passed"] and i8["max_lsb_err"] == 0 and i8["object"]["float_helpers"] == [], i8
     assert r["cortex-m0"]["fp32"]["passed"] and r["cortex-m0"]["speedup_instructions"] >= 5
+
+
+@pytest.mark.qemu
+def test_int8_cortex_m4_asm_shapes(tmp_path):
+    """The Cortex-M4's hand-scheduled loops (inline asm) agree bit for bit with the host build
+    (plain C) in each shape of their code: the fraction's shift right, none, left (sigma scaled
+    so that a list's interval shift ish is above, at and below 16), and a net whose neurons all
+    have recurrent synapses (no constant neuron)."""
+    import torch
+
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip("ARM tools missing")
+    shifts = set()
+    for i, (name, scale) in enumerate((("ncp19", 0.5), ("ncp19", 2.0), ("full8", 1.0))):
+        m = _model(name, 0)
+        with torch.no_grad():
+            m.cell.sigma.mul_(scale)
+            m.cell.sensory_sigma.mul_(scale)
+        q = CM.prepare_int8(save(m, tmp_path / f"m{i}.safetensors"), tmp_path / f"b{i}", steps=40, timing_steps=2)
+        src = (tmp_path / f"b{i}" / "ltc_model.c").read_text()
+        shifts |= {(int(ish) > 16) - (int(ish) < 16) for ish in re.findall(r"SYNAPSE_ASM\(.*?, (\d+)\)", src)}
+        r = CM.run_golden(tmp_path / f"b{i}", "ltc_model", "cortex-m4", "int8", q["defines"])
+        assert r["passed"] and r["max_lsb_err"] == 0 and r["mismatches"] == 0, (name, scale, r)
+        n, r_last = (int(re.search(rf"#define {k} (\d+)", src).group(1)) for k in ("N", "R_LAST"))
+        assert (r_last == n) == (name == "full8"), (name, n, r_last)
+    assert shifts == {-1, 0, 1}

@@ -20,10 +20,13 @@ Scheme (stated in the generated header and source):
     Gates are exact over the calibrated range (x1.25); beyond it an input with the plain format
     saturates, one with a coarsened format runs on and only gates whose mu lay beyond the
     calibrated range (pulled in) can differ;
-  * the sigmoid: a table of 32 words T[k] << 16 | (T[k+1] - T[k]), T the Q15 sigmoid over
-    [-8, 8] in steps of 1/2, linearly interpolated with a 16-bit fraction (one SMLAWB on cores
-    with the DSP extension, the same integer elsewhere): max error 3e-3 like the 512-entry
-    table it replaced, and within 6e-4 of 0 or 1 beyond +-8;
+  * the sigmoid: a table of 32 words (T[k] - k D[k]) << 16 | D[k], T the Q15 sigmoid over
+    [-8, 8] in steps of 1/2, D[k] = T[k+1] - T[k] (0 in the two end intervals), k the interval
+    from the centre; linearly interpolated with a 16-bit fraction: T[k] + (D[k] f16 >> 16). The
+    table's T[k] - k D[k] lets the Cortex-M4 loop interpolate from t itself, shifted so that its
+    low 16 bits are the fraction (k 2^16 + f16: one SMLAWB, no masking); elsewhere the same
+    integer as (T[k] - k D[k]) + k D[k] + (D[k] f16 >> 16). Max error 3e-3 like the 512-entry
+    table it replaced, flat (within 3.4e-4 of 0 or 1) beyond +-7.5;
   * conductances: per postsynaptic neuron j a scale c_j (free: v' = num / den does not change
     under it) with cm_t + gleak = 2^(k_j - 1) units (k_j >= 1: every denominator is at least one
     unit) and the largest possible denominator <= 30000 units (<= 32767 after rounding:
@@ -184,11 +187,14 @@ def _synapse_list(P, q, mask, pre_, slope, offset, vf, vlim):
     ish = af - T_STEP  # z * 2^af >> ish: table intervals; the next 16 bits below: the fraction
     frac = (f"(((uint32_t)(t) >> {ish - 16}) & 0xffffu)" if ish >= 16
             else f"(((uint32_t)(t) << {16 - ish}) & 0xffffu)")
+    # the Cortex-M4 loop: x0 = t shifted to k 2^16 + the fraction (one instruction, none at ish 16)
+    frac_asm = ('""' if ish == 16 else f'"asr    %[x0], %[x0], #{ish - 16}\\n\\t"' if ish > 16
+                else f'"lsl    %[x0], %[x0], #{16 - ish}\\n\\t"')
     dmax = 32768 + abs(mz) + 127 * ms + float(np.abs(np.concatenate([vlim[0], vlim[1]])).max(initial=0))
     if 127 * dmax >= 2 ** 31:
         raise CodegenError("int8 C: a synapse's mu too far from the states for the fixed-point format")
     rec = np.stack([pre, A, Q, W, WE], 1).astype(np.int64) & 0xFF
-    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "ish": ish, "frac": frac, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
+    return {"row": row, "pre": pre, "bytes": rec.ravel(), "af": af, "ms": ms, "mz": mz, "ish": ish, "frac": frac, "frac_asm": frac_asm, "A": A, "Q": Q, "W": W.astype(np.int64), "WE": WE.astype(np.int64)}
 
 
 def _conductance_bytes(w, we, q, post):
@@ -297,11 +303,29 @@ def sigmoid_lut() -> np.ndarray:
 
 
 def sigmoid_table() -> np.ndarray:
-    """The LTC's table: T_N words, T[k] << 16 | (T[k+1] - T[k]) with T[k] the Q15 sigmoid (at most
-    32767) at k / 2^T_STEP - 8, k = 0..T_N: one load gives an interval's start and rise."""
+    """The LTC's table: T_N words, (T[k] - k D[k]) << 16 | D[k] with T[k] the Q15 sigmoid (at most
+    32767) at k / 2^T_STEP (k = -T_N/2..T_N/2-1 from the centre), D[k] = T[k+1] - T[k], 0 in the
+    end intervals (a clamped index then gives T[k] whatever the fraction): one load gives an
+    interval's offset start and rise (see the module doc)."""
     k = np.arange(T_N + 1) / float(1 << T_STEP) - 8.0
     t = np.minimum(np.round(32768.0 / (1.0 + np.exp(-k))), 32767).astype(np.int64)
-    return (t[:-1] << 16) | np.diff(t)
+    d = np.diff(t)
+    d[[0, -1]] = 0
+    top = t[:-1] - (np.arange(T_N) - T_N // 2) * d
+    if top.min() < 0 or top.max() > 32767:
+        raise CodegenError("int8 C: sigmoid table out of range (bug)")
+    return (top << 16) | d
+
+
+def om_layout(om) -> np.ndarray:
+    """The output map's rows padded with zeros to a multiple of 4 (OM_ROW), each group of four
+    stored in the order 0, 2, 1, 3: SXTB16 of the group's word, and of the word >> 8, then
+    gives the int16 pairs (0, 1) and (2, 3) for two SMLADs (the template's OM_AT)."""
+    om = np.asarray(om, np.int64)
+    row = -(-om.shape[1] // 4) * 4
+    pad = np.zeros((om.shape[0], row), np.int64)
+    pad[:, :om.shape[1]] = om
+    return pad.reshape(om.shape[0], -1, 4)[:, :, [0, 2, 1, 3]].reshape(om.shape[0], row)
 
 
 def _constants(q: dict) -> tuple[str, dict]:
@@ -321,7 +345,7 @@ def _constants(q: dict) -> tuple[str, dict]:
         C.add("uint8_t", "R_COUNTS", rc, "neurons")
         counts = "#define R_COUNT(x, j) R_COUNTS[j]"
     C.add("int16_t", "VLEAK", q["VL"], "neurons")
-    C.add("int8_t", "OM", q["OM"], "outputs")
+    C.add("int8_t", "OM", om_layout(q["OM"]), "outputs")
     C.add("int16_t", "OC", q["OC"], "outputs")
     C.add("uint8_t", "OSH", q["osh"], "outputs")
     return "\n".join(C.lines) + "\n" + counts + "\n", {"total": C.bytes, **C.groups}
@@ -371,10 +395,14 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         DEFAULT_DT=flit(dt), IN_BITS=c_init(q["xf"]), OUT_BITS=c_init(q["yf"]), FACTS=facts_h, KIND="ltc",
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS {q['sv']} /* state h[i] = v_i * 2^{q['sv']} */",
         STATE_NOTE=f"Q{q['sv']} neuron potentials")
-    lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac")}
+    lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac", "frac_asm")}
+    mz = q["R"]["mz"]  # wn[j] = ... - R_MZ in the Cortex-M4 unfold: an ARM immediate (see _immediate)
+    lists["R_MZ_ASM"] = f'"{"sub" if mz >= 0 else "add"}    %[an], %[an], #{abs(mz)}\\n\\t"'
+    r_last = int(np.flatnonzero(np.diff(q["R"]["row"])).max(initial=-1)) + 1
+    lists.update(W_OFF=4 * q["n"], W_OFF4=4 * q["n"] - 4, C_BYTES=4 * (q["n"] - r_last), R_LAST=r_last)
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
-        T_SCALE=1 << T_STEP, CONSTANTS=consts, R_LAST=int(np.flatnonzero(np.diff(q["R"]["row"])).max(initial=-1)) + 1, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
+        T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
         IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
         V_SCALE=flit(2.0 ** q["sv"]), V_UNIT=flit(2.0 ** -q["sv"]), FACTS_C=facts_c)
