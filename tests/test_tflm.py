@@ -101,3 +101,24 @@ def test_tflm_backend_steps_the_export_within_budget(exported):
     torch_out = D.run_sequences(D.torch_runner(model), x, np.full(x.shape[:2], dt, np.float32), 14)
     mse, mse_fp32 = np.mean((out - y) ** 2), np.mean((torch_out - y) ** 2)
     assert abs(mse / mse_fp32 - 1) <= 0.05, (mse, mse_fp32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["weight-only", "weight-only-float-update"])
+def test_int8_tflm_weight_only_fallbacks_run_in_tflm(tmp_path, monkeypatch, scheme):
+    """The schemes int8-tflm falls back to when its integer schemes miss the budget (the
+    pendulum clone's fully connected LTC: benchmarks/results/pendulum_int8.json): int8 weights
+    dequantised by TFLM, float compute; the manifest names the scheme and TFLM runs the file."""
+    from test_export_onnx import realistic_npz
+
+    monkeypatch.setattr(L, "TFLM_SCHEMES", (scheme,))
+    model = ltc()
+    man = L.export(model, tmp_path / "q", precision="int8-tflm", calibration=str(realistic_npz(tmp_path / "c.npz", model)))
+    assert man["quantization"]["scheme"] == scheme and man["drift"]["within_budget"]
+    content = (tmp_path / "q" / "model.tflite").read_bytes()
+    hist, _ = L.op_list(content)
+    assert hist["DEQUANTIZE"] >= 1 and "QUANTIZE" not in hist  # int8 weights only, float activations
+    TFLMStepper(content, (6, 14, 3))
+    counted = L.constant_bytes(content)
+    if scheme == "weight-only":  # every product's weights int8
+        assert counted.get("int8", 0) > 3 * counted.get("float32", 0)

@@ -31,9 +31,12 @@ from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_pre
 FILE = "model.tflite"
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
 STATIC = ("int8-full", "int8-tflm")  # precisions that need calibration data
-# int8-tflm: the activation bits of tflm_plan's integer group, tried in order until the drift
-# check passes (the update products are always 16x8: int16 activations, per-channel int8 weights)
-TFLM_INTEGER_BITS = (8, 16)
+# int8-tflm schemes, tried in order until the drift check passes: tflm_plan's integer group (the
+# synapse pre-activations and sigmoids) in int8 or int16 activations, the update products 16x8
+# (int16 activations, per-channel int8 weights); else every product's weights int8 (per tensor)
+# computed in float (TFLM dequantises them); else the same with the update products' weights in
+# float (a small fully connected LTC's bang-bang controller needs that; its int16 sigmoids miss)
+TFLM_SCHEMES = ("int8", "int16", "weight-only", "weight-only-float-update")
 
 
 def convert_fp32(graph) -> bytes:
@@ -129,19 +132,23 @@ def tflm_plan(content: bytes) -> dict:
                                   if op[0] == "FULLY_CONNECTED" and k not in integer | update)}
 
 
-def _tflm_recipe(fp32: bytes, integer_bits: int = 8):
+def _tflm_recipe(fp32: bytes, scheme: str = "int8"):
     import re
 
     from ai_edge_quantizer import qtyping, recipe_manager
 
     plan = tflm_plan(fp32)
     rm = recipe_manager.RecipeManager()
-    if plan["weight_only"]:  # per tensor: TFLM's DEQUANTIZE reads one scale, per-channel weights would run wrong
-        rm.add_weight_only_config(regex="^(?:" + "|".join(map(re.escape, plan["weight_only"])) + ")$",
+    weight_only = plan["weight_only"] + {"weight-only": plan["integer"] + plan["update"],
+                                         "weight-only-float-update": plan["integer"]}.get(scheme, [])
+    if weight_only:  # per tensor: TFLM's DEQUANTIZE reads one scale, per-channel weights would run wrong
+        rm.add_weight_only_config(regex="^(?:" + "|".join(map(re.escape, weight_only)) + ")$",
                                   operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8,
                                   granularity=qtyping.QuantGranularity.TENSORWISE)
     G = qtyping.QuantGranularity
-    for group, bits, granularity in (("integer", integer_bits, G.TENSORWISE), ("update", 16, G.CHANNELWISE)):
+    static = (("integer", int(scheme[3:]), G.TENSORWISE), ("update", 16, G.CHANNELWISE)) if scheme in ("int8", "int16") \
+        else ()
+    for group, bits, granularity in static:
         if plan[group]:
             rm.add_static_config(regex="^(?:" + "|".join(map(re.escape, plan[group])) + ")$",
                                  operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
@@ -149,14 +156,14 @@ def _tflm_recipe(fp32: bytes, integer_bits: int = 8):
     return rm.get_quantization_recipe(), plan
 
 
-def quantize(fp32: bytes, precision: str, samples=None, names=None, integer_bits: int = 8) -> bytes:
-    """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer). integer_bits: int8-tflm's
-    activation width in the synapse pre-activations and sigmoids (8 or 16)."""
+def quantize(fp32: bytes, precision: str, samples=None, names=None, scheme: str = "int8") -> bytes:
+    """fp32 .tflite bytes -> quantised bytes (ai_edge_quantizer). scheme: int8-tflm's, one of
+    TFLM_SCHEMES."""
     from ai_edge_quantizer import quantizer
 
     if precision == "fp32":
         return fp32
-    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32, integer_bits)[0] if precision == "int8-tflm"
+    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32, scheme)[0] if precision == "int8-tflm"
                             else _recipe(precision))
     with quiet():
         calib = None
@@ -278,22 +285,26 @@ def _drift_runner(content: bytes, precision: str, graph):
     return stepper.runner()
 
 
-def _quantization_info(precision, fp32, content, data, samples, integer_bits=8) -> dict | None:
+def _quantization_info(precision, fp32, content, data, samples, scheme="int8") -> dict | None:
     if precision == "fp32":
         return None
     info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32),
             "fp32_file_bytes": len(fp32)}
     if samples is not None:
         info.update(calibration_rows=len(samples), calibration_data=data.source)
-    if precision == "int8-tflm":
+    if precision == "int8-tflm" and scheme in ("int8", "int16"):
         plan = tflm_plan(fp32)
-        info.update(interpreter="tflite-micro", integer_activation_bits=integer_bits,
+        info.update(interpreter="tflite-micro", scheme=scheme, integer_activation_bits=int(scheme[3:]),
                     integer_ops=len(plan["integer"]), update_products_16x8=len(plan["update"]),
                     float_products_with_int8_weights=len(plan["weight_only"]),
-                    activations=f"int{integer_bits} static (asymmetric) in the synapse pre-activations and "
+                    activations=f"{scheme} static (asymmetric) in the synapse pre-activations and "
                                 "sigmoids; int16 out of the numerator / denominator products; float in the "
                                 "state update and its division",
                     weights="int8 (symmetric): per tensor, per channel in the numerator / denominator products")
+    elif precision == "int8-tflm":
+        info.update(interpreter="tflite-micro", scheme=scheme, activations="float (the integer schemes missed "
+                    "the drift budget)", weights="int8 per tensor, dequantised by TFLM, in every product"
+                    + (" but the numerator / denominator ones (float)" if scheme == "weight-only-float-update" else ""))
     return info
 
 
@@ -319,16 +330,16 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     t1 = time.perf_counter()
     samples = representative_samples(model, data, graph) if precision in STATIC else None
     tq = time.perf_counter() - t1
-    for bits in TFLM_INTEGER_BITS if precision == "int8-tflm" else (8,):
+    for scheme in TFLM_SCHEMES if precision == "int8-tflm" else ("int8",):
         t = time.perf_counter()
-        content = quantize(fp32, precision, samples, graph.input_names(), integer_bits=bits)
+        content = quantize(fp32, precision, samples, graph.input_names(), scheme=scheme)
         tq += time.perf_counter() - t
         hist, drift = _checked(model, content, precision, graph, data, fixed_dt, drift_steps)
         if drift["within_budget"]:
             break
     seconds = {"convert": round(t1 - t0, 2), "quantize": round(tq, 2),
                "drift_check": round(time.perf_counter() - t1 - tq, 2)}
-    info = _quantization_info(precision, fp32, content, data, samples, bits)
+    info = _quantization_info(precision, fp32, content, data, samples, scheme)
     return _write(out_dir, model, graph, precision, content, hist, drift, force, info, seconds)
 
 
