@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..nn import functional as F
-from .pendulum import DT, MAX_TORQUE, Expert, ModelPolicy, demonstrations, evaluate_pendulum
+from .pendulum import DT, MAX_TORQUE, Expert, demonstrations
 
 SELECT_SEED = 50_000   # selection episodes: disjoint from eval seeds (0, 1, ...) and demonstrations
 ROLLOUT_SEED = 20_000  # student rollouts of iteration i use ROLLOUT_SEED + 1000 i + k
@@ -43,6 +43,9 @@ class DaggerOptions:
     lr_decay: float = 1.0        # learning rate times this every round
     grad_clip: float = 1.0
     select_episodes: int = 5
+    saturation_loss: bool = False  # no penalty beyond +-MAX_TORQUE where the expert saturates
+    output_std: float = 0.0      # the model's output scale (mean 0); 0: the demonstrations' std and mean
+    input_std: tuple = ()        # fixed input scales (mean 0); (): the demonstrations' mean and std
     seed: int = 0
 
 
@@ -95,7 +98,7 @@ def _fit(model, data: _Data, steps: int, opts: DaggerOptions, optim, rng) -> flo
         for t in range(x.shape[1]):
             out, h = F.model_step(xp, P, x[:, t], h, DT, model.config)
             ys.append(out)
-        loss = (((torch.stack(ys, 1) - y) / scale) ** 2).mean()
+        loss = ((_error(torch.stack(ys, 1), y, opts.saturation_loss) / scale) ** 2).mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
@@ -105,17 +108,27 @@ def _fit(model, data: _Data, steps: int, opts: DaggerOptions, optim, rng) -> flo
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def _error(pred, y, saturation: bool):
+    """pred - y; with `saturation`, 0 where the expert applies the full torque and the
+    prediction goes at least as far (the env clips it to the same action)."""
+    err = pred - y
+    if saturation:
+        top = MAX_TORQUE - 1e-4
+        err = torch.where(y >= top, err.clamp(max=0.0), torch.where(y <= -top, err.clamp(min=0.0), err))
+    return err
+
+
 @torch.no_grad()
 def rollouts(model, episodes: int, seed: int, beta: float, rng, max_steps: int = 200):
     """Student episodes (each step the expert acts instead with probability beta), batched
-    over episodes: [(obs [T, 3], the expert's action in each visited state [T, 1])]."""
+    over episodes: ([(obs [T, 3], the expert's action in each visited state [T, 1])], returns)."""
     import gymnasium as gym
 
     envs = [gym.make("Pendulum-v1") for _ in range(episodes)]
     expert, P, xp = Expert(), model.prepared(), F.ops_for(torch.zeros(1))
     obs = np.stack([env.reset(seed=seed + k)[0] for k, env in enumerate(envs)]).astype(np.float32)
     h = model.initial_state(episodes)
-    rec = [([], []) for _ in envs]
+    rec, returns = [([], []) for _ in envs], np.zeros(episodes)
     try:
         for _ in range(max_steps):
             y, h_next = F.model_step(xp, P, torch.from_numpy(obs), h, DT, model.config)
@@ -124,13 +137,15 @@ def rollouts(model, episodes: int, seed: int, beta: float, rng, max_steps: int =
                 a = expert.act(obs[k])
                 rec[k][0].append(obs[k])
                 rec[k][1].append([a])
-                u = a if rng.random() < beta else float(y[k, 0])
-                nxt.append(env.step(np.array([np.clip(u, -MAX_TORQUE, MAX_TORQUE)], np.float32))[0])
+                u = a if beta > 0 and rng.random() < beta else float(y[k, 0])
+                o, r, *_ = env.step(np.array([np.clip(u, -MAX_TORQUE, MAX_TORQUE)], np.float32))
+                nxt.append(o)
+                returns[k] += float(r)
             obs, h = np.stack(nxt).astype(np.float32), h_next
     finally:
         for env in envs:
             env.close()
-    return [(np.stack(o).astype(np.float32), np.asarray(a, np.float32)) for o, a in rec]
+    return [(np.stack(o).astype(np.float32), np.asarray(a, np.float32)) for o, a in rec], returns
 
 
 def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> dict:
@@ -151,7 +166,7 @@ def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> di
     for it in range(opts.iterations + 1):
         if it:
             beta = opts.beta ** it
-            for obs, act in rollouts(model, opts.episodes, ROLLOUT_SEED + 1000 * it, beta, rng):
+            for obs, act in rollouts(model, opts.episodes, ROLLOUT_SEED + 1000 * it, beta, rng)[0]:
                 data.add(obs, act)
         for group in optim.param_groups:
             group["lr"] = opts.lr * opts.lr_decay ** it
@@ -161,7 +176,7 @@ def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> di
             losses.append(_fit(model, data, min(REFRESH_STEPS, steps - a), opts, optim, rng))
         loss = float(np.mean(losses))
         model.eval()
-        ret = evaluate_pendulum(ModelPolicy(model), opts.select_episodes, SELECT_SEED)["return_mean"]
+        ret = float(rollouts(model, opts.select_episodes, SELECT_SEED, 0.0, rng)[1].mean())
         history.append({"iteration": it, "loss": loss, "episodes": len(data), "select_return": ret,
                         "s": round(time.time() - t0, 1)})
         log(f"  dagger {it}/{opts.iterations}: loss {loss:.4f}, {len(data)} episodes, "
@@ -174,13 +189,17 @@ def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> di
             "train_s": round(time.time() - t0, 1)}
 
 
-def _demo_task(X, Y):
+def _demo_task(X, Y, opts: DaggerOptions):
     """A TaskData around the demonstrations: what build_task_model needs (sizes, normalisation, dt)."""
     from .taskdata import Split, TaskData
 
     xf, yf = X.reshape(-1, 3), Y.reshape(-1, 1)
     norm = {"input_mean": xf.mean(0).tolist(), "input_std": np.maximum(xf.std(0), 1e-6).tolist(),
             "output_mean": yf.mean(0).tolist(), "output_std": np.maximum(yf.std(0), 1e-6).tolist()}
+    if opts.input_std:
+        norm.update(input_mean=[0.0] * 3, input_std=[float(v) for v in opts.input_std])
+    if opts.output_std:
+        norm.update(output_mean=[0.0], output_std=[float(opts.output_std)])
     split = Split(X, Y, np.full(X.shape[:2], DT, dtype=np.float32))
     return TaskData("pendulum", "regression", "mse", split, split, split, input_size=3, output_size=1,
                     normalization=norm, info={"dt": DT})
@@ -196,7 +215,7 @@ def clone_pendulum(out, *, kind: str = "ltc", units: int = 16, wiring: str | Non
 
     opts = opts or DaggerOptions()
     X, Y = demonstrations(opts.demo_episodes, seed=10_000 + 1000 * opts.seed)
-    model = build_task_model(_demo_task(X, Y), kind, units=units, wiring=wiring, seed=opts.seed)
+    model = build_task_model(_demo_task(X, Y, opts), kind, units=units, wiring=wiring, seed=opts.seed)
     rec = dagger(model, opts, log=log, demos=(X, Y))
     model.config["task"] = {"name": "pendulum", "options": {}, "type": "regression", "metric": "mse",
                             "dt": {"median": DT, "min": DT, "max": DT}}
