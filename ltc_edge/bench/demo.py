@@ -18,7 +18,7 @@ from pathlib import Path
 from ..fileio import atomic_write_bytes
 
 
-def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 6, quick: bool = False) -> dict:
+def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 14, quick: bool = False) -> dict:
     from rich.rule import Rule
 
     from .run import wide_console
@@ -125,8 +125,11 @@ def _pendulum(console, out: Path, seed: int, rounds: int, quick: bool, backends)
     mean = clone["numpy"]["return_mean"]
     gap = (expert["return_mean"] - mean) / abs(expert["return_mean"])
     return {"method": f"DAgger: behaviour cloning on {opts.demo_episodes} expert episodes, then {opts.iterations} "
-                      f"rounds of {opts.episodes} student rollouts labelled by the expert",
-            "train_s": rec["train_s"], "seeds": list(range(episodes)), "model": str(ppath),
+                      f"rounds of {opts.episodes} student rollouts labelled by the expert (a torque beyond the "
+                      f"limit the expert saturates at costs nothing); kept: round {rec['best_iteration']}, the best "
+                      f"on {opts.select_episodes} selection episodes (seeds {rec['select_seeds'][0]}–"
+                      f"{rec['select_seeds'][1]}, not the evaluation seeds)",
+            "train_s": rec["train_s"], "train_cpu_s": rec["train_cpu_s"], "seeds": list(range(episodes)), "model": str(ppath),
             "expert": {"returns": expert["returns"], "return_mean": expert["return_mean"]},
             "clone": clone, "clone_mean": mean, "gap": gap, "within_10_percent": abs(gap) <= 0.1,
             "dagger": rec["history"], "best_round": rec["best_iteration"]}

@@ -78,7 +78,7 @@ def _pendulum_section(p: dict) -> list[str]:
     seeds = p["seeds"]
     cols = [("expert", p["expert"])] + [(f"LTC clone ({b})", r) for b, r in p["clone"].items()]
     lines = ["## 5. Pendulum-v1 closed loop (clone of the swing-up expert)", "",
-             f"{p['method']}. Trained {p['train_s']} s; episode seeds {seeds[0]}–{seeds[-1]} (the ones "
+             f"{p['method']}. Trained {p['train_s']} s ({p.get('train_cpu_s', '-')} s CPU); episode seeds {seeds[0]}–{seeds[-1]} (the ones "
              "`ltc eval` uses; `ltc control` uses the first 3). Returns: higher is better, 0 is the best.", "",
              "| seed | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for i, s in enumerate(seeds):
