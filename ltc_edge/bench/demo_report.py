@@ -125,7 +125,7 @@ def conclusion(summary: dict, results: dict) -> str:
                      f"({_ratio_words(a['instructions_per_step'], b['instructions_per_step'], 'more', 'fewer')}).")
     p = summary.get("pendulum")
     if p:
-        parts.append(f"As a controller, the cloned LTC-NCP flies Pendulum-v1 at a mean return of "
+        parts.append(f"As a controller, the cloned {p.get('network', 'LTC')} flies Pendulum-v1 at a mean return of "
                      f"{p['clone_mean']:.1f} vs the expert's {p['expert']['return_mean']:.1f} "
                      f"({abs(p['gap']) * 100:.1f}% {'worse' if p['gap'] > 0 else 'better'}).")
     return " ".join(parts)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..nn import functional as F
-from .pendulum import DT, MAX_TORQUE, Expert, demonstrations
+from .pendulum import DT, MAX_TORQUE, Expert, demonstrations, evaluate_pendulum
 
 SELECT_SEED = 50_000   # selection episodes: disjoint from eval seeds (0, 1, ...) and demonstrations
 ROLLOUT_SEED = 20_000  # student rollouts of iteration i use ROLLOUT_SEED + 1000 i + k
@@ -52,6 +52,7 @@ class DaggerOptions:
     select_episodes: int = 20    # selection episodes per iteration (batched: cheap)
     input_std: tuple = (0.7, 0.7, 3.0)  # input scales (cos, sin, thdot; mean 0)
     output_std: float = 3.0      # output scale (mean 0): the motor neuron reaches +-MAX_TORQUE inside its range
+    stop_within: float | None = 0.01  # stop once the selection return is this close to the expert's; None: never
     seed: int = 0
 
 
@@ -153,8 +154,10 @@ def rollouts(model, episodes: int, seed: int, beta: float, rng, max_steps: int =
 
 def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> dict:
     """Clone the pendulum expert into `model` (in place: the best iteration's weights).
-    Returns {"history": [{iteration, loss, episodes, select_return, s}], "best_iteration",
-    "select_return", "select_seeds", "train_s" (wall), "train_cpu_s"}."""
+    Stops early once a round's selection return is within opts.stop_within of the expert's on
+    the same episodes. Returns {"history": [{iteration, loss, episodes, select_return, s}],
+    "best_iteration", "select_return", "expert_select_return", "select_seeds", "train_s" (wall),
+    "train_cpu_s"}."""
     opts = opts or DaggerOptions()
     log = log or (lambda m: None)
     torch.manual_seed(opts.seed)
@@ -165,6 +168,7 @@ def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> di
     for x, y in zip(X, Y):
         data.add(x, y)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    expert = evaluate_pendulum(Expert(), opts.select_episodes, SELECT_SEED)["return_mean"]
     history, best = [], None
     for it in range(opts.iterations + 1):
         if it:
@@ -186,8 +190,11 @@ def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> di
             f"selection return {ret:.1f} ({time.time() - t0:.0f} s)")
         if best is None or ret > best[1]:
             best = (it, ret, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if opts.stop_within is not None and ret >= expert - opts.stop_within * abs(expert):
+            log(f"  within {opts.stop_within:.0%} of the expert's {expert:.1f} on the selection episodes: stop")
+            break
     model.load_state_dict(best[2])
-    return {"history": history, "best_iteration": best[0], "select_return": best[1],
+    return {"history": history, "best_iteration": best[0], "select_return": best[1], "expert_select_return": expert,
             "select_seeds": [SELECT_SEED, SELECT_SEED + opts.select_episodes - 1],
             "train_s": round(time.time() - t0, 1), "train_cpu_s": round(time.process_time() - c0, 1)}
 
@@ -205,7 +212,7 @@ def _demo_task(X, Y, opts: DaggerOptions):
                     normalization=norm, info={"dt": DT})
 
 
-def clone_pendulum(out, *, kind: str = "ltc", units: int = 16, wiring: str | None = "auto-ncp",
+def clone_pendulum(out, *, kind: str = "ltc", units: int = 16, wiring: str | None = None,
                    opts: DaggerOptions | None = None, log=None) -> dict:
     """Build a model, clone the expert into it with DAgger and save it at `out` as a normal model
     file whose stored task is pendulum (so `ltc eval` and `ltc control` take it as it is).
