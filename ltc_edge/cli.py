@@ -157,7 +157,7 @@ def _show(value) -> str:
 def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exports, report and plots."),
          seed: int = typer.Option(0, help="Random seed."),
          epochs: int = typer.Option(12, help="Cheetah training epochs per model (the paper uses 200)."),
-         pendulum_rounds: int = typer.Option(14, help="Most pendulum DAgger rounds (student rollouts labelled by the expert; stops once within 1% of the expert on its selection episodes)."),
+         pendulum_rounds: int = typer.Option(16, help="Most pendulum DAgger rounds (student rollouts labelled by the expert; stops once within 1% of the expert on its selection episodes)."),
          quick: bool = typer.Option(False, help="A seconds-long smoke run (tiny data, one epoch).")):
     """The whole pipeline in minutes: train an NCP-wired LTC and an LSTM on HalfCheetah, export them
     (ONNX, TFLite: fp32 + int8; C), benchmark them, write the report and plots, and run a cloned

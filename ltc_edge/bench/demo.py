@@ -18,7 +18,7 @@ from pathlib import Path
 from ..fileio import atomic_write_bytes
 
 
-def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 14, quick: bool = False) -> dict:
+def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 16, quick: bool = False) -> dict:
     from rich.rule import Rule
 
     from .run import wide_console

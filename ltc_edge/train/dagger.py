@@ -38,7 +38,7 @@ REFRESH_STEPS = 50     # gradient steps between re-computations of the windows' 
 
 @dataclass
 class DaggerOptions:
-    iterations: int = 14         # DAgger rounds after the behaviour-cloning start
+    iterations: int = 16         # DAgger rounds (at most) after the behaviour-cloning start
     demo_episodes: int = 24      # expert demonstrations the start trains on
     episodes: int = 8            # student rollouts per round
     bc_steps: int = 400          # gradient steps on the demonstrations
