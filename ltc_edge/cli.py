@@ -157,7 +157,7 @@ def _show(value) -> str:
 def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exports, report and plots."),
          seed: int = typer.Option(0, help="Random seed."),
          epochs: int = typer.Option(12, help="Cheetah training epochs per model (the paper uses 200)."),
-         pendulum_rounds: int = typer.Option(6, help="Pendulum DAgger rounds (student rollouts labelled by the expert)."),
+         pendulum_rounds: int = typer.Option(16, help="Most pendulum DAgger rounds (student rollouts labelled by the expert; stops once within 1% of the expert on its selection episodes)."),
          quick: bool = typer.Option(False, help="A seconds-long smoke run (tiny data, one epoch)."),
          robustness: bool = typer.Option(True, help="Run the short robustness sweep of the cheetah models "
                                                     "(report section 6; a few seconds of CPU).")):

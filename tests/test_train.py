@@ -323,6 +323,38 @@ def test_pendulum_expert_is_good():
     assert evaluate_pendulum(Zero(), episodes=5, seed=0)["return_mean"] < -600
 
 
+def test_dagger_loss_ignores_torque_beyond_the_limit_the_expert_saturates_at():
+    from ltc_edge.train.dagger import _error
+
+    y = torch.tensor([2.0, 2.0, -2.0, -2.0, 0.5, 0.5])
+    pred = torch.tensor([3.0, 1.5, -2.5, -1.0, 3.0, 0.0])
+    assert _error(pred, y).tolist() == pytest.approx([0.0, -0.5, 0.0, 1.0, 2.5, -0.5])
+
+
+def test_dagger_keeps_the_round_best_on_the_selection_seeds(tmp_path):
+    """A few-step clone: the saved model is the round with the best return on the selection
+    episodes (not the evaluation seeds 0, 1, ...), which the plain evaluator reproduces."""
+    from ltc_edge.nn import load
+    from ltc_edge.train.dagger import SELECT_SEED, DaggerOptions, clone_pendulum
+    from ltc_edge.train.pendulum import Expert, ModelPolicy, evaluate_pendulum
+
+    opts = DaggerOptions(iterations=2, demo_episodes=3, episodes=2, bc_steps=3, steps=3, select_episodes=2,
+                         stop_within=None)
+    rec = clone_pendulum(tmp_path / "p.safetensors", opts=opts)
+    sel = [h["select_return"] for h in rec["history"]]
+    assert len(sel) == 3 and rec["best_iteration"] == int(np.argmax(sel)) and rec["select_return"] == max(sel)
+    assert rec["select_seeds"] == [SELECT_SEED, SELECT_SEED + 1] and SELECT_SEED > 1000
+    model = load(tmp_path / "p.safetensors")
+    assert model.config["normalization"]["output_std"] == [opts.output_std] and rec["train_cpu_s"] > 0
+    again = evaluate_pendulum(ModelPolicy(model), episodes=2, seed=SELECT_SEED)["return_mean"]
+    assert again == pytest.approx(rec["select_return"], rel=1e-4)
+    expert = evaluate_pendulum(Expert(), episodes=2, seed=SELECT_SEED)["return_mean"]
+    assert rec["expert_select_return"] == pytest.approx(expert) and rec["select_return"] < expert
+    # stopping early: any return within 1e6 x the expert's stops after the first round
+    opts.stop_within = 1e6
+    assert len(clone_pendulum(tmp_path / "q.safetensors", opts=opts)["history"]) == 1
+
+
 # -------------------------------------------------------------------------------------- CLI
 
 

@@ -78,7 +78,7 @@ def _pendulum_section(p: dict) -> list[str]:
     seeds = p["seeds"]
     cols = [("expert", p["expert"])] + [(f"LTC clone ({b})", r) for b, r in p["clone"].items()]
     lines = ["## 5. Pendulum-v1 closed loop (clone of the swing-up expert)", "",
-             f"{p['method']}. Trained {p['train_s']} s; episode seeds {seeds[0]}–{seeds[-1]} (the ones "
+             f"{p['method']}. Trained {p['train_s']} s ({p.get('train_cpu_s', '-')} s CPU); episode seeds {seeds[0]}–{seeds[-1]} (the ones "
              "`ltc eval` uses; `ltc control` uses the first 3). Returns: higher is better, 0 is the best.", "",
              "| seed | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for i, s in enumerate(seeds):
@@ -210,7 +210,7 @@ def conclusion(summary: dict, results: dict) -> str:
                      f"({_ratio_words(a['instructions_per_step'], b['instructions_per_step'], 'more', 'fewer')}).")
     p = summary.get("pendulum")
     if p:
-        parts.append(f"As a controller, the cloned LTC-NCP flies Pendulum-v1 at a mean return of "
+        parts.append(f"As a controller, the cloned {p.get('network', 'LTC')} flies Pendulum-v1 at a mean return of "
                      f"{p['clone_mean']:.1f} vs the expert's {p['expert']['return_mean']:.1f} "
                      f"({abs(p['gap']) * 100:.1f}% {'worse' if p['gap'] > 0 else 'better'}).")
     if summary.get("robustness"):
