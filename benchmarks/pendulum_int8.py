@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from c_int8 import cortex  # noqa: E402
+from c_int8 import cortex, cortex_targets  # noqa: E402
 
 EXPORTS = {"c_fp32": ("c", "fp32", "c"), "c_int8": ("c", "int8", "c"), "tflite_int8_tflm": ("tflite", "int8-tflm", "tflm")}
 
@@ -64,12 +64,7 @@ def targets(res: dict) -> dict:
         r = res["closed_loop"][name]["return_mean"]
         rel = abs(r - ref) / abs(ref)
         out[f"{name}_return_rel_to_fp32"] = {"value": rel, "target": "<= 0.10", "met": rel <= 0.10}
-    cm = res.get("cortex_m", {})
-    if "skipped" not in cm:
-        for t, need in (("cortex-m0", 5.0), ("cortex-m3", 5.0), ("cortex-m4", 2.0)):
-            s = cm[t]["speedup_instructions"]
-            out[f"{t}_int8_fewer_instructions_x"] = {"value": s, "target": f">= {need}",
-                                                     "met": bool(s is not None and s >= need)}
+    out.update(cortex_targets(res.get("cortex_m", {}), ""))
     out["states_within_bounds"] = {"value": res["exports"]["c_int8"]["states_within_bounds"], "target": "true",
                                    "met": bool(res["exports"]["c_int8"]["states_within_bounds"])}
     return out
