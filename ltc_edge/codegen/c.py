@@ -293,22 +293,26 @@ def _ltc_unrolled_code(lists, subst: dict, safe=None) -> str:
         GATHER=_gather("s", "vv" if safe is None else "vc", rpre, len(rpre), "        "), SUMS=sums)
 
 
+def _safe_loop(idx: str, src: str, count: int, indent: str) -> str:
+    """`vc[idx] = safe_(src[idx], idx)` over count states: the gates' clamped view."""
+    return f"{indent}for ({idx} = 0; {idx} < {count}; ++{idx})\n{indent}    vc[{idx}] = safe_({src}[{idx}], {idx});\n"
+
+
 def _bounded_parts(safe, n: int, npad: int, loop: bool = False) -> dict:
     """The LTC step's pieces for bounded recurrent gates: the gates read vc, the states clamped
-    by safe_, and skip exp2_'s clamp (no pieces when `safe` is None). `loop`: the loop form."""
+    by safe_, and skip exp2_'s clamp (no pieces when `safe` is None). `loop`: the loop form (the
+    unrolled one clamps its padded vector: that loop vectorises)."""
     if safe is None:
         return dict(GATES_BOUNDED="", GATES_R="gates", SYNAPSES_BOUNDED="", SYN_R="synapses", V_GATES="v",
                     VC_DECL="", VC_INIT="", VC_UPDATE="")
-    ind = "        " if loop else "    "
-    upd = f"{ind}    for (j = 0; j < {n}; ++j)\n{ind}        vc[j] = safe_(v[j], j);\n" if loop else \
-        f"        for (i = 0; i < {npad}; ++i)\n            vc[i] = safe_(vv[i], i);\n"  # padded: vectorises
+    if loop:
+        init, update = _safe_loop("j", "v", n, " " * 8), _safe_loop("j", "v", n, " " * 12)
+    else:
+        init, update = "\n" + _safe_loop("i", "vv", npad, " " * 4).rstrip("\n"), _safe_loop("i", "vv", npad, " " * 8)
     safe_code = _tmpl("safe_state.c.in").template
     return dict(GATES_BOUNDED=safe_code + _tmpl("gates_bounded.c.in").template, GATES_R="gates_bounded",
                 SYNAPSES_BOUNDED=safe_code + _tmpl("synapses_bounded.c.in").template, SYN_R="synapses_bounded",
-                V_GATES="vc", VC_DECL=f", vc[{n if loop else npad}]",
-                VC_INIT=(f"{ind}for (j = 0; j < {n}; ++j)\n{ind}    vc[j] = safe_(v[j], j);\n" if loop else
-                         f"\n    for (i = 0; i < {npad}; ++i)\n        vc[i] = safe_(vv[i], i);"),
-                VC_UPDATE=upd)
+                V_GATES="vc", VC_DECL=f", vc[{n if loop else npad}]", VC_INIT=init, VC_UPDATE=update)
 
 
 def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
