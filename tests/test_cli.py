@@ -113,3 +113,14 @@ def _check_demo_robustness(summary: dict, report: str, out) -> None:
     assert "the LSTM is unaffected (it ignores dt)" in report
     for name, levels in r["levels"].items():
         assert len(ltc["perturbations"][name]) == len(levels) and f"- **{name}**: the LTC-NCP" in report
+
+
+@pytest.mark.parametrize("args", [["--pendulum-rounds", "-1"], ["--epochs", "0"]])
+def test_demo_refuses_bad_counts_at_once(tmp_path, one_line_error, args):
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+
+    r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), *args])
+    one_line_error(r, "demo needs --epochs >= 1 and --pendulum-rounds >= 0")
+    assert not (tmp_path / "d").exists()  # nothing started

@@ -16,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..errors import LtcEdgeError
 from ..fileio import atomic_write_bytes
 
 
@@ -25,6 +26,8 @@ def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 
 
     from .run import wide_console
 
+    if epochs < 1 or pendulum_rounds < 0:  # before any work (a bad value would fail minutes in)
+        raise LtcEdgeError(f"demo needs --epochs >= 1 and --pendulum-rounds >= 0, got {epochs} and {pendulum_rounds}")
     console = wide_console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
