@@ -284,10 +284,13 @@ class Controller:
         if self._fast_shape is not None:
             # batch 1, checks in C: the shortest path (the same checks). The buffer copy takes
             # exactly a float32 row ('f' format, shape (n_in,)); anything else raises here, before
-            # any state changes, and goes the general way below.
-            with self._lock:
+            # any state changes, and goes the general way below. acquire/try/release and
+            # `mv[:] = x` (no memoryview(x) object): each half the cost of the obvious form.
+            lock = self._lock
+            lock.acquire()
+            try:
                 try:
-                    self._stage_mv[:] = memoryview(x)
+                    self._stage_mv[:] = x
                 except (TypeError, ValueError, NotImplementedError):
                     pass
                 else:
@@ -298,6 +301,8 @@ class Controller:
                     if status:
                         self._c_reject(status, False)
                     return self._y_row
+            finally:
+                lock.release()
         a = x if isinstance(x, np.ndarray) else _as_array(x, "x")
         if a.dtype.kind not in "fiu":
             _check_numeric(a, "x")
