@@ -292,7 +292,7 @@ def sweep(
     results meet in one accuracy-vs-latency Pareto table."""
     from rich.console import Console
 
-    from .sweep import read_config, run_sweep, table, trials
+    from .sweep import groups_table, read_config, run_sweep, table, trials
 
     A.output_not_input(out, config)
     A.output_not_input(out / "sweep.json", config)
@@ -307,6 +307,8 @@ def sweep(
     summary = run_sweep(cfg, out)
     if summary["rows"]:
         console.print(table(summary))
+    if summary.get("groups"):
+        console.print(groups_table(summary))
     for f in summary["failed"]:
         console.print(f"[red]failed[/red] {f['trial']}: {f['error']}")
     console.print(f"results: [bold]{out / 'sweep.json'}[/bold]")

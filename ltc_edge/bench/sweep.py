@@ -7,6 +7,7 @@ CONFIG is TOML or JSON:
     epochs = 3
     batch_size = 32            # optional (task default otherwise)
     seed = 0
+    compile = false            # optional: torch.compile the training step (faster on long runs)
 
     [search]                   # a grid over every list; scalars are fixed
     model = ["ltc", "lstm"]
@@ -14,6 +15,11 @@ CONFIG is TOML or JSON:
     wiring = ["auto-ncp"]      # ltc / cfc only (others ignore it)
     lr = [0.01, 0.003]         # optional (task default per model otherwise)
     ode_unfolds = [3, 6]       # ltc / ctrnn / node only
+    seed = [0, 1, 2]           # optional: repeat each configuration over seeds (overrides seed)
+
+Several grids in one sweep: write [[search]] tables instead of one [search]; the trials are their
+union (e.g. LTC with two wirings, the other cells with their own). With seeds in the grid,
+sweep.json gains "groups": each configuration's metric as mean, std (n-1) and range over seeds.
 
     [ray]
     address = ""               # "" = start a local Ray; "auto" or "ray://head:10001" = a cluster
@@ -34,8 +40,8 @@ from ..nn import WIRINGS
 from ..nn.functional import CELLS
 from . import args as A
 
-KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "search", "ray"}
-KNOWN_SEARCH = {"model", "units", "wiring", "lr", "ode_unfolds"}
+KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "compile", "search", "ray"}
+KNOWN_SEARCH = {"model", "units", "wiring", "lr", "ode_unfolds", "seed"}
 
 
 def unfold_kinds() -> tuple:
@@ -71,18 +77,27 @@ def read_config(path) -> dict:
         raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_TOP))}")
     if "task" not in cfg:
         raise ValueError(f"{path}: the sweep config needs a task")
-    search = cfg.get("search") or {}
-    unknown = set(search) - KNOWN_SEARCH
-    if unknown:
-        raise ValueError(f"{path}: unknown search key(s) {', '.join(sorted(unknown))}; known: "
-                         f"{', '.join(sorted(KNOWN_SEARCH))}")
-    if "model" not in search:
-        raise ValueError(f"{path}: [search] needs model = [...]")
+    grids = cfg.get("search") or {}
+    if not isinstance(grids, (dict, list)) or not all(isinstance(g, dict) for g in _grids(cfg)):
+        raise ValueError(f"{path}: search must be a [search] table or [[search]] tables")
+    for search in _grids(cfg):
+        unknown = set(search) - KNOWN_SEARCH
+        if unknown:
+            raise ValueError(f"{path}: unknown search key(s) {', '.join(sorted(unknown))}; known: "
+                             f"{', '.join(sorted(KNOWN_SEARCH))}")
+        if "model" not in search:
+            raise ValueError(f"{path}: [search] needs model = [...]")
     try:
         _check_values(cfg)
     except LtcEdgeError as e:
         raise LtcEdgeError(f"{path}: {e}") from None
     return cfg
+
+
+def _grids(cfg: dict) -> list:
+    """The config's grids: one [search] table, or the [[search]] tables."""
+    search = cfg.get("search") or {}
+    return search if isinstance(search, list) else [search]
 
 
 def _as_list(value, name: str) -> list:
@@ -99,6 +114,7 @@ _SEARCH_CHECKS = {
     "wiring": lambda v: A.choice(v, tuple(WIRINGS), "search.wiring"),
     "lr": lambda v: A.positive(v, "search.lr"),
     "ode_unfolds": lambda v: A.integer(v, "search.ode_unfolds"),
+    "seed": lambda v: A.integer(v, "search.seed", low=0),
 }
 _RAY_CHECKS = {
     "num_cpus": lambda v: A.integer(v, "ray.num_cpus"),
@@ -114,9 +130,12 @@ def _check_values(cfg: dict) -> None:
     if cfg.get("batch_size") is not None:
         A.integer(cfg["batch_size"], "batch_size")
     A.integer(cfg.get("seed", 0), "seed", low=0)
-    for key, values in cfg["search"].items():
-        for v in _as_list(values, f"search.{key}"):
-            _SEARCH_CHECKS[key](v)
+    if not isinstance(cfg.get("compile", False), bool):
+        raise LtcEdgeError(f"compile must be true or false, got {cfg['compile']!r}")
+    for search in _grids(cfg):
+        for key, values in search.items():
+            for v in _as_list(values, f"search.{key}"):
+                _SEARCH_CHECKS[key](v)
     ray = cfg.get("ray") or {}
     for key, check in _RAY_CHECKS.items():
         if key in ray:
@@ -126,21 +145,42 @@ def _check_values(cfg: dict) -> None:
 
 
 def trials(cfg: dict) -> list[dict]:
-    """The grid, with options that do not apply to a model kind dropped (and duplicates merged)."""
-    search = {k: (v if isinstance(v, list) else [v]) for k, v in cfg["search"].items()}
-    keys = sorted(search)
+    """The grid (the union of the grids), with options that do not apply to a model kind dropped
+    and duplicates merged."""
     wired, unfolds = wired_kinds(), unfold_kinds()
     seen, out = set(), []
-    for combo in itertools.product(*(search[k] for k in keys)):
-        t = dict(zip(keys, combo))
-        if t["model"] not in wired:
-            t.pop("wiring", None)
-        if t["model"] not in unfolds:
-            t.pop("ode_unfolds", None)
-        key = json.dumps(t, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
+    for grid in _grids(cfg):
+        search = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
+        keys = sorted(search)
+        for combo in itertools.product(*(search[k] for k in keys)):
+            t = dict(zip(keys, combo))
+            if t["model"] not in wired:
+                t.pop("wiring", None)
+            if t["model"] not in unfolds:
+                t.pop("ode_unfolds", None)
+            key = json.dumps(t, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(t)
+    return out
+
+
+def groups(rows: list[dict]) -> list[dict]:
+    """Rows that differ only in their seed, as one group each: the metric's mean, sample std
+    (n-1; None for one seed), min and max over the seeds, in first-row order."""
+    import statistics
+
+    by = {}
+    for r in rows:
+        key = json.dumps({k: v for k, v in r.items() if k.startswith("param_") and k != "param_seed"},
+                         sort_keys=True)
+        by.setdefault(key, []).append(r)
+    out = []
+    for key, rs in by.items():
+        m = [r["metric"] for r in rs]
+        out.append({**json.loads(key), "metric_name": rs[0]["metric_name"], "n": len(m),
+                    "seeds": [r.get("param_seed") for r in rs], "mean": statistics.fmean(m),
+                    "std": statistics.stdev(m) if len(m) > 1 else None, "min": min(m), "max": max(m)})
     return out
 
 
@@ -163,15 +203,17 @@ def run_trial(params: dict) -> dict:
     task = load_task(params["task"], **params.get("task_options", {}))
     kind = t["model"]
     options = {"ode_unfolds": int(t["ode_unfolds"])} if "ode_unfolds" in t else {}
+    seed = int(t.get("seed", params.get("seed", 0)))
     model = build_task_model(task, kind, units=int(t.get("units", 32)), wiring=t.get("wiring"),
-                             seed=params.get("seed", 0), **options)
+                             seed=seed, **options)
     out = Path(params["out_dir"]) / trial_name(t)
     lr = float(t.get("lr", default_lr(task, kind)))
     batch = int(params.get("batch_size") or task.defaults.get("batch_size", 16))
     start = time.time()
-    train(task, model, out / "model.safetensors",
-          TrainOptions(epochs=int(params["epochs"]), lr=lr, batch_size=batch, seed=params.get("seed", 0)),
-          progress=False, log=lambda s: None)
+    metrics = train(task, model, out / "model.safetensors",
+                    TrainOptions(epochs=int(params["epochs"]), lr=lr, batch_size=batch, seed=seed,
+                                 compile=bool(params.get("compile", False))),
+                    progress=False, log=lambda s: None)
     train_s = time.time() - start
     best = load(out / "model.safetensors")
     test = evaluate(best, task, "test")
@@ -181,7 +223,8 @@ def run_trial(params: dict) -> dict:
     lat = measure_latency(lambda: ctrl.step(x, 0.05), min_seconds=0.3)
     counts = best.counts()
     return {**{f"param_{k}": v for k, v in t.items()}, "metric": float(test[task.metric]),
-            "metric_name": task.metric, "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
+            "metric_name": task.metric, "valid_metric": float(metrics["valid"][task.metric]),
+            "best_epoch": metrics["best_epoch"], "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
             "parameters": counts["parameters"], "synapses": counts["synapses"], "train_s": round(train_s, 2),
             "onnx_nodes": manifest.get("node_count"), "onnx_bytes": manifest.get("size_bytes"),
             "model_file": str(out / "model.safetensors")}
@@ -207,7 +250,8 @@ def run_sweep(cfg: dict, out: Path, on_result=None) -> dict:
             ray.init(num_cpus=int(rcfg.get("num_cpus", 2)), include_dashboard=False, log_to_driver=False)
     try:
         base = {"task": cfg["task"], "task_options": cfg.get("task_options", {}), "epochs": cfg.get("epochs", 3),
-                "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0), "out_dir": str(out / "trials")}
+                "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0),
+                "compile": cfg.get("compile", False), "out_dir": str(out / "trials")}
         trainable = tune.with_resources(run_trial, {"cpu": float(rcfg.get("cpus_per_trial", 1))})
         tuner = tune.Tuner(trainable, param_space={**base, "trial": tune.grid_search(grid)},
                            tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
@@ -219,8 +263,8 @@ def run_sweep(cfg: dict, out: Path, on_result=None) -> dict:
                 failed.append({"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]})
             else:
                 rows.append({k: v for k, v in r.metrics.items() if k.startswith("param_") or k in (
-                    "metric", "metric_name", "p50_us", "p99_us", "parameters", "synapses", "train_s", "onnx_nodes",
-                    "onnx_bytes", "model_file")})
+                    "metric", "metric_name", "valid_metric", "best_epoch", "p50_us", "p99_us", "parameters",
+                    "synapses", "train_s", "onnx_nodes", "onnx_bytes", "model_file")})
     finally:
         if started_here:
             ray.shutdown()
@@ -231,6 +275,8 @@ def run_sweep(cfg: dict, out: Path, on_result=None) -> dict:
     rows.sort(key=lambda r: (-r["metric"] if higher else r["metric"]))
     summary = {"task": cfg["task"], "epochs": base["epochs"], "trials": len(grid), "failed": failed,
                "ray_address": address or "local", "machine": machine_info(), "rows": rows}
+    if any("param_seed" in r for r in rows):
+        summary["groups"] = groups(rows)
     atomic_write_bytes(out / "sweep.json", json.dumps(summary, indent=2).encode())
     return summary
 
@@ -247,4 +293,21 @@ def table(summary: dict):
     for r in rows:
         t.add_row("*" if r["pareto"] else "", *(str(r.get(p, "-")) for p in params), f"{r['metric']:.4g}",
                   f"{r['p50_us']:.1f}", str(r["parameters"]), str(r.get("onnx_nodes", "-")))
+    return t
+
+
+def groups_table(summary: dict):
+    """The per-configuration statistics over seeds (summary["groups"])."""
+    from rich.table import Table
+
+    gs = summary["groups"]
+    params = sorted({k for g in gs for k in g if k.startswith("param_")})
+    name = gs[0]["metric_name"] if gs else "metric"
+    t = Table(title=f"over seeds: {name} mean ± std (n-1)")
+    for col in [*(p[6:] for p in params), "seeds", f"{name} mean ± std", "min", "max"]:
+        t.add_column(col)
+    for g in gs:
+        spread = "" if g["std"] is None else f" ± {g['std']:.3g}"
+        t.add_row(*(str(g.get(p, "-")) for p in params), str(g["n"]), f"{g['mean']:.4g}{spread}",
+                  f"{g['min']:.4g}", f"{g['max']:.4g}")
     return t

@@ -1,0 +1,92 @@
+"""The LTC paper's cheetah table with error bars, from an `ltc sweep` over seeds
+(benchmarks/paper_table.toml): mean ± std (n-1) of the test MSE per model beside the paper's
+figures, as JSON (benchmarks/results/cheetah_paper_table.json) and a markdown table.
+
+    ltc sweep benchmarks/paper_table.toml --out runs/paper
+    .venv/bin/python benchmarks/paper_table.py runs/paper/sweep.json [--out FILE.json]
+
+"protocol_complete" is true only for 200 epochs and 5 seeds of every model; anything shorter is
+recorded as what it is (its epochs and seeds), never as the paper's protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ltc_edge.fileio import atomic_write_bytes  # noqa: E402
+
+# the table's rows: name -> (model, wiring) of a sweep group
+MODELS = {"LTC": ("ltc", "full"), "LTC-NCP": ("ltc", "auto-ncp"), "LSTM": ("lstm", None),
+          "CT-RNN": ("ctrnn", None), "ODE-RNN": ("node", None), "CfC": ("cfc", None)}
+# the paper's Table 3 (half-cheetah kinematic modelling, test MSE, mean ± std)
+PAPER = {"LTC": (2.308, 0.015), "LSTM": (2.500, 0.140), "CT-RNN": (2.838, 0.112), "ODE-RNN": (3.805, 0.313)}
+PROTOCOL = {"epochs": 200, "seeds": 5, "units": 32}
+
+
+def table_rows(summary: dict) -> list[dict]:
+    """One row per MODELS entry found in the sweep's groups (32 units)."""
+    rows = []
+    for name, (model, wiring) in MODELS.items():
+        found = [g for g in summary.get("groups", []) if g.get("param_model") == model
+                 and g.get("param_wiring") in ((wiring,) if wiring else (None, "full"))
+                 and g.get("param_units", PROTOCOL["units"]) == PROTOCOL["units"]]
+        if not found:
+            continue
+        g = found[0]
+        paper = PAPER.get(name)
+        rows.append({"model": name, "n": g["n"], "seeds": g["seeds"], "mean": g["mean"], "std": g["std"],
+                     "min": g["min"], "max": g["max"], "paper_mean": paper[0] if paper else None,
+                     "paper_std": paper[1] if paper else None})
+    return rows
+
+
+def build(summary: dict, source: str) -> dict:
+    if summary.get("task") != "cheetah":
+        raise SystemExit(f"{source}: a sweep on task {summary.get('task')!r}, not cheetah")
+    if not summary.get("groups"):
+        raise SystemExit(f"{source}: no seed groups (sweep with seed = [...] in its [[search]] tables)")
+    rows = table_rows(summary)
+    complete = (summary["epochs"] == PROTOCOL["epochs"] and len(rows) == len(MODELS)
+                and all(r["n"] >= PROTOCOL["seeds"] for r in rows))
+    return {"what": "cheetah test MSE (best validation epoch), mean ± std (n-1) over seeds, 32 units",
+            "protocol": PROTOCOL, "protocol_complete": complete, "epochs": summary["epochs"],
+            "failed_trials": summary.get("failed", []), "machine": summary.get("machine"),
+            "source": source, "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    def cell(mean, std):
+        return "—" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}")
+
+    head = f"{result['epochs']} epochs" + ("" if result["protocol_complete"] else " (NOT the paper's protocol)")
+    lines = [f"| model ({head}) | seeds | test MSE, ours | paper |", "|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['model']} | {r['n']} | {cell(r['mean'], r['std'])} | "
+                     f"{cell(r['paper_mean'], r['paper_std'])} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep", help="sweep.json of `ltc sweep benchmarks/paper_table.toml`")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cheetah_paper_table.json"))
+    a = ap.parse_args()
+    path = Path(a.sweep)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot read the sweep summary ({e})") from None
+    result = build(summary, str(path))
+    atomic_write_bytes(Path(a.out), json.dumps(result, indent=1).encode())
+    print(markdown(result))
+    print(f"-> {a.out}")
+
+
+if __name__ == "__main__":
+    main()
