@@ -1,7 +1,7 @@
 """int8 (integer-only) C vs the fp32 C (issue 14, items 1-2): for LTC-NCP-19 (AutoNCP(19, 2),
 8 inputs, seed 0, untrained), an LSTM-19 (8 inputs, 2 outputs, untrained), and the trained
-cheetah LTC-NCP-32 and LSTM-32 (/work/runs/ltc_ncp32.safetensors, /work/runs/lstm32.safetensors
-by default; rows for absent files are left out):
+cheetah LTC-NCP-32 and LSTM-32 (runs/robustness/ltc_ncp32.safetensors and lstm32.safetensors by
+default, the 10-epoch models benchmarks/robustness.py trains; rows for absent files are left out):
   * `ltc export --format c --precision int8` (the exporter: drift-checked) and fp32, both run
     through the runtime's C backend on the test split (cheetah: test MSE of int8 vs fp32); the
     constants' bytes (int8 LTC: by kind), fp32 over int8 (the cheetah LTC-NCP's target: >= 3);
@@ -128,8 +128,8 @@ def targets(rows: dict) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cheetah", default="/work/runs/ltc_ncp32.safetensors")
-    ap.add_argument("--cheetah-lstm", default="/work/runs/lstm32.safetensors")
+    ap.add_argument("--cheetah", default=str(ROOT / "runs" / "robustness" / "ltc_ncp32.safetensors"))
+    ap.add_argument("--cheetah-lstm", default=str(ROOT / "runs" / "robustness" / "lstm32.safetensors"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "c_int8.json"))
     a = ap.parse_args()
     import torch

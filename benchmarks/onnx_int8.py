@@ -12,8 +12,8 @@ the fastest repetition: the steadier figure on shared cores).
 
     .venv/bin/python benchmarks/onnx_int8.py [MODEL.safetensors ...] [--csv] [--out PATH]
 
-Without models: the 10-epoch cheetah models in /work/runs (ltc_ncp32, ltc_full32, lstm32,
-cfc32) when present. --csv also trains a small LTC (6 units, 2 epochs) on a generated CSV (a
+Without models: the 10-epoch cheetah models in runs/robustness (ltc_ncp32, ltc_full32, lstm32,
+cfc32; benchmarks/robustness.py trains them) when present. --csv also trains a small LTC (6 units, 2 epochs) on a generated CSV (a
 driven oscillator logged at irregular times, as tests/test_own_data.py) and measures it.
 """
 
@@ -36,6 +36,9 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from datagen import oscillator_csv  # noqa: E402
 
 from ltc_edge.export import onnx as X  # noqa: E402
 from ltc_edge.export.int8_weights import weight_bytes  # noqa: E402
@@ -44,7 +47,7 @@ from ltc_edge.nn.functional import state_size  # noqa: E402
 from ltc_edge.nn.modelfile import load  # noqa: E402
 from ltc_edge.train.reference import model_reference  # noqa: E402
 
-RUNS = Path("/work/runs")
+RUNS = ROOT / "runs" / "robustness"  # where benchmarks/robustness.py trains them
 DEFAULT_MODELS = ["ltc_ncp32", "ltc_full32", "lstm32", "cfc32"]
 VARIANTS = {"fp32": {"precision": "fp32"}, "int8": {"precision": "int8"},
             "int8_static": {"precision": "int8", "calibration_method": "minmax"}}
@@ -56,16 +59,8 @@ def oscillator_model(folder: Path) -> Path:
 
     from ltc_edge.cli import app
 
-    rng, rows = np.random.default_rng(11), 360
-    t = np.cumsum(rng.uniform(0.02, 0.055, rows))
-    u = np.sin(0.9 * t) + 0.6 * np.sign(np.sin(0.31 * t))
-    x, v = np.zeros(rows), np.zeros(rows)
-    for i in range(1, rows):
-        h = t[i] - t[i - 1]
-        v[i] = v[i - 1] + h * (u[i - 1] - 0.5 * v[i - 1] - 6.0 * x[i - 1])
-        x[i] = x[i - 1] + h * v[i]
     csv = folder / "osc.csv"
-    csv.write_text("time_s,force,position\n" + "".join(f"{t[i]:.6f},{u[i]:.6f},{x[i]:.6f}\n" for i in range(rows)))
+    oscillator_csv(csv)  # the same data as tests/test_own_data.py
     out = folder / "osc_ltc6.safetensors"
     res = CliRunner().invoke(app, ["train", "--task", "csv", "--data", str(csv), "--inputs", "force", "--targets",
                                    "position", "--time", "time_s", "--seq-len", "16", "--units", "6", "--epochs", "2",

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from datagen import oscillator_csv
 from ltc_edge.cli import app
 
 runner = CliRunner()
@@ -21,17 +22,7 @@ SPLIT = (0.7, 0.15, 0.15)
 
 
 def _oscillator_csv(path, seed=11):
-    """x'' = u - c x' - k x, integrated semi-implicitly at irregular steps (20-55 ms)."""
-    rng = np.random.default_rng(seed)
-    t = np.cumsum(rng.uniform(0.02, 0.055, ROWS))
-    u = np.sin(0.9 * t) + 0.6 * np.sign(np.sin(0.31 * t))
-    x, v = np.zeros(ROWS), np.zeros(ROWS)
-    for i in range(1, ROWS):
-        h = t[i] - t[i - 1]
-        v[i] = v[i - 1] + h * (u[i - 1] - 0.5 * v[i - 1] - 6.0 * x[i - 1])
-        x[i] = x[i - 1] + h * v[i]
-    path.write_text("time_s,force,position\n" + "".join(f"{t[i]:.6f},{u[i]:.6f},{x[i]:.6f}\n" for i in range(ROWS)))
-    return np.loadtxt(path, delimiter=",", skiprows=1).T  # the values as logged
+    return oscillator_csv(path, ROWS, seed)
 
 
 def _cli(*args):
