@@ -4,6 +4,8 @@ figures, as JSON (benchmarks/results/cheetah_paper_table.json) and a markdown ta
 
     ltc sweep benchmarks/paper_table.toml --out runs/paper
     .venv/bin/python benchmarks/paper_table.py runs/paper/sweep.json [--out FILE.json]
+    .venv/bin/python benchmarks/paper_table.py runs/paper/trials     # a sweep cut short: the
+                                                                      # trials that finished
 
 "protocol_complete" is true only for 200 epochs and 5 seeds of every model; anything shorter is
 recorded as what it is (its epochs and seeds), never as the paper's protocol.
@@ -29,13 +31,20 @@ PAPER = {"LTC": (2.308, 0.015), "LSTM": (2.500, 0.140), "CT-RNN": (2.838, 0.112)
 PROTOCOL = {"epochs": 200, "seeds": 5, "units": 32}
 
 
+def _row_model(row: dict) -> str | None:
+    """The MODELS name of a sweep row (32 units), or None."""
+    for name, (model, wiring) in MODELS.items():
+        if (row.get("param_model") == model and row.get("param_wiring") in ((wiring,) if wiring else (None, "full"))
+                and row.get("param_units", PROTOCOL["units"]) == PROTOCOL["units"]):
+            return name
+    return None
+
+
 def table_rows(summary: dict) -> list[dict]:
     """One row per MODELS entry found in the sweep's groups (32 units)."""
     rows = []
-    for name, (model, wiring) in MODELS.items():
-        found = [g for g in summary.get("groups", []) if g.get("param_model") == model
-                 and g.get("param_wiring") in ((wiring,) if wiring else (None, "full"))
-                 and g.get("param_units", PROTOCOL["units"]) == PROTOCOL["units"]]
+    for name in MODELS:
+        found = [g for g in summary.get("groups", []) if _row_model(g) == name]
         if not found:
             continue
         g = found[0]
@@ -46,12 +55,36 @@ def table_rows(summary: dict) -> list[dict]:
     return rows
 
 
+def summary_from_trials(folder: Path) -> dict:
+    """A sweep summary from the trial folders whose training finished (their metrics files):
+    what a sweep stopped before its end leaves."""
+    from ltc_edge.bench.sweep import groups
+
+    rows, epochs = [], set()
+    for f in sorted(folder.glob("*/model.metrics.json")):
+        m = json.loads(f.read_text())
+        epochs.add(m["options"]["epochs"])
+        rows.append({"param_model": m["model"], **({"param_wiring": m["wiring"]} if m["wiring"] else {}),
+                     "param_units": m["counts"]["neurons"], "param_seed": m["options"]["seed"],
+                     "metric": float(m["test"][m["metric"]]), "metric_name": m["metric"],
+                     "best_epoch": m["best_epoch"], "task": m["task"], "machine": m.get("machine")})
+    if not rows:
+        raise SystemExit(f"{folder}: no finished trials (*/model.metrics.json)")
+    if len(epochs) != 1 or len({r["task"] for r in rows}) != 1:
+        raise SystemExit(f"{folder}: trials of different tasks or epoch counts")
+    return {"task": rows[0]["task"], "epochs": epochs.pop(), "rows": rows, "groups": groups(rows),
+            "machine": rows[0]["machine"], "failed": []}
+
+
 def build(summary: dict, source: str) -> dict:
     if summary.get("task") != "cheetah":
         raise SystemExit(f"{source}: a sweep on task {summary.get('task')!r}, not cheetah")
     if not summary.get("groups"):
         raise SystemExit(f"{source}: no seed groups (sweep with seed = [...] in its [[search]] tables)")
     rows = table_rows(summary)
+    for r in rows:  # each seed's test MSE and best epoch, for the record
+        r["per_seed"] = sorted(({"seed": x["param_seed"], "test_mse": x["metric"], "best_epoch": x.get("best_epoch")}
+                                for x in summary["rows"] if _row_model(x) == r["model"]), key=lambda e: e["seed"])
     complete = (summary["epochs"] == PROTOCOL["epochs"] and len(rows) == len(MODELS)
                 and all(r["n"] >= PROTOCOL["seeds"] for r in rows))
     return {"what": "cheetah test MSE (best validation epoch), mean ± std (n-1) over seeds, 32 units",
@@ -74,13 +107,13 @@ def markdown(result: dict) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", help="sweep.json of `ltc sweep benchmarks/paper_table.toml`")
+    ap.add_argument("sweep", help="sweep.json of `ltc sweep benchmarks/paper_table.toml`, or its trials folder")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cheetah_paper_table.json"))
     a = ap.parse_args()
     path = Path(a.sweep)
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+        summary = summary_from_trials(path) if path.is_dir() else json.loads(path.read_text())
+    except (OSError, ValueError, KeyError) as e:
         raise SystemExit(f"{path}: cannot read the sweep summary ({e})") from None
     result = build(summary, str(path))
     atomic_write_bytes(Path(a.out), json.dumps(result, indent=1).encode())

@@ -69,6 +69,24 @@ def test_paper_table_says_when_it_is_not_the_protocol():
         P.build({"task": "cheetah", "epochs": 200, "rows": []}, "s.json")
 
 
+def test_paper_table_from_the_trials_of_a_sweep_cut_short(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import paper_table as P
+
+    for model, wiring, seed, mse in (("ltc", "full", 0, 2.4), ("ltc", "full", 1, 2.2), ("lstm", None, 0, 2.6)):
+        d = tmp_path / f"model={model}-seed={seed}"
+        d.mkdir()
+        (d / "model.metrics.json").write_text(json.dumps(
+            {"task": "cheetah", "metric": "mse", "model": model, "wiring": wiring, "counts": {"neurons": 32},
+             "options": {"seed": seed, "epochs": 200}, "test": {"mse": mse}, "best_epoch": 40}))
+    (tmp_path / "model=ltc-seed=2").mkdir()  # still training: no metrics file yet
+    result = P.build(P.summary_from_trials(tmp_path), str(tmp_path))
+    ltc, lstm = result["rows"]
+    assert (ltc["model"], ltc["n"], lstm["model"], lstm["n"]) == ("LTC", 2, "LSTM", 1)
+    assert ltc["mean"] == pytest.approx(2.3) and [e["seed"] for e in ltc["per_seed"]] == [0, 1]
+    assert not result["protocol_complete"] and result["epochs"] == 200
+
+
 @pytest.mark.parametrize("text,msg", [("epochs = 1\n[search]\nmodel=['ltc']", "needs a task"),
                                       ("task='digits'\n[search]\nmodel=['ltc']\nfoo=[1]", "unknown search key"),
                                       ("task='digits'\nbogus=1\n[search]\nmodel=['ltc']", "unknown key"),
