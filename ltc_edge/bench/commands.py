@@ -289,7 +289,8 @@ def sweep(
                                                      "overrides the config. Default: a local Ray."),
 ):
     """Hyper-parameter search on Ray Tune: each trial trains, exports to ONNX and times the step;
-    results meet in one accuracy-vs-latency Pareto table."""
+    results meet in one accuracy-vs-latency Pareto table, and with seed = [...] in the grid each
+    configuration's metric as mean ± std over its seeds."""
     from rich.console import Console
 
     from .sweep import groups_table, read_config, run_sweep, table, trials
