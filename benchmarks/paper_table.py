@@ -6,6 +6,7 @@ figures, as JSON (benchmarks/results/cheetah_paper_table.json) and a markdown ta
     .venv/bin/python benchmarks/paper_table.py runs/paper/sweep.json [--out FILE.json]
     .venv/bin/python benchmarks/paper_table.py runs/paper/trials     # a sweep cut short: the
                                                                       # trials that finished
+    .venv/bin/python benchmarks/paper_table.py A/sweep.json B/sweep.json   # the grid split in runs
 
 "protocol_complete" is true only for 200 epochs and 5 seeds of every model; anything shorter is
 recorded as what it is (its epochs and seeds), never as the paper's protocol.
@@ -97,7 +98,9 @@ def markdown(result: dict) -> str:
     def cell(mean, std):
         return "—" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}")
 
-    head = f"{result['epochs']} epochs" + ("" if result["protocol_complete"] else " (NOT the paper's protocol)")
+    head = f"{result['epochs']} epochs" + (
+        "" if result["protocol_complete"] else " (NOT the paper's protocol)"
+        if result["epochs"] != PROTOCOL["epochs"] else ", incomplete: models or seeds missing")
     lines = [f"| model ({head}) | seeds | test MSE, ours | paper |", "|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['model']} | {r['n']} | {cell(r['mean'], r['std'])} | "
@@ -105,17 +108,37 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", help="sweep.json of `ltc sweep benchmarks/paper_table.toml`, or its trials folder")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cheetah_paper_table.json"))
-    a = ap.parse_args()
-    path = Path(a.sweep)
+def read_summary(path: Path) -> dict:
     try:
-        summary = summary_from_trials(path) if path.is_dir() else json.loads(path.read_text())
+        return summary_from_trials(path) if path.is_dir() else json.loads(path.read_text())
     except (OSError, ValueError, KeyError) as e:
         raise SystemExit(f"{path}: cannot read the sweep summary ({e})") from None
-    result = build(summary, str(path))
+
+
+def merge(summaries: list[dict]) -> dict:
+    """Several sweeps (e.g. the table's models split over runs) as one: same task and epochs."""
+    from ltc_edge.bench.sweep import groups
+
+    if len({(s.get("task"), s.get("epochs")) for s in summaries}) != 1:
+        raise SystemExit("the sweeps differ in task or epochs: " + ", ".join(
+            f"{s.get('task')}/{s.get('epochs')}" for s in summaries))
+    rows = [r for s in summaries for r in s.get("rows", [])]
+    keys = [json.dumps({k: v for k, v in r.items() if k.startswith("param_")}, sort_keys=True) for r in rows]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise SystemExit(f"the same trial in more than one sweep: {twice[0]}")
+    return {**summaries[0], "rows": rows, "groups": groups(rows) if rows else [],
+            "failed": [f for s in summaries for f in s.get("failed", [])]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep", nargs="+", help="sweep.json of `ltc sweep benchmarks/paper_table.toml`, or its "
+                                             "trials folder; several: their trials together")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cheetah_paper_table.json"))
+    a = ap.parse_args()
+    paths = [Path(p) for p in a.sweep]
+    result = build(merge([read_summary(p) for p in paths]), ", ".join(map(str, paths)))
     atomic_write_bytes(Path(a.out), json.dumps(result, indent=1).encode())
     print(markdown(result))
     print(f"-> {a.out}")

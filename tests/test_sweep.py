@@ -85,6 +85,12 @@ def test_paper_table_from_the_trials_of_a_sweep_cut_short(tmp_path):
     assert (ltc["model"], ltc["n"], lstm["model"], lstm["n"]) == ("LTC", 2, "LSTM", 1)
     assert ltc["mean"] == pytest.approx(2.3) and [e["seed"] for e in ltc["per_seed"]] == [0, 1]
     assert not result["protocol_complete"] and result["epochs"] == 200
+    assert "incomplete" in P.markdown(result) and "NOT" not in P.markdown(result)
+    with pytest.raises(SystemExit, match="the same trial in more than one sweep"):
+        P.merge([P.summary_from_trials(tmp_path)] * 2)
+    other = {"task": "cheetah", "epochs": 30, "rows": []}
+    with pytest.raises(SystemExit, match="differ in task or epochs"):
+        P.merge([P.summary_from_trials(tmp_path), other])
 
 
 @pytest.mark.parametrize("text,msg", [("epochs = 1\n[search]\nmodel=['ltc']", "needs a task"),
