@@ -169,6 +169,13 @@ def test_local_two_worker_sweep(tmp_path):
     g = {x["param_model"]: x for x in summary["groups"]}
     assert g["gru"]["n"] == 2 and g["gru"]["min"] < g["gru"]["mean"] < g["gru"]["max"] and g["gru"]["std"] > 0
     assert g["ltc"]["n"] == 1 and "over seeds" in r.output
+    # a trial's model stores its task as `ltc train` does, so eval / export / analyze default to it
+    from ltc_edge.nn.modelfile import read
+
+    config, _ = read(rows[("gru", 1)]["model_file"])
+    assert config["task"]["name"] == "digits" and config["task"]["metric"] == "accuracy"
+    r = CliRunner().invoke(app, ["eval", rows[("gru", 1)]["model_file"]])
+    assert r.exit_code == 0 and f"{rows[('gru', 1)]['metric']:.4f}"[:5] in r.output, r.output
     assert any(r["pareto"] for r in summary["rows"])
     # digits has 10 classes: after six epochs both beat chance (0.1) clearly (a 16-neuron auto-NCP
     # LTC needs ~5 epochs at lr 0.02 to leave the plateau: 0.27 after 3, 0.57 after 5)

@@ -196,6 +196,7 @@ def run_trial(params: dict) -> dict:
     from ..nn import load
     from ..runtime import load as runtime_load
     from ..train.loop import TrainOptions, build_task_model, default_lr, evaluate, train
+    from ..train.stored import task_record
     from ..train.tasks import load_task
     from .timing import measure_latency
 
@@ -206,6 +207,9 @@ def run_trial(params: dict) -> dict:
     seed = int(t.get("seed", params.get("seed", 0)))
     model = build_task_model(task, kind, units=int(t.get("units", 32)), wiring=t.get("wiring"),
                              seed=seed, **options)
+    # the task and data the model was trained on, as `ltc train` stores them: eval, export and
+    # analyze default to it
+    model.config["task"] = task_record(params["task"], params.get("task_options", {}), task)
     out = Path(params["out_dir"]) / trial_name(t)
     lr = float(t.get("lr", default_lr(task, kind)))
     batch = int(params.get("batch_size") or task.defaults.get("batch_size", 16))
@@ -213,6 +217,8 @@ def run_trial(params: dict) -> dict:
     metrics = train(task, model, out / "model.safetensors",
                     TrainOptions(epochs=int(params["epochs"]), lr=lr, batch_size=batch, seed=seed,
                                  compile=bool(params.get("compile", False))),
+                    spec={"task": params["task"], "task_options": params.get("task_options", {}), "model": kind,
+                          "wiring": t.get("wiring"), "units": int(t.get("units", 32)), "sweep_trial": t},
                     progress=False, log=lambda s: None)
     train_s = time.time() - start
     best = load(out / "model.safetensors")
