@@ -185,3 +185,17 @@ def test_robustness_refuses_a_task_of_another_input_size(csv_models, tmp_path):
                                  "--out", str(tmp_path / "o")])
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code == 1 and len(lines) == 1 and "digits has 8 inputs" in lines[0], r.output
+
+
+def test_models_of_the_same_file_name_keep_apart(tmp_path):
+    """model.safetensors of two sweep trials: each named with its folder, not both 'model'."""
+    from ltc_edge.bench.analyses import _deploy
+    from ltc_edge.nn import build_model, save
+
+    files = []
+    for kind in ("ltc", "lstm"):
+        (tmp_path / kind).mkdir()
+        files.append(str(save(build_model(kind, 3, units=4, output_size=2), tmp_path / kind / "model.safetensors")))
+    other = str(save(build_model("gru", 3, units=4, output_size=2), tmp_path / "gru4.safetensors"))
+    names = [m.name for m in _deploy([*files, other], ["numpy"])]
+    assert names == ["ltc/model", "lstm/model", "gru4"]

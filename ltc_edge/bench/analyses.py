@@ -185,14 +185,19 @@ def _deploy(targets: list[str], backends: list[str]):
     from ..runtime import load
     from .robustness import Deployed
 
+    def short(p: Path, up: bool) -> str:
+        return f"{p.parent.name}/{p.name}" if p.is_dir() else f"{p.parent.name}/{p.stem}" if up else p.stem
+
+    paths = [Path(t) for t in targets]
+    # files of the same name (model.safetensors of two sweep trials) get their folder's name too
+    stems = [short(p, False) for p in paths]
+    names = [short(p, stems.count(s) > 1) for p, s in zip(paths, stems)]
     out = []
-    for t in targets:
+    for t, base in zip(targets, names):
         on = backends if Path(t).suffix == ".safetensors" else ["auto"]
         for b in on:
             ctrl = load(t, b, batch=1, state_check="off", nonfinite="raise")
-            p = Path(t)
-            name = f"{p.parent.name}/{p.name}" if p.is_dir() else p.stem
-            name = name if len(on) == 1 else f"{name} ({ctrl.backend_name})"
+            name = base if len(on) == 1 else f"{base} ({ctrl.backend_name})"
             out.append(Deployed(name=name, path=str(t), backend=ctrl.backend_name, ctrl=ctrl))
     return out
 
