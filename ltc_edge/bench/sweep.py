@@ -195,7 +195,7 @@ def run_trial(params: dict) -> dict:
     from ..export import get_exporter
     from ..nn import load
     from ..runtime import load as runtime_load
-    from ..train.loop import TrainOptions, build_task_model, default_lr, evaluate, train
+    from ..train.loop import TrainOptions, build_task_model, default_lr, train
     from ..train.stored import task_record
     from ..train.tasks import load_task
     from .timing import measure_latency
@@ -222,13 +222,12 @@ def run_trial(params: dict) -> dict:
                     progress=False, log=lambda s: None)
     train_s = time.time() - start
     best = load(out / "model.safetensors")
-    test = evaluate(best, task, "test")
     manifest = get_exporter("onnx")(best, out / "onnx", precision="fp32", force=True)
     ctrl = runtime_load(out / "onnx", backend="onnxruntime")
     x = np.zeros((1, best.input_size), np.float32)
     lat = measure_latency(lambda: ctrl.step(x, 0.05), min_seconds=0.3)
     counts = best.counts()
-    return {**{f"param_{k}": v for k, v in t.items()}, "metric": float(test[task.metric]),
+    return {**{f"param_{k}": v for k, v in t.items()}, "metric": float(metrics["test"][task.metric]),
             "metric_name": task.metric, "valid_metric": float(metrics["valid"][task.metric]),
             "best_epoch": metrics["best_epoch"], "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
             "parameters": counts["parameters"], "synapses": counts["synapses"], "train_s": round(train_s, 2),
