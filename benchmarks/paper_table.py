@@ -138,6 +138,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cheetah_paper_table.json"))
     a = ap.parse_args()
     paths = [Path(p) for p in a.sweep]
+    if any(Path(a.out).resolve() == p.resolve() for p in paths):
+        raise SystemExit(f"--out {a.out} is one of the inputs; write the table elsewhere")
     result = build(merge([read_summary(p) for p in paths]), ", ".join(map(str, paths)))
     atomic_write_bytes(Path(a.out), json.dumps(result, indent=1).encode())
     print(markdown(result))

@@ -65,6 +65,8 @@ def test_paper_table_says_when_it_is_not_the_protocol():
     short = P.build(summary(3, 2), "s.json")
     assert not short["protocol_complete"] and "NOT the paper's protocol" in P.markdown(short)
     assert not P.build(summary(200, 4), "s.json")["protocol_complete"]
+    with pytest.raises(SystemExit, match="cannot read the sweep summary"):
+        P.read_summary(Path(__file__))  # not JSON
     with pytest.raises(SystemExit, match="no seed groups"):
         P.build({"task": "cheetah", "epochs": 200, "rows": []}, "s.json")
 
