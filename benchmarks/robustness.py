@@ -13,7 +13,7 @@ Models missing from --runs are trained first (`ltc train --task cheetah --units 
 
 with the seed-0 models of the paper-table sweeps copied into runs/rob200 as <name>_200ep.safetensors
 (they are what `ltc train ... --epochs 200 --seed 0` gives; training all five here takes ~1 h
-compiled on 2 cores), and the LSTM told dt trained by this script.
+compiled on 2 cores), and the LSTM told dt trained with the `ltc train` command this script runs.
 """
 
 from __future__ import annotations
@@ -48,16 +48,20 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "robustness")
     args = ap.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
+
+    def model_file(name):
+        return args.runs / f"{name}{args.suffix}.safetensors"
+
     for name, flags in MODELS.items():
-        path = args.runs / f"{name}{args.suffix}.safetensors"
+        path = model_file(name)
         if not path.exists():
             run(*LTC, "train", "--task", "cheetah", "--units", "32", "--epochs", args.epochs, "--seed", "0",
                 "--compile", "--no-progress", "--out", path, *flags)
-    targets = [str(args.runs / f"{n}{args.suffix}.safetensors") for n in MODELS]
+    targets = [str(model_file(n)) for n in MODELS]
     for name in INT8:
         folder = args.runs / f"{name}{args.suffix}_onnx_int8"
         if not folder.exists():
-            run(*LTC, "export", args.runs / f"{name}{args.suffix}.safetensors", "--format", "onnx",
+            run(*LTC, "export", model_file(name), "--format", "onnx",
                 "--precision", "int8", "--calibration", "cheetah", "--out", folder)
         targets.append(str(folder))
     run(*LTC, "analyze", "robustness", ",".join(targets), "--task", "cheetah", "--seeds", "3",

@@ -193,8 +193,8 @@ def _deploy(targets: list[str], backends: list[str]):
     stems = [short(p, False) for p in paths]
     names = [short(p, stems.count(s) > 1) for p, s in zip(paths, stems)]
     out = []
-    for t, base in zip(targets, names):
-        on = backends if Path(t).suffix == ".safetensors" else ["auto"]
+    for t, p, base in zip(targets, paths, names):
+        on = backends if p.suffix == ".safetensors" else ["auto"]
         for b in on:
             ctrl = load(t, b, batch=1, state_check="off", nonfinite="raise")
             name = base if len(on) == 1 else f"{base} ({ctrl.backend_name})"
