@@ -32,8 +32,12 @@ KEEP = ("passed", "max_abs_err", "instructions_per_step", "model_flash_bytes", "
         "state_bytes", "model_object", "opt")
 
 
-def run_model(path: Path, work: Path, aarch64_count: bool, unroll: str = "auto", targets=("aarch64", "m4")) -> dict:
-    res = A.run_all(path, work, steps=100, timing_steps=200, unroll=unroll, targets=targets)
+def run_model(path: Path, work: Path, aarch64_count: bool, unroll: str = "auto", targets=("aarch64", "m4"),
+              m4_opt: str = "-O2") -> dict:
+    res = A.run_all(path, work, steps=100, timing_steps=200, unroll=unroll, targets=tuple(t for t in targets if t != "m4"))
+    if "m4" in targets:
+        miss = A.missing_tools("m4")
+        res["m4"] = {"skipped": f"missing: {', '.join(miss)}"} if miss else A.run_m4(work, "ltc_model", opt=m4_opt)
     for t in targets:
         r = res.get(t, {})
         if "skipped" not in r:
@@ -48,7 +52,8 @@ def summarize(rows: dict) -> dict:
     if "skipped" in ltc or "skipped" in lstm:
         return {"skipped": ltc.get("skipped") or lstm.get("skipped")}
     s = {}
-    for name, r in (("ltc_ncp19", ltc), ("ltc_ncp19_loop", rows["ncp19_loop"].get("m4", {})), ("lstm19", lstm)):
+    for name, r in (("ltc_ncp19", ltc), ("ltc_ncp19_loop", rows["ncp19_loop"].get("m4", {})),
+                    ("ltc_ncp19_portable", rows["ncp19_portable"].get("m4", {})), ("lstm19", lstm)):
         for key, field in (("instructions_per_step", "instructions_per_step"), ("flash_bytes", "model_flash_bytes"),
                            ("ram_bytes", "model_ram_bytes")):
             s[f"{name}_m4_{key}"] = r.get(field)
@@ -79,8 +84,11 @@ def main():
     try:
         files = model_files(work / "models")
         rows = {name: run_model(files[name], work / name, not a.no_aarch64_count) for name in ("ncp19", "lstm19")}
-        # the loop form (--unroll off): no gather and gate buffers, so less stack on a scalar core
+        # the loop form (--unroll off; on the M4 both forms build the FPv4 step), and the portable C
+        # of the default export built for the M4 (-DLTC_EDGE_PORTABLE_C): what the assembly buys
         rows["ncp19_loop"] = run_model(files["ncp19"], work / "ncp19_loop", False, unroll="off", targets=("m4",))
+        rows["ncp19_portable"] = run_model(files["ncp19"], work / "ncp19_portable", False, targets=("m4",),
+                                           m4_opt="-O2 -DLTC_EDGE_PORTABLE_C")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = summarize(rows)
@@ -88,9 +96,12 @@ def main():
                       "(qemu-aarch64) golden runs of the generated C as it is when this ran",
               "models": {"ncp19": "ncps LTCCell(AutoNCP(19, 2, seed=22222), in_features=8) via from_ncps",
                          "ncp19_loop": "the same, exported with --unroll off (the loop form)",
-                         "lstm19": "ltc_edge LSTM, 19 units, 8 inputs, 2 outputs (same C math library calls)"},
+                         "ncp19_portable": "the default export built with -DLTC_EDGE_PORTABLE_C: its portable C "
+                                           "step instead of the FPv4 assembly (cell_ltc_fpv4.c.in)",
+                         "lstm19": "ltc_edge LSTM, 19 units, 8 inputs, 2 outputs (the portable C's sigmoid_/tanh_, "
+                                   "the LTC's portable form's math)"},
               "notes": {"model_flash_bytes": "probe firmware (reset + one step) minus the same firmware without "
-                                             "the model: code + const weights + the libm functions it pulls",
+                                             "the model: code + const weights (its own math: no libm)",
                         "model_ram_bytes": "state struct + stack high-water mark of one step + the model's "
                                            ".data/.bss (none)",
                         "instructions_per_step": "Cortex-M4: SysTick ticks x 40 under qemu -icount shift=0 "

@@ -230,7 +230,9 @@ def test_int8_cli_refuses_unknown_c_precision(tmp_path):
 def test_int8_cortex_m_targets(tmp_path):
     """LTC-NCP-19 (8 inputs, 2 outputs): bit-exact integer step on M0/M3/M4, no float helper in
     the Cortex-M0 object, int8 flash <= 4 KB, and the issue's instruction targets: >= 5x fewer
-    than soft-float fp32 on M0/M3, >= 2x fewer than hard-float fp32 on M4."""
+    than soft-float fp32 on M0/M3, >= 2x fewer than hard-float fp32 on M4 (the portable fp32 C,
+    issue 14's baseline). The M4's default fp32 build (the LTC's FPv4 assembly, issue 13) is
+    faster: int8 still takes fewer instructions than it."""
     from ltc_edge.bench.arm import cortex_m as CM
 
     miss = CM.missing_tools()
@@ -248,6 +250,9 @@ def test_int8_cortex_m_targets(tmp_path):
         assert i8["instructions_per_step"] > 1000 and f32["instructions_per_step"] > 1000  # counters count
         assert r[target]["speedup_instructions"] >= need, (target, r[target]["speedup_instructions"])
     assert "__aeabi_fmul" in r["cortex-m0"]["fp32"]["object"]["float_helpers"]  # the check can fail
+    fpv4 = r["cortex-m4"]["fp32_fpv4"]
+    assert fpv4["passed"] and fpv4["instructions_per_step"] * 1.5 < r["cortex-m4"]["fp32"]["instructions_per_step"]
+    assert r["cortex-m4"]["speedup_instructions_vs_fpv4"] > 1.0, r["cortex-m4"]["speedup_instructions_vs_fpv4"]
 
 
 @pytest.mark.qemu

@@ -124,6 +124,19 @@ class _Consts:
         self.n_ints += max(1, a.size)
         return name
 
+    def u8(self, name, values) -> str:
+        a = np.asarray(values, dtype=np.int64).ravel()
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise CExportError(f"{name}: a value outside 0..255")
+        self._emit("uint8_t", name, [str(int(v)) for v in a], 1)
+        return name
+
+    def merge_counts(self, other: "_Consts") -> None:
+        """Count another collection's arrays (emitted elsewhere, e.g. inside an #if) in this one."""
+        self.bytes += other.bytes
+        self.max_int = max(self.max_int, other.max_int)
+        self.n_ints += other.n_ints
+
     def _emit(self, ctype, name, items, size):
         if name in self.names:
             raise CExportError(f"duplicate C constant {name}")
@@ -193,7 +206,7 @@ def _ltc_lists(C: _Consts, P: dict, cfg: dict, sparse: bool, padded: bool) -> di
     sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
     if not sparse:  # the same model, every pair visited (masked weights are 0)
         adj, sadj = np.ones_like(adj), np.ones_like(sadj)
-    lists = {}
+    lists, vals = {}, {}
     for tag, mask, pre in (("R", adj, ""), ("S", sadj, "sensory_")):
         row, col, post = _csr(mask.T)  # rows = post, cols = pre
         sigma = np.asarray(P[pre + "sigma"], np.float64)[col, post]
@@ -206,8 +219,8 @@ def _ltc_lists(C: _Consts, P: dict, cfg: dict, sparse: bool, padded: bool) -> di
         if not padded:
             C.ints(f"{tag}_ROW", row)
             C.ints(f"{tag}_PRE", col)
-        lists[tag] = (row, col)
-    return lists
+        lists[tag], vals[tag] = (row, col), values
+    return lists, vals
 
 
 def _io_maps(C: _Consts, P: dict) -> tuple[str, str]:
@@ -319,12 +332,14 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
     n, m, n_in = (_int(cfg[k], k) for k in ("units", "motor_size", "input_size"))
     sparse = opts["sparse"]
     unrolled = _ltc_unroll(cfg, sparse, opts["unroll"])
-    lists = _ltc_lists(C, P, cfg, sparse, padded=unrolled)
+    solver = cfg.get("solver", "semi_implicit")
+    fpv4 = solver == "semi_implicit" and max(n, n_in) <= 249  # its byte streams hold counts and indices + 6
+    Cp = _Consts() if fpv4 else C  # the portable form's own arrays (inside #else when there is an FPv4 form)
+    lists, vals = _ltc_lists(Cp, P, cfg, sparse, padded=unrolled)
     C.floats("CM", np.pad(np.asarray(P["cm"], np.float64), (0, _pad(n) - n), constant_values=1.0))
     C.floats("GLEAK", P["gleak"])
     C.floats("GLEAK_VLEAK", P["gleak_vleak"])
     imap, omap = _io_maps(C, P)
-    solver = cfg.get("solver", "semi_implicit")
     unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
     counts = {tag: len(pre) for tag, (_, pre) in lists.items()}
     subst = dict(N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds,
@@ -332,8 +347,8 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
     safe = _safe_ranges(P, cfg, lists, opts.get("bounds")) if solver == "semi_implicit" else None
     if safe is not None:  # the unrolled form's padding neurons (state 0) get the widest range
         pad = (0, _pad(n) - n if unrolled else 0)
-        C.floats("V_SAFE_LO", np.pad(safe[0], pad, constant_values=-3.0e38))
-        C.floats("V_SAFE_HI", np.pad(safe[1], pad, constant_values=3.0e38))
+        Cp.floats("V_SAFE_LO", np.pad(safe[0], pad, constant_values=-3.0e38))
+        Cp.floats("V_SAFE_HI", np.pad(safe[1], pad, constant_values=3.0e38))
     if unrolled:
         code = _ltc_unrolled_code(lists, subst, safe)
     elif solver == "semi_implicit":
@@ -345,7 +360,32 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
         ode = _tmpl("ltc_ode.c.in").substitute(subst, SOLVER_CODE=_solver_code(solver, unfolds, n))
         code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE=ode, SYNAPSES_BOUNDED="",
                                                  UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
-    return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled}
+    if fpv4:
+        C.merge_counts(Cp)
+        code = (f"#if {FPV4_TEST}\n{_fpv4_code(lists, vals, subst)}#else\n/* the portable step */\n"
+                f"{Cp.text()}{code}#endif\n")
+    return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled, "fpv4": fpv4}
+
+
+# the builds that run the LTC's FPv4 form (cell_ltc_fpv4.c.in): Thumb-2 cores with an FPv4-or-later
+# FPU, GCC or clang, optimised (-O0 keeps a frame pointer: too few registers for the assembly);
+# -DLTC_EDGE_PORTABLE_C opts out
+FPV4_TEST = ("defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4) \\\n"
+             "    && defined(__ARM_FEATURE_FMA) && defined(__OPTIMIZE__) && !defined(LTC_EDGE_PORTABLE_C)")
+
+
+def _fpv4_code(lists, vals, subst: dict) -> str:
+    """The LTC step for FPv4 cores: per list one record {a, b, w, w*erev} per synapse (t = a v + b,
+    b = -a mu folded here: one fused multiply-add there) and one byte stream (per neuron: its
+    synapse count, then its presynaptic indices)."""
+    F4 = _Consts()
+    for tag in ("S", "R"):
+        (row, pre), v = lists[tag], vals[tag]
+        a = np.asarray(v["A"], np.float64)
+        F4.floats(f"FV_{tag}", np.stack([a, -a * np.asarray(v["MU"], np.float64), v["W"], v["WE"]], axis=1))
+        F4.u8(f"FV_{tag}P", [b for j in range(len(row) - 1)
+                             for b in (row[j + 1] - row[j], *(pre[row[j]:row[j + 1]] + 6))])
+    return _tmpl("cell_ltc_fpv4.c.in").substitute(subst, FV_CONSTANTS=F4.text().rstrip("\n"))
 
 
 def _linear_call(C: _Consts, name: str, W, b, x: str, y: str, sparse: bool) -> str:

@@ -7,8 +7,8 @@
 set -euo pipefail
 DIR=$1; PREFIX=$2; HERE=$(cd "$(dirname "$0")" && pwd); FW="$HERE/../../codegen/firmware"; CM="$FW/cortex_m"
 CC=${ARM_NONE_EABI_CC:-arm-none-eabi-gcc}
-OPT=${OPT:--O2}
-CFLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 "$OPT" -std=c99 -Wall -Werror
+OPT=${OPT:--O2}  # may hold several words (flags)
+CFLAGS=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 $OPT -std=c99 -Wall -Werror
         -ffunction-sections -fdata-sections -fstack-usage)
 LDFLAGS=(-nostartfiles --specs=nosys.specs -T "$CM/mps2.ld" -Wl,--gc-sections)
 # the Cortex-M platform, printing instructions (25 MHz SysTick: 40 per tick under -icount shift=0)

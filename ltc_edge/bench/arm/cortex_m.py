@@ -1,6 +1,7 @@
 """Integer-only cores under qemu-system-arm: the int8 C step (ltc_edge/codegen/int8.py: LTC, LSTM)
 and the fp32 C step (soft-float where the core has no FPU) on Cortex-M0 (-M microbit), Cortex-M3
-(-M mps2-an385) and Cortex-M4 (-M mps2-an386, hard float): golden test, instructions per step
+(-M mps2-an385) and Cortex-M4 (-M mps2-an386, hard float; fp32 is the portable C everywhere, and on
+the M4 also the default build, the LTC's FPv4 assembly): golden test, instructions per step
 (SysTick under `-icount shift=0`, N vs 2N steps differenced), the step object's flash and the
 float helpers it references.
 
@@ -28,7 +29,7 @@ TARGETS = {
                   "cflags": ["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"]},
     "cortex-m3": {"machine": "mps2-an385", "ld": "mps2.ld", "ns_per_tick": 40.0,  # 25 MHz
                   "cflags": ["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"]},
-    "cortex-m4": {"machine": "mps2-an386", "ld": "mps2.ld", "ns_per_tick": 40.0,
+    "cortex-m4": {"machine": "mps2-an386", "ld": "mps2.ld", "ns_per_tick": 40.0, "fpv4": True,
                   "cflags": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]},
 }
 TOOLS = ["arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm"]
@@ -204,13 +205,20 @@ def measure(model_file, out, *, targets=tuple(TARGETS), prefix: str = "ltc_model
     q = prepare_int8(model_file, out / "int8", prefix=prefix, steps=steps, timing_steps=timing_steps, x=x)
     A.prepare(model_file, out / "fp32", prefix=prefix, steps=steps, timing_steps=timing_steps)
     res = {"model": str(model_file), "units": int(q["config"]["cell"]["units"]), "int8_info": q["info"]}
+    portable = ("-DLTC_EDGE_PORTABLE_C",)  # fp32: the portable C on every core (issue 14's baseline)
     for target in targets:
         row = {"int8": {"object": step_object(out / "int8", prefix, target, q["defines"]),
                         **run_golden(out / "int8", prefix, target, "int8", q["defines"])},
-               "fp32": {"object": step_object(out / "fp32", prefix, target),
-                        **run_golden(out / "fp32", prefix, target, "fp32")}}
-        i8, f32 = row["int8"].get("instructions_per_step"), row["fp32"].get("instructions_per_step")
-        row["speedup_instructions"] = (f32 / i8) if i8 and f32 else None
+               "fp32": {"object": step_object(out / "fp32", prefix, target, portable),
+                        **run_golden(out / "fp32", prefix, target, "fp32", portable)}}
+        if TARGETS[target].get("fpv4"):  # and the default fp32 build there: the LTC's FPv4 assembly
+            row["fp32_fpv4"] = {"object": step_object(out / "fp32", prefix, target),
+                                **run_golden(out / "fp32", prefix, target, "fp32")}
+        i8 = row["int8"].get("instructions_per_step")
+        for kind, key in (("fp32", "speedup_instructions"), ("fp32_fpv4", "speedup_instructions_vs_fpv4")):
+            f32 = row.get(kind, {}).get("instructions_per_step")
+            if kind in row:
+                row[key] = (f32 / i8) if i8 and f32 else None
         res[target] = row
     return res
 
