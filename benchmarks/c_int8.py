@@ -6,7 +6,8 @@ default, the 10-epoch models benchmarks/robustness.py trains; rows for absent fi
     through the runtime's C backend on the test split (cheetah: test MSE of int8 vs fp32); the
     constants' bytes (int8 LTC: by kind), fp32 over int8 (the cheetah LTC-NCP's target: >= 3);
   * Cortex-M0 (qemu -M microbit, soft float), Cortex-M3 (-M mps2-an385, soft float) and
-    Cortex-M4 (-M mps2-an386, hard float): golden test (int8: bit-exact with the host build),
+    Cortex-M4 (-M mps2-an386, hard float; fp32: the portable C, and on the M4 also the default
+    build, the LTC's FPv4 assembly): golden test (int8: bit-exact with the host build),
     instructions per step (SysTick under -icount shift=0), flash of the step object
     (arm-none-eabi-size text + data) and linked (with the helpers and libm it pulls in),
     and the float helpers the object references.
@@ -87,8 +88,10 @@ def cortex(model_file, work: Path, x=None) -> dict:
     r = CM.measure(model_file, work, timing_steps=20, x=x)
     res = {"int8_quantization": r["int8_info"]["quantization"], "int8_weights_bytes": r["int8_info"]["weights_bytes"]}
     for t in CM.TARGETS:
-        row = {"speedup_instructions": r[t]["speedup_instructions"]}
-        for kind in ("int8", "fp32"):
+        row = {k: r[t][k] for k in ("speedup_instructions", "speedup_instructions_vs_fpv4") if k in r[t]}
+        for kind in ("int8", "fp32", "fp32_fpv4"):
+            if kind not in r[t]:
+                continue
             k = r[t][kind]
             row[kind] = {**{f: k[f] for f in KEEP if f in k}, "object_flash_bytes": k["object"]["flash_bytes"],
                          "float_helpers": k["object"]["float_helpers"]}
@@ -158,7 +161,8 @@ def main():
     res = {"issue": 14, "rows": rows, "targets": targets(rows),
            "method": "instructions: qemu-system-arm -icount shift=0, SysTick ticks x ns per tick (microbit 62.5, "
                      "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; fp32 = the float "
-                     "C generator (newlib expf; soft float on M0/M3); flash: arm-none-eabi-size text+data of the "
+                     "C generator's portable form (-DLTC_EDGE_PORTABLE_C, its own exp2/sigmoid; soft float on "
+                     "M0/M3); fp32_fpv4 (M4) = its default build there, the LTC's FPv4 assembly (issue 13); flash: arm-none-eabi-size text+data of the "
                      "step object (int8 built with <PREFIX>_INTEGER_ONLY)"}
     Path(a.out).write_text(json.dumps(res, indent=1, default=str) + "\n")
     print(json.dumps(res["targets"], indent=1))
