@@ -362,7 +362,9 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
                                                  UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
     if fpv4:
         C.merge_counts(Cp)
-        code = (f"#if {FPV4_TEST}\n{_fpv4_code(lists, vals, subst)}#else\n/* the portable step */\n"
+        code = ("/* optimised GCC/clang builds for Cortex-M4F/M7/M33 compile the FPv4 step; the rest, or any\n"
+                " * build with -DLTC_EDGE_PORTABLE_C, the portable step after #else */\n"
+                f"#if {FPV4_TEST}\n{_fpv4_code(lists, vals, subst)}#else\n/* the portable step */\n"
                 f"{Cp.text()}{code}#endif\n")
     return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled, "fpv4": fpv4}
 

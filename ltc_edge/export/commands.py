@@ -45,7 +45,9 @@ def register(command, load_reference=None):
                                    "target + golden test + arm-none-eabi toolchain file) or arduino (a library)."),
         unroll: Optional[str] = typer.Option(
             None, "--unroll", help="c, LTC: auto (default), on or off: unrolled straight-line step or loops "
-                                   "over synapse lists (auto unrolls up to 512 synapses per list)."),
+                                   "over synapse lists (auto unrolls up to 512 synapses per list). Either way the "
+                                   "file also holds an FPv4-assembly LTC step that optimised Cortex-M4F/M7/M33 "
+                                   "builds compile instead (-DLTC_EDGE_PORTABLE_C opts out)."),
     ):
         """Export a model as a static, unrolled step graph (ONNX, TFLite) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
