@@ -44,10 +44,8 @@ def register(command, load_reference=None):
             None, "--layout", help="c: flat (default: header, source, host library), cmake (a CMake library "
                                    "target + golden test + arm-none-eabi toolchain file) or arduino (a library)."),
         unroll: Optional[str] = typer.Option(
-            None, "--unroll", help="c, LTC: auto (default), on or off: unrolled straight-line step or loops "
-                                   "over synapse lists (auto unrolls up to 512 synapses per list). Either way the "
-                                   "file also holds an FPv4-assembly LTC step that optimised Cortex-M4F/M7/M33 "
-                                   "builds compile instead (-DLTC_EDGE_PORTABLE_C opts out)."),
+            None, "--unroll", help="c, LTC: auto (default: up to 512 synapses per list), on, off: straight-line "
+                                   "or loops; Cortex-M4F/M7/M33 builds take its FPv4 assembly step."),
     ):
         """Export a model as a static, unrolled step graph (ONNX, TFLite) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
