@@ -161,3 +161,24 @@ def test_fpv4_meets_the_cortex_m4_budget(models, tmp_path):
     assert r["model_flash_bytes"] <= 6 * 1024 and r["model_ram_bytes"] <= 1024, r
     portable = A.run_m4(tmp_path, "ltc_model", opt="-O2 -DLTC_EDGE_PORTABLE_C")
     assert portable["passed"] and portable["instructions_per_step"] > 1.5 * r["instructions_per_step"], portable
+
+
+def test_fpv4_step_runs_on_a_cortex_m7(models, tmp_path):
+    """The same file on a Cortex-M7 (FPv5, double-precision FPU; qemu mps2-an500): the FPv4 step
+    builds there too and passes the golden test."""
+    _need()
+    A.prepare(models["ncp19"], tmp_path, steps=100, timing_steps=20, tol=1e-5)
+    cm = FW / "cortex_m"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
+                    "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wdouble-promotion",
+                    "-c", "-o", str(tmp_path / "m7.o"), str(tmp_path / "ltc_model.c")], check=True)
+    assert "fv_unfold" in subprocess.run(["arm-none-eabi-nm", str(tmp_path / "m7.o")], capture_output=True,
+                                         text=True, check=True).stdout
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
+                    "-std=c99", "-I", str(tmp_path), "-o", str(tmp_path / "m7.elf"), str(FW / "golden_main.c"),
+                    str(cm / "platform_cm.c"), str(cm / "startup_cm.c"), str(tmp_path / "ltc_model.c"),
+                    "-nostartfiles", "--specs=nosys.specs", "-T", str(cm / "mps2.ld"), "-lm"], check=True)
+    r = subprocess.run(["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
+                        "-semihosting-config", "enable=on,target=native", "-kernel", str(tmp_path / "m7.elf")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "GOLDEN PASS" in r.stdout + r.stderr, r.stdout + r.stderr
