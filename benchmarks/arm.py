@@ -34,10 +34,7 @@ KEEP = ("passed", "max_abs_err", "instructions_per_step", "model_flash_bytes", "
 
 def run_model(path: Path, work: Path, aarch64_count: bool, unroll: str = "auto", targets=("aarch64", "m4"),
               m4_opt: str = "-O2") -> dict:
-    res = A.run_all(path, work, steps=100, timing_steps=200, unroll=unroll, targets=tuple(t for t in targets if t != "m4"))
-    if "m4" in targets:
-        miss = A.missing_tools("m4")
-        res["m4"] = {"skipped": f"missing: {', '.join(miss)}"} if miss else A.run_m4(work, "ltc_model", opt=m4_opt)
+    res = A.run_all(path, work, steps=100, timing_steps=200, unroll=unroll, targets=targets, m4_opt=m4_opt)
     for t in targets:
         r = res.get(t, {})
         if "skipped" not in r:

@@ -162,8 +162,9 @@ def main():
            "method": "instructions: qemu-system-arm -icount shift=0, SysTick ticks x ns per tick (microbit 62.5, "
                      "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; fp32 = the float "
                      "C generator's portable form (-DLTC_EDGE_PORTABLE_C, its own exp2/sigmoid; soft float on "
-                     "M0/M3); fp32_fpv4 (M4) = its default build there, the LTC's FPv4 assembly (issue 13); flash: arm-none-eabi-size text+data of the "
-                     "step object (int8 built with <PREFIX>_INTEGER_ONLY)"}
+                     "M0/M3); fp32_fpv4 (M4) = its default build there, the LTC's FPv4 assembly (issue 13); "
+                     "flash: arm-none-eabi-size text+data of the step object (int8 built with "
+                     "<PREFIX>_INTEGER_ONLY)"}
     Path(a.out).write_text(json.dumps(res, indent=1, default=str) + "\n")
     print(json.dumps(res["targets"], indent=1))
 

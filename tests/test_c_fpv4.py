@@ -114,8 +114,16 @@ def models(tmp_path_factory):
     return model_files(tmp_path_factory.mktemp("fpv4-models"))
 
 
-def _qemu(elf: Path) -> str:
-    r = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
+def _link(elf: Path, cpu, sources, *flags) -> None:
+    """A bare-metal MPS2 firmware from sources + the Cortex-M platform (semihosting)."""
+    cm = FW / "cortex_m"
+    subprocess.run(["arm-none-eabi-gcc", *cpu, "-O2", "-std=c99", *flags, "-o", str(elf), *map(str, sources),
+                    str(cm / "platform_cm.c"), str(cm / "startup_cm.c"), "-nostartfiles", "--specs=nosys.specs",
+                    "-T", str(cm / "mps2.ld"), "-lm"], check=True, capture_output=True, text=True)
+
+
+def _qemu(elf: Path, machine: str = "mps2-an386") -> str:
+    r = subprocess.run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
                         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -127,11 +135,8 @@ def test_fpv4_gate_error_bound_and_nonfinite_inputs(models, tmp_path):
     A.prepare(models["ncp19"], tmp_path, steps=2)
     assert f"#if {cgen.FPV4_TEST}" in (tmp_path / "ltc_model.c").read_text()
     (tmp_path / "sweep.c").write_text(SWEEP_MAIN)
-    cm = FW / "cortex_m"
-    subprocess.run(["arm-none-eabi-gcc", *M4F, "-O2", "-std=c99", "-Wall", "-Werror", "-Wno-unused-function", "-I", str(tmp_path), "-I", str(FW),
-                    "-o", str(tmp_path / "sweep.elf"), str(tmp_path / "sweep.c"), str(cm / "platform_cm.c"),
-                    str(cm / "startup_cm.c"), "-nostartfiles", "--specs=nosys.specs", "-T", str(cm / "mps2.ld"),
-                    "-lm"], check=True, capture_output=True, text=True)
+    _link(tmp_path / "sweep.elf", M4F, [tmp_path / "sweep.c"], "-Wall", "-Werror", "-Wno-unused-function",
+          "-I", str(tmp_path), "-I", str(FW))
     kv = dict(line.split("=", 1) for line in _qemu(tmp_path / "sweep.elf").split() if "=" in line)
     err = int(kv["max_err_e12"]) * 1e-12
     assert 1e-9 < err <= 1.5e-7, kv  # the bound the template states (and a sweep that really compares)
@@ -168,17 +173,11 @@ def test_fpv4_step_runs_on_a_cortex_m7(models, tmp_path):
     builds there too and passes the golden test."""
     _need()
     A.prepare(models["ncp19"], tmp_path, steps=100, timing_steps=20, tol=1e-5)
-    cm = FW / "cortex_m"
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
-                    "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wdouble-promotion",
-                    "-c", "-o", str(tmp_path / "m7.o"), str(tmp_path / "ltc_model.c")], check=True)
+    m7 = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]
+    subprocess.run(["arm-none-eabi-gcc", *m7, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                    "-Wconversion", "-Wdouble-promotion", "-c", "-o", str(tmp_path / "m7.o"),
+                    str(tmp_path / "ltc_model.c")], check=True)
     assert "fv_unfold" in subprocess.run(["arm-none-eabi-nm", str(tmp_path / "m7.o")], capture_output=True,
                                          text=True, check=True).stdout
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
-                    "-std=c99", "-I", str(tmp_path), "-o", str(tmp_path / "m7.elf"), str(FW / "golden_main.c"),
-                    str(cm / "platform_cm.c"), str(cm / "startup_cm.c"), str(tmp_path / "ltc_model.c"),
-                    "-nostartfiles", "--specs=nosys.specs", "-T", str(cm / "mps2.ld"), "-lm"], check=True)
-    r = subprocess.run(["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
-                        "-semihosting-config", "enable=on,target=native", "-kernel", str(tmp_path / "m7.elf")],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "GOLDEN PASS" in r.stdout + r.stderr, r.stdout + r.stderr
+    _link(tmp_path / "m7.elf", m7, [FW / "golden_main.c", tmp_path / "ltc_model.c"], "-I", str(tmp_path))
+    assert "GOLDEN PASS" in _qemu(tmp_path / "m7.elf", "mps2-an500")

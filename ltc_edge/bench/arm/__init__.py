@@ -176,7 +176,10 @@ def run_m4(out: Path, prefix: str, opt: str = "-O2") -> dict:
     return res
 
 
-def run_all(model_file, out: Path, *, prefix: str = "ltc_model", targets=("aarch64", "m4"), **kw) -> dict:
+def run_all(model_file, out: Path, *, prefix: str = "ltc_model", targets=("aarch64", "m4"), m4_opt: str = "-O2",
+            **kw) -> dict:
+    """prepare() (kw) then the golden run on each target; m4_opt: the Cortex-M4 build's -O flag (and any
+    -D flags, e.g. -DLTC_EDGE_PORTABLE_C)."""
     out = Path(out)
     prep = prepare(model_file, out, prefix=prefix, **kw)
     cell = prep["config"]["cell"]
@@ -190,7 +193,7 @@ def run_all(model_file, out: Path, *, prefix: str = "ltc_model", targets=("aarch
         if miss:
             result[t] = {"skipped": f"missing: {', '.join(miss)} (run scripts/arm/setup.sh)"}
         else:
-            result[t] = run_aarch64(out, prefix) if t == "aarch64" else run_m4(out, prefix)
+            result[t] = run_aarch64(out, prefix) if t == "aarch64" else run_m4(out, prefix, opt=m4_opt)
     return result
 
 

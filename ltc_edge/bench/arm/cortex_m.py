@@ -216,8 +216,8 @@ def measure(model_file, out, *, targets=tuple(TARGETS), prefix: str = "ltc_model
                                 **run_golden(out / "fp32", prefix, target, "fp32")}
         i8 = row["int8"].get("instructions_per_step")
         for kind, key in (("fp32", "speedup_instructions"), ("fp32_fpv4", "speedup_instructions_vs_fpv4")):
-            f32 = row.get(kind, {}).get("instructions_per_step")
             if kind in row:
+                f32 = row[kind].get("instructions_per_step")
                 row[key] = (f32 / i8) if i8 and f32 else None
         res[target] = row
     return res
