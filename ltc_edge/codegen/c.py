@@ -646,7 +646,10 @@ def _header(config, common, fixed_dt, bounds, facts) -> str:
         DT_NOTE=(f" (ignored: exported with a fixed dt = {fixed_dt})" if fixed_dt is not None else
                  ("" if uses_dt else f" (unused by a {kind})")),
         DT_NOTE_CHECKED="" if uses_dt and fixed_dt is None else " (not checked: unused)",
-        HAS_BOUNDS=int(bounds["has"]), BOUNDS_NOTE="" if bounds["has"] else f" /* {_word_text(bounds['note'])} */")
+        HAS_BOUNDS=int(bounds["has"]), BOUNDS_NOTE="" if bounds["has"] else f" /* {_word_text(bounds['note'])} */",
+        BOUNDS_CLAUSE=(f" and inside the LTC state bounds\n * ({common['PREFIX']}_state_lo / {common['PREFIX']}_state_hi "
+                       "below, widened by a small margin and to include the state it starts from)"
+                       if bounds["has"] else " (no state bounds: finiteness only)"))
 
 
 def _word_text(s: str) -> str:

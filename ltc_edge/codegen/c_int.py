@@ -355,6 +355,22 @@ def c_init(values) -> str:
     return "{" + ", ".join(str(int(v)) for v in values) + "}"
 
 
+DOCUMENTED_INTEGER_ONLY = "LTC_MODEL_INTEGER_ONLY"  # the README's switch: selects the integer-only build whatever the prefix
+
+
+def integer_only_alias(up: str) -> dict:
+    """Header template fields: -DLTC_MODEL_INTEGER_ONLY also selects the integer-only build of a
+    file with another prefix (whose own switch is <UPPER>_INTEGER_ONLY), so that the documented
+    flag never silently builds the float code."""
+    own = f"{up}_INTEGER_ONLY"
+    if own == DOCUMENTED_INTEGER_ONLY:
+        return {"ALIAS_NOTE": "", "INTEGER_ONLY_ALIAS": ""}
+    return {"ALIAS_NOTE": f"; or -D{own}, this file's own",
+            "INTEGER_ONLY_ALIAS": (f"\n/* the documented switch selects this file's integer-only build too */\n"
+                                   f"#if defined({DOCUMENTED_INTEGER_ONLY}) && !defined({own})\n"
+                                   f"#define {own} 1\n#endif\n")}
+
+
 def int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
     """c.header_facts, restated for the integer step (precision line and macro)."""
     import re
@@ -393,6 +409,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     header = Template((TEMPLATES / "ltc_int.h.in").read_text()).substitute(
         common, INPUTS=config["input_size"], OUTPUTS=config["output_size"], STATE_SIZE=q["n"],
         DEFAULT_DT=flit(dt), IN_BITS=c_init(q["xf"]), OUT_BITS=c_init(q["yf"]), FACTS=facts_h, KIND="ltc",
+        **integer_only_alias(up),
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS {q['sv']} /* state h[i] = v_i * 2^{q['sv']} */",
         STATE_NOTE=f"Q{q['sv']} neuron potentials")
     lists = {f"{t}_{k.upper()}": q[t][k] for t in ("R", "S") for k in ("ms", "mz", "ish", "frac", "frac_asm")}

@@ -129,6 +129,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     header = Template((c_int.TEMPLATES / "ltc_int.h.in").read_text()).substitute(
         common, INPUTS=config["input_size"], OUTPUTS=config["output_size"], STATE_SIZE=2 * n, KIND="lstm",
         DEFAULT_DT=flit(dt), IN_BITS=c_int.c_init(q["xf"]), OUT_BITS=c_int.c_init(q["yf"]), FACTS=facts_h,
+        **c_int.integer_only_alias(up),
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS_H 15\n#define {up}_STATE_FRAC_BITS_C {q['cf']}",
         STATE_NOTE=f"h (Q15), then c (Q{q['cf']})")
     source = Template((c_int.TEMPLATES / "lstm_int.c.in").read_text()).substitute(
