@@ -277,6 +277,18 @@ def read(folder) -> Manifest:
     return Manifest.from_dict(data, str(path))
 
 
+def listed_names(folder) -> set:
+    """The paths an export folder's manifest names (with manifest.json itself), read leniently:
+    what an earlier export wrote there, so that a re-export replaces those and nothing else.
+    An unreadable manifest names only itself."""
+    try:
+        files = json.loads(read_bytes(Path(folder) / MANIFEST, "manifest", LIMITS["manifest"])).get("files")
+        names = {e.get("name") for e in files.values()} if isinstance(files, dict) else set()
+    except (OSError, UnsafeFileError, ValueError, RecursionError, AttributeError):
+        names = set()
+    return {n for n in names if _plain_path(n)} | {MANIFEST}
+
+
 def verify(m: Manifest, folder, roles=None) -> dict:
     """{role: path} after checking each named file is a regular file of the stated size and
     sha256. Run before anything reads, parses or loads the files."""

@@ -6,11 +6,18 @@
   nothing, with the user's umask (not mkstemp's 0600); it refuses to replace a non-regular file.
 * `check_output` refuses an output path that is one of the command's inputs.
 * `replace_dir` swaps a finished temp folder into place, so a folder is the old one or the
-  new one, never a mix.
+  new one, never a mix; entries the caller names as not its own (a user's `build/`, notes)
+  are carried into the new folder, never deleted, even if the process is killed midway
+  (a journal beside the folder lets the next writer put them back).
+* Temp files and folders left by a killed writer (its pid no longer runs) are removed by the
+  next writer of the same target.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import json
 import os
 import shutil
 import stat
@@ -82,7 +89,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     check_writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _clean_temp_files(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -94,6 +102,16 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _clean_temp_files(path: Path) -> None:
+    """Remove `.{name}.{pid}.*.tmp` files that a killed writer of `path` left (pid not running)."""
+    prefix = f".{path.name}."
+    for p in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = p.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and p.is_file() and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def same_file(a, b) -> bool:
@@ -139,37 +157,117 @@ def _exchange(a: Path, b: Path) -> bool:
     return False
 
 
-def replace_dir(tmp_dir, out_dir) -> None:
+def foreign_entries(folder, owned) -> list:
+    """The topmost entries under folder (relative paths, '/'-separated) that hold no path in
+    `owned` (the files an earlier export wrote): what a user or a tool put there."""
+    owned = set(owned)
+    found = []
+
+    def walk(d: Path, rel: str) -> None:
+        for p in sorted(d.iterdir()):
+            r = rel + p.name
+            if p.is_dir() and not p.is_symlink() and any(o.startswith(r + "/") for o in owned):
+                walk(p, r + "/")
+            elif r not in owned or (p.is_dir() and not p.is_symlink()):
+                found.append(r)
+
+    walk(Path(folder), "")
+    return found
+
+
+def replace_dir(tmp_dir, out_dir, carry=()) -> None:
     """Move a finished temp folder to out_dir. An existing out_dir is swapped with it in one
     atomic step where the system allows (else renamed aside first): a reader sees the old
-    folder or the new one, never a half-written mix. The old one is then removed."""
-    tmp_dir, out_dir = Path(tmp_dir), Path(out_dir)
+    folder or the new one, never a half-written mix. The entries named in `carry` (relative
+    to out_dir; see foreign_entries) move into the new folder first; the old one is then
+    removed."""
+    tmp_dir, out_dir = Path(tmp_dir), Path(os.path.abspath(out_dir))
     set_umask_mode(tmp_dir)
     if not out_dir.exists():
         os.replace(tmp_dir, out_dir)
         return
+    journal = _carry_over(out_dir, tmp_dir, list(carry)) if carry else None
     if _exchange(tmp_dir, out_dir):
         shutil.rmtree(tmp_dir, ignore_errors=True)  # now holds the old export
-        return
-    old = Path(tempfile.mkdtemp(prefix=".ltc-old-", dir=out_dir.parent))
-    os.rmdir(old)
-    os.replace(out_dir, old)
-    os.replace(tmp_dir, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    else:
+        old = Path(tempfile.mkdtemp(prefix=".ltc-old-", dir=out_dir.parent))
+        os.rmdir(old)
+        os.replace(out_dir, old)
+        os.replace(tmp_dir, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    if journal is not None:
+        journal.unlink()
+
+
+def _carry_over(out_dir: Path, tmp_dir: Path, carry: list) -> Path:
+    """Move the carried entries from out_dir into tmp_dir, after writing a journal that lets
+    clean_leftovers move them back if this process dies before the swap."""
+    clash = [r for r in carry if os.path.lexists(tmp_dir / r)]
+    if clash:
+        raise UnsafeFileError(f"--out {out_dir} holds {', '.join(clash[:5])}, which the export did not write and "
+                              "would now overwrite: move them out of the folder or choose another --out")
+    journal = out_dir.parent / f"{JOURNAL_PREFIX}{os.getpid()}-{tmp_dir.name}.json"
+    atomic_write_bytes(journal, json.dumps({"from": tmp_dir.name, "to": out_dir.name, "entries": carry}).encode())
+    _move_entries(out_dir, tmp_dir, carry)
+    return journal
+
+
+def _move_entries(src: Path, dst: Path, entries) -> list:
+    """Rename each entry from src to dst (same file system) where dst has none; the ones left."""
+    left = []
+    for r in entries:
+        a, b = src / r, dst / r
+        if not os.path.lexists(a):
+            continue
+        if os.path.lexists(b):
+            left.append(r)
+            continue
+        b.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(a, b)
+    return left
+
+
+JOURNAL_PREFIX = ".ltc-carry-"
 
 
 def clean_leftovers(parent, prefixes=(".ltc-export-", ".ltc-old-")) -> None:
-    """Remove temp folders left by an export that was killed (their pid no longer runs)."""
+    """Put back the user's entries a killed export was carrying (see replace_dir), then remove
+    the temp folders killed exports left (their pid no longer runs)."""
     parent = Path(parent)
     if not parent.is_dir():
         return
+    keep = _recover_carried(parent)
     for p in parent.iterdir():
-        if not (p.is_dir() and p.name.startswith(prefixes)):
+        if not (p.is_dir() and p.name.startswith(prefixes)) or p.name in keep:
             continue
         pid = p.name.split("-")[-2] if p.name.startswith(".ltc-export-") else ""
         if pid.isdigit() and _alive(int(pid)):
             continue
         shutil.rmtree(p, ignore_errors=True)
+
+
+def _recover_carried(parent: Path) -> set:
+    """Replay the journals of dead exports: move each carried entry back to its folder. A temp
+    folder that still holds some (their place is taken) is kept, never removed."""
+    keep = set()
+    for j in parent.glob(f"{JOURNAL_PREFIX}*.json"):
+        pid = j.name[len(JOURNAL_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            rec = json.loads(read_bytes(j, "journal", 1 << 20))
+            src, dst, entries = parent / rec["from"], parent / rec["to"], [str(e) for e in rec["entries"]]
+        except (OSError, ValueError, KeyError, TypeError, UnsafeFileError):
+            continue
+        if Path(rec["from"]).name != rec["from"] or Path(rec["to"]).name != rec["to"] or \
+                any(".." in Path(e).parts or Path(e).is_absolute() for e in entries):
+            continue  # a journal names sibling folders and relative entries only
+        left = _move_entries(src, dst, entries) if src.is_dir() else []
+        if left:
+            keep.add(src.name)
+        else:
+            j.unlink()
+    return keep
 
 
 def _alive(pid: int) -> bool:

@@ -114,4 +114,7 @@ def _summary(manifest: dict, out: Path):
         parts.append(f"{metric['name']} {metric['exported']:.4g} (fp32 {metric['torch_fp32']:.4g})")
     if manifest.get("forced"):
         parts.append("OVER BUDGET (forced)")
+    if manifest.get("kept"):
+        parts.append(f"kept what the export did not write: {', '.join(manifest['kept'][:5])}"
+                     f"{' ...' if len(manifest['kept']) > 5 else ''}")
     typer.echo(", ".join(parts))

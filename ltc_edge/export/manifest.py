@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import artifact
 from ..artifact import Manifest
 from ..errors import LtcEdgeError, UnsafeFileError
-from ..fileio import clean_leftovers, replace_dir
+from ..fileio import clean_leftovers, foreign_entries, replace_dir
 from ..nn.schema import default_dt
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -100,7 +100,8 @@ def finish(tmp_dir: Path, out_dir: Path, manifest: Manifest, force: bool) -> dic
     """The one finish step of every exporter. Over its drift budget without force: DriftError,
     nothing written. Otherwise MODEL_CARD.md (export/card.py) and manifest.json join the files in
     the temp folder, and the temp folder replaces out_dir whole (a reader sees the old export or
-    the new one, never a mix)."""
+    the new one, never a mix). Entries an earlier export did not write (a user's cmake build/,
+    notes) are carried into the new folder, never deleted."""
     from .card import write_card
 
     drift = manifest.drift or {}
@@ -112,23 +113,28 @@ def finish(tmp_dir: Path, out_dir: Path, manifest: Manifest, force: bool) -> dic
     write_card(tmp_dir, manifest)
     out = manifest.write(tmp_dir)
     check_out_dir(out_dir)
-    replace_dir(tmp_dir, out_dir)
+    carry = foreign_entries(out_dir, artifact.listed_names(out_dir)) if out_dir.is_dir() else []
+    replace_dir(tmp_dir, out_dir, carry)  # the user's files (a cmake build/, notes) move into the new export
+    if carry:
+        out["kept"] = carry
     return out
 
 
 def check_out_dir(out_dir, *inputs) -> None:
-    """An export replaces its folder whole: refuse a file, a folder holding anything but an
-    earlier export, and a folder that holds one of the inputs."""
+    """Refuse a file, a folder holding anything but an earlier export (what a re-export would
+    carry over is decided in finish()), and a folder that holds one of the inputs."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UnsafeFileError(f"--out {out_dir} exists and is not a folder")
     for src in inputs:
         if src is not None and Path(src).exists() and out_dir.resolve() in Path(src).resolve().parents:
-            raise UnsafeFileError(f"--out {out_dir} holds the input {src}; the export replaces its folder whole: "
+            raise UnsafeFileError(f"--out {out_dir} holds the input {src}: "
                                   "choose another folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / artifact.MANIFEST).exists():
-        raise UnsafeFileError(f"--out {out_dir} holds files that are not an ltc-edge export; the export "
-                              "replaces its folder whole: choose a new or empty folder")
+    if out_dir.is_dir() and not (out_dir / artifact.MANIFEST).exists():
+        names = sorted(p.name for p in out_dir.iterdir())
+        if names:
+            raise UnsafeFileError(f"--out {out_dir} is not an ltc-edge export and holds {', '.join(names[:5])}"
+                                  f"{' ...' if len(names) > 5 else ''}: choose a new or empty folder")
 
 
 class TempDir:
