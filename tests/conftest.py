@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+SSHD = "/usr/sbin/sshd"
 
 
 @pytest.fixture
@@ -58,14 +59,15 @@ def one_line_error():
 
 @pytest.hookimpl(trylast=True)  # after -m has deselected: only act when qemu tests will run
 def pytest_collection_modifyitems(config, items):
-    """qemu tests need the ARM cross compilers and emulators. When they are selected and missing,
+    """qemu tests need the ARM cross compilers and emulators, the SSH-board tests sshd. When they
+    are selected and missing,
     install them with the project's own script (apt), if we may: root, apt-get present, and
     LTC_NO_APT unset. Otherwise the tests skip and say why."""
-    if not any(item.get_closest_marker("qemu") for item in items):
+    if not any(item.get_closest_marker("qemu") or item.get_closest_marker("slow") for item in items):
         return
     from ltc_edge.bench import arm
 
-    if not (arm.missing_tools("aarch64") or arm.missing_tools("m4")):
+    if not (arm.missing_tools("aarch64") or arm.missing_tools("m4") or not Path(SSHD).exists()):
         return
     if os.environ.get("LTC_NO_APT") or not shutil.which("apt-get") or os.geteuid() != 0:
         return

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install the ARM toolchains and emulators used by scripts/arm/*.sh and the qemu tests.
+# Install the ARM toolchains and emulators used by scripts/arm/*.sh and the qemu tests, and
+# openssh (a loopback sshd is the "board" of the SSH-target tests).
 # Needs root (or sudo) and apt. Idempotent: skips packages that are already installed.
 set -euo pipefail
 
 PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi
-      binutils-arm-none-eabi qemu-user qemu-system-arm)
+      binutils-arm-none-eabi qemu-user qemu-system-arm openssh-client openssh-server)
 
 missing=()
 for p in "${PKGS[@]}"; do
