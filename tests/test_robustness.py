@@ -199,3 +199,46 @@ def test_models_of_the_same_file_name_keep_apart(tmp_path):
     other = str(save(build_model("gru", 3, units=4, output_size=2), tmp_path / "gru4.safetensors"))
     names = [m.name for m in _deploy([*files, other], ["numpy"])]
     assert names == ["ltc/model", "lstm/model", "gru4"]
+
+
+def _c_floats(source: str, name: str) -> np.ndarray:
+    """A `... NAME[n] = {...};` float array from generated C."""
+    body = source.split(f"{name}[", 1)[1].split("{", 1)[1].split("}", 1)[0]
+    return np.array([float(v.strip().rstrip("f")) for v in body.split(",")])
+
+
+def test_one_state_bound_for_every_consumer(csv_models, tmp_path):
+    """Issue 29 #12: a trained LTC whose reset state 0 lies outside a neuron's potentials (the
+    old manifest lower bound > 0): the guard, manifest, C STATE_LO/HI, `analyze bounds` and
+    robustness all use F.ltc_state_bounds, which holds 0, and a long run from reset stays in."""
+    from ltc_edge import artifact
+    from ltc_edge.bench import bounds as B
+    from ltc_edge.codegen import c as cgen
+    from ltc_edge.nn import functional as F
+    from ltc_edge.nn import read
+    from ltc_edge.runtime import load
+
+    path = csv_models / "ltc.safetensors"
+    config, raw = read(path)
+    potentials = F.ltc_bounds({k[5:]: v for k, v in raw.items() if k.startswith("cell.")}, config["cell"])
+    assert (potentials[0] > 0).any() or (potentials[1] < 0).any()  # the case the issue hit
+    lo, hi = F.ltc_state_bounds(config, raw)[0]
+    assert (lo <= 0).all() and (hi >= 0).all()
+    np.testing.assert_array_equal(lo, np.minimum(potentials[0], 0.0))
+    manifest = artifact.model_fields(config, raw)["state_bounds"]
+    np.testing.assert_array_equal(manifest["lo"], lo) and np.testing.assert_array_equal(manifest["hi"], hi)
+    source = cgen.generate(config, raw)["files"]["ltc_model.c"]
+    margin = F.bound_margin(lo, hi)
+    np.testing.assert_allclose(_c_floats(source, "STATE_LO"), lo - margin, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(_c_floats(source, "STATE_HI"), hi + margin, rtol=1e-6, atol=1e-7)
+    ctrl = load(path, "numpy", batch=4, state_check="raise")  # the guard would raise on a false alarm
+    np.testing.assert_array_equal(ctrl.meta.bounds[0], lo)
+    np.testing.assert_allclose(ctrl.state_bounds[0][0], lo - margin, rtol=1e-6)
+    rng = np.random.default_rng(1)
+    x = (3 * rng.normal(size=(4, 1500, 1))).astype(np.float32)
+    dt = rng.uniform(0.01, 2.0, size=(4, 1500)).astype(np.float32)
+    report = B.check(config, raw, x, dt)
+    assert report["ok"], report["violations"]
+    assert [n["state_bound"] for n in report["neurons"]] == [[float(a), float(b)] for a, b in zip(lo, hi)]
+    _, state = R.run_split(ctrl, Split(x=x, y=np.zeros((4, 1500, 1), np.float32), dt=dt))
+    assert state["checked"] and state["neurons_outside"] == [] and state["outside_fraction"] == 0.0

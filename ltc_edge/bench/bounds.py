@@ -4,7 +4,8 @@ Theorem 1 (time constant): with synaptic gates in [0, 1], each neuron's effectiv
 constant tau_sys = cm / (gleak + sum_j w_j * gate_j) stays within
 [cm / (gleak + sum_j w_j), cm / gleak]  (the paper's [tau/(1+tau*W), tau]).
 Theorem 2 (state): each neuron's state stays within the range spanned by its initial value,
-its leak potential and the reversal potentials of its incoming synapses.
+its leak potential and the reversal potentials of its incoming synapses (F.ltc_state_bounds:
+the one bound the runtime guard, the manifests and the C STATE_LO/HI use too).
 
 `check` runs a model on input sequences, records every neuron's state and effective time
 constant at every unfold, and reports the observed ranges against those bounds. States coming
@@ -18,10 +19,6 @@ import numpy as np
 from ..nn import functional as F
 
 
-def _cell_raw(tensors: dict) -> dict:
-    return {k[5:]: v for k, v in tensors.items() if k.startswith("cell.")}
-
-
 def time_constant_bounds(P: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per neuron [cm / (gleak + sum w), cm / gleak]; gleak = 0 gives an infinite upper bound,
     and cm = 0 (an instantaneous neuron, where training's clamp can land) a time constant of 0."""
@@ -33,20 +30,22 @@ def time_constant_bounds(P: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check(config: dict, tensors: dict, x: np.ndarray, dt=1.0, states: np.ndarray | None = None,
-          tol: float = 1e-5) -> dict:
-    """x [N, T, in] (raw inputs), dt float or [N, T]. Returns a per-neuron report."""
+          tol: float = F.STATE_TOL) -> dict:
+    """x [N, T, in] (raw inputs), dt float or [N, T], run from the reset state 0. Returns a
+    per-neuron report; a state is within its bound up to F.bound_margin(lo, hi, tol)."""
     cell = config["cell"]
     if cell["kind"] != "ltc":
         raise ValueError(f"bounds apply to LTC cells only, this model is {cell['kind']!r}")
-    raw = _cell_raw(tensors)
+    bounds, why = F.ltc_state_bounds(config, tensors)
+    if bounds is None:
+        raise ValueError(f"no proven state bound for this model: {why}")
+    lo, hi = bounds
     P = F.model_prepare(F.NumpyOps, tensors, config)
     Pc = P["cell"]
-    lo, hi = F.ltc_bounds(raw, cell)
     tau_lo, tau_hi = time_constant_bounds(Pc)
     N, T, _ = x.shape
     n = cell["units"]
     h = np.zeros((N, n), np.float32)
-    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)  # the zero initial state is in range
     v_min, v_max = np.full(n, np.inf), np.full(n, -np.inf)
     t_min, t_max = np.full(n, np.inf), np.full(n, -np.inf)
     xp = F.NumpyOps
@@ -76,10 +75,11 @@ def check(config: dict, tensors: dict, x: np.ndarray, dt=1.0, states: np.ndarray
 
 def _report(lo, hi, v_min, v_max, tau_lo, tau_hi, t_min, t_max, tol):
     neurons = []
+    margin = F.bound_margin(lo, hi, tol)
     for i in range(len(lo)):
         row = {"neuron": i, "state_bound": [float(lo[i]), float(hi[i])],
                "state_observed": [float(v_min[i]), float(v_max[i])],
-               "state_ok": bool(v_min[i] >= lo[i] - tol and v_max[i] <= hi[i] + tol)}
+               "state_ok": bool(v_min[i] >= lo[i] - margin[i] and v_max[i] <= hi[i] + margin[i])}
         if t_min is not None:
             row.update({"tau_bound": [float(tau_lo[i]), float(tau_hi[i])],
                         "tau_observed": [float(t_min[i]), float(t_max[i])],

@@ -12,10 +12,12 @@ sequence as it arrives, which is exactly what a deployed discrete model gets.
 
 JSON schema (robustness.json, "schema": "ltc-edge/robustness/1"):
   {schema, machine, versions, task, metric, higher_is_better, seeds, levels: {name: [...]},
-   models: [{name, path, backend, kind, precision, clean,
+   models: [{name, path, backend, kind, precision, clean, clean_streaming,
              perturbations: {name: [{level, mean, std, values[seeds], relative,
                                      state: {checked, outside_fraction, neurons_outside}}]}}]}
-  `relative` = mean / clean (MSE: > 1 is worse; accuracy: < 1 is worse).
+  `relative` = mean / clean (MSE: > 1 is worse; accuracy: < 1 is worse). `clean` is over the test
+  windows (state reset each); `clean_streaming` over the whole test series with the state carried,
+  as the model runs on a device (`ltc analyze robustness` only).
 """
 
 from __future__ import annotations
@@ -172,11 +174,13 @@ def input_std(train: Split) -> np.ndarray:
 # --- running a deployed model over a split -----------------------------------------------
 
 
-def run_split(ctrl, split: Split, bounds=None) -> tuple[np.ndarray, dict]:
+def run_split(ctrl, split: Split) -> tuple[np.ndarray, dict]:
     """Stream every row of the split through the controller (batch = rows, state reset first,
-    dt per step): outputs [N, T, out] and how often the states left `bounds` (lo, hi)."""
+    dt per step): outputs [N, T, out] and how often the states left the bounds the runtime
+    guard checks (ctrl.state_bounds: the model's LTC bounds, which hold the reset state)."""
     n, t = split.x.shape[:2]
     ctrl.reset(batch=n)
+    bounds = ctrl.state_bounds
     ys = np.empty((n, t, ctrl.output_size), np.float32)
     outside = 0
     neurons = set()
@@ -214,10 +218,6 @@ class Deployed:
     backend: str
     ctrl: object
 
-    @property
-    def bounds(self):
-        return self.ctrl.meta.bounds
-
 
 def _worst(values, kind):
     return min(values) if kind == "classification" else max(values)
@@ -231,7 +231,7 @@ def _point(models, variants_by_seed, kind, clean) -> list[dict]:
         for variants in variants_by_seed:
             per_variant = []
             for v in variants:
-                ys, st = run_split(m.ctrl, v, m.bounds)
+                ys, st = run_split(m.ctrl, v)
                 per_variant.append(metric(ys, v, kind))
                 states.append(st)
             values.append(_worst(per_variant, kind))
@@ -256,7 +256,7 @@ def sweep(models: list[Deployed], test: Split, ctx: Context, kind: str, *, seeds
     levels = {n: tuple((levels or {}).get(n, PERTURBATIONS[n].levels)) for n in names}
     clean, clean_states = [], []
     for m in models:
-        ys, st = run_split(m.ctrl, test, m.bounds)
+        ys, st = run_split(m.ctrl, test)
         clean.append(metric(ys, test, kind))
         clean_states.append(st)
     result = [{"name": m.name, "path": m.path, "backend": m.backend, "kind": m.ctrl.meta.kind,
@@ -274,13 +274,24 @@ def sweep(models: list[Deployed], test: Split, ctx: Context, kind: str, *, seeds
             "units": {n: PERTURBATIONS[n].unit for n in names}, "models": result}
 
 
+def add_streaming(result: dict, models: list[Deployed], td) -> None:
+    """Each model's clean metric streamed over the task's whole test series, state carried (how
+    it runs on a device), beside the windowed `clean`: models[i]["clean_streaming"]."""
+    from ..train.streaming import stream_metric
+
+    for entry, m in zip(result["models"], models):
+        entry["clean_streaming"] = stream_metric(lambda batch, ctrl=m.ctrl: ctrl, td)[td.metric]
+
+
 def markdown(result: dict) -> str:
     """A table per perturbation: mean ± std of the metric per level, and relative to clean."""
     metric_name = result.get("metric", "metric")
     lines = [f"# Robustness ({metric_name}; mean ± std over {len(result['seeds'])} seeds)", ""]
     models = result["models"]
-    lines += ["| model | backend | precision | clean |", "|---|---|---|---|"]
-    lines += [f"| {m['name']} | {m['backend']} | {m['precision']} | {m['clean']:.4g} |" for m in models]
+    lines += ["| model | backend | precision | clean (test windows) | clean, streamed (whole test series) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {m['name']} | {m['backend']} | {m['precision']} | {m['clean']:.4g} | "
+              f"{'-' if m.get('clean_streaming') is None else format(m['clean_streaming'], '.4g')} |" for m in models]
     for name, levels in result["levels"].items():
         lines += ["", f"## {name} ({result['units'][name]})", "",
                   "| model | " + " | ".join(f"{lv:g}" for lv in levels) + " |",
@@ -291,13 +302,13 @@ def markdown(result: dict) -> str:
             lines.append(f"| {m['name']} | " + " | ".join(cells) + " |")
     lines += ["", "## LTC state bounds", ""]
     for m in models:
-        s = [r["state"] for rows in m["perturbations"].values() for r in rows]
+        s = [m["clean_state"]] + [r["state"] for rows in m["perturbations"].values() for r in rows]
         if not any(x["checked"] for x in s):
             lines.append(f"- {m['name']}: no proven bounds for a {m['kind']} (not checked)")
             continue
         worst = max(x["outside_fraction"] for x in s)
         bad = sorted(set().union(*(x["neurons_outside"] for x in s)))
-        lines.append(f"- {m['name']}: states inside the LTC bounds under every perturbation" if not bad else
+        lines.append(f"- {m['name']}: states inside the LTC bounds, clean and under every perturbation" if not bad else
                      f"- {m['name']}: states left the bounds (neurons {bad}; up to {worst:.2%} of steps)")
     if "closed_loop" in result:
         lines += closed_loop_markdown(result["closed_loop"])

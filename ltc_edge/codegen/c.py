@@ -283,7 +283,7 @@ def _safe_ranges(P: dict, cfg: dict, lists, bounds) -> tuple[np.ndarray, np.ndar
     np.minimum.at(hi, pre, mu + reach)
     if bounds is None:
         return None
-    need_lo, need_hi = np.minimum(bounds[0], 0.0) - 1.0, np.maximum(bounds[1], 0.0) + 1.0
+    need_lo, need_hi = bounds[0] - 1.0, bounds[1] + 1.0  # F.ltc_state_bounds holds the reset state 0
     return (lo, hi) if bool(np.all(lo <= need_lo) and np.all(hi >= need_hi)) else None
 
 
@@ -361,11 +361,7 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
         code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE=ode, SYNAPSES_BOUNDED="",
                                                  UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
     if fpv4:
-        C.merge_counts(Cp)
-        code = ("/* optimised GCC/clang builds for Cortex-M4F/M7/M33 compile the FPv4 step; the rest, or any\n"
-                " * build with -DLTC_EDGE_PORTABLE_C, the portable step after #else */\n"
-                f"#if {FPV4_TEST}\n{_fpv4_code(lists, vals, subst)}#else\n/* the portable step */\n"
-                f"{Cp.text()}{code}#endif\n")
+        code = _fpv4_or_portable(C, _fpv4_code(lists, vals, subst), Cp, code)
     return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled, "fpv4": fpv4}
 
 
@@ -374,6 +370,15 @@ def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
 # -DLTC_EDGE_PORTABLE_C opts out
 FPV4_TEST = ("defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4) \\\n"
              "    && defined(__ARM_FEATURE_FMA) && defined(__OPTIMIZE__) && !defined(LTC_EDGE_PORTABLE_C)")
+
+
+def _fpv4_or_portable(C: _Consts, fpv4_code: str, Cp: _Consts, portable_code: str) -> str:
+    """A cell's two steps behind the one #if: the FPv4 step, else the portable one with its own
+    arrays (Cp, counted in C's sizes too)."""
+    C.merge_counts(Cp)
+    return ("/* optimised GCC/clang builds for Cortex-M4F/M7/M33 compile the FPv4 step; the rest, or any\n"
+            " * build with -DLTC_EDGE_PORTABLE_C, the portable step after #else */\n"
+            f"#if {FPV4_TEST}\n{fpv4_code}#else\n/* the portable step */\n{Cp.text()}{portable_code}#endif\n")
 
 
 def _fpv4_code(lists, vals, subst: dict) -> str:
@@ -491,16 +496,78 @@ def _cell_node(C, P, cfg, opts):
 
 
 def _cell_lstm(C, P, cfg, opts):
-    C.floats("W_IH", P["weight_ih"])
-    C.floats("W_HH", P["weight_hh"])
-    C.floats("BIAS", P["bias"])
-    return _tmpl("cell_lstm.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
+    n, n_in = _int(cfg["units"], "units"), _int(cfg["input_size"], "input_size")
+    Cp = _Consts()
+    Cp.floats("W_IH", P["weight_ih"])
+    Cp.floats("W_HH", P["weight_hh"])
+    Cp.floats("BIAS", P["bias"])
+    portable = _tmpl("cell_lstm.c.in").substitute(N=n, IN=n_in)
+    gates = [slice(g * n, (g + 1) * n) for g in range(4)]  # i, f, g, o
+    wx, wh = (np.stack([np.asarray(P[k], np.float64)[s] for s in gates]) for k in ("weight_ih", "weight_hh"))
+    bias = np.stack([np.asarray(P["bias"], np.float64)[s] for s in gates])
+    fpv4 = _fpv4_rnn_parts("LSTM", bias, wx, wh, "ssts", x_kinds=range(4), h_kinds=range(4))
+    return _fpv4_or_portable(C, _tmpl("cell_lstm_fpv4.c.in").substitute(N=n, FPV4_PARTS=fpv4), Cp, portable), {}
 
 
 def _cell_gru(C, P, cfg, opts):
+    n, n_in = _int(cfg["units"], "units"), _int(cfg["input_size"], "input_size")
+    Cp = _Consts()
     for key, name in (("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias_ih", "B_IH"), ("bias_hh", "B_HH")):
-        C.floats(name, P[key])
-    return _tmpl("cell_gru.c.in").substitute(N=_int(cfg["units"], "units"), IN=_int(cfg["input_size"], "input_size")), {}
+        Cp.floats(name, P[key])
+    portable = _tmpl("cell_gru.c.in").substitute(N=n, IN=n_in)
+    (r, z, g), f64 = [slice(k * n, (k + 1) * n) for k in range(3)], (lambda k: np.asarray(P[k], np.float64))
+    bi, bh = f64("bias_ih"), f64("bias_hh")
+    # kinds n_x, r, z, n_h (cell_gru_fpv4.c.in): x feeds the first three, h the last three
+    bias = np.stack([bi[g], bi[r] + bh[r], bi[z] + bh[z], bh[g]])
+    wx = np.stack([f64("weight_ih")[s] for s in (g, r, z)])
+    wh = np.stack([f64("weight_hh")[s] for s in (r, z, g)])
+    fpv4 = _fpv4_rnn_parts("GRU", bias, wx, wh, "tsst", x_kinds=range(3), h_kinds=range(1, 4))
+    return _fpv4_or_portable(C, _tmpl("cell_gru_fpv4.c.in").substitute(N=n, FPV4_PARTS=fpv4), Cp, portable), {}
+
+
+_FR_UNITS = 3  # units per block of the RNN FPv4 step: 4 gate kinds x 3 = 12 sums in s20-s31
+_FR_SCALE = {"s": -_LOG2E, "t": -2.0 * _LOG2E}  # sigmoid(x) = 1/(1 + 2^t), t = -x log2(e); tanh: t = -2x log2(e)
+
+
+def _fpv4_rnn_parts(kind: str, bias, wx, wh, acts: str, x_kinds, h_kinds) -> str:
+    """rnn_fpv4.c.in for a gated RNN: bias [4 kinds, n], wx [len(x_kinds), n, in], wh [len(h_kinds),
+    n, n]; acts: each kind's activation ("s" sigmoid, "t" tanh), whose scale of t is folded into
+    its rows here. Per block of 3 units one record: its 12 biases (kind-major), then per input
+    the weights of the x_kinds' rows, then per state those of the h_kinds' (units past n: zeros)."""
+    scale = np.array([_FR_SCALE[a] for a in acts])
+    bias = bias * scale[:, None]
+    wx, wh = wx * scale[list(x_kinds), None, None], wh * scale[list(h_kinds), None, None]
+    n, n_in = wx.shape[1], wx.shape[2]
+    blocks = -(-n // _FR_UNITS)
+    pad = ((0, 0), (0, blocks * _FR_UNITS - n), (0, 0))
+    bias, wx, wh = np.pad(bias[..., None], pad)[..., 0], np.pad(wx, pad), np.pad(wh, pad)
+    record = []
+    for b in range(blocks):
+        u = slice(b * _FR_UNITS, (b + 1) * _FR_UNITS)
+        record += [bias[:, u].ravel(), wx[:, u, :].transpose(2, 0, 1).ravel(), wh[:, u, :].transpose(2, 0, 1).ravel()]
+    F4 = _Consts()
+    F4.floats("FR_W", np.concatenate(record))
+    return _tmpl("rnn_fpv4.c.in").substitute(
+        KIND=kind, BLOCKS=blocks, IN=n_in, N=n, FR_CONSTANTS=F4.text().rstrip("\n"),
+        X_MAC=_fr_mac_lines(x_kinds, n_in, 2), H_MAC=_fr_mac_lines(h_kinds, n, 3))
+
+
+def _fr_mac_lines(kinds, count: int, label: int) -> str:
+    """fr_mac's assembly for `count` inputs read from %[p], two per loop pass (then the odd one):
+    per input one vldm of the weights of `kinds` (contiguous) into s8.. and one vfma each into
+    their sums (s20 + 3 kind + unit)."""
+    n_w, first = _FR_UNITS * len(kinds), 20 + _FR_UNITS * kinds[0]
+
+    def one(reg):
+        return [f"vldmia   %[w]!, {{s8-s{7 + n_w}}}"] + [f"vfma.f32 s{first + i}, s{8 + i}, {reg}" for i in range(n_w)]
+
+    lines = []
+    if count >= 2:
+        lines += [f"movw     %[c], #{count // 2}", f"{label}:", "vldmia   %[p]!, {s0-s1}", *one("s0"), *one("s1"),
+                  "subs     %[c], %[c], #1", f"bne      {label}b"]
+    if count % 2:
+        lines += ["vldmia   %[p]!, {s0}", *one("s0")]
+    return "".join(f'                     "{line}\\n\\t"\n' for line in lines)
 
 
 CELL_GENERATORS = {"ltc": _cell_ltc, "cfc": _cell_cfc, "ctrnn": _cell_ctrnn, "node": _cell_node,
@@ -610,7 +677,7 @@ def _model_io(C: _Consts, P: dict, config: dict) -> tuple[str, str]:
     return input_code, output_code.rstrip("\n")
 
 
-BOUNDS_TOL = 1e-4  # the checked step's bounds: lo - tol*(1+|hi-lo|), hi + ... (the runtime's fp32 state_tol)
+BOUNDS_TOL = F.STATE_TOL  # the checked step's bounds: lo, hi -/+ F.bound_margin (the runtime's fp32 state_tol)
 
 
 def _bounds_code(C: _Consts, config: dict, raw: dict) -> dict:
@@ -622,7 +689,7 @@ def _bounds_code(C: _Consts, config: dict, raw: dict) -> dict:
         src = dict(BOUNDS_DECL="", BOUNDS_CODE="", BOUNDS_ARGS="0, 0")
         return {"has": False, "source": src, "note": note.split(":")[0] + ": finiteness only"}
     lo, hi = (np.asarray(v, np.float64) for v in b)
-    w = BOUNDS_TOL * (1.0 + np.abs(hi - lo))
+    w = F.bound_margin(lo, hi, BOUNDS_TOL)
     C.floats("STATE_LO", lo - w)
     C.floats("STATE_HI", hi + w)
     src = dict(BOUNDS_DECL="    float lo[STATE_SIZE], hi[STATE_SIZE];",
@@ -694,22 +761,21 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     """(header block, source definitions) stating what firmware needs to know about the model."""
     from ltc_edge import __version__
     from ltc_edge.artifact import model_sha256
-    from ltc_edge.nn.schema import default_dt
+    from ltc_edge.nn.schema import default_dt, dt_note
 
     up, kind = prefix.upper(), config["cell"]["kind"]
     ins, outs = io_names(config)
     sha = model_sha256(config, raw)
     norm = config.get("normalization") or {}
     folded = [side for side in ("input", "output") if norm.get(f"{side}_mean") is not None]
-    median = ((config.get("task") or {}).get("dt") or {}).get("median")
     lines = [f"/* model sha256 {sha}", f" * (config + tensors, ltc_edge.artifact.model_sha256); ltc-edge {_word(__version__)}",
              " * precision fp32 (float32 weights and arithmetic); no malloc, no stdio",
              f" * inputs  x[{len(ins)}]: {', '.join(ins)}", f" * outputs y[{len(outs)}]: {', '.join(outs)}",
              " * units: " + (f"raw; the training normalisation ({' and '.join(folded)} mean/std) is folded into the step"
                              if folded else "as trained (the model has no normalisation)"),
              " * dt: " + (f"fixed at export ({flit(fixed_dt)})" if fixed_dt is not None else
-                          f"training median {flit(median)} (= {up}_DEFAULT_DT)" if median is not None else
-                          "the training dt is not recorded; DEFAULT_DT is 1"), " */",
+                          f"an input, in the unit the model was trained with; {up}_DEFAULT_DT = {flit(default_dt(config))}"),
+             " * training dt: " + (c_text(dt_note(config)) or "see the model card"), " */",
              f'#define {up}_MODEL_SHA256 "{sha}"', f'#define {up}_LTC_EDGE_VERSION "{_word(__version__)}"',
              f'#define {up}_PRECISION "fp32"', f"#define {up}_NORMALISATION_FOLDED {int(bool(folded))}",
              f"#define {up}_NAME_SIZE {max(map(len, ins + outs)) + 1} /* longest name + its NUL */",

@@ -28,7 +28,6 @@ import numpy as np
 
 from ..artifact import FileEntry, Manifest, model_fields
 from ..codegen import c as cgen
-from ..nn.schema import default_dt
 from .manifest import TempDir, as_model, check_out_dir, finish, io_specs, versions
 
 PRECISIONS = ("fp32", "int8")  # int8: integer-only LTC step (ltc_edge/codegen/c_int.py)
@@ -46,8 +45,6 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise cgen.CodegenError(f"C export supports precision {', '.join(PRECISIONS)}, not {precision!r}")
     prefix, layout = cgen.c_identifier(prefix), L.check_layout(layout)
     cc = cgen.find_cc()
-    if precision == "int8" and layout == "cmake":
-        raise cgen.CodegenError("int8 C export writes the flat or arduino layout (the cmake golden test is fp32)")
     if build is True and layout != "flat":
         raise cgen.CodegenError(f"the {layout} layout ships sources, not a host library")
     if build is True and cc is None:
@@ -55,17 +52,19 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     raw = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    if precision == "int8":  # dt folded in: the given one, else the training median dt
-        fixed_dt = default_dt(model.config, fixed_dt)
-    data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    data = D.load_reference(calibration, model.config, fixed_dt=None if precision == "int8" else fixed_dt)
+    dt_source = None
+    if precision == "int8":  # dt folded in: the given one, else the calibration data's (drift.fold_dt)
+        fixed_dt, dt_source = D.fold_dt(data, model.config, fixed_dt)
     gen = _generate(model.config, raw, prefix, fixed_dt, sparse, precision, data, unroll)
-    golden = None
-    if layout == "cmake":
-        golden = L.golden_vectors(D.torch_runner(model, fixed_dt), int(model.config["input_size"]),
-                                  cgen.F.state_size(model.config), fixed_dt)
+    golden = _golden(model, gen, prefix, precision, fixed_dt, data, cc) if layout == "cmake" else None
     with TempDir(out_dir) as tmp:
-        files = L.write_layout(tmp, layout, prefix, gen["files"], golden, versions().get("ltc-edge", ""))
+        files = L.write_layout(tmp, layout, prefix, gen["files"], golden, versions().get("ltc-edge", ""), precision)
         manifest = _manifest(model, raw, tmp, files, prefix, precision, fixed_dt, gen["info"], layout)
+        if dt_source:
+            manifest.details["fixed_dt_source"] = dt_source
         manifest.details["stack_bytes"] = L.stack_usage(files["source"], prefix, cc)
         manifest.details["stack_bytes_note"] = L.stack_note(cc)
         if cc is None:
@@ -91,12 +90,26 @@ def _generate(config, raw, prefix, fixed_dt, sparse, precision, data, unroll) ->
     return cgen.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, sparse=sparse, unroll=unroll)
 
 
+def _golden(model, gen, prefix, precision, fixed_dt, data, cc) -> str:
+    """The cmake layout's golden data header: fp32, the torch model's outputs on random inputs;
+    int8, the host build's integer outputs on the reference data's first inputs."""
+    from . import c_layout as L
+    from . import drift as D
+
+    n_in, n_state = int(model.config["input_size"]), cgen.F.state_size(model.config)
+    if precision == "int8":
+        x = data.calib_x if data.calib_x is not None else data.x
+        return L.golden_int(gen, prefix, np.asarray(x).reshape(-1, n_in), int(model.config["output_size"]),
+                            n_state, cc)
+    golden = L.golden_vectors(D.torch_runner(model, fixed_dt), n_in, n_state, fixed_dt)
+    return cgen.golden_header(prefix, *golden, source="the torch model (export drift check)")
+
+
 def _state_check(manifest: Manifest, config, raw, seen) -> None:
-    """int8: the states the drift check saw stay within the LTC bounds (one LSB of slack), widened
-    to include the zero state the sequences start from (the update is a convex mix of a neuron's
-    own value and its potentials: it never leaves that hull)."""
+    """int8: the states the drift check saw stay within the LTC bounds (one LSB of slack; they
+    hold the zero state the sequences start from: the update is a convex mix of a neuron's own
+    value and its potentials, it never leaves that hull)."""
     lo, hi = cgen.F.ltc_state_bounds(config, raw)[0]
-    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
     lsb = 2.0 ** -manifest.quantization["state_frac_bits"]
     ok = bool(np.all(seen[0] >= lo - lsb) and np.all(seen[1] <= hi + lsb))
     manifest.drift["states_within_bounds"] = ok

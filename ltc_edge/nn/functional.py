@@ -270,9 +270,23 @@ def ltc_bounds(raw, cfg):
 
 
 
+# the float32 rounding slack of a state-bound check, times (1 + the bound's width): the runtime
+# guard's default for fp32 models, the C checked step's STATE_LO/HI and `ltc analyze bounds`
+STATE_TOL = 1e-4
+
+
+def bound_margin(lo, hi, tol: float = STATE_TOL):
+    """The slack a bound check allows per neuron: tol * (1 + |hi - lo|)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return tol * (1.0 + np.abs(np.asarray(hi, np.float64) - np.asarray(lo, np.float64)))
+
+
 def ltc_state_bounds(config: dict, raw: dict):
-    """(lo, hi) float64 from ltc_bounds when the LTC theorem applies to this model, else
-    (None, the reason): the runtime guards and every export's manifest use it."""
+    """(lo, hi) float64 when the LTC theorem applies to this model, else (None, the reason).
+    The LTC paper's Theorem 2 bounds a state by min/max(its initial value, the leak and the
+    incoming reversal potentials); every run starts from the reset state 0, so the bound is
+    ltc_bounds widened to contain 0. The one bound computation: the runtime guards, every
+    export's manifest, the C STATE_LO/HI, `ltc analyze bounds` and robustness all use it."""
     cell = config["cell"]
     craw = {k[5:]: np.asarray(v) for k, v in raw.items() if k.startswith("cell.")}
     if cell.get("solver", "semi_implicit") != "semi_implicit":
@@ -287,7 +301,7 @@ def ltc_state_bounds(config: dict, raw: dict):
             return None, (f"negative {', '.join(negative)} (model not clipped with apply_constraints): "
                           "the LTC bound does not apply")
     lo, hi = ltc_bounds(craw, cell)
-    return (np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)), ""
+    return (np.minimum(np.asarray(lo, dtype=np.float64), 0.0), np.maximum(np.asarray(hi, dtype=np.float64), 0.0)), ""
 
 # LTC, synapse-list ("static") form: for exported graphs and the runtime. Same math as
 # ltc_step's semi-implicit solver, laid out for few graph nodes. Every synapse that exists in

@@ -9,7 +9,8 @@ Guards (the same for every backend):
     exported with a fixed dt only accepts that dt.
   * batch: an integer in [1, MAX_BATCH] (65,536).
   * state after each step: finite, and for LTC models inside the per-neuron bounds of the
-    LTC paper (F.ltc_bounds, widened to include the state the run started from). On a
+    LTC paper (F.ltc_state_bounds, widened to include the state the run started from, when
+    set with reset(state=...) or ctrl.state = ..., and by F.bound_margin(state_tol)). On a
     violation the step is not committed: 'raise' (StateBoundError, default), 'clip'
     (clamp into the bounds) or 'off'. Bounds and state_tol must be finite (checked at load).
 A rejected step changes nothing: state, held inputs and outputs keep their values.
@@ -30,6 +31,8 @@ import threading
 
 import numpy as np
 
+from ltc_edge.nn import functional as F
+
 from .backend import (GUARD_MODES, MAX_BATCH, STATUS_BAD_DT, STATUS_NONFINITE_INPUT, STATUS_NONFINITE_STATE,
                       Backend, check_batch, short_repr)
 from .errors import (InputDtypeError, InputShapeError, ModelLoadError, NonFiniteInputError,
@@ -40,6 +43,7 @@ STATE_POLICIES = ("raise", "clip", "off")
 __all__ = ["Controller", "MAX_BATCH", "NONFINITE_POLICIES", "STATE_POLICIES"]
 
 _F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 _F32_MAX = float(np.finfo(np.float32).max)
 _X_NONFINITE = ("x contains NaN or inf (or values beyond float32's range; nonfinite policy 'raise': use "
                 "'hold' or 'zero' to keep running)")
@@ -72,6 +76,22 @@ def _copy_f32(dst, src):
         np.copyto(dst, src, casting="same_kind")
 
 
+def _quiet_errstate():
+    """(context variable, value) that switch numpy's floating-point warnings off, for the fast
+    path's float64 -> float32 copy (what _copy_f32 does): np.errstate costs ~1.5 us per use, as
+    it builds its settings on every entry; numpy >= 2 keeps them in a context variable, so the
+    fast path sets one prepared value and resets it (~0.1 us). None (older numpy): the float64
+    input goes the general way."""
+    try:
+        from numpy._core import _ufunc_config as config
+        return config._extobj_contextvar, config._make_extobj(all="ignore")
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+_QUIET = _quiet_errstate()
+
+
 def _choice(value, choices, what):
     if not isinstance(value, str) or value not in choices:
         raise RuntimeInputError(f"{what} must be one of {', '.join(choices)}, got {short_repr(value)}")
@@ -80,7 +100,7 @@ def _choice(value, choices, what):
 
 def _check_tol(tol, precision):
     if tol is None:  # float rounding for fp32; quantized models drift further
-        return 1e-4 if precision in ("fp32", "fp16", "float32") else 0.05
+        return F.STATE_TOL if precision in ("fp32", "fp16", "float32") else 0.05
     if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
         raise RuntimeInputError(f"state_tol must be a number, got {type(tol).__name__} {short_repr(tol)}")
     # NaN or inf would switch the bound check off silently: state_check='off' says so openly
@@ -103,7 +123,7 @@ def _widened_bounds(meta, tol):
     if lo.shape != (S,) or hi.shape != (S,):
         raise ModelLoadError(f"{src}: state bounds must be two [{S}] arrays, got {list(lo.shape)} and {list(hi.shape)}")
     with np.errstate(over="ignore", invalid="ignore"):
-        w = tol * (1.0 + np.abs(hi - lo))
+        w = F.bound_margin(lo, hi, tol)
         lo_w, hi_w = lo - w, hi + w
     ok = np.isfinite(lo_w) & np.isfinite(hi_w) & (lo <= hi)
     ok &= (np.abs(lo_w) <= _F32_MAX) & (np.abs(hi_w) <= _F32_MAX)
@@ -156,6 +176,13 @@ class Controller:
     @property
     def batch(self) -> int:
         return self._batch
+
+    @property
+    def state_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(lo, hi) float32 [B, S] copies of what the state guard checks now (the model's LTC
+        bounds, its margin and the starting state), or None when the model has no bound. Set
+        whatever the state_check policy, so 'off' runs can still count violations."""
+        return None if self._lo is None else (self._lo.copy(), self._hi.copy())
 
     def info(self) -> dict:
         m = self.meta
@@ -239,6 +266,7 @@ class Controller:
             if raw:
                 self._c_call = b.checked_call()
         self._fast_shape = (n_in,) if self._c_call is not None and batch == 1 else None
+        self._fast_shape_2d = (1, n_in)
         self._default_dt = self.meta.default_dt
 
     def _set_bounds_from(self, h):
@@ -282,25 +310,21 @@ class Controller:
         Bad input raises a RuntimeInputError and commits nothing. Thread-safe (one step at a
         time); the returned view is overwritten by the next step."""
         if self._fast_shape is not None:
-            # batch 1, checks in C: the shortest path (the same checks). The buffer copy takes
-            # exactly a float32 row ('f' format, shape (n_in,)); anything else raises here, before
-            # any state changes, and goes the general way below. acquire/try/release and
-            # `mv[:] = x` (no memoryview(x) object): each half the cost of the obvious form.
+            # batch 1, checks in C: the shortest path (the same checks) for a float32 or float64
+            # x of shape [in] or [1, in]; anything else goes the general way below, before any
+            # state changes. acquire/try/release: half the cost of `with lock`.
             lock = self._lock
             lock.acquire()
             try:
-                try:
-                    self._stage_mv[:] = x
-                except (TypeError, ValueError, NotImplementedError):
-                    pass
-                else:
+                y = self._stage_fast(x)
+                if y is not None:
                     if not ((dt is None and self._dt_value == self._default_dt)
                             or (type(dt) is float and dt == self._dt_value)):
                         self._set_dt_raw(dt)
                     status = self._c_call()
                     if status:
                         self._c_reject(status, False)
-                    return self._y_row
+                    return y
             finally:
                 lock.release()
         a = x if isinstance(x, np.ndarray) else _as_array(x, "x")
@@ -334,6 +358,35 @@ class Controller:
                 b.run()
                 self._check_and_commit(saved)
             return self._y_row if single else self._y_view
+
+    def _stage_fast(self, x):
+        """Copy x into the staging buffer when it is a float32 or float64 array of shape [in]
+        or [1, in] and return the output view that step returns for it; else None, nothing
+        changed. Dtype and shape are checked first: a buffer copy that fails raises, and the
+        exception alone costs about a microsecond."""
+        kind = getattr(x, "dtype", None)
+        if kind is not _F32 and (kind is not _F64 or _QUIET is None):
+            return None
+        shape = x.shape
+        if shape == self._fast_shape:
+            if kind is _F32:
+                self._stage_mv[:] = x  # `mv[:] = x` (no memoryview(x) object): the cheapest copy
+                return self._y_row
+            dst, out = self._stage_row, self._y_row
+        elif shape == self._fast_shape_2d:
+            dst, out = self._stage, self._y_view
+        else:
+            return None
+        if kind is _F32:
+            dst[...] = x
+            return out
+        var, quiet = _QUIET  # float64: beyond float32's range becomes inf (C rejects it), unwarned
+        token = var.set(quiet)
+        try:
+            dst[...] = x
+        finally:
+            var.reset(token)
+        return out
 
     def _load_x(self, a, single, dt):
         """Stage x, apply the nonfinite policy and set dt. Returns True: b.x was saved for the
