@@ -31,7 +31,7 @@ MANIFEST = "manifest.json"
 FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
 OPTIONAL_ROLES = {"c": ("library",                                   # built for the host (flat layout)
                         "cmake", "cmake_toolchain", "golden_data", "golden_main", "golden_harness",
-                        "golden_platform_host",
+                        "golden_platform_host", "cmake_toolchain_m0", "cmake_toolchain_m3", "golden_linker_m0",
                         "golden_platform_m4", "golden_startup_m4", "golden_linker_m4",  # --layout cmake
                         "arduino_properties", "arduino_example")}                     # --layout arduino
 COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)
@@ -366,11 +366,23 @@ def describe(path) -> dict:
     drift = m.drift or {}
     return {"file": str(folder), "format": m.format, "precision": m.precision, "cell": m.kind,
             "inputs": m.input_size, "outputs": m.output_size, "state_size": m.state_size,
-            "uses_dt": m.uses_dt, "default_dt": m.default_dt, "fixed_dt": m.fixed_dt, "graph_kind": m.graph_kind,
+            "step_dt": dt_fact(m), "default_dt": m.default_dt, "fixed_dt": m.fixed_dt, "graph_kind": m.graph_kind,
             "prefix": m.prefix, "files": {role: asdict(_entry(e)) for role, e in m.files.items()},
             "size_bytes": sum(_entry(e).size_bytes for e in m.files.values()),
             "drift_within_budget": drift.get("within_budget"), "drift_max_abs": drift.get("max_abs"),
             "ltc_edge_version": m.versions.get("ltc-edge"), **task_facts(m.config or {})}
+
+
+def dt_fact(m: Manifest) -> str:
+    """What the exported step does with dt, in one phrase (`ltc info`): fixed at export, an input,
+    or unused. (The manifest's uses_dt says whether the model's cell uses dt at all: true for an
+    LTC exported with a fixed dt, whose step then takes no dt.)"""
+    if not m.uses_dt:
+        return f"unused (a {m.kind} step ignores dt)"
+    if m.fixed_dt is not None:
+        ignored = "a dt passed to the C step is ignored" if m.format == "c" else "the graph has no dt input"
+        return f"fixed at export: {m.fixed_dt:g} ({ignored}; the runtime refuses another)"
+    return f"an input of every step (default {m.default_dt:g})"
 
 
 def folder_of(path) -> Path:

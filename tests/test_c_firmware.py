@@ -6,6 +6,7 @@ on a Cortex-M4 under qemu; the Arduino src/ compiles for a Cortex-M4F)."""
 
 import ctypes
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,14 +47,22 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(models, tmp_path_factory):
-    """The NCP model exported once per layout with prefix pend (tests that change files copy it)."""
+    """The NCP model exported once per layout (and precision) with prefix pend (tests that change
+    files copy it); int8: calibrated on a raw-unit npz, 300 drift steps (a short export)."""
     cache = {}
 
-    def get(layout):
-        if layout not in cache:
-            out = tmp_path_factory.mktemp("fw-exports") / layout
-            cache[layout] = (get_exporter("c")(models["ltc"][0], out, prefix="pend", layout=layout), out)
-        return cache[layout]
+    def get(layout, precision="fp32"):
+        if (layout, precision) not in cache:
+            d = tmp_path_factory.mktemp("fw-exports")
+            kw = {}
+            if precision == "int8":
+                x = np.random.default_rng(0).standard_normal((4, 300, 5)) * NORM["input_std"] + NORM["input_mean"]
+                np.savez(d / "ref.npz", x=x.astype(np.float32))
+                kw = dict(precision="int8", calibration=str(d / "ref.npz"), drift_steps=300)
+            out = d / layout
+            cache[layout, precision] = (get_exporter("c")(models["ltc"][0], out, prefix="pend", layout=layout, **kw),
+                                        out)
+        return cache[layout, precision]
 
     return get
 
@@ -247,6 +256,9 @@ def test_cmake_layout_builds_and_passes_its_golden_test_on_the_host(exported, tm
     assert r.returncode == 0 and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
     assert "100% tests passed" in r.stdout
     assert (tmp_path / "build" / "libpend.a").exists()
+    # a hosted build has neither a counter nor a stack probe: it says so (no unlabelled 0s)
+    assert "step_stack_bytes=n/a (hosted build" in r.stdout and "instructions: n/a (hosted build" in r.stdout
+    assert "step_stack_bytes=0" not in r.stdout and "count_n" not in r.stdout
     # the golden test can fail: a wrong reference output makes it fail
     gd = cm / "golden" / "golden_data.h"
     text = gd.read_text()
@@ -266,10 +278,96 @@ def test_cmake_layout_cross_builds_for_cortex_m4_and_runs_under_qemu(exported, t
     cm = _copy(exported("cmake")[1], tmp_path)
     r = _build_cmake(cm, tmp_path / "build-m4", "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake")
     assert r.returncode == 0 and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
-    assert "count_n=" in r.stdout  # ran on the emulated Cortex-M4 (SysTick instruction counts)
+    # ran on the emulated Cortex-M4: labelled instruction counts (SysTick x 40), the painted stack
+    counts = re.search(r"timing_steps=(\d+) instructions_n=(\d+) instructions_2n=(\d+) \(instructions over", r.stdout)
+    assert counts and 0 < int(counts[2]) < int(counts[3]), r.stdout[-2000:]
+    assert 0 < int(re.search(r"step_stack_bytes=(\d+) state_bytes=", r.stdout)[1]) < 8192
     head = subprocess.run(["arm-none-eabi-readelf", "-h", str(tmp_path / "build-m4" / "pend_golden")],
                           capture_output=True, text=True).stdout
     assert "ARM" in head
+
+
+def _golden_int_failing_copy(folder, tmp_path):
+    """A copy of an int8 cmake export whose first reference output is one LSB off."""
+    cm = _copy(folder, tmp_path)
+    gd = cm / "golden" / "golden_int_data.h"
+    text = gd.read_text()
+    i = text.index("{", text.index("{", text.index("golden_yq")) + 1) + 1
+    j = text.index(",", i)
+    gd.write_text(text[:i] + str(int(text[i:j]) + 1) + text[j:])
+    return cm
+
+
+def test_int8_cmake_layout_is_verified_and_its_golden_test_is_bit_exact_on_the_host(exported, tmp_path):
+    m, out = exported("cmake", "int8")
+    man, files = artifact.read_verified(out)
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(files) == set(L.paths("cmake", "pend", "int8")) | {"card"}
+    assert {e.name for e in man.files.values()} == on_disk and "golden/golden_int_main.c" in on_disk
+    assert "golden/golden_main.c" not in on_disk  # the integer harness, not the float one
+    r = _build_cmake(_copy(out, tmp_path / "ok"), tmp_path / "build")
+    assert r.returncode == 0 and "max_lsb_err=0 mismatches=0" in r.stdout and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
+    assert "golden_steps=64" in r.stdout
+    r = _build_cmake(_golden_int_failing_copy(out, tmp_path / "bad"), tmp_path / "build-bad")
+    assert r.returncode != 0 and "max_lsb_err=1 mismatches=1" in r.stdout and "GOLDEN FAIL" in r.stdout
+
+
+def test_int8_cmake_layout_needs_a_host_compiler(models, tmp_path, monkeypatch):
+    np.savez(tmp_path / "ref.npz", x=np.random.default_rng(0).standard_normal((2, 50, 5)).astype(np.float32))
+    monkeypatch.setattr(cgen, "find_cc", lambda: None)
+    with pytest.raises(cgen.CodegenError, match="host build"):
+        get_exporter("c")(models["ltc"][0], tmp_path / "o", precision="int8", layout="cmake",
+                          calibration=str(tmp_path / "ref.npz"))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("core,unit", [("cortex-m0", "systick_ticks"), ("cortex-m3", "instructions")])
+def test_int8_cmake_layout_cross_builds_for_m0_m3_bit_exact_under_qemu(exported, tmp_path, core, unit):
+    """The int8 cmake project, cross-built with cmake/<core>.cmake (integer-only by default on a
+    core without an FPU), runs its golden test under qemu: every output equal to the host build's."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip(f"ARM tools missing: {', '.join(CM.missing_tools())}")
+    out = exported("cmake", "int8")[1]
+    r = _build_cmake(_copy(out, tmp_path / "ok"), tmp_path / "build", f"-DCMAKE_TOOLCHAIN_FILE=cmake/{core}.cmake")
+    assert r.returncode == 0 and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
+    assert "golden_steps=64 max_lsb_err=0 mismatches=0" in r.stdout and f"-M {CM.TARGETS[core]['machine']}" in \
+        r.stdout.replace('"', "")
+    assert re.search(rf"timing_steps=\d+ {unit}_n=\d+ {unit}_2n=\d+ \({unit} over", r.stdout), r.stdout[-1500:]
+    nm = subprocess.run(["arm-none-eabi-nm", "-u", str(tmp_path / "build" / "libpend.a")], capture_output=True,
+                        text=True, check=True).stdout.split()
+    assert "pend_step_q" not in nm and not [s for s in nm if s.startswith(("__aeabi_f", "__aeabi_d"))], nm
+    r = _build_cmake(_golden_int_failing_copy(out, tmp_path / "bad"), tmp_path / "build-bad",
+                     f"-DCMAKE_TOOLCHAIN_FILE=cmake/{core}.cmake")
+    assert r.returncode != 0 and "GOLDEN FAIL" in r.stdout
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("core", ["cortex-m0", "cortex-m3", "cortex-m4"])
+def test_shipped_cortex_m_startup_and_platform_are_clean_under_strict_flags(tmp_path, core):
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc missing")
+    for name, extra in (("startup_cm.c", []), ("platform_cm.c", []), ("platform_cm.c", ["-DPLATFORM_COUNT_SCALE=40u"])):
+        r = subprocess.run(["arm-none-eabi-gcc", *CM.TARGETS[core]["cflags"], "-O2", "-std=c99", "-pedantic", "-Wall",
+                            "-Wextra", "-Werror", *extra, "-c", "-o", str(tmp_path / "x.o"),
+                            str(cgen.FIRMWARE / "cortex_m" / name)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+
+
+def test_info_says_what_the_exported_step_does_with_dt(exported, models, tmp_path):
+    int8_out, fp32_out = exported("cmake", "int8")[1], exported("cmake")[1]
+    code, lines, text = _cli("info", int8_out)
+    assert code == 0 and "uses dt" not in text and "fixed at export: 0.05" in text, text
+    facts = artifact.describe(int8_out)
+    assert facts["fixed_dt"] == 0.05 and facts["step_dt"].startswith("fixed at export: 0.05 (a dt passed to the C step")
+    assert artifact.describe(fp32_out)["step_dt"] == "an input of every step (default 0.05)"
+    lstm = tmp_path / "lstm"
+    get_exporter("c")(models["lstm"][0], lstm, build=False)
+    assert artifact.describe(lstm)["step_dt"] == "unused (a lstm step ignores dt)"
 
 
 ARDUINO_STUB = """#pragma once

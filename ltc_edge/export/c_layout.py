@@ -3,9 +3,13 @@
 
   flat     <prefix>.h, <prefix>.c (+ lib<prefix>.so): what `ltc export --format c` always wrote
   cmake    the same sources + CMakeLists.txt (a static library target `<prefix>`, a golden test
-           run by ctest), cmake/arm-none-eabi.cmake (Cortex-M4F toolchain file) and the golden
-           harness (golden/: main, its shared header golden_harness.h, host platform, Cortex-M
-           startup/semihosting/linker script for a Cortex-M4 under qemu mps2-an386)
+           run by ctest), toolchain files cmake/arm-none-eabi.cmake (Cortex-M4F),
+           cmake/cortex-m0.cmake, cmake/cortex-m3.cmake, and the golden harness (golden/: main,
+           its shared header golden_harness.h, host platform, Cortex-M startup/semihosting/linker
+           scripts: the test runs under qemu-system-arm, microbit for the M0, mps2-an385/an386
+           for the M3/M4). fp32: reference outputs of the torch model; int8: the integer step's
+           inputs and the outputs of the host build of the same C (every core must match them
+           bit for bit), and an option <PREFIX>_INTEGER_ONLY (on for the M0/M3)
   arduino  an Arduino library: library.properties, src/<prefix>.h, src/<prefix>.c,
            examples/<prefix>_demo/<prefix>_demo.ino
 
@@ -27,19 +31,27 @@ from ..codegen import c as cgen
 LAYOUTS = ("flat", "cmake", "arduino")
 GOLDEN_STEPS = 64
 
-# role -> path in the folder, per layout ({p} = prefix); header and source first
+# role -> path in the folder, per layout ({p} = prefix); header and source first. The role names
+# "*_m4" predate the M0/M3 targets: the files serve every Cortex-M core.
 FILE_ROLES = {
     "flat": {"header": "{p}.h", "source": "{p}.c"},
     "cmake": {"header": "{p}.h", "source": "{p}.c", "cmake": "CMakeLists.txt",
-              "cmake_toolchain": "cmake/arm-none-eabi.cmake", "golden_data": "golden/golden_data.h",
+              "cmake_toolchain": "cmake/arm-none-eabi.cmake", "cmake_toolchain_m0": "cmake/cortex-m0.cmake",
+              "cmake_toolchain_m3": "cmake/cortex-m3.cmake", "golden_data": "golden/golden_data.h",
               "golden_main": "golden/golden_main.c", "golden_harness": "golden/golden_harness.h",
               "golden_platform_host": "golden/platform_host.c",
-              "golden_platform_m4": "golden/cortex_m4/platform_m4.c",
-              "golden_startup_m4": "golden/cortex_m4/startup_m4.c",
-              "golden_linker_m4": "golden/cortex_m4/mps2_an386.ld"},
+              "golden_platform_m4": "golden/cortex_m/platform_cm.c",
+              "golden_startup_m4": "golden/cortex_m/startup_cm.c",
+              "golden_linker_m4": "golden/cortex_m/mps2.ld", "golden_linker_m0": "golden/cortex_m/microbit.ld"},
     "arduino": {"header": "src/{p}.h", "source": "src/{p}.c", "arduino_properties": "library.properties",
                 "arduino_example": "examples/{p}_demo/{p}_demo.ino"},
 }
+INT8_ROLES = {"golden_data": "golden/golden_int_data.h", "golden_main": "golden/golden_int_main.c"}  # cmake, int8
+# toolchain role -> (CMAKE_SYSTEM_PROCESSOR, what, float flags)
+CORES = {"cmake_toolchain": ("cortex-m4", "a Cortex-M4 with a single-precision FPU (hard float)",
+                             "-mfloat-abi=hard -mfpu=fpv4-sp-d16"),
+         "cmake_toolchain_m0": ("cortex-m0", "a Cortex-M0 (no FPU: soft float; int8: integer-only)", "-mfloat-abi=soft"),
+         "cmake_toolchain_m3": ("cortex-m3", "a Cortex-M3 (no FPU: soft float; int8: integer-only)", "-mfloat-abi=soft")}
 
 
 def check_layout(layout: str) -> str:
@@ -48,8 +60,9 @@ def check_layout(layout: str) -> str:
     return layout
 
 
-def paths(layout: str, prefix: str) -> dict:
-    return {role: p.format(p=prefix) for role, p in FILE_ROLES[layout].items()}
+def paths(layout: str, prefix: str, precision: str = "fp32") -> dict:
+    roles = {**FILE_ROLES[layout], **(INT8_ROLES if layout == "cmake" and precision == "int8" else {})}
+    return {role: p.format(p=prefix) for role, p in roles.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -117,21 +130,44 @@ def golden_vectors(runner, n_in: int, state_size: int, fixed_dt, steps: int = GO
     return xs, dts, np.stack(ys)
 
 
-def write_layout(folder: Path, layout: str, prefix: str, gen_files: dict, golden=None, version: str = "") -> dict:
-    """Write the layout's files into folder; {role: path}."""
-    where = paths(layout, prefix)
+def golden_int(gen: dict, prefix: str, x, n_out: int, n_state: int, cc: str | None) -> str:
+    """golden_int_data.h of the int8 cmake layout: the first GOLDEN_STEPS rows of x (raw inputs)
+    in the step's input formats and the outputs of the host build of the same C."""
+    from ..codegen import int8
+
+    if cc is None:
+        raise cgen.CodegenError("the int8 cmake layout's golden outputs come from a host build of the C: "
+                                "no C compiler found (set CC, or install gcc), or use --layout flat")
+    xq = int8.quantize_inputs(np.asarray(x, np.float64)[:GOLDEN_STEPS], gen["info"]["quantization"]["input_frac_bits"])
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in gen["files"].items():
+            (Path(d) / name).write_text(text)
+        lib = cgen.compile_library(Path(d) / f"{prefix}.c", Path(d) / f"lib{prefix}.so", cc=cc)
+        yq = int8.host_step_q(lib, prefix, xq, n_out, n_state)
+    return int8.golden_header(prefix, xq, yq, source="the host build of the same C at export")
+
+
+def write_layout(folder: Path, layout: str, prefix: str, gen_files: dict, golden: str | None = None,
+                 version: str = "", precision: str = "fp32") -> dict:
+    """Write the layout's files into folder; {role: path}. golden: the cmake layout's golden data
+    header (fp32: cgen.golden_header of golden_vectors; int8: golden_int)."""
+    where = paths(layout, prefix, precision)
     texts = {"header": gen_files[f"{prefix}.h"], "source": gen_files[f"{prefix}.c"]}
     if layout == "cmake":
-        fw = cgen.FIRMWARE
-        texts.update({"cmake": CMAKE.replace("@P@", prefix).replace("@UP@", prefix.upper()),
-                      "cmake_toolchain": TOOLCHAIN,
-                      "golden_data": cgen.golden_header(prefix, *golden, source="the torch model (export drift check)"),
-                      "golden_main": (fw / "golden_main.c").read_text(),
+        fw, int8 = cgen.FIRMWARE, precision == "int8"
+        texts.update({role: TOOLCHAIN.format(cpu=cpu, what=what, fpu=fpu, file=Path(where[role]).name)
+                      for role, (cpu, what, fpu) in CORES.items()})
+        texts.update({"cmake": CMAKE.replace("@MAIN@", Path(where["golden_main"]).name)
+                      .replace("@INTEGER_ONLY@", INTEGER_ONLY if int8 else "")
+                      .replace("@P@", prefix).replace("@UP@", prefix.upper()),
+                      "golden_data": golden,
+                      "golden_main": (fw / ("golden_int_main.c" if int8 else "golden_main.c")).read_text(),
                       "golden_harness": (fw / "golden_harness.h").read_text(),
                       "golden_platform_host": (fw / "platform_linux.c").read_text(),
                       "golden_platform_m4": (fw / "cortex_m" / "platform_cm.c").read_text(),
                       "golden_startup_m4": (fw / "cortex_m" / "startup_cm.c").read_text(),
-                      "golden_linker_m4": (fw / "cortex_m" / "mps2.ld").read_text()})
+                      "golden_linker_m4": (fw / "cortex_m" / "mps2.ld").read_text(),
+                      "golden_linker_m0": (fw / "cortex_m" / "microbit.ld").read_text()})
     elif layout == "arduino":
         texts["arduino_properties"] = ARDUINO_PROPERTIES.format(p=prefix, v=version or "0.0.0")
         texts["arduino_example"] = ARDUINO_DEMO.replace("@P@", prefix).replace("@UP@", prefix.upper())
@@ -147,7 +183,9 @@ def write_layout(folder: Path, layout: str, prefix: str, gen_files: dict, golden
 CMAKE = """# Generated by ltc-edge: the model as a static library target `@P@`, and a golden test.
 #   cmake -B build && cmake --build build && ctest --test-dir build
 #   cmake -B build-m4 -DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake && cmake --build build-m4
-#       (the golden test then runs on a Cortex-M4 under qemu-system-arm -M mps2-an386)
+#       (then ctest runs the golden test on a Cortex-M4 under qemu-system-arm -M mps2-an386;
+#       cmake/cortex-m0.cmake: a Cortex-M0 under -M microbit, cmake/cortex-m3.cmake: a Cortex-M3
+#       under -M mps2-an385)
 # In your firmware: add_subdirectory(<this folder>) and target_link_libraries(app PRIVATE @P@).
 cmake_minimum_required(VERSION 3.13)
 project(@P@ C)
@@ -166,7 +204,7 @@ endif()
 if(NOT MSVC)
   target_link_libraries(@P@ PUBLIC m)  # libm (glibc, newlib)
 endif()
-
+@INTEGER_ONLY@
 if(CMAKE_SOURCE_DIR STREQUAL CMAKE_CURRENT_SOURCE_DIR)
   option(@UP@_GOLDEN_TEST "build the golden test (reference inputs/outputs of the exported model)" ON)
 else()
@@ -175,18 +213,36 @@ endif()
 if(@UP@_GOLDEN_TEST)
   enable_testing()
   set(G ${CMAKE_CURRENT_SOURCE_DIR}/golden)
-  if(CMAKE_SYSTEM_PROCESSOR STREQUAL "cortex-m4")
-    add_executable(@P@_golden ${G}/golden_main.c ${G}/cortex_m4/platform_m4.c ${G}/cortex_m4/startup_m4.c)
-    target_compile_definitions(@P@_golden PRIVATE PLATFORM_COUNT_SCALE=40u)  # SysTick 25 MHz: instructions
+  # a bare-metal core: its qemu board, linker script and SysTick clock (instructions per tick
+  # under -icount shift=0; the microbit's 16 MHz gives 62.5: the harness prints SysTick ticks)
+  set(@UP@_BOARD "")
+  if(CMAKE_SYSTEM_PROCESSOR STREQUAL "cortex-m0")
+    set(@UP@_BOARD microbit)
+    set(@UP@_LD microbit.ld)
+    set(@UP@_SCALE "")
+  elseif(CMAKE_SYSTEM_PROCESSOR STREQUAL "cortex-m3")
+    set(@UP@_BOARD mps2-an385)
+    set(@UP@_LD mps2.ld)
+    set(@UP@_SCALE PLATFORM_COUNT_SCALE=40u)
+  elseif(CMAKE_SYSTEM_PROCESSOR STREQUAL "cortex-m4")
+    set(@UP@_BOARD mps2-an386)
+    set(@UP@_LD mps2.ld)
+    set(@UP@_SCALE PLATFORM_COUNT_SCALE=40u)
+  endif()
+  if(@UP@_BOARD)
+    add_executable(@P@_golden ${G}/@MAIN@ ${G}/cortex_m/platform_cm.c ${G}/cortex_m/startup_cm.c)
+    if(@UP@_SCALE)
+      target_compile_definitions(@P@_golden PRIVATE ${@UP@_SCALE})  # SysTick 25 MHz: instructions
+    endif()
     target_link_options(@P@_golden PRIVATE -nostartfiles --specs=nosys.specs
-                        -T${G}/cortex_m4/mps2_an386.ld -Wl,--gc-sections)
+                        -T${G}/cortex_m/${@UP@_LD} -Wl,--gc-sections)
     find_program(@UP@_QEMU qemu-system-arm)
     if(@UP@_QEMU)
-      add_test(NAME @P@_golden COMMAND ${@UP@_QEMU} -M mps2-an386 -nographic -monitor none -serial none
+      add_test(NAME @P@_golden COMMAND ${@UP@_QEMU} -M ${@UP@_BOARD} -nographic -monitor none -serial none
                -semihosting-config enable=on,target=native -icount shift=0 -kernel $<TARGET_FILE:@P@_golden>)
     endif()
   else()
-    add_executable(@P@_golden ${G}/golden_main.c ${G}/platform_host.c)
+    add_executable(@P@_golden ${G}/@MAIN@ ${G}/platform_host.c)
     add_test(NAME @P@_golden COMMAND @P@_golden)
   endif()
   target_include_directories(@P@_golden PRIVATE ${G})
@@ -195,13 +251,27 @@ if(@UP@_GOLDEN_TEST)
 endif()
 """
 
-TOOLCHAIN = """# arm-none-eabi-gcc for a Cortex-M4 with a single-precision FPU (hard float).
-#   cmake -B build-m4 -DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake
+INTEGER_ONLY = """
+# the integer-only build (no float function, no soft-float helper): on by default for a core
+# without an FPU (Cortex-M0/M0+/M3); the golden test then checks the integer step bit for bit
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^cortex-m(0|0plus|3)$")
+  set(@UP@_NO_FPU ON)
+else()
+  set(@UP@_NO_FPU OFF)
+endif()
+option(@UP@_INTEGER_ONLY "integer-only build (for a core without an FPU)" ${@UP@_NO_FPU})
+if(@UP@_INTEGER_ONLY)
+  target_compile_definitions(@P@ PUBLIC @UP@_INTEGER_ONLY)
+endif()
+"""
+
+TOOLCHAIN = """# arm-none-eabi-gcc for {what}.
+#   cmake -B build-{cpu} -DCMAKE_TOOLCHAIN_FILE=cmake/{file}
 set(CMAKE_SYSTEM_NAME Generic)
-set(CMAKE_SYSTEM_PROCESSOR cortex-m4)
+set(CMAKE_SYSTEM_PROCESSOR {cpu})
 set(CMAKE_C_COMPILER arm-none-eabi-gcc)
 set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
-set(CMAKE_C_FLAGS_INIT "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -ffunction-sections -fdata-sections")
+set(CMAKE_C_FLAGS_INIT "-mcpu={cpu} -mthumb {fpu} -ffunction-sections -fdata-sections")
 set(CMAKE_C_FLAGS_RELEASE_INIT "-O2")
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)

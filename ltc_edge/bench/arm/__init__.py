@@ -159,9 +159,9 @@ def run_m4(out: Path, prefix: str, opt: str = "-O2") -> dict:
            "max_abs_err": _err(kv["max_abs_err"]) if "max_abs_err" in kv else None,
            "output": "\n".join(l for l in text.splitlines() if "=" in l or "GOLDEN" in l)[-600:],
            "stderr": r.stderr.strip()[-400:], "opt": opt}
-    if "count_n" in kv:
+    if "instructions_n" in kv:  # the harness's labelled counts (golden_harness.h; PLATFORM_COUNT_SCALE=40u)
         n = int(kv["timing_steps"])
-        one, two = int(kv["count_n"]), int(kv["count_2n"])
+        one, two = int(kv["instructions_n"]), int(kv["instructions_2n"])
         res["instructions_per_step"] = (two - one) / n  # N vs 2N steps, differenced
         res["instructions_per_step_direct"] = one / n
     if "step_stack_bytes" in kv:

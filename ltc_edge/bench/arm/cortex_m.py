@@ -13,7 +13,6 @@ expected to agree bit for bit. tests/test_c_int8.py and benchmarks/c_int8.py cal
 
 from __future__ import annotations
 
-import ctypes
 import json
 import re
 import shutil
@@ -47,26 +46,6 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def host_step_q(lib_path, prefix: str, xq: np.ndarray, n_out: int, n_state: int) -> np.ndarray:
-    """Run <prefix>_step_q of a host-compiled int8 library over xq [T, in] from a zero state."""
-    lib = ctypes.CDLL(str(lib_path))
-    p16 = ctypes.POINTER(ctypes.c_int16)
-    state = np.zeros(n_state, np.int16)
-    fn = getattr(lib, f"{prefix}_step_q")
-    fn.restype, fn.argtypes = None, [p16, p16, p16]
-    ys = np.zeros((len(xq), n_out), np.int16)
-    for t in range(len(xq)):
-        x = np.ascontiguousarray(xq[t], np.int16)
-        y = np.zeros(n_out, np.int16)
-        fn(state.ctypes.data_as(p16), x.ctypes.data_as(p16), y.ctypes.data_as(p16))
-        ys[t] = y
-    return ys
-
-
-def _c_rows(a) -> str:
-    return "{\n  " + ",\n  ".join("{" + ",".join(str(int(v)) for v in r) + "}" for r in a) + "}"
-
-
 def prepare_int8(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 100, timing_steps: int = 50,
                  seed: int = 0, x=None) -> dict:
     """Write the int8 C, golden_int_data.h (host outputs of the same C) and size_probe_int.c."""
@@ -83,20 +62,12 @@ def prepare_int8(model_file, out: Path, *, prefix: str = "ltc_model", steps: int
     gen = int8.generate(config, raw, prefix=prefix, calib_x=x)
     for name, text in gen["files"].items():
         _write(out / name, text)
-    xf = np.asarray(gen["info"]["quantization"]["input_frac_bits"])
-    xq = np.clip(np.round(x * 2.0 ** xf), -32768, 32767).astype(np.int16)
+    xq = int8.quantize_inputs(x, gen["info"]["quantization"]["input_frac_bits"])
     (out / "host").mkdir(exist_ok=True)
     lib = cgen.compile_library(out / f"{prefix}.c", out / "host" / f"lib{prefix}.so")
-    yq = host_step_q(lib, prefix, xq, n_out, F.state_size(config))
+    yq = int8.host_step_q(lib, prefix, xq, n_out, F.state_size(config))
     up = prefix.upper()
-    _write(out / "golden_int_data.h", (
-        f'/* golden data: {len(xq)} steps, outputs of the host build of the same C */\n#include "{prefix}.h"\n'
-        f"#define GOLDEN_STEPS {len(xq)}\n#ifndef GOLDEN_TIMING_STEPS\n#define GOLDEN_TIMING_STEPS {timing_steps}\n"
-        f"#endif\n#define GOLDEN_OUTPUTS {n_out}\n#define GOLDEN_TOL_LSB 0\n"
-        f"#define GOLDEN_STATE_T {prefix}_state_t\n#define GOLDEN_STEP_Q {prefix}_step_q\n"
-        f"#define GOLDEN_RESET {prefix}_reset\n"
-        f"static const int16_t golden_xq[{len(xq)}][{n_in}] = {_c_rows(xq)};\n"
-        f"static const int16_t golden_yq[{len(xq)}][{n_out}] = {_c_rows(yq)};\n"))
+    _write(out / "golden_int_data.h", int8.golden_header(prefix, xq, yq, timing_steps=timing_steps))
     _write(out / "size_probe_int.c", f"""/* flash probe: reset + one integer step, or (NO_MODEL) the same I/O without it */
 #include "{prefix}.h"
 volatile int16_t vin[{n_in}];
@@ -182,8 +153,8 @@ def run_golden(out: Path, prefix: str, target: str, kind: str, defines=(), timeo
     res = {"target": target, "machine": t["machine"], "kind": kind, "exit_code": r.returncode,
            "passed": r.returncode == 0 and "GOLDEN PASS" in text,
            "output": "\n".join(x for x in text.splitlines() if "=" in x or "GOLDEN" in x)[-600:]}
-    if "count_n" in kv:
-        n, one, two = int(kv["timing_steps"]), int(kv["count_n"]), int(kv["count_2n"])
+    if "systick_ticks_n" in kv:  # the harness's labelled counts (golden_harness.h), ticks of the core clock
+        n, one, two = int(kv["timing_steps"]), int(kv["systick_ticks_n"]), int(kv["systick_ticks_2n"])
         res["instructions_per_step"] = (two - one) / n * t["ns_per_tick"]
     for k in ("step_stack_bytes", "state_bytes", "max_lsb_err", "mismatches"):
         if k in kv:

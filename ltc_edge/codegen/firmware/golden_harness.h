@@ -6,10 +6,12 @@
 
 void platform_init(void);
 void platform_puts(const char *s);
-unsigned long platform_count(void);   /* instructions (Cortex-M under qemu -icount) or 0 */
+unsigned long platform_count(void);   /* a counter (Cortex-M: SysTick under qemu -icount) or 0 */
 unsigned long platform_count_scale(void);
+const char *platform_count_unit(void);  /* what count * scale counts ("instructions", "systick_ticks"), or 0: no counter */
 unsigned long platform_stack_probe_begin(void);
 unsigned long platform_stack_probe_end(void);
+int platform_has_stack_probe(void);     /* 0: a hosted build, no stack measurement */
 void platform_exit(int code);
 
 static void put_ulong(unsigned long v)
@@ -24,24 +26,40 @@ static void put_ulong(unsigned long v)
     platform_puts(buf + i);
 }
 
+/* labelled: the stack one step used (bare metal; a hosted build says n/a) and the state's size */
 static void golden_put_stack(unsigned long stack, unsigned long state_bytes)
 {
     platform_puts("step_stack_bytes=");
-    put_ulong(stack);
+    if (platform_has_stack_probe())
+        put_ulong(stack);
+    else
+        platform_puts("n/a (hosted build: no stack probe; the export manifest's stack_bytes is gcc's estimate)");
     platform_puts(" state_bytes=");
     put_ulong(state_bytes);
     platform_puts("\n");
 }
 
+/* labelled: <unit>_n and <unit>_2n, the counts of GOLDEN_TIMING_STEPS steps and of twice as many */
 static void golden_put_counts(unsigned long one, unsigned long two)
 {
-    platform_puts("count_n=");
-    put_ulong(one * platform_count_scale());
-    platform_puts(" count_2n=");
-    put_ulong(two * platform_count_scale());
-    platform_puts(" timing_steps=");
+    const char *unit = platform_count_unit();
+    if (!unit) {
+        platform_puts("instructions: n/a (hosted build: no counter; measure with callgrind or qemu)\n");
+        return;
+    }
+    platform_puts("timing_steps=");
     put_ulong(GOLDEN_TIMING_STEPS);
-    platform_puts("\n");
+    platform_puts(" ");
+    platform_puts(unit);
+    platform_puts("_n=");
+    put_ulong(one * platform_count_scale());
+    platform_puts(" ");
+    platform_puts(unit);
+    platform_puts("_2n=");
+    put_ulong(two * platform_count_scale());
+    platform_puts(" (");
+    platform_puts(unit);
+    platform_puts(" over timing_steps and 2*timing_steps steps; per step: their difference / timing_steps)\n");
 }
 
 /* Reset `state`, then step through the golden inputs: STEP_AT(t) steps the model once on golden

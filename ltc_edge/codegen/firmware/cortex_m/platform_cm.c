@@ -18,6 +18,9 @@
 
 #ifndef PLATFORM_COUNT_SCALE
 #define PLATFORM_COUNT_SCALE 1u /* ticks */
+#define PLATFORM_COUNT_UNIT "systick_ticks"
+#else
+#define PLATFORM_COUNT_UNIT "instructions" /* ticks x instructions per tick (qemu -icount shift=0) */
 #endif
 
 static int semihost(int op, const void *arg)
@@ -47,6 +50,7 @@ unsigned long platform_count(void)
     return acc;
 }
 unsigned long platform_count_scale(void) { return PLATFORM_COUNT_SCALE; }
+const char *platform_count_unit(void) { return PLATFORM_COUNT_UNIT; }
 
 /* stack high-water mark: paint 8 KB below the current stack pointer, then look for the
  * deepest word that changed */
@@ -73,6 +77,7 @@ unsigned long platform_stack_probe_end(void)
     /* bytes used below the probe's frame (+64 for the 16 words skipped) */
     return (unsigned long)((uintptr_t)paint_top - (uintptr_t)p) + 64u;
 }
+int platform_has_stack_probe(void) { return 1; }
 
 void platform_exit(int code)
 {

@@ -14,11 +14,19 @@ void Default_Handler(void)
     platform_exit(3); /* a fault: report it as a failed run instead of hanging */
 }
 
-__attribute__((section(".isr_vector"), used)) const void *const vectors[16] = {
-    &_estack, (const void *)Reset_Handler, (const void *)Default_Handler, (const void *)Default_Handler,
-    (const void *)Default_Handler, (const void *)Default_Handler, (const void *)Default_Handler, 0, 0, 0, 0,
-    (const void *)Default_Handler, (const void *)Default_Handler, 0, (const void *)Default_Handler,
-    (const void *)Default_Handler,
+/* an entry of the vector table: the initial stack pointer, then handlers (a union: ISO C has no
+ * conversion between function and object pointers, so the table stays clean under -pedantic) */
+typedef union {
+    const uint32_t *stack_top;
+    void (*handler)(void);
+} vector_t;
+
+#define H(f) {.handler = (f)}
+#define NONE {0}
+__attribute__((section(".isr_vector"), used)) const vector_t vectors[16] = {
+    {.stack_top = &_estack}, H(Reset_Handler), H(Default_Handler), H(Default_Handler), /* NMI, HardFault */
+    H(Default_Handler), H(Default_Handler), H(Default_Handler), NONE, NONE, NONE, NONE, /* MemManage..UsageFault */
+    H(Default_Handler), H(Default_Handler), NONE, H(Default_Handler), H(Default_Handler), /* SVC..SysTick */
 };
 
 void Reset_Handler(void)
