@@ -345,6 +345,20 @@ def test_int8_cmake_layout_cross_builds_for_m0_m3_bit_exact_under_qemu(exported,
 
 
 @pytest.mark.qemu
+@pytest.mark.parametrize("core", ["cortex-m0", "cortex-m3"])
+def test_fp32_cmake_layout_cross_builds_for_m0_m3_under_qemu(exported, tmp_path, core):
+    """The fp32 project's other toolchain files: soft float, the golden test within its tolerance."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip(f"ARM tools missing: {', '.join(CM.missing_tools())}")
+    r = _build_cmake(_copy(exported("cmake")[1], tmp_path), tmp_path / "build", f"-DCMAKE_TOOLCHAIN_FILE=cmake/{core}.cmake")
+    assert r.returncode == 0 and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
+    assert int(re.search(r"max_abs_err=(\d+)e-9", r.stdout)[1]) <= 1e5  # 1e-4, the golden tolerance
+    assert re.search(r"step_stack_bytes=\d+ state_bytes=\d+", r.stdout)
+
+
+@pytest.mark.qemu
 @pytest.mark.parametrize("core", ["cortex-m0", "cortex-m3", "cortex-m4"])
 def test_shipped_cortex_m_startup_and_platform_are_clean_under_strict_flags(tmp_path, core):
     from ltc_edge.bench.arm import cortex_m as CM
