@@ -55,6 +55,47 @@ def test_clean_csv_keeps_its_values(tmp_path):
     np.testing.assert_allclose(task.train.dt[0, 1:].ravel(), np.diff(t[:10]), rtol=1e-5)
 
 
+KINDS = {"": "empty or NaN", "nan": "empty or NaN", "inf": "infinite", "-inf": "infinite",
+         "1e39": "beyond float32's range", "x": "non-numeric"}
+
+
+def _lines(found: list) -> str:
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    return f"line{'s' if len(found) > 1 else ''} {', '.join(map(str, found[:3]))}{more}"
+
+
+@SETTINGS
+@given(n=st.integers(20, 50), bad=st.dictionaries(st.integers(0, 49), st.sampled_from(sorted(KINDS)), max_size=9),
+       blanks=st.sets(st.integers(0, 49), max_size=5))
+def test_csv_problems_are_named_at_their_file_lines(tmp_path_factory, n, bad, blanks):
+    """Wherever bad cells and blank lines fall, the message names the first three file lines of
+    each kind of problem (the header is line 1) and counts the rest; a clean file loads."""
+    lines, where = ["a,b,c"], {}
+    for i in range(n):
+        if i in blanks:
+            lines.append("")
+        lines.append(f"{i}.5,{bad.get(i, f'{i}.75')},{i}.25")
+        if i in bad:
+            where.setdefault(KINDS[bad[i]], []).append(len(lines))
+    path = tmp_path_factory.mktemp("csv") / "d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    if not where:
+        assert load_series(path, inputs="a,b", targets="c", seq_len=1).train.x.shape[1:] == (1, 2)
+        return
+    with pytest.raises(ValueError) as e:
+        load_series(path, inputs="a,b", targets="c", seq_len=1)
+    msg = str(e.value)
+    if "non-numeric" in where:  # the column is unusable: only its text cells are named
+        found = where["non-numeric"]
+        cells = ", ".join(f"'x' at line {ln}" for ln in found[:3])
+        assert msg == f"{path}: input column 'b' is not numeric: {cells}" + \
+            (f" ({len(found)} such cells)" if len(found) > 3 else "")
+        return
+    want = [f"input column 'b' has {kind} values at {_lines(where[kind])}"
+            for kind in ("empty or NaN", "infinite", "beyond float32's range") if kind in where]
+    assert msg == f"{path}: " + "; ".join(want)
+
+
 def _npz_bytes(arrays: dict) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)

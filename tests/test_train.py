@@ -188,7 +188,7 @@ def test_csv_errors(tmp_path):
     _series_csv(f, nan_at=5)
     with pytest.raises(ValueError, match="column 'zz' not found"):
         tasks.load_task("csv", data=f, inputs="zz", targets="c")
-    with pytest.raises(ValueError, match="NaN.*row 5"):
+    with pytest.raises(ValueError, match="NaN values at line 7$"):  # data row 5: the header is line 1
         tasks.load_task("csv", data=f, inputs="a", targets="c")
     with pytest.raises(ValueError, match="not numeric"):
         tasks.load_task("csv", data=f, inputs="label", targets="c")
@@ -205,6 +205,64 @@ def test_npz_series(tmp_path, rng):
     task = tasks.load_task("npz", data=tmp_path / "d.npz", inputs="x", targets="y", time="time", seq_len=16)
     assert task.input_size == 2 and task.info["inputs"] == ["x[0]", "x[1]"]
     np.testing.assert_allclose(task.train.dt, 0.1, rtol=1e-5)
+
+
+def test_dirty_csv_names_every_kind_of_problem_by_file_line(tmp_path):
+    """Issue 29: file line numbers (header = line 1; blank lines and a quoted field spanning two
+    lines counted), the first three of each kind and a count of the rest, in one line."""
+    rows = [f"{0.1 * i:.1f},{i % 7}.5,{i}.25" for i in range(60)]
+    rows[4] = "0.4,abc,4.25"            # line 7 (the blank line 3 counts)
+    rows[9] = '0.9,"1\n2",9.25'          # a quoted field over lines 12-13: non-numeric at line 12
+    rows[20] = "2.0,n/a,20.25"          # line 24
+    rows[30] = "3.0,x,30.25"            # line 34: the fourth non-numeric cell, counted only
+    for i in (40, 41, 42, 43):          # lines 44-47: empty / NaN targets, three shown
+        rows[i] = f"{0.1 * i:.1f},1.5," + ("" if i % 2 else "nan")
+    rows[50] = "5.0,1.5,1e39"           # line 54: finite in float64, not in float32
+    rows[52] = "5.0,1.5,inf"            # line 56: inf, and the time goes back from 5.1 to 5.0
+    f = tmp_path / "dirty.csv"
+    f.write_text("t,a,c\n" + rows[0] + "\n\n" + "\n".join(rows[1:]) + "\n")
+    with pytest.raises(ValueError) as e:
+        tasks.load_task("csv", data=f, inputs="a", targets="c", time="t")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{f}: ")
+    assert "input column 'a' is not numeric: 'abc' at line 7, '1\\n2' at line 12, 'n/a' at line 24 " \
+           "(4 such cells)" in msg
+    assert "target column 'c' has empty or NaN values at lines 44, 45, 46 (and 1 more)" in msg
+    assert "target column 'c' has infinite values at line 56;" in msg
+    assert "target column 'c' has beyond float32's range values at line 54" in msg
+    assert "time column 't' does not increase strictly at line 56" in msg
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b,c\n1,2,3\n1,2\n\n4,5,6,7\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"lines 3 \(2 fields\), 5 \(4 fields\): the header has 3 fields$"):
+        tasks.load_task("csv", data=ragged, inputs="a", targets="c")
+
+
+def test_npz_problems_are_named_by_array_row(tmp_path, rng):
+    x = rng.normal(size=(100, 2))
+    x[[3, 8], 1] = np.nan
+    np.savez(tmp_path / "d.npz", x=x, y=x[:, :1])
+    with pytest.raises(ValueError, match=r"input column 'x' has empty or NaN values at rows 3, 8 \(0-based\)"):
+        tasks.load_task("npz", data=tmp_path / "d.npz", inputs="x", targets="y")
+
+
+def test_timestamps_as_input_and_a_tiny_test_split_are_warned(tmp_path):
+    f = tmp_path / "s.csv"
+    _series_csv(f, n=300)
+    task = tasks.load_task("csv", data=f, inputs="a,t", targets="c", time="t", seq_len=32,
+                           split=(0.7, 0.15, 0.14))
+    assert task.info["warnings"] == [
+        "the time column 't' is also an input: the model sees raw timestamps, which only grow and never repeat "
+        "in deployment (dt already reaches it); leave it out of --inputs",
+        "the valid split is 45 rows (1 window): its metric is a noisy estimate; use more rows or a larger "
+        "--split fraction",
+        "the test split is 42 rows (1 window): its metric is a noisy estimate; use more rows or a larger "
+        "--split fraction"]
+    assert tasks.load_task("csv", data=f, inputs="a", targets="c", time="t", seq_len=8).info["warnings"] == []
+    res = runner.invoke(app, ["train", "--task", "csv", "--data", str(f), "--inputs", "a,t", "--targets", "c",
+                              "--time", "t", "--split", "0.7,0.15,0.14", "--units", "2", "--epochs", "1",
+                              "--batch-size", "4", "--out", str(tmp_path / "m.safetensors"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("warning: ") == 3 and "also an input" in res.stderr and "42 rows" in res.stderr
 
 
 # -------------------------------------------------------------------------------------- loop
@@ -403,7 +461,7 @@ def test_cli_csv_errors(tmp_path):
     res = runner.invoke(app, base + ["--inputs", "b,missing"])
     assert res.exit_code == 1 and "column 'missing' not found" in _err(res)
     res = runner.invoke(app, base + ["--inputs", "a"])
-    assert res.exit_code == 1 and "NaN" in _err(res) and "row 7" in _err(res)
+    assert res.exit_code == 1 and "NaN" in _err(res) and "line 9" in _err(res)
     res = runner.invoke(app, base + ["--inputs", "b", "--resume"])
     assert res.exit_code == 1 and "no checkpoint to resume" in _err(res)
     assert not (tmp_path / "m.safetensors").exists()

@@ -16,6 +16,7 @@ from ..nn.wirings import WIRINGS
 from .options import check_series_numbers, check_train_numbers, use_compile
 from .outputs import check_outputs
 from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
+from .streaming import streaming_phrase
 from .tasks import TASKS
 
 TASK_NAMES = tuple(TASKS)
@@ -69,6 +70,8 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
     from .tasks import load_task
 
     td = load_task(task, **topts)  # bad data fails here, before torch is imported
+    for doubt in td.info.get("warnings") or []:
+        typer.echo(f"warning: {doubt}", err=True)
     from .loop import build_task_model, train
 
     net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=numbers["seed"],
@@ -79,7 +82,8 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
             "units": units, "dt_input": dt_input, "command": " ".join(["ltc"] + sys.argv[1:])}
     m = train(td, net, out, opts, spec=spec, resume=resume, progress=progress)
     typer.echo(f"best epoch {m['best_epoch']}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
-               f"test {td.metric} {m['test'][td.metric]:.5g}  -> {out}")
+               f"test {td.metric} {m['test'][td.metric]:.5g} (windows, state reset each)  -> {out}\n"
+               f"  {streaming_phrase(td.metric, m['test_streaming'])}: how it runs on a device")
 
 
 def train_cmd(
@@ -148,7 +152,8 @@ def eval_cmd(
     episodes: Optional[int] = typer.Option(None, help="pendulum: closed-loop episodes (default 10)."),
     streaming: bool = typer.Option(False, "--streaming", help="Also stream the split's whole series through the "
                                                               "runtime's step(), state carried, true dt per step."),
-    backend: str = typer.Option("numpy", "--backend", help="--streaming: numpy, onnx, tflite or c."),
+    backend: str = typer.Option("numpy", "--backend", help="--streaming: a runtime backend, numpy, onnxruntime "
+                                                           "(onnx), tflite, c or tflm."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Print a trained model's metrics on a task's test split (default: the task and data file it was
@@ -160,8 +165,7 @@ def eval_cmd(
     check_series_numbers(seq_len, stride, episodes)
     from .streaming import check_backend
 
-    check_backend(backend)
-    if backend != "numpy" and not streaming:
+    if check_backend(backend) != "numpy" and not streaming:
         raise ValueError("--backend applies to --streaming (the windowed metric runs the torch model)")
     from ..nn.modelfile import load, read
     from .loop import evaluate
@@ -182,8 +186,24 @@ def eval_cmd(
 
         res.update(evaluate_model_closed_loop(net, episodes=episodes or 10))
     _check_metrics(res, model, split_name)
+    notes = _eval_notes(td, split_name)
+    res["loss_kind"] = notes.pop("loss_kind")
     typer.echo(json.dumps(res) if json_out else "\n".join(
-        f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}" for k, v in res.items()))
+        (f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}") + (f"  ({notes[k]})" if k in notes else "")
+        for k, v in res.items() if k != "loss_kind"))
+
+
+def _eval_notes(td, split_name: str) -> dict:
+    """What each figure of `ltc eval` is: the loss training minimises and the task metric, both
+    over the split's windows (state reset each), and the streamed metric."""
+    from .loop import Objective
+
+    obj = Objective(td)
+    windows = f"{split_name} windows, state reset each"
+    units = "; data units" if td.kind == "regression" else ""
+    return {"loss_kind": obj.loss_label, "loss": f"training loss: {obj.loss_label}; {windows}",
+            td.metric: windows + units,
+            f"streaming_{td.metric}": f"the whole {split_name} series, state carried{units}"}
 
 
 def _streaming(model, net, td, split_name: str, backend: str) -> dict:

@@ -30,6 +30,7 @@ from ..nn.model import Model, make_config
 from ..nn.wirings import WIRINGS
 from .options import COMPILE_NOTICE, MAX_UNITS, check_int
 from .outputs import check_outputs, checkpoint_path, metrics_path  # noqa: F401  (re-exported)
+from .streaming import final_streaming
 from .taskdata import Split, TaskData
 
 MODELS = tuple(F.CELLS)
@@ -467,7 +468,8 @@ def _finish(run: _Run, t0: float) -> dict:
                "wiring": (model.config["cell"].get("wiring") or {}).get("kind"),
                "counts": model.counts(), "options": {**vars(opts)}, "spec": run.spec,
                "epochs_run": len(history), "best_epoch": best["epoch"], "valid": best["valid"],
-               "test": test, "train_loss_last": history[-1]["train_loss"] if history else None,
+               "test": test, "test_streaming": final_streaming(run.out, task),
+               "train_loss_last": history[-1]["train_loss"] if history else None,
                "wall_s_this_run": round(time.time() - t0, 2), "history": history,
                "machine": machine_info(), "model_file": str(run.out)}
     atomic_write_bytes(metrics_path(run.out), json.dumps(metrics, indent=1).encode())

@@ -13,6 +13,7 @@ import math
 import os
 import zipfile
 from array import array
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,41 +51,94 @@ def _csv_text(path: Path) -> str:
         raise ValueError(f"{path}: not a UTF-8 text CSV file") from None
 
 
-def _parse_csv(path: Path, reader) -> tuple[list[str], list]:
-    """Header and one float64 array('d') per column (None once a value is not a number), parsed
-    row by row so that no list of strings the size of the file is ever held."""
+SHOWN = 3  # problem cells / lines named per kind of problem; the rest are counted
+
+
+@dataclass
+class Columns:
+    """A data file's columns, and where each row came from (for messages a user can find in
+    the file). data: name -> float64 array, None for a csv column with a non-numeric cell;
+    lines: csv only, each row's line in the file (1-based, the header is line 1); text: csv
+    only, name -> [count, [(line, cell), ...]] of its non-numeric cells (the first SHOWN)."""
+    data: dict
+    lines: np.ndarray | None = None
+    text: dict = field(default_factory=dict)
+
+    def at(self, rows) -> str:
+        """Rows (0-based indices into the columns) as the user finds them: "lines 7, 9, 12 (and
+        4 more)" in a csv, "rows 5, 7 (0-based)" in an npz."""
+        rows = [int(r) for r in rows]
+        csv_file = self.lines is not None
+        shown = [int(self.lines[r]) if csv_file else r for r in rows[:SHOWN]]
+        word = ("line" if csv_file else "row") + ("s" if len(rows) > 1 else "")
+        more = f" (and {len(rows) - SHOWN} more)" if len(rows) > SHOWN else ""
+        return f"{word} {', '.join(map(str, shown))}{'' if csv_file else ' (0-based)'}{more}"
+
+
+def _note(tally: dict, key, line: int, what) -> None:
+    """Count one problem under key, keeping the first SHOWN (line, what)."""
+    entry = tally.setdefault(key, [0, []])
+    entry[0] += 1
+    if len(entry[1]) < SHOWN:
+        entry[1].append((line, what))
+
+
+def _header(path: Path, reader) -> list[str]:
     header = next((r for r in reader if r), None)
     if header is None:
         raise ValueError(f"{path}: needs a header line and at least one data row")
     header = [h.strip() for h in header]
-    cols: list = [array("d") for _ in header]
-    for r in reader:
-        if not r:
-            continue
-        if len(r) != len(header):
-            raise ValueError(f"{path}: line {reader.line_num} has {len(r)} fields, the header has {len(header)}")
-        for j, v in enumerate(r):
-            if cols[j] is not None:
-                try:
-                    cols[j].append(float(v) if v.strip() != "" else math.nan)
-                except ValueError:
-                    cols[j] = None  # non-numeric column: usable only if not selected
-    return header, cols
-
-
-def read_csv_columns(path) -> dict[str, np.ndarray | None]:
-    """Columns of a csv with a header line, float64 (None for a non-numeric column)."""
-    path = Path(path)
-    try:
-        header, cols = _parse_csv(path, csv.reader(io.StringIO(_csv_text(path), newline="")))
-    except csv.Error as e:
-        raise ValueError(f"{path}: not a readable CSV file ({e})") from None
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise ValueError(f"{path}: column name(s) {', '.join(map(repr, dup))} appear more than once in the header")
-    if all(c is not None and len(c) == 0 for c in cols):
+    return header
+
+
+def _parse_csv(path: Path, reader) -> Columns:
+    """One float64 array('d') per column (None once a value is not a number), parsed row by row
+    so that no list of strings the size of the file is ever held; the first few non-numeric
+    cells and ragged lines are kept with their line numbers for the message."""
+    header = _header(path, reader)
+    cols: list = [array("d") for _ in header]
+    lines, text, ragged = array("q"), {}, {}
+    last = reader.line_num
+    for r in reader:
+        line, last = last + 1, reader.line_num  # the record's first line (a quoted field may span lines)
+        if not r:
+            continue
+        if len(r) != len(header):
+            _note(ragged, "ragged", line, len(r))
+            continue
+        lines.append(line)
+        for j, v in enumerate(r):
+            try:
+                value = float(v) if v.strip() != "" else math.nan
+            except ValueError:
+                _note(text, header[j], line, v)
+                cols[j] = None  # non-numeric column: usable only if not selected
+                continue
+            if cols[j] is not None:
+                cols[j].append(value)
+    if ragged:
+        count, first = ragged["ragged"]
+        more = f" (and {count - SHOWN} more)" if count > SHOWN else ""
+        raise ValueError(f"{path}: line{'s' if count > 1 else ''} "
+                         f"{', '.join(f'{ln} ({n} fields)' for ln, n in first)}{more}: the header has "
+                         f"{len(header)} fields")
+    return Columns(dict(zip(header, cols)), np.frombuffer(lines, dtype=np.int64), text)
+
+
+def read_csv_columns(path) -> Columns:
+    """Columns of a csv with a header line, float64 (None for a non-numeric column)."""
+    path = Path(path)
+    try:
+        parsed = _parse_csv(path, csv.reader(io.StringIO(_csv_text(path), newline="")))
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV file ({e})") from None
+    if not len(parsed.lines):
         raise ValueError(f"{path}: needs a header line and at least one data row")
-    return {h: None if c is None else np.frombuffer(c, dtype=np.float64) for h, c in zip(header, cols)}
+    parsed.data = {h: None if c is None else np.frombuffer(c, dtype=np.float64) for h, c in parsed.data.items()}
+    return parsed
 
 
 # -------------------------------------------------------------------------------------- npz
@@ -140,7 +194,7 @@ def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_npz_columns(path) -> dict[str, np.ndarray]:
+def read_npz_columns(path) -> Columns:
     """An npz's 1-D arrays as columns; a 2-D array k also as columns k[0], k[1], ..."""
     path = Path(path)
     out = {}
@@ -153,37 +207,54 @@ def read_npz_columns(path) -> dict[str, np.ndarray]:
             out[k] = a.astype(np.float64)
         else:
             raise ValueError(f"{path}: array {k!r} has {a.ndim} dimensions; use 1-D or 2-D arrays")
-    return out
+    return Columns(out)
 
 
 # -------------------------------------------------------------------------------------- selecting
 
 
-def _column(cols: dict, n: str, path, what) -> tuple[str, np.ndarray]:
-    plain = [k for k in cols if "[" not in k]
+def _column(cols: Columns, n: str, path, what) -> tuple[str, np.ndarray | None]:
+    """(name, [rows, k] float64 column, None if not numeric) of a column given by name or index."""
+    plain = [k for k in cols.data if "[" not in k]
     key = n
-    if n not in cols and n.lstrip("-").isdigit():
+    if n not in cols.data and n.lstrip("-").isdigit():
         i = int(n)
         if not -len(plain) <= i < len(plain):
             raise ValueError(f"{path}: {what} column index {i} out of range (0..{len(plain) - 1})")
         key = plain[i]
-    if key not in cols:
+    if key not in cols.data:
         raise ValueError(f"{path}: {what} column {n!r} not found (columns: {', '.join(plain)})")
-    a = cols[key]
+    a = cols.data[key]
+    return key, (None if a is None else a[:, None] if a.ndim == 1 else a)
+
+
+# what the model would see in float32, by kind: each kind's first few rows are reported
+_BAD_VALUES = {"empty or NaN": np.isnan, "infinite": np.isinf,
+               "beyond float32's range": lambda a: np.isfinite(a) & ~np.isfinite(a.astype(np.float32))}
+
+
+def _problems(cols: Columns, key: str, a, what: str) -> list[str]:
+    """The column's bad values, one phrase per kind (non-numeric, NaN, infinite, too large)."""
     if a is None:
-        raise ValueError(f"{path}: {what} column {key!r} is not numeric")
-    a = a[:, None] if a.ndim == 1 else a
-    bad = np.argwhere(~np.isfinite(a.astype(np.float32)))  # what the model will see
-    if len(bad):
-        raise ValueError(f"{path}: {what} column {key!r} has a NaN, empty, infinite or out-of-float32-range "
-                         f"value at row {bad[0][0]}")
-    return key, a
+        count, first = cols.text.get(key, [0, []])
+        cells = ", ".join(f"{v!r} at line {ln}" for ln, v in first)
+        return [f"{what} column {key!r} is not numeric: {cells}" + (f" ({count} such cells)" if count > SHOWN else "")]
+    out = []
+    for kind, test in _BAD_VALUES.items():
+        rows = np.nonzero(test(a).any(axis=1))[0]
+        if len(rows):
+            out.append(f"{what} column {key!r} has {kind} values at {cols.at(rows)}")
+    return out
 
 
-def _select(cols: dict, names: list[str], path, what) -> tuple[np.ndarray, list[str]]:
+def _select(cols: Columns, names: list[str], path, what, problems: list) -> tuple[np.ndarray, list[str]]:
+    """The named columns side by side; their bad values are appended to `problems`."""
     picked, labels = [], []
     for n in names:
         key, a = _column(cols, n, path, what)
+        problems += _problems(cols, key, a, what)
+        if a is None:
+            a = np.zeros((len(cols.lines), 1))  # stands in until the problems are reported
         if picked and len(a) != len(picked[0]):
             raise ValueError(f"{path}: {what} column {key!r} has {len(a)} rows, {labels[0]!r} has "
                              f"{len(picked[0])}; all selected columns must have the same length")
@@ -192,15 +263,20 @@ def _select(cols: dict, names: list[str], path, what) -> tuple[np.ndarray, list[
     return np.concatenate(picked, axis=1), labels
 
 
-def _time_deltas(cols, time, path, rows: int) -> np.ndarray:
-    t, _ = _select(cols, [time], path, "time")
+def _time_deltas(cols: Columns, time, path, rows: int, problems: list) -> np.ndarray | None:
+    """dt per row from the time column (None if it has problems, which go to `problems`)."""
+    found = []
+    t, _ = _select(cols, [time], path, "time", found)
     t = t[:, 0]
     if len(t) != rows:
         raise ValueError(f"{path}: time column {time!r} has {len(t)} rows, the inputs have {rows}")
     d = np.diff(t)
-    if (d <= 0).any():
-        i = int(np.argmax(d <= 0)) + 1
-        raise ValueError(f"{path}: time column {time!r} must increase strictly (row {i})")
+    back = np.nonzero(d <= 0)[0] + 1
+    if len(back) and not found:
+        found.append(f"time column {time!r} does not increase strictly at {cols.at(back)}")
+    problems += found
+    if found:
+        return None
     dt = np.concatenate([[np.median(d)] if len(d) else [1.0], d]).astype(np.float32)
     if not (np.isfinite(dt) & (dt > 0)).all():
         raise ValueError(f"{path}: time column {time!r} has steps that are 0 or infinite in float32; rescale it")
@@ -289,13 +365,16 @@ def load_series(data: str | os.PathLike, inputs, targets, time: str | None = Non
     path = Path(data)
     seq_len, stride = _window_options(seq_len, stride)
     fr = check_split(split)
-    with np.errstate(all="ignore"):  # bad values are reported by row below, not as warnings
+    problems: list[str] = []
+    with np.errstate(all="ignore"):  # bad values are reported by line below, not as warnings
         fmt, cols = _read_columns(path, fmt)
-        x, in_labels = _select(cols, _parse_list(inputs, "input"), path, "input")
-        y, out_labels = _select(cols, _parse_list(targets, "target"), path, "target")
+        x, in_labels = _select(cols, _parse_list(inputs, "input"), path, "input", problems)
+        y, out_labels = _select(cols, _parse_list(targets, "target"), path, "target", problems)
         if len(y) != len(x):
             raise ValueError(f"{path}: the targets have {len(y)} rows, the inputs {len(x)}; they must match")
-        dt = _time_deltas(cols, time, path, len(x)) if time else None
+        dt = _time_deltas(cols, time, path, len(x), problems) if time else None
+        if problems:  # every kind of problem at once, each with its first few lines
+            raise ValueError(f"{path}: " + "; ".join(problems))
         parts = _split_bounds(fr, len(x))
         _check_window_memory(parts, seq_len, stride, x.shape[1] + y.shape[1] + (dt is not None), path)
         tr, va, te = (_windows(x, y, dt, a, b, seq_len, stride, path) for a, b in parts)
@@ -307,9 +386,27 @@ def load_series(data: str | os.PathLike, inputs, targets, time: str | None = Non
                     info={"data": str(path), "inputs": in_labels, "targets": out_labels, "time": time,
                           "seq_len": seq_len, "stride": stride, "split": fr.tolist(),
                           # the training rows' own time steps (row 0 has none: its dt is a stand-in)
-                          "train_dt": dt_summary(dt[1:parts[0][1]] if dt is not None and parts[0][1] > 1 else 1.0)},
+                          "train_dt": dt_summary(dt[1:parts[0][1]] if dt is not None and parts[0][1] > 1 else 1.0),
+                          "warnings": _doubts(cols, time, in_labels, parts, (va, te), path)},
                     streams={name: [_contiguous(x, y, dt, a, b)]
                              for name, (a, b) in zip(("train", "valid", "test"), parts)})
+
+
+MIN_EVAL_WINDOWS = 5  # fewer valid / test windows than this: a metric too noisy to compare models by
+
+
+def _doubts(cols: Columns, time, in_labels, parts, held_out, path) -> list[str]:
+    """What load_series accepts but a user should hear about (`ltc train` prints these on
+    stderr): the timestamp column also fed as an input, a valid / test split of a few windows."""
+    out = []
+    if time and _column(cols, time, path, "time")[0] in in_labels:
+        out.append(f"the time column {time!r} is also an input: the model sees raw timestamps, which only "
+                   "grow and never repeat in deployment (dt already reaches it); leave it out of --inputs")
+    for name, (a, b), split in zip(("valid", "test"), parts[1:], held_out):
+        if len(split) < MIN_EVAL_WINDOWS:
+            out.append(f"the {name} split is {b - a} rows ({len(split)} window{'s' if len(split) > 1 else ''}): "
+                       "its metric is a noisy estimate; use more rows or a larger --split fraction")
+    return out
 
 
 def _contiguous(x, y, dt, a, b) -> Split:
