@@ -11,8 +11,11 @@ Results: benchmarks/results/c_speed.json (with the issue's targets, met or not).
     C, no Python; torch / Python: perf_counter around a loop); the kinds are measured in turn,
     interleaved round by round, and the median over rounds is reported
   * ncps LTCCell.forward: torch.no_grad, torch.set_num_threads(1), batch 1
-  * python_c_guarded: Controller.step through the C backend (input checks, state guards);
-    python_c_bare: the backend's ctypes call alone on pre-filled buffers
+  * python_c_guarded: Controller.step through the C backend (input checks, state guards) on a
+    float32 x[in]; python_c_guarded_f64 / _row / _row_f64: the same step on a float64 x[in] (what
+    gymnasium environments return), a float32 x[1, in] and a float64 x[1, in] (issue 24 item 6:
+    each <= 1.3x the float32 x[in] step); python_c_bare: the backend's ctypes call alone on
+    pre-filled buffers
 Flag sets: O2 = the project's (ltc_edge.codegen.c.CFLAGS), O3 = -O3 -ffast-math -march=x86-64-v3.
 """
 
@@ -46,6 +49,9 @@ TARGETS = {  # issue 13, "Done when"
     "ncp19_O2_instructions": ("<=", 7500), "ncp19_O3_instructions": ("<=", 3500),
     "fc19_O2_instructions": ("<=", 50000), "fc19_O3_instructions": ("<=", 20000),
     "bare_c_speedup_over_ncps": (">=", 400), "python_guarded_over_bare_c": ("<=", 2.5),
+    # issue 24 item 6: every controller input on the fast path
+    "python_guarded_f64_over_f32": ("<=", 1.3), "python_guarded_row_over_f32": ("<=", 1.3),
+    "python_guarded_row_f64_over_f32": ("<=", 1.3),
 }
 
 BENCH_C = r"""
@@ -141,12 +147,14 @@ class PythonC:
 
         self.ctrl = load(model_file, backend="c")
         self.x = np.full(8, 0.1, np.float32)
+        self.inputs = {"": self.x, "_f64": self.x.astype(np.float64), "_row": self.x[None, :].copy(),
+                       "_row_f64": self.x[None, :].astype(np.float64)}  # the forms a controller gets
         b = self.ctrl.backend
         b.x[...] = self.x
         b.dt[...] = 0.1
 
-    def guarded_us(self, steps: int) -> float:
-        step, x = self.ctrl.step, self.x
+    def guarded_us(self, steps: int, form: str = "") -> float:
+        step, x = self.ctrl.step, self.inputs[form]
         t = time.perf_counter()
         for _ in range(steps):
             step(x, 0.1)
@@ -168,7 +176,8 @@ def measure_wall(exes: dict, torch_ncp: TorchNcps, py: PythonC, rounds: int, c_s
     """Interleaved: every kind once per round, in turn; medians over rounds (microseconds)."""
     kinds = {f"c_{k}": (lambda e=e: c_ns(e, c_steps) / 1000.0) for k, e in exes.items()}
     kinds["ncps_ltccell_torch"] = lambda: torch_ncp.us(torch_steps)
-    kinds["python_c_guarded"] = lambda: py.guarded_us(py_steps)
+    for form in py.inputs:
+        kinds[f"python_c_guarded{form}"] = lambda form=form: py.guarded_us(py_steps, form)
     kinds["python_c_bare_ctypes"] = lambda: py.bare_us(py_steps)
     for f in kinds.values():  # warm-up round, not kept
         f()
@@ -225,6 +234,8 @@ def main():
               "bare_c_O3_speedup_over_ncps": med["ncps_ltccell_torch"] / med["c_ncp19_O3"],
               "python_guarded_over_bare_c": med["python_c_guarded"] / med["c_ncp19_O2"],
               "python_bare_ctypes_over_bare_c": med["python_c_bare_ctypes"] / med["c_ncp19_O2"],
+              **{f"python_guarded{form}_over_f32": med[f"python_c_guarded{form}"] / med["python_c_guarded"]
+                 for form in ("_f64", "_row", "_row_f64")},
               "ltc_ncp19_over_lstm19_instructions_O2": _ratio(insn, "ncp19_O2", "lstm19_O2"),
               "ltc_ncp19_over_lstm19_instructions_O3": _ratio(insn, "ncp19_O3", "lstm19_O3")}
     values = {f"{k}_instructions": v.get("per_step") for k, v in insn.items()}

@@ -200,6 +200,35 @@ def test_c_step_allocation_free_in_numpy_buffers(tmp_path):
     assert y1 is y2  # same read-only view, refreshed in place
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # float64 beyond float32: no numpy overflow warning
+def test_c_fast_path_takes_float64_and_batch_rows(tmp_path, monkeypatch):
+    """Batch 1 on the C backend: a float64 x[in] (gymnasium's observations) and an x[1, in] of
+    either dtype take the fast path (the general path's copy is never called) and give the
+    float32 x[in] path's results bit for bit; their guards stay the same."""
+    from ltc_edge.runtime import controller as C
+
+    _, path = make(tmp_path, "ltc-ncp")
+    ref, fast = load(path, backend="c"), load(path, backend="c")
+    monkeypatch.setattr(C, "_copy_f32", lambda *a: pytest.fail("the general path's copy was called"))
+    xs = np.random.default_rng(3).standard_normal((60, 5))  # float64, most not exact in float32
+    forms = {"f64": lambda x: x, "f32_row": lambda x: x.astype(np.float32)[None, :], "f64_row": lambda x: x[None, :],
+             "f64_strided": lambda x: np.repeat(x, 2)[::2]}
+    for name, form in forms.items():
+        ref.reset()
+        fast.reset()
+        for t, x in enumerate(xs):
+            want = np.array(ref.step(x.astype(np.float32), 0.1 + 0.01 * (t % 3)))
+            got = fast.step(form(x), 0.1 + 0.01 * (t % 3))
+            assert got.shape == (want.shape if form(x).ndim == 1 else (1, *want.shape)), name
+            np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=name)
+        np.testing.assert_array_equal(fast.state, ref.state, err_msg=name)
+    good = fast.state.copy()
+    for bad in (np.array([1e39, 0, 0, 0, 0]), np.array([[0, 0, np.nan, 0, 0]]), np.full((1, 5), -np.inf, np.float32)):
+        with pytest.raises(NonFiniteInputError, match="float32's range"):
+            fast.step(bad, 0.1)
+    np.testing.assert_array_equal(fast.state, good)  # rejected steps commit nothing
+
+
 @pytest.fixture(scope="module")
 def narrowed(tmp_path_factory):
     """The numpy and the C backend of one LTC, their state bounds narrowed (both alike) so a
