@@ -17,13 +17,50 @@ ROOT = Path(__file__).resolve().parents[1]
 FW = ROOT / "ltc_edge" / "codegen" / "firmware"
 M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 
-# includes the generated model to reach its static gate; sweeps t = a*1 + 0 through fv_sensory
-# (record {a, 0, 1, 0}: den = g(t)) and compares with 1/(1 + 2^t) in double precision
-SWEEP_MAIN = r"""
+# the sweeps include the generated model (to reach its static functions) and golden_harness.h
+# (printing); put_num prints a labelled count, nonfinite_checks steps the model once from the reset
+# state with x[1] = NaN (every state NaN?) and once with -inf (every state finite?)
+SWEEP_COMMON = r"""
 #include "ltc_model.c"
 #include <math.h>
 #define GOLDEN_TIMING_STEPS 1
 #include "golden_harness.h"
+
+static void put_num(const char *key, unsigned long v)
+{
+    platform_puts(key);
+    put_ulong(v);
+    platform_puts("\n");
+}
+
+static void nonfinite_checks(void)
+{
+    union { uint32_t u; float f; } b;
+    int i, ok_nan = 1, ok_inf = 1;
+    ltc_model_state_t s;
+    float x[LTC_MODEL_INPUTS], y[LTC_MODEL_OUTPUTS];
+    for (i = 0; i < LTC_MODEL_INPUTS; ++i)
+        x[i] = 0.5f;
+    ltc_model_reset(&s);
+    b.u = 0x7fc00000u;
+    x[1] = b.f;
+    ltc_model_step(&s, x, 0.1f, y);
+    for (i = 0; i < LTC_MODEL_STATE_SIZE; ++i)
+        ok_nan &= s.h[i] != s.h[i];
+    ltc_model_reset(&s);
+    b.u = 0xff800000u;
+    x[1] = b.f;
+    ltc_model_step(&s, x, 0.1f, y);
+    for (i = 0; i < LTC_MODEL_STATE_SIZE; ++i)
+        ok_inf &= s.h[i] == s.h[i] && s.h[i] - s.h[i] == 0.0f;
+    put_num("nan_all=", (unsigned long)ok_nan);
+    put_num("inf_finite=", (unsigned long)ok_inf);
+}
+"""
+
+# sweeps t = a*1 + 0 through fv_sensory (record {a, 0, 1, 0}: den = g(t)) and compares with
+# 1/(1 + 2^t) in double precision
+SWEEP_MAIN = SWEEP_COMMON + r"""
 
 static double worst = 0.0;
 static float worst_t = 0.0f;
@@ -43,21 +80,12 @@ static void gate_at(float t, const float *vb)
     }
 }
 
-static void put_num(const char *key, unsigned long v)
-{
-    platform_puts(key);
-    put_ulong(v);
-    platform_puts("\n");
-}
-
 int main(void)
 {
     float vb[7];
     union { uint32_t u; float f; } b;
     uint32_t u;
-    int i, ok_nan = 1, ok_inf = 1;
-    ltc_model_state_t s;
-    float x[LTC_MODEL_INPUTS], y[LTC_MODEL_OUTPUTS];
+    int i;
     platform_init();
     for (i = 0; i < 6; ++i)
         vb[i] = FV_POLY[i];
@@ -74,23 +102,7 @@ int main(void)
         gate_at((float)i / 4096.0f, vb);
     put_num("max_err_e12=", (unsigned long)(worst * 1e12));
     put_num("worst_t_x1000=", (unsigned long)(fabs((double)worst_t) * 1000.0));
-    /* a NaN input: every state NaN; an infinite one: every state finite */
-    for (i = 0; i < LTC_MODEL_INPUTS; ++i)
-        x[i] = 0.5f;
-    ltc_model_reset(&s);
-    b.u = 0x7fc00000u;
-    x[1] = b.f;
-    ltc_model_step(&s, x, 0.1f, y);
-    for (i = 0; i < LTC_MODEL_STATE_SIZE; ++i)
-        ok_nan &= s.h[i] != s.h[i];
-    ltc_model_reset(&s);
-    b.u = 0xff800000u;
-    x[1] = b.f;
-    ltc_model_step(&s, x, 0.1f, y);
-    for (i = 0; i < LTC_MODEL_STATE_SIZE; ++i)
-        ok_inf &= s.h[i] == s.h[i] && s.h[i] - s.h[i] == 0.0f;
-    put_num("nan_all=", (unsigned long)ok_nan);
-    put_num("inf_finite=", (unsigned long)ok_inf);
+    nonfinite_checks();
     platform_exit(0);
     return 0;
 }
@@ -173,11 +185,124 @@ def test_fpv4_step_runs_on_a_cortex_m7(models, tmp_path):
     builds there too and passes the golden test."""
     _need()
     A.prepare(models["ncp19"], tmp_path, steps=100, timing_steps=20, tol=1e-5)
+    _check_m7(tmp_path, "fv_unfold")
+
+
+def _check_m7(work: Path, fpv4_symbol: str) -> None:
+    """ltc_model.c in work builds for a Cortex-M7 under the strict flags with its FPv4 step (the
+    object holds fpv4_symbol), and its golden test passes under qemu mps2-an500."""
     m7 = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]
     subprocess.run(["arm-none-eabi-gcc", *m7, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                    "-Wconversion", "-Wdouble-promotion", "-c", "-o", str(tmp_path / "m7.o"),
-                    str(tmp_path / "ltc_model.c")], check=True)
-    assert "fv_unfold" in subprocess.run(["arm-none-eabi-nm", str(tmp_path / "m7.o")], capture_output=True,
+                    "-Wconversion", "-Wdouble-promotion", "-c", "-o", str(work / "m7.o"),
+                    str(work / "ltc_model.c")], check=True)
+    assert fpv4_symbol in subprocess.run(["arm-none-eabi-nm", str(work / "m7.o")], capture_output=True,
                                          text=True, check=True).stdout
-    _link(tmp_path / "m7.elf", m7, [FW / "golden_main.c", tmp_path / "ltc_model.c"], "-I", str(tmp_path))
-    assert "GOLDEN PASS" in _qemu(tmp_path / "m7.elf", "mps2-an500")
+    _link(work / "m7.elf", m7, [FW / "golden_main.c", work / "ltc_model.c"], "-I", str(work))
+    assert "GOLDEN PASS" in _qemu(work / "m7.elf", "mps2-an500")
+
+
+# --------------------------------------------------------------------------------------
+# the LSTM's and GRU's FPv4 steps (rnn_fpv4.c.in, cell_lstm_fpv4.c.in, cell_gru_fpv4.c.in)
+
+# sweeps t through fr_sigmoid and fr_tanh against 1/(1 + 2^t) and (1 - 2^t)/(1 + 2^t) =
+# -tanh(t ln2 / 2) in double precision; a NaN t must make the NaN flag (st.sq) NaN
+RNN_SWEEP_MAIN = SWEEP_COMMON + r"""
+static double worst_s = 0.0, worst_t = 0.0;
+
+static void acts_at(float t)
+{
+    fr_acts_t st = {0.0f, 0x3f800000u};
+    const double es = fabs((double)fr_sigmoid(t, &st) - 1.0 / (1.0 + exp2((double)t)));
+    const double et = fabs((double)fr_tanh(t, &st) + tanh((double)t * 0.34657359027997264));
+    worst_s = es <= worst_s ? worst_s : es; /* a NaN error counts as the worst */
+    worst_t = et <= worst_t ? worst_t : et;
+}
+
+int main(void)
+{
+    union { uint32_t u; float f; } b;
+    fr_acts_t st = {0.0f, 0x3f800000u};
+    uint32_t u;
+    int i;
+    platform_init();
+    for (u = 0; u < 0x7f800000u; u += 1u << 13) { /* every 8192th float of either sign */
+        b.u = u;
+        acts_at(b.f);
+        acts_at(-b.f);
+    }
+    b.u = 0x7f800000u;
+    acts_at(b.f);
+    acts_at(-b.f);
+    for (i = -80 * 4096; i <= 80 * 4096; ++i) /* densely where they move: |t| <= 80 */
+        acts_at((float)i / 4096.0f);
+    put_num("sigmoid_err_e12=", (unsigned long)(worst_s * 1e12));
+    put_num("tanh_err_e12=", (unsigned long)(worst_t * 1e12));
+    b.u = 0x7fc00000u;
+    (void)fr_tanh(b.f, &st);
+    put_num("nan_flagged=", (unsigned long)(st.sq != st.sq));
+    nonfinite_checks();
+    platform_exit(0);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def rnn_models(tmp_path_factory):
+    """LSTM-19 and GRU-19 (8 inputs, 2 outputs; seed 0), as benchmarks/c_models.py builds them."""
+    from ltc_edge.nn import build_model, save
+
+    out = tmp_path_factory.mktemp("fpv4-rnn-models")
+    return {k: save(build_model(k, 8, units=19, output_size=2, seed=0), out / f"{k}19.safetensors")
+            for k in ("lstm", "gru")}
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_rnn_fpv4_activation_error_bound_and_nonfinite_inputs(rnn_models, tmp_path, kind):
+    """The bounds rnn_fpv4.c.in states, over a sweep of the float range under qemu: sigmoid
+    <= 1.5e-7, tanh <= 3e-7 (absolute, vs double precision); NaN in -> every state NaN."""
+    _need()
+    A.prepare(rnn_models[kind], tmp_path, steps=2)
+    src = (tmp_path / "ltc_model.c").read_text()
+    assert f"#if {cgen.FPV4_TEST}" in src and "fr_mac" in src
+    (tmp_path / "sweep.c").write_text(RNN_SWEEP_MAIN)
+    _link(tmp_path / "sweep.elf", M4F, [tmp_path / "sweep.c"], "-Wall", "-Werror", "-Wno-unused-function",
+          "-I", str(tmp_path), "-I", str(FW))
+    kv = dict(line.split("=", 1) for line in _qemu(tmp_path / "sweep.elf").split() if "=" in line)
+    sig, tanh = int(kv["sigmoid_err_e12"]) * 1e-12, int(kv["tanh_err_e12"]) * 1e-12
+    assert 1e-9 < sig <= 1.5e-7 and 1e-9 < tanh <= 3e-7, kv  # the bounds stated, and a sweep that compares
+    assert kv["nan_flagged"] == "1" and kv["nan_all"] == "1" and kv["inf_finite"] == "1", kv
+
+
+@pytest.mark.parametrize("kind,opt", [("lstm", "-O2"), ("gru", "-O2"), ("lstm", "-Os"), ("lstm", "-Og"),
+                                      ("gru", "-Os"), ("gru", "-Og"), ("lstm", "-O0")])
+def test_rnn_fpv4_golden(rnn_models, tmp_path, kind, opt):
+    """The FPv4 steps reproduce the numpy runtime to 1e-5 over 1000 steps at -O2 (200 at -Os, -Og;
+    -O0 builds the portable step)."""
+    _need()
+    A.prepare(rnn_models[kind], tmp_path, steps=1000 if opt == "-O2" else 200, timing_steps=20, tol=1e-5)
+    r = A.run_m4(tmp_path, "ltc_model", opt=opt)
+    assert r["passed"] and r["max_abs_err"] <= 1e-5, r
+
+
+@pytest.mark.parametrize("kind,budget", [("lstm", 7000), ("gru", 6000)])
+def test_rnn_fpv4_meets_the_cortex_m4_budget(rnn_models, tmp_path, kind, budget):
+    """Issue 24's budgets on a Cortex-M4 (-O2, hard float, qemu -icount): LSTM-19 <= 7,000 and
+    GRU-19 <= 6,000 instructions per step; the portable step of the same file (-DLTC_EDGE_PORTABLE_C)
+    still passes, and takes over 2x as many."""
+    _need()
+    A.prepare(rnn_models[kind], tmp_path, steps=100, timing_steps=200)
+    r = A.run_m4(tmp_path, "ltc_model")
+    assert r["passed"], r
+    assert 2000 < r["instructions_per_step"] <= budget, r["instructions_per_step"]
+    portable = A.run_m4(tmp_path, "ltc_model", opt="-O2 -DLTC_EDGE_PORTABLE_C")
+    assert portable["passed"] and portable["instructions_per_step"] > 2 * r["instructions_per_step"], portable
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_rnn_fpv4_step_runs_on_a_cortex_m7(rnn_models, tmp_path, kind):
+    """The same files on a Cortex-M7 (fpv5-d16, strict flags; qemu mps2-an500): the FPv4 step
+    builds and passes the golden test."""
+    _need()
+    A.prepare(rnn_models[kind], tmp_path, steps=100, timing_steps=20, tol=1e-5)
+    _check_m7(tmp_path, "fr_mac")
