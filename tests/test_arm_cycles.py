@@ -51,5 +51,24 @@ def test_snippet_cycles_under_qemu(tmp_path, target, asm, insns, expect):
     if CM.missing_tools():
         pytest.skip(f"missing: {CM.missing_tools()}")
     r = cycles.estimate_snippet(asm, target, tmp_path)
-    assert r["instructions_per_step"] == insns
+    assert r["traced_instructions_per_step"] == insns
     assert (r["cycles_low"], r["cycles_per_step"], r["cycles_high"]) == expect
+
+
+@pytest.mark.qemu
+def test_model_row_has_cycles_beside_instructions(tmp_path):
+    """The Cortex-M4 golden run of a model carries the estimate: its traced instruction count
+    agrees with the SysTick count, and its vdivs alone cost 14 cycles each."""
+    from ltc_edge.bench import arm as A
+    from ltc_edge.nn import build_model, save
+
+    if A.missing_tools("m4"):
+        pytest.skip(f"missing: {A.missing_tools('m4')}")
+    model = build_model("ltc", 5, wiring="auto-ncp", units=10, output_size=2, seed=0)
+    A.prepare(save(model, tmp_path / "m.safetensors"), tmp_path / "m4", steps=20, timing_steps=8)
+    r = A.run_m4(tmp_path / "m4", "ltc_model")
+    assert r["passed"] and "cycles_skipped" not in r, r
+    assert r["traced_instructions_per_step"] == pytest.approx(r["instructions_per_step"], rel=0.02)
+    assert r["cycles_low"] <= r["cycles_per_step"] <= r["cycles_high"]
+    vdiv = r["mix_per_step"]["vdiv"]
+    assert vdiv > 0 and r["cycles_low"] >= r["traced_instructions_per_step"] + 13 * vdiv

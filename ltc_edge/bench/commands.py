@@ -51,7 +51,8 @@ def model_task(model, task, flags: dict, need: str | None = None):
 def bench(
     models: Optional[List[Path]] = typer.Argument(None, help="Model files (.safetensors) to compare, e.g. an "
                                                              "LTC and an LSTM (or none, with --kinds)."),
-    backend: str = typer.Option("numpy,onnxruntime", help="Comma list of torch, numpy, onnxruntime, tflite, c."),
+    backend: str = typer.Option("numpy,onnxruntime", help="Comma list of torch, numpy, onnxruntime (onnx, ort), "
+                                                          "tflite (litert), c: the runtime's names and aliases."),
     precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8 (onnxruntime and tflite; "
                                                "c: fp32 and int8, the integer-only LTC step; the others "
                                                "run fp32)."),
@@ -77,6 +78,10 @@ def bench(
                                                          "or an .npz x [N, T, in] (default: the task's data)."),
     robustness: bool = typer.Option(False, "--robustness", help="Also run `ltc analyze robustness` on every "
                                                                 "benched model x backend x precision (OUT/robustness)."),
+    clock_hz: Optional[float] = typer.Option(None, "--clock-hz", help="ARM targets: the clock (Hz) for the estimated "
+                                             "time per step: cycles (Cortex-M, estimated) or instructions (arm64) / clock, "
+                                             "not a measurement. Default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 "
+                                             "168e6, arm64 1.5e9."),
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -86,28 +91,41 @@ def bench(
     Every cell kind side by side: ltc bench --kinds ltc,cfc,ctrnn,node,lstm,gru --task cheetah
     trains each kind at equal hidden size and at equal parameter count (OUT/models/) first.
     """
-    from .run import BACKENDS, PRECISIONS, TARGETS, parse_batches, parse_list, run_with_progress, wide_console
+    from .run import run_with_progress, wide_console
 
-    lists = {"backends": parse_list(backend, BACKENDS, "backend"),
+    lists, batches, models = _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out)
+    console = wide_console()
+    flags = _data_flags(data, inputs, targets, time)
+    if kinds:
+        spec = _kinds_task(task, flags)
+        models += _train_kinds(console, kinds, spec, units, match, wiring, epochs, out)
+    if not models:
+        raise ValueError("no models: give model files, or --kinds with --task to train them")
+    if not kinds:
+        spec = model_task(models[0], task, flags)
+    results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
+                                task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds,
+                                clock_hz=clock_hz)
+    _print_bench(console, results, out)
+    if robustness:
+        _bench_robustness(results, out, spec, flags)
+
+
+def _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out) -> tuple:
+    from ..runtime import backend_list
+    from .run import BACKENDS, PRECISIONS, TARGETS, parse_batches, parse_list
+
+    lists = {"backends": backend_list(backend, BACKENDS),  # the runtime's names and aliases
              "precisions": parse_list(precision, PRECISIONS, "precision"),
              "targets": parse_list(target, TARGETS, "target")}
     batches = parse_batches(batch)
     A.positive(seconds, "--seconds")
+    if clock_hz is not None:
+        A.positive(clock_hz, "--clock-hz")
     A.task_name(task)
     models = list(models or [])
     A.output_not_input(out, *models)
-    console = wide_console()
-    if kinds:
-        models += _train_kinds(console, kinds, task, units, match, wiring, epochs, out)
-    if not models:
-        raise ValueError("no models: give model files, or --kinds with --task to train them")
-    flags = _data_flags(data, inputs, targets, time)
-    spec = (task, {}) if kinds else model_task(models[0], task, flags)
-    results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
-                                task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds)
-    _print_bench(console, results, out)
-    if robustness:
-        _bench_robustness(results, out, spec, flags)
+    return lists, batches, models
 
 
 def _bench_robustness(results: dict, out: Path, spec, flags) -> None:
@@ -139,8 +157,9 @@ def _print_bench(console, results: dict, out: Path) -> None:
     console.print(report.terminal_table(results))
     for line in report.skipped_lines(results):
         console.print(f"[dim]{line}[/dim]")
+    plots = ", ".join(results.get("plots", [])) or f"none ({results.get('plots_note')})"
     console.print(f"results: [bold]{out / 'results.json'}[/bold], report: [bold]{out / 'report.md'}[/bold], "
-                  f"plots: {', '.join(results.get('plots', [])) or 'none (matplotlib missing)'}")
+                  f"plots: {plots}")
 
 
 def _check_kinds_args(kinds: str, task, units: int, match: str, wiring, epochs: int):
@@ -159,17 +178,27 @@ def _check_kinds_args(kinds: str, task, units: int, match: str, wiring, epochs: 
     return kind_list, parse_list(match, zoo.MATCHES, "match")
 
 
-def _train_kinds(console, kinds, task, units, match, wiring, epochs, out) -> list[Path]:
+def _kinds_task(task, flags: dict):
+    """(name, load_task options) --kinds trains on: --task with the data flags (csv/npz: the user's file)."""
+    from ..train.stored import DATA_FLAGS, task_options
+
+    if not task:
+        raise ValueError("--kinds needs --task (the models are trained on it)")
+    return task, task_options(task, episodes=None, **{k: flags.get(k) for k in DATA_FLAGS})
+
+
+def _train_kinds(console, kinds, spec, units, match, wiring, epochs, out) -> list[Path]:
     from ..train.tasks import load_task
     from . import zoo
     from .run import progress_bar
 
+    task, options = spec
     kind_list, matches = _check_kinds_args(kinds, task, units, match, wiring, epochs)
-    entries = zoo.plan_zoo(load_task(task), kind_list, units, matches, wiring)
+    entries = zoo.plan_zoo(load_task(task, **options), kind_list, units, matches, wiring)
     with progress_bar(console, "train") as prog:
         t = prog.add_task(entries[0]["name"], total=len(entries))
         names = iter([e["name"] for e in entries[1:]] + [""])
-        paths = zoo.train_zoo(task, entries, Path(out) / "models", epochs=epochs,
+        paths = zoo.train_zoo(task, entries, Path(out) / "models", epochs=epochs, task_options=options,
                               progress=lambda e, s: prog.update(t, advance=1, description=next(names)))
     console.print(f"trained {len(paths)} models ({epochs} epochs each) on {task}: "
                   + ", ".join(f"{e['name']} ({e['match']})" for e in entries))
@@ -285,15 +314,23 @@ def _check_prune_args(model: Path, sparsity: str, task, fine_tune_epochs: int, l
 def sweep(
     config: Path = typer.Argument(..., help="Sweep config (TOML or JSON); see ltc_edge/bench/sweep.py."),
     out: Path = typer.Option(Path("sweep-out"), help="Folder for trials, Ray state and sweep.json."),
-    address: Optional[str] = typer.Option(None, help="An existing Ray cluster (e.g. auto, ray://head:10001); "
-                                                     "overrides the config. Default: a local Ray."),
+    address: Optional[str] = typer.Option(None, help="Join an existing Ray cluster: auto (the one started on "
+                                                     "this machine with `ray start`) or ray://head:10001; "
+                                                     "overrides the config's ray.address. Default (or local): a fresh local "
+                                                     "Ray for this sweep, never a stale one left running."),
 ):
     """Hyper-parameter search on Ray Tune: each trial trains, exports to ONNX and times the step;
-    results meet in one accuracy-vs-latency Pareto table, and with seed = [...] in the grid each
-    configuration's metric as mean ± std over its seeds."""
+    results meet in one accuracy-vs-latency Pareto table (the test metric over windows and streamed
+    over the whole test series, state carried), and with seed = [...] in the grid each
+    configuration's metric as mean ± std over its seeds.
+
+    CONFIG keys: task, epochs, batch_size, seed; a task_options table, the task's data options as
+    `ltc train` takes them (csv/npz: data, inputs, targets, time, seq_len, stride, split; paths
+    relative to the config's folder); a search table of lists to grid over (model, units, wiring,
+    lr, ode_unfolds, seed); a ray table (num_cpus, cpus_per_trial, max_concurrent, address)."""
     from rich.console import Console
 
-    from .sweep import groups_table, read_config, run_sweep, table, trials
+    from .sweep import check_task, groups_table, ray_init_args, read_config, run_sweep, table, trials
 
     A.output_not_input(out, config)
     A.output_not_input(out / "sweep.json", config)
@@ -303,8 +340,11 @@ def sweep(
     if address:
         cfg.setdefault("ray", {})["address"] = address
     console = Console()
+    for doubt in check_task(cfg):  # bad data: one error line here, before Ray starts
+        console.print(f"warning: {doubt}", style="yellow", markup=False)
+    where = ray_init_args(cfg.get("ray") or {})["address"]
     console.print(f"sweep: {len(trials(cfg))} trials on task {cfg['task']} "
-                  f"({'Ray at ' + cfg['ray']['address'] if cfg.get('ray', {}).get('address') else 'local Ray'})")
+                  f"({'a fresh local Ray' if where == 'local' else 'Ray at ' + where})")
     summary = run_sweep(cfg, out)
     if summary["rows"]:
         console.print(table(summary))

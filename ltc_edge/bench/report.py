@@ -1,15 +1,19 @@
 """Benchmark results: results.json (schema below), report.md and PNG plots.
 
-results.json (schema "ltc-edge-bench/1"):
+results.json (schema "ltc-edge-bench/2"):
   schema, created (ISO time), machine {platform, machine, python, cpu_count, processor,
   versions{...}}, task (name or null), metric (name or null), metric_better ("lower"|"higher"),
+  figures {field: what it measures, in which unit} (FIGURES below: every figure is labelled),
+  plots [file names], plots_note (why there are none, when there are none),
   rows: one per model x backend x precision x target:
     model (label), path, cell, wiring, neurons, synapses, parameters, backend, precision,
-    target, file_bytes, metric (float or null),
+    target, file_bytes, metric, metric_streaming (floats or null), metric_source (ARM rows),
     latency {batch (str): {p50_us, p90_us, p99_us, mean_us, min_us, iterations,
                            throughput_steps_per_s}},
     peak_rss_bytes (int or null: the measuring process's peak RSS),
-    instructions_per_step, flash_bytes, ram_bytes (ARM targets; null elsewhere),
+    instructions_per_step, cycles_per_step, cycles_low, cycles_high (Cortex-M), clock_hz,
+    est_step_us, flash_bytes, ram_bytes, golden_max_abs_err
+    (ARM targets; null elsewhere),
     drift_within_budget, drift_max_abs, drift_metric_rel_change (exported files: the export's
     drift check against the torch model; false = measured anyway, over its budget),
     skipped (null, or the reason this combination was not measured)
@@ -20,7 +24,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SCHEMA = "ltc-edge-bench/1"
+SCHEMA = "ltc-edge-bench/2"
+# what each figure is: written into results.json and used for the table and report headers
+FIGURES = {
+    "metric": "the task metric on the test split's windows, each from the reset state",
+    "metric_streaming": "the task metric with the state carried over each whole test series (as a controller "
+                        "runs it; `ltc eval --streaming`)",
+    "metric_source": "ARM rows: the metric of the host build of the same C source (the target build passes "
+                     "the golden check against it under qemu)",
+    "latency": "µs per step on this host (wall clock, perf_counter_ns, through the Python runtime)",
+    "file_bytes": "bytes of the file(s) the row runs: the model file, the export (ONNX, TFLite, C library), or "
+                  "on ARM targets the C source (.c + .h); not flash",
+    "instructions_per_step": "instructions per step counted under qemu (Cortex-M: -icount, SysTick; arm64: an "
+                             "exec trace); not cycles, not time",
+    "cycles_per_step": "Cortex-M: cycles per step estimated from the executed instruction mix (qemu trace) and "
+                       "the core's TRM timings, zero-wait-state memory; cycles_low/high: the TRM's ranges "
+                       "(branch refill 1-3, divide 2-12); an estimate, not a measurement",
+    "clock_hz": "the clock the time estimate assumes (--clock-hz; default per target)",
+    "est_step_us": "cycles_per_step (Cortex-M; arm64: instructions_per_step, one per cycle) / clock_hz in µs: "
+                   "an estimate (no wait states), not a measurement",
+    "flash_bytes": "flash the model adds to a firmware (code, weights, library helpers it pulls in)",
+    "ram_bytes": "RAM the model needs (state, step stack, its own data and bss)",
+}
+ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 # LTC and LSTM are the comparison users come for: they get the strong colours
 COLORS = {"ltc": "tab:red", "lstm": "tab:blue", "cfc": "tab:orange", "ctrnn": "tab:green",
           "node": "tab:purple", "gru": "tab:cyan"}
@@ -60,6 +86,70 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> l
     return sorted(front, key=lambda i: points[i][0])
 
 
+def metric_labels(results: dict) -> tuple[str, str]:
+    """Column labels of the windowed and the streamed task metric, e.g. "mse (windows)"."""
+    name = results.get("metric") or "metric"
+    return f"{name} (windows)", f"{name} (streamed)"
+
+
+def _host_rows(results: dict) -> list[dict]:
+    return [r for r in results["rows"] if r["target"] not in ARM_TARGETS]
+
+
+def _arm_rows(results: dict) -> list[dict]:
+    return [r for r in results["rows"] if r["target"] in ARM_TARGETS]
+
+
+def _md_table(head: list[str], rows: list[dict], cells_of) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = cells_of(r)
+        if r.get("skipped"):
+            cells = cells[:3] + [f"skipped: {r['skipped']}"] + [""] * (len(head) - 4)
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return lines + [""]
+
+
+def _host_markdown(results: dict) -> list[str]:
+    rows = _host_rows(results)
+    batches = sorted({b for r in measured_rows(results) for b in r.get("latency", {})}, key=int)
+    head = ["model", "cell", "run on", "params", "synapses", "file bytes", *metric_labels(results),
+            "p50 µs (host)", "p90 µs (host)", "p99 µs (host)"] + [f"steps/s @B={b} (host)" for b in batches]
+
+    def cells(r):
+        lat1 = r.get("latency", {}).get("1", {})
+        return ([r["model"], r.get("cell"), run_on(r), r.get("parameters"), r.get("synapses"), r.get("file_bytes"),
+                 r.get("metric"), r.get("metric_streaming"), lat1.get("p50_us"), lat1.get("p90_us"),
+                 lat1.get("p99_us")] + [r.get("latency", {}).get(b, {}).get("throughput_steps_per_s")
+                                        for b in batches])
+
+    return ["## On this host", ""] + _md_table(head, rows, cells) if rows else []
+
+
+def _arm_markdown(results: dict) -> list[str]:
+    rows = _arm_rows(results)
+    windows, streamed = metric_labels(results)
+    head = ["model", "cell", "run on", "params", "C source bytes", f"{windows} (host C)", f"{streamed} (host C)",
+            "instr/step (qemu)", "est. cycles/step (TRM)", "clock MHz", "est. µs/step (cycles ÷ clock)",
+            "flash bytes", "RAM bytes",
+            "golden max err"]
+
+    def cells(r):
+        clock = r.get("clock_hz")
+        return [r["model"], r.get("cell"), run_on(r), r.get("parameters"), r.get("file_bytes"), r.get("metric"),
+                r.get("metric_streaming"), r.get("instructions_per_step"), r.get("cycles_per_step"),
+                clock / 1e6 if clock else None,
+                r.get("est_step_us"), r.get("flash_bytes"), r.get("ram_bytes"), r.get("golden_max_abs_err")]
+
+    if not rows:
+        return []
+    return ["## On ARM targets (the generated C under qemu)", ""] + _md_table(head, rows, cells)
+
+
+def run_on(r: dict) -> str:
+    return f"{r['backend']}/{r['precision']}@{r['target']}"
+
+
 def markdown(results: dict, plots: list[str]) -> str:
     m = results["machine"]
     lines = [f"# ltc-edge benchmark", "",
@@ -68,24 +158,24 @@ def markdown(results: dict, plots: list[str]) -> str:
              f"- versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
              f"- task: {results.get('task') or '-'} (metric: {results.get('metric') or '-'}, "
              f"{results.get('metric_better', 'lower')} is better)", ""]
-    batches = sorted({b for r in measured_rows(results) for b in r.get("latency", {})}, key=int)
-    head = ["model", "cell", "backend", "precision", "target", "params", "synapses", "bytes", "metric",
-            "p50 µs", "p90 µs", "p99 µs"] + [f"steps/s @B={b}" for b in batches] + ["instr/step", "flash", "RAM"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results["rows"]:
-        lat1 = r.get("latency", {}).get("1", {})
-        cells = [r["model"], r.get("cell"), r["backend"], r["precision"], r["target"], r.get("parameters"),
-                 r.get("synapses"), r.get("file_bytes"), r.get("metric"),
-                 lat1.get("p50_us"), lat1.get("p90_us"), lat1.get("p99_us")]
-        cells += [r.get("latency", {}).get(b, {}).get("throughput_steps_per_s") for b in batches]
-        cells += [r.get("instructions_per_step"), r.get("flash_bytes"), r.get("ram_bytes")]
-        if r.get("skipped"):
-            cells = cells[:5] + [f"skipped: {r['skipped']}"] + [""] * (len(head) - 6)
-        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
-    lines.append("")
+    lines += _host_markdown(results) + _arm_markdown(results)
+    lines += ["What each figure is:", ""] + [f"- {k}: {v}" for k, v in FIGURES.items()] + [""]
+    if not plots:
+        lines += [f"Plots: none ({results.get('plots_note') or no_plots_reason(results)}).", ""]
     for p in plots:
         lines += [f"![{Path(p).stem}]({Path(p).name})", ""]
     return "\n".join(lines)
+
+
+def no_plots_reason(results: dict) -> str:
+    """Why make_plots drew nothing: the real reason, for the console and the report."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed: pip install matplotlib"
+    if not measured_rows(results):
+        return "every row was skipped"
+    return "no row has a host latency or a file size to plot"
 
 
 def make_plots(results: dict, out_dir: Path) -> list[str]:
@@ -212,7 +302,7 @@ PRECISION_ORDER = ("fp32", "fp16", "int8", "int8-full")
 
 def row_format(row: dict) -> str:
     """The file format behind a row's file_bytes (ARM targets: the C sources)."""
-    if row.get("target") in ("arm64", "cortex-m0", "cortex-m3", "cortex-m4"):
+    if row.get("target") in ARM_TARGETS:
         return "c-source"
     return ROW_FORMAT.get(row.get("backend"), str(row.get("backend")))
 
@@ -262,22 +352,55 @@ def _save(fig, path: Path) -> str:
 
 
 def terminal_table(results: dict):
-    """A compact rich table of the measured rows (skipped ones: see skipped_lines)."""
+    """The measured rows as rich tables (skipped ones: see skipped_lines): host rows with their
+    latency, ARM rows with instructions, the estimated time per step, flash and RAM."""
+    from rich.console import Group
     from rich.table import Table
 
-    t = Table(title=f"ltc-edge bench ({results.get('task') or 'no task'}; metric {results.get('metric') or '-'})")
-    for col in ("model", "params", "run on", "metric", "p50 µs", "p99 µs", "steps/s", "KiB", "instr/step"):
-        t.add_column(col, justify="left" if col in ("model", "run on") else "right", no_wrap=col != "model")
-    for r in measured_rows(results):
-        lat = r.get("latency", {})
-        lat1 = lat.get("1", {})
-        top = lat[max(lat, key=int)] if lat else {}
-        over = " [red](over drift budget)[/red]" if r.get("drift_within_budget") is False else ""
-        t.add_row(r["model"], str(r.get("parameters") or "-"), f"{r['backend']}/{r['precision']}@{r['target']}{over}",
-                  _fmt(r.get("metric"), 4),
-                  _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
-                  _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
-                  _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None), _fmt(r.get("instructions_per_step")))
+    windows, streamed = metric_labels(results)
+    title = f"ltc-edge bench ({results.get('task') or 'no task'})"
+    host = [r for r in _host_rows(results) if not r.get("skipped")]
+    arm = [r for r in _arm_rows(results) if not r.get("skipped")]
+    tables = []
+    if host or not arm:
+        t = _rich_table(Table, f"{title}: on this host", ["model", "params", "run on", windows, streamed,
+                        "p50 µs (host)", "p99 µs (host)", "steps/s (host)", "file KiB"])
+        for r in host:
+            lat = r.get("latency", {})
+            lat1, top = lat.get("1", {}), (lat[max(lat, key=int)] if lat else {})
+            over = " [red](over drift budget)[/red]" if r.get("drift_within_budget") is False else ""
+            t.add_row(r["model"], str(r.get("parameters") or "-"), run_on(r) + over, _fmt(r.get("metric"), 4),
+                      _fmt(r.get("metric_streaming"), 4), _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
+                      _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
+                      _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None))
+        tables.append(t)
+    if arm:
+        t = _rich_table(Table, f"{title}: generated C on ARM targets (qemu)", ["model", "params", "run on",
+                        f"{windows} (host C)", f"{streamed} (host C)", "instr/step (qemu)", "est. cycles/step",
+                        "clock MHz",
+                        "est. µs/step", "flash KiB", "RAM KiB"])
+        for r in arm:
+            t.add_row(r["model"], str(r.get("parameters") or "-"), run_on(r), _fmt(r.get("metric"), 4),
+                      _fmt(r.get("metric_streaming"), 4), _fmt(r.get("instructions_per_step")),
+                      _fmt(r.get("cycles_per_step")),
+                      _fmt(r["clock_hz"] / 1e6 if r.get("clock_hz") else None), _fmt(r.get("est_step_us")),
+                      _kib(r.get("flash_bytes")), _kib(r.get("ram_bytes")))
+        tables.append(t)
+        tables.append("[dim]est. cycles/step: the executed instruction mix × the core's TRM timings, zero-wait-state "
+                      "memory (Cortex-M); est. µs/step = cycles (arm64: instructions) ÷ clock (--clock-hz): "
+                      "estimates, not measurements; flash/RAM: what the model adds to a firmware; file KiB: the "
+                      "export's files[/dim]")
+    return Group(*tables)
+
+
+def _kib(n) -> str:
+    return "-" if n is None else f"{n / 1024:.1f}"
+
+
+def _rich_table(Table, title: str, columns: list[str]):
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, justify="left" if col in ("model", "run on") else "right", no_wrap=col == "run on")
     return t
 
 

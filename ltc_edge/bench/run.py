@@ -129,19 +129,18 @@ def _artifact(job: dict, out: Path, calibration, cache: dict) -> Path:
 def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
               batches=(1, 8, 64), task: str | None = None, task_options: dict | None = None,
               calibration: str | None = None, out: Path = Path("bench-out"), min_seconds: float = 0.5,
-              progress=None, console=None) -> dict:
+              clock_hz: float | None = None, progress=None, console=None) -> dict:
     """Measure every combination; write results.json, report.md and plots into `out`. `task` (with
     `task_options`, as load_task takes them) gives the metric column and the int8 calibration;
-    `calibration` (a task name, CSV or NPZ per model) overrides the latter."""
-    out = Path(out)
-    models = [Path(m) for m in models]
-    from ..nn.modelfile import read
+    `calibration` (a task name, CSV or NPZ per model) overrides the latter. `clock_hz`: the clock
+    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target)."""
+    out = Path(out).resolve()  # once: builds run in their own folders (cwd), so every path is absolute
+    models = [Path(m).resolve() for m in models]
+    from ..nn.modelfile import describe, read
 
     facts = {}
     for m in models:
-        config, tensors = read(m)  # fails early, with one clear line, on a bad model file
-        from ..nn.modelfile import describe
-
+        read(m)  # fails early, with one clear line, on a bad model file
         facts[str(m)] = describe(m)
     jobs = plan(models, backends, precisions, targets)
     if not jobs:
@@ -151,40 +150,61 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     if spec:
         metric_name, better = _task_metric(*spec)
     rows, cache = [], {}
+    measure = {"out": out, "spec": spec, "calibration": calibration, "batches": list(batches),
+               "min_seconds": min_seconds, "clock_hz": clock_hz, "cache": cache}
     for job in jobs:
-        f = facts[job["model"]]
-        row = {"model": Path(job["model"]).stem, "path": job["model"], "cell": f["cell"], "wiring": f["wiring"],
-               "neurons": f["neurons"], "synapses": f["synapses"], "parameters": f["parameters"],
-               "backend": job["backend"], "precision": job["precision"], "target": job["target"],
-               "file_bytes": None, "metric": None, "latency": {}, "peak_rss_bytes": None,
-               "instructions_per_step": None, "flash_bytes": None, "ram_bytes": None, "skipped": None}
+        row = _new_row(job, facts[job["model"]])
         try:
-            if job["target"] == "cuda" and cuda_status(job["backend"]):
-                row["skipped"] = cuda_status(job["backend"])
-            elif job["target"] in ARM_TARGETS:
-                row.update(_arm_row(job, out))
-            else:
-                artifact, drift = _artifact(job, out, _reference(job, spec, calibration, cache), cache)
-                row.update(drift)
-                row.update(_run_worker({**job, "artifact": str(artifact), "batches": list(batches), "task": task,
-                                        "task_options": dict(task_options or {}), "min_seconds": min_seconds}))
+            row.update(_measure(job, **measure))
         except Exception as e:  # one failing combination is a row that says why, not a lost run
-            row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            row["skipped"] = one_line(e)
         rows.append(row)
         if progress:
             progress(row)
     results = {"schema": report.SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": machine_info(), "task": task, "metric": metric_name, "metric_better": better,
                "guards": "controller defaults (non-finite inputs raise, LTC state bounds checked)",
-               "rows": rows}
+               "figures": report.FIGURES, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     plots = report.make_plots(results, out)
     results["plots"] = [Path(p).name for p in plots]
+    if not plots:
+        results["plots_note"] = report.no_plots_reason(results)
     report.write_json(out / "results.json", results)
     from ..nn.modelfile import atomic_write_bytes
 
     atomic_write_bytes(out / "report.md", report.markdown(results, plots).encode())
     return results
+
+
+def one_line(e: Exception) -> str:
+    """An exception as one whole line (its lines joined, nothing cut)."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _new_row(job: dict, f: dict) -> dict:
+    return {"model": Path(job["model"]).stem, "path": job["model"], "cell": f["cell"], "wiring": f["wiring"],
+            "neurons": f["neurons"], "synapses": f["synapses"], "parameters": f["parameters"],
+            "backend": job["backend"], "precision": job["precision"], "target": job["target"],
+            "file_bytes": None, "metric": None, "metric_streaming": None, "metric_source": None, "latency": {},
+            "peak_rss_bytes": None, "instructions_per_step": None, "cycles_per_step": None, "cycles_low": None,
+            "cycles_high": None, "clock_hz": None, "est_step_us": None,
+            "flash_bytes": None, "ram_bytes": None, "skipped": None}
+
+
+def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, cache) -> dict:
+    """The measured part of one row (raises when it cannot be measured)."""
+    if job["target"] == "cuda" and cuda_status(job["backend"]):
+        return {"skipped": cuda_status(job["backend"])}
+    reference = _reference(job, spec, calibration, cache)
+    if job["target"] in ARM_TARGETS:
+        return _arm_row(job, out, spec, reference, clock_hz, cache)
+    artifact, drift = _artifact(job, out, reference, cache)
+    row = _run_worker({**job, "artifact": str(artifact), "batches": batches, "task": spec and spec[0],
+                       "task_options": spec and spec[1], "min_seconds": min_seconds})
+    cache[("metric", str(artifact))] = {k: row.get(k) for k in ("metric", "metric_streaming")}
+    return {**drift, **row}
 
 
 def wide_console():
@@ -237,19 +257,64 @@ def _run_worker(job: dict) -> dict:
         return json.loads(result.read_text())
 
 
-def _arm_row(job: dict, out: Path) -> dict:
-    """Golden check, instructions per step and (Cortex-M4) flash/RAM from the qemu builds of the
-    generated C (ltc_edge.bench.arm; toolchains from scripts/arm/setup.sh)."""
-    from . import arm
+# the clock an ARM row's estimated time per step assumes when --clock-hz is not given: a common
+# part of each class (STM32F4 at 168 MHz, STM32F1 at 72 MHz, a 48 MHz M0+, a Raspberry Pi 4's A72)
+CLOCK_HZ = {"cortex-m0": 48e6, "cortex-m3": 72e6, "cortex-m4": 168e6, "arm64": 1.5e9}
 
-    if job["target"] != "arm64" and (job["target"] != "cortex-m4" or job["precision"] == "int8"):
-        return _cortex_m_row(job, out)
-    target = "aarch64" if job["target"] == "arm64" else "m4"
-    missing = arm.missing_tools(target)
+
+def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache) -> dict:
+    """One ARM row, built from the very C files the bench exported for the host `c` rows (so the
+    host-run task metric is that of the same source): golden check and instructions per step
+    under qemu, flash/RAM (Cortex-M), and the time per step estimated at a stated clock."""
+    if job["precision"] not in ("fp32", "int8"):
+        return {"skipped": f"C on {job['target']} runs fp32 and int8"}
+    if job["target"] == "arm64" and job["precision"] != "fp32":
+        return {"skipped": "C on arm64 runs fp32 here (the int8 step: --target cortex-m0/m3/m4)"}
+    missing = _missing_arm_tools(job)
     if missing:
         return {"skipped": f"ARM tools missing: {', '.join(missing)} (run scripts/arm/setup.sh)"}
+    source, _ = _artifact({**job, "backend": "c"}, out, reference, cache)
+    if job["target"] == "arm64" or (job["target"] == "cortex-m4" and job["precision"] == "fp32"):
+        row = _m4_or_aarch64_row(job, out, source)
+    else:
+        row = _cortex_m_row(job, out, source)
+    clock = float(clock_hz or CLOCK_HZ[job["target"]])
+    per_step = row.get("cycles_per_step") or row["instructions_per_step"]  # Cortex-M: the cycle estimate
+    row.update(clock_hz=clock, est_step_us=per_step / clock * 1e6)
+    if spec:
+        row.update(_host_metric(job, source, spec, cache),
+                   metric_source="host build of the same C source (golden-checked on the target under qemu)")
+    return row
+
+
+def _missing_arm_tools(job: dict) -> list[str]:
+    from . import arm
+    from .arm import cortex_m as CM
+
+    if job["target"] == "arm64":
+        return arm.missing_tools("aarch64")
+    return CM.missing_tools() + (arm.missing_tools("m4") if job["target"] == "cortex-m4" else [])
+
+
+def _host_metric(job: dict, source: Path, spec, cache) -> dict:
+    """The task metric (windowed and streamed) of the exported C run on the host (once per export)."""
+    key = ("metric", str(source))
+    if key not in cache:
+        row = _run_worker({**job, "backend": "c", "target": "cpu", "artifact": str(source), "batches": [],
+                           "task": spec[0], "task_options": spec[1]})
+        cache[key] = {k: row.get(k) for k in ("metric", "metric_streaming")}
+    return cache[key]
+
+
+def _m4_or_aarch64_row(job: dict, out: Path, source: Path) -> dict:
+    """fp32 on arm64 (qemu-aarch64) and on the Cortex-M4 (its default build: the FPv4 step)."""
+    from . import arm
+
+    from .arm import cycles
+
+    target = "aarch64" if job["target"] == "arm64" else "m4"
     work = out / "arm" / f"{Path(job['model']).stem}-{target}"
-    arm.prepare(job["model"], work, steps=50, timing_steps=50)
+    arm.prepare(job["model"], work, steps=50, timing_steps=50, source=source)
     row = {"file_bytes": sum((work / f).stat().st_size for f in ("ltc_model.c", "ltc_model.h"))}
     if target == "aarch64":
         res = arm.run_aarch64(work, "ltc_model")
@@ -261,27 +326,25 @@ def _arm_row(job: dict, out: Path) -> dict:
         if not res["passed"]:
             raise RuntimeError(f"Cortex-M4 golden check failed: {res['output'][-200:]}")
         row.update({"instructions_per_step": res.get("instructions_per_step"),
-                    "flash_bytes": res.get("model_flash_bytes"), "ram_bytes": res.get("model_ram_bytes")})
+                    "flash_bytes": res.get("model_flash_bytes"), "ram_bytes": res.get("model_ram_bytes"),
+                    **{k: res.get(k) for k in cycles.FIELDS}})
     row["golden_max_abs_err"] = res.get("max_abs_err")
     return row
 
 
-def _cortex_m_row(job: dict, out: Path) -> dict:
+def _cortex_m_row(job: dict, out: Path, source: Path) -> dict:
     """Cortex-M0/M3 (soft float for fp32) and int8 on any Cortex-M: ltc_edge.bench.arm.cortex_m
     (int8: the integer-only step, bit-exact golden check against the host build)."""
     from . import arm
     from .arm import cortex_m as CM
+    from .arm import cycles
 
-    if job["precision"] not in ("fp32", "int8"):
-        return {"skipped": f"C on {job['target']} runs fp32 and int8"}
-    if CM.missing_tools():
-        return {"skipped": f"ARM tools missing: {', '.join(CM.missing_tools())} (run scripts/arm/setup.sh)"}
     work = out / "arm" / f"{Path(job['model']).stem}-{job['target']}-{job['precision']}"
     if job["precision"] == "int8":
-        defines = CM.prepare_int8(job["model"], work, steps=50, timing_steps=20)["defines"]
+        defines = CM.prepare_int8(job["model"], work, steps=50, timing_steps=20, source=source)["defines"]
     else:
         defines = []
-        arm.prepare(job["model"], work, steps=50, timing_steps=20)
+        arm.prepare(job["model"], work, steps=50, timing_steps=20, source=source)
     obj = CM.step_object(work, "ltc_model", job["target"], defines)
     res = CM.run_golden(work, "ltc_model", job["target"], job["precision"], defines)
     if not res["passed"]:
@@ -289,4 +352,5 @@ def _cortex_m_row(job: dict, out: Path) -> dict:
     return {"file_bytes": sum((work / f).stat().st_size for f in ("ltc_model.c", "ltc_model.h")),
             "instructions_per_step": res.get("instructions_per_step"), "flash_bytes": res.get("linked_flash_bytes"),
             "ram_bytes": res.get("state_bytes", 0) + res.get("step_stack_bytes", 0) + obj["data"] + obj["bss"],
-            "golden_max_abs_err": res.get("max_abs_err"), "float_helpers": obj["float_helpers"]}
+            "golden_max_abs_err": res.get("max_abs_err"), "float_helpers": obj["float_helpers"],
+            **{k: res.get(k) for k in cycles.FIELDS}}

@@ -49,17 +49,34 @@ def default_models(out: Path) -> dict:
             f"lstm{units}": save(lstm, out / f"lstm{units}.safetensors")}
 
 
+def exported_sources(source: Path, precision: str) -> dict:
+    """{"files": {name: text}, "info": manifest, "prefix"} of a C export folder (`ltc export
+    --format c`, flat layout): the .c and .h a target build compiles, as the export wrote them."""
+    source = Path(source)
+    manifest = json.loads((source / "manifest.json").read_text())
+    if manifest.get("format") != "c" or manifest.get("precision") != precision:
+        raise ValueError(f"{source} is not a {precision} C export")
+    names = [manifest["files"][role]["name"] for role in ("source", "header")]
+    return {"files": {n: (source / n).read_text() for n in names}, "info": manifest, "prefix": manifest["prefix"]}
+
+
 def prepare(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 100,
             timing_steps: int = 200, tol: float = 1e-4, seed: int = 0, sparse: bool = True,
-            unroll: str = "auto") -> dict:
-    """Write the model's C, golden_data.h (numpy-runtime outputs) and size_probe.c into out."""
+            unroll: str = "auto", source: Path | None = None) -> dict:
+    """Write the model's C (generated, or the files of the fp32 C export folder `source`),
+    golden_data.h (numpy-runtime outputs) and size_probe.c into out."""
     from ltc_edge.codegen import c as cgen
     from ltc_edge.nn.modelfile import read
     from ltc_edge.runtime import load
 
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config, raw = read(model_file)
-    gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse, unroll=unroll)
+    if source is None:
+        gen = cgen.generate(config, raw, prefix=prefix, sparse=sparse, unroll=unroll)
+    else:
+        gen = exported_sources(source, "fp32")
+        prefix = gen["prefix"]
     for name, text in gen["files"].items():
         (out / name).write_text(text)
     n_in, n_out = config["input_size"], config["output_size"]
@@ -173,6 +190,9 @@ def run_m4(out: Path, prefix: str, opt: str = "-O2") -> dict:
         res["model_object"] = mo  # the model's own object file (text = code + const weights)
         res["model_ram_bytes"] = res.get("state_bytes", 0) + res.get("step_stack_bytes", 0) + mo["data"] + mo["bss"]
         res["harness_sizes"] = sizes.get("golden_m4.elf")
+    if res["passed"]:  # cycles: the same C traced under qemu, costed with the TRM's timings
+        from . import cycles
+        res.update(cycles.estimate_model(out, prefix, "cortex-m4", "fp32", opt.split()))
     return res
 
 

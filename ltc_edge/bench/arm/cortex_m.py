@@ -47,19 +47,27 @@ def _write(path: Path, text: str) -> Path:
 
 
 def prepare_int8(model_file, out: Path, *, prefix: str = "ltc_model", steps: int = 100, timing_steps: int = 50,
-                 seed: int = 0, x=None) -> dict:
-    """Write the int8 C, golden_int_data.h (host outputs of the same C) and size_probe_int.c."""
+                 seed: int = 0, x=None, source: Path | None = None) -> dict:
+    """Write the int8 C (generated, calibrated on x; or the files of the int8 C export folder
+    `source`), golden_int_data.h (host outputs of the same C) and size_probe_int.c."""
     from ltc_edge.codegen import c as cgen
     from ltc_edge.codegen import int8
     from ltc_edge.nn import functional as F
     from ltc_edge.nn.modelfile import read
 
+    from . import exported_sources
+
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config, raw = read(model_file)
     n_in, n_out = int(config["input_size"]), int(config["output_size"])
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((steps, n_in)) if x is None else np.asarray(x, np.float64).reshape(-1, n_in)[:steps]
-    gen = int8.generate(config, raw, prefix=prefix, calib_x=x)
+    if source is None:
+        gen = int8.generate(config, raw, prefix=prefix, calib_x=x)
+    else:
+        gen = exported_sources(source, "int8")
+        prefix = gen["prefix"]
     for name, text in gen["files"].items():
         _write(out / name, text)
     xq = int8.quantize_inputs(x, gen["info"]["quantization"]["input_frac_bits"])
@@ -105,8 +113,9 @@ def _cc(target: str) -> list[str]:
     return ["arm-none-eabi-gcc", *TARGETS[target]["cflags"], *COMMON]
 
 
-def _size(out: Path, *files) -> dict:
-    r = _run(["arm-none-eabi-size", *map(str, files)], out)
+def _size(out: Path, *names) -> dict:
+    """text/data/bss of files named relative to `out` (the tools run there)."""
+    r = _run(["arm-none-eabi-size", *names], out)
     sizes = {}
     for line in r.stdout.splitlines()[1:]:
         p = line.split()
@@ -118,7 +127,7 @@ def step_object(out: Path, prefix: str, target: str, defines=()) -> dict:
     """The model's object for `target`: size (text + data = flash) and the helpers it calls."""
     obj = f"model_{target}.o"
     _run([*_cc(target), "-pedantic", *defines, "-I.", "-c", "-o", obj, f"{prefix}.c"], out)
-    s = _size(out, out / obj)[obj]
+    s = _size(out, obj)[obj]
     nm = _run(["arm-none-eabi-nm", "-u", obj], out).stdout.split()
     undefined = sorted(w for w in nm if w != "U")
     return {**s, "flash_bytes": s["text"] + s["data"], "undefined": undefined,
@@ -161,9 +170,12 @@ def run_golden(out: Path, prefix: str, target: str, kind: str, defines=(), timeo
             res[k] = int(kv[k])
     if "max_abs_err" in kv:
         res["max_abs_err"] = int(kv["max_abs_err"].replace("e-9", "")) * 1e-9
-    sz = _size(out, out / f"probe_model_{target}.elf", out / f"probe_base_{target}.elf")
+    sz = _size(out, f"probe_model_{target}.elf", f"probe_base_{target}.elf")
     pm, pb = sz[f"probe_model_{target}.elf"], sz[f"probe_base_{target}.elf"]
     res["linked_flash_bytes"] = pm["text"] + pm["data"] - pb["text"] - pb["data"]  # + helpers, libm
+    if res["passed"]:  # cycles: the same C traced under qemu, costed with the TRM's timings
+        from . import cycles
+        res.update(cycles.estimate_model(out, prefix, target, kind, defines))
     return res
 
 

@@ -189,12 +189,13 @@ def per_step(windows: list, insns: dict, core: str, steps: int) -> dict:
     mix = {k: (b["mix"][k] - a["mix"][k]) / steps for k in b["mix"]}
     cyc = [(y - x) / steps for x, y in zip(a["cycles"], b["cycles"])]
     top = dict(sorted(((k, v) for k, v in mix.items() if v), key=lambda kv: -kv[1])[:12])
-    return {"instructions_per_step": (b["instructions"] - a["instructions"]) / steps,
+    return {"traced_instructions_per_step": (b["instructions"] - a["instructions"]) / steps,
             "cycles_per_step": cyc[1], "cycles_low": cyc[0], "cycles_high": cyc[2],
             "taken_branches_per_step": (b["taken_branches"] - a["taken_branches"]) / steps,
             "mix_per_step": top, "cycles_note": NOTE[core]}
 
 
+FIELDS = ("cycles_per_step", "cycles_low", "cycles_high")  # what a bench row carries
 NOTE = {core: ("estimate from the executed instruction mix (qemu trace) x the " + core.upper().replace("CORTEX-", "Cortex-")
                + " TRM cycle timings; zero-wait-state memory; range of the TRM's variable timings in "
                "cycles_low/high (ltc_edge/bench/arm/cycles.py)") for core in TIMINGS}
