@@ -305,9 +305,13 @@ def test_int8_cmake_layout_is_verified_and_its_golden_test_is_bit_exact_on_the_h
     assert set(files) == set(L.paths("cmake", "pend", "int8")) | {"card"}
     assert {e.name for e in man.files.values()} == on_disk and "golden/golden_int_main.c" in on_disk
     assert "golden/golden_main.c" not in on_disk  # the integer harness, not the float one
-    r = _build_cmake(_copy(out, tmp_path / "ok"), tmp_path / "build")
+    # the documented switch, as a cmake option, selects the integer-only build whatever the prefix
+    r = _build_cmake(_copy(out, tmp_path / "ok"), tmp_path / "build", "-DLTC_MODEL_INTEGER_ONLY=ON")
     assert r.returncode == 0 and "max_lsb_err=0 mismatches=0" in r.stdout and "GOLDEN PASS" in r.stdout, r.stdout[-2000:]
     assert "golden_steps=64" in r.stdout
+    assert "PEND_INTEGER_ONLY:BOOL=ON" in (tmp_path / "build" / "CMakeCache.txt").read_text()
+    symbols = subprocess.run(["nm", str(tmp_path / "build" / "libpend.a")], capture_output=True, text=True).stdout
+    assert " T pend_step_q" in symbols and " T pend_step\n" not in symbols, symbols
     r = _build_cmake(_golden_int_failing_copy(out, tmp_path / "bad"), tmp_path / "build-bad")
     assert r.returncode != 0 and "max_lsb_err=1 mismatches=1" in r.stdout and "GOLDEN FAIL" in r.stdout
 

@@ -253,8 +253,9 @@ endif()
 
 INTEGER_ONLY = """
 # the integer-only build (no float function, no soft-float helper): on by default for a core
-# without an FPU (Cortex-M0/M0+/M3); the golden test then checks the integer step bit for bit
-if(CMAKE_SYSTEM_PROCESSOR MATCHES "^cortex-m(0|0plus|3)$")
+# without an FPU (Cortex-M0/M0+/M3) or with -DLTC_MODEL_INTEGER_ONLY=ON (the documented switch,
+# whatever the prefix); the golden test then checks the integer step bit for bit
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^cortex-m(0|0plus|3)$" OR LTC_MODEL_INTEGER_ONLY)
   set(@UP@_NO_FPU ON)
 else()
   set(@UP@_NO_FPU OFF)
