@@ -78,10 +78,9 @@ def bench(
                                                          "or an .npz x [N, T, in] (default: the task's data)."),
     robustness: bool = typer.Option(False, "--robustness", help="Also run `ltc analyze robustness` on every "
                                                                 "benched model x backend x precision (OUT/robustness)."),
-    clock_hz: Optional[float] = typer.Option(None, "--clock-hz", help="ARM targets: the clock (Hz) for the estimated "
-                                             "time per step: cycles (Cortex-M, estimated) or instructions (arm64) / clock, "
-                                             "not a measurement. Default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 "
-                                             "168e6, arm64 1.5e9."),
+    clock_hz: Optional[float] = typer.Option(None, "--clock-hz", help="ARM: clock (Hz) for the estimated time per step "
+                                             "= cycles (Cortex-M, estimated; arm64: instructions) / clock, not measured "
+                                             "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9)."),
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
