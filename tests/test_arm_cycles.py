@@ -50,7 +50,7 @@ SNIPPETS = [  # (target, assembly, instructions, (low, middle, high) cycles of o
 def test_snippet_cycles_under_qemu(tmp_path, target, asm, insns, expect):
     if CM.missing_tools():
         pytest.skip(f"missing: {CM.missing_tools()}")
-    r = cycles.estimate_snippet(asm, target, tmp_path)
+    r = CM.estimate_snippet(asm, target, tmp_path)
     assert r["traced_instructions_per_step"] == insns
     assert (r["cycles_low"], r["cycles_per_step"], r["cycles_high"]) == expect
 

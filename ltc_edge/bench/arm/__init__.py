@@ -166,7 +166,10 @@ def _sizes(text: str) -> dict:
 def run_m4(out: Path, prefix: str, opt: str = "-O2") -> dict:
     import os
 
-    env = dict(os.environ, OPT=opt)
+    from . import cycles
+
+    env = dict(os.environ, OPT=opt, CYCLES_STEPS=str(cycles.STEPS))
+    cycles.write_timing_main(out, "fp32")  # build_m4.sh builds it too: cycles_m4.elf
     r = subprocess.run(["bash", str(HERE / "build_m4.sh"), str(out), prefix, "--run"],
                        capture_output=True, text=True, timeout=300, env=env)
     text = r.stdout + "\n" + r.stderr  # semihosting output goes to qemu's stderr
@@ -191,8 +194,7 @@ def run_m4(out: Path, prefix: str, opt: str = "-O2") -> dict:
         res["model_ram_bytes"] = res.get("state_bytes", 0) + res.get("step_stack_bytes", 0) + mo["data"] + mo["bss"]
         res["harness_sizes"] = sizes.get("golden_m4.elf")
     if res["passed"]:  # cycles: the same C traced under qemu, costed with the TRM's timings
-        from . import cycles
-        res.update(cycles.estimate_model(out, prefix, "cortex-m4", "fp32", opt.split()))
+        res.update(cycles.try_estimate(Path(out) / "cycles_m4.elf", "cortex-m4", cycles.STEPS, "mps2-an386"))
     return res
 
 

@@ -21,6 +21,10 @@ $CC "${CFLAGS[@]}" -I. -o probe_model.elf size_probe.c "${PLATFORM[@]}" \
 $CC "${CFLAGS[@]}" -DNO_MODEL -I. -o probe_base.elf size_probe.c "${PLATFORM[@]}" \
     "${LDFLAGS[@]}" -lm
 $CC "${CFLAGS[@]}" -pedantic -c -o model_m4.o "$PREFIX.c"
+if [ -f cycles_main_fp32.c ]; then  # the cycle estimate's timing-only harness (ltc_edge/bench/arm/cycles.py)
+    $CC "${CFLAGS[@]}" -DGOLDEN_TIMING_STEPS="${CYCLES_STEPS:-4}" -I. -I"$FW" -o cycles_m4.elf cycles_main_fp32.c \
+        "${PLATFORM[@]}" "$PREFIX.c" "${LDFLAGS[@]}" -lm
+fi
 arm-none-eabi-size model_m4.o probe_model.elf probe_base.elf golden_m4.elf
 if [ "${3:-}" = "--run" ]; then
     exec timeout 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \

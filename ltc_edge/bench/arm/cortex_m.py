@@ -173,10 +173,35 @@ def run_golden(out: Path, prefix: str, target: str, kind: str, defines=(), timeo
     sz = _size(out, f"probe_model_{target}.elf", f"probe_base_{target}.elf")
     pm, pb = sz[f"probe_model_{target}.elf"], sz[f"probe_base_{target}.elf"]
     res["linked_flash_bytes"] = pm["text"] + pm["data"] - pb["text"] - pb["data"]  # + helpers, libm
-    if res["passed"]:  # cycles: the same C traced under qemu, costed with the TRM's timings
-        from . import cycles
-        res.update(cycles.estimate_model(out, prefix, target, kind, defines))
+    if res["passed"]:
+        res.update(estimate_cycles(out, prefix, target, kind, defines))
     return res
+
+
+def estimate_cycles(out: Path, prefix: str, target: str, kind: str, defines=()) -> dict:
+    """The cycle estimate (cycles.py) of the model C in out: the same C in a timing-only harness,
+    traced under qemu; or {"cycles_skipped": why}."""
+    from . import cycles
+
+    main = cycles.write_timing_main(out, kind)
+    elf = f"cycles_{kind}_{target}.elf"
+    try:
+        _link(out, target, elf, [main, f"{prefix}.c"], [*defines, f"-DGOLDEN_TIMING_STEPS={cycles.STEPS}",
+                                                        f"-I{FIRMWARE}"])
+    except RuntimeError as e:
+        return {"cycles_skipped": str(e).splitlines()[0][:200]}
+    return cycles.try_estimate(out / elf, target, cycles.STEPS, TARGETS[target]["machine"])
+
+
+def estimate_snippet(asm: str, target: str, out: Path) -> dict:
+    """cycles.py's estimate of one copy of a Thumb assembly snippet on `target` (its check on
+    straight-line code with known counts)."""
+    from . import cycles
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _link(out, target, "snippet.elf", [cycles.write_snippet_main(out, asm)], [])
+    return cycles.estimate(out / "snippet.elf", target, 1, TARGETS[target]["machine"])
 
 
 def measure(model_file, out, *, targets=tuple(TARGETS), prefix: str = "ltc_model", steps: int = 100,

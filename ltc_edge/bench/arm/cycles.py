@@ -20,7 +20,7 @@ multiplies 3..5 / 4..7. M3/M4: a single load or store right after a single load 
 after a store); VLDR/VSTR are counted 2, unpipelined. M0: a 1-cycle multiplier. IT counts 1
 (the core may fold it into the previous 16-bit instruction: 0).
 
-    python -m ltc_edge.bench.arm.cycles ELF --target cortex-m4 [--steps N]
+    python -m ltc_edge.bench.arm.cycles ELF --target cortex-m4 --steps N [--machine mps2-an386]
 """
 
 from __future__ import annotations
@@ -201,15 +201,23 @@ NOTE = {core: ("estimate from the executed instruction mix (qemu trace) x the " 
                "cycles_low/high (ltc_edge/bench/arm/cycles.py)") for core in TIMINGS}
 
 
-def estimate(elf: Path, target: str, steps: int, machine: str | None = None) -> dict:
+def estimate(elf: Path, target: str, steps: int, machine: str) -> dict:
     """Cycle estimate per step of an ELF built from a GOLDEN_MEASURE harness with
-    GOLDEN_TIMING_STEPS = steps, for `target` ('cortex-m0' | 'cortex-m3' | 'cortex-m4')."""
-    from .cortex_m import TARGETS
-
-    windows = trace_windows(Path(elf), machine or TARGETS[target]["machine"])
+    GOLDEN_TIMING_STEPS = steps, for `target` ('cortex-m0' | 'cortex-m3' | 'cortex-m4'), run on
+    the qemu board `machine`."""
+    windows = trace_windows(Path(elf), machine)
     return per_step(windows, disassemble(Path(elf)), target, steps)
 
 
+def try_estimate(elf: Path, target: str, steps: int, machine: str) -> dict:
+    """estimate(), or {"cycles_skipped": why} (a row keeps its other figures)."""
+    try:
+        return estimate(elf, target, steps, machine)
+    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+        return {"cycles_skipped": str(e).splitlines()[0][:200]}
+
+
+STEPS = 4  # timed steps of the traced build (N; the trace runs 1 + 3N steps)
 TIMING_MAIN = """/* cycle-estimate harness (ltc_edge/bench/arm/cycles.py): reset, then only the golden harness's
  * timed loops (N and 2N steps between platform_count() calls), traced under qemu */
 #include "{data}"
@@ -227,23 +235,14 @@ int main(void)
 """
 
 
-def estimate_model(out: Path, prefix: str, target: str, kind: str, flags=(), steps: int = 4) -> dict:
-    """Build the timing-only harness for the model C in `out` (prepared by arm.prepare or
-    cortex_m.prepare_int8: kind 'fp32' | 'int8'), flags after the target's (-O, -D), and
-    estimate; or {"cycles_skipped": why} when the build or the trace fails."""
-    from .cortex_m import FIRMWARE, _link
-
+def write_timing_main(out: Path, kind: str) -> Path:
+    """cycles_main_<kind>.c in out, beside golden_data.h (fp32) or golden_int_data.h (int8): build
+    it with the model's C, -DGOLDEN_TIMING_STEPS=STEPS and the firmware folder on the include path."""
     data, step, ytype = (("golden_int_data.h", "GOLDEN_STEP_Q(&s, golden_xq[k], y)", "int16_t") if kind == "int8"
                          else ("golden_data.h", "GOLDEN_STEP(&s, golden_x[k], golden_dt[k], y)", "float"))
-    main = Path(out) / f"cycles_main_{kind}.c"
-    main.write_text(TIMING_MAIN.format(data=data, step=step, ytype=ytype))
-    elf = f"cycles_{kind}_{target}.elf"
-    try:
-        _link(Path(out), target, elf, [main, f"{prefix}.c"], [*flags, f"-DGOLDEN_TIMING_STEPS={steps}",
-                                                               f"-I{FIRMWARE}"])
-        return estimate(Path(out) / elf, target, steps)
-    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
-        return {"cycles_skipped": str(e).splitlines()[0][:200]}
+    path = Path(out) / f"cycles_main_{kind}.c"
+    path.write_text(TIMING_MAIN.format(data=data, step=step, ytype=ytype))
+    return path
 
 
 SNIPPET_MAIN = """/* a straight-line snippet once between two platform_count() calls, then twice: the trace's
@@ -263,16 +262,12 @@ int main(void)
 """
 
 
-def estimate_snippet(asm: str, target: str, out: Path) -> dict:
-    """The estimate for one copy of a Thumb assembly snippet (lines joined by newlines; it may
-    use r0-r3, s0-s15 and the stack, and must fall through) on `target`."""
-    from .cortex_m import _link
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "snippet.c").write_text(SNIPPET_MAIN.format(asm=json.dumps(asm + "\n")))
-    _link(out, target, "snippet.elf", [out / "snippet.c"], ["-Wno-unused-variable"])
-    return estimate(out / "snippet.elf", target, 1)
+def write_snippet_main(out: Path, asm: str) -> Path:
+    """snippet.c in out: Thumb assembly (lines joined by newlines; it may use r0-r3, s0-s15 and
+    the stack, and must fall through) placed for estimate(..., steps=1)."""
+    path = Path(out) / "snippet.c"
+    path.write_text(SNIPPET_MAIN.format(asm=json.dumps(asm + "\n")))
+    return path
 
 
 def main():
@@ -282,8 +277,10 @@ def main():
     ap.add_argument("elf")
     ap.add_argument("--target", choices=list(TIMINGS), default="cortex-m4")
     ap.add_argument("--steps", type=int, required=True, help="the ELF's GOLDEN_TIMING_STEPS")
+    ap.add_argument("--machine", default="mps2-an386", help="qemu board (mps2-an386: M4, mps2-an385: M3, "
+                                                             "microbit: M0)")
     a = ap.parse_args()
-    print(json.dumps(estimate(Path(a.elf), a.target, a.steps), indent=1))
+    print(json.dumps(estimate(Path(a.elf), a.target, a.steps, a.machine), indent=1))
 
 
 if __name__ == "__main__":
