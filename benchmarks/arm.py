@@ -1,9 +1,12 @@
-"""LTC-NCP-19 vs LSTM-19 on ARM (issue 13; models: benchmarks/c_models.py): golden check on
+"""LTC-NCP-19 vs LSTM-19 and GRU-19 on ARM (issues 13 and 24; models: benchmarks/c_models.py, the
+GRU built the same way as the LSTM): golden check on
 aarch64 Linux (qemu-aarch64) and a bare-metal Cortex-M4 (qemu-system-arm -M mps2-an386, -O2,
 -mfloat-abi=hard -mfpu=fpv4-sp-d16), with Cortex-M4 instructions per step (SysTick under
 -icount shift=0, N vs 2N steps differenced), model flash and RAM (size probes, painted stack),
-and aarch64 instructions per step (qemu exec trace, N vs 2N). Results:
-benchmarks/results/arm_m4.json, with the issue's Cortex-M4 targets met or not.
+and aarch64 instructions per step (qemu exec trace, N vs 2N). Every model's default build on the
+M4 is its FPv4 step (LTC: cell_ltc_fpv4.c.in; LSTM/GRU: rnn_fpv4.c.in); the *_portable rows build
+the same files with -DLTC_EDGE_PORTABLE_C. Results: benchmarks/results/arm_m4.json, with the
+issues' Cortex-M4 targets met or not.
 
     .venv/bin/python benchmarks/arm.py [OUT.json] [--no-aarch64-count]
         (tools: ltc_edge/bench/arm/setup.sh)
@@ -25,9 +28,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from c_models import model_files  # noqa: E402
 
 from ltc_edge.bench import arm as A  # noqa: E402
+from ltc_edge.nn import build_model, save  # noqa: E402
 
 TARGETS = {f"ltc_ncp19{form}_m4_{key}": bound for form in ("", "_loop") for key, bound in
            (("instructions_per_step", ("<=", 10000)), ("flash_bytes", ("<=", 6 * 1024)), ("ram_bytes", ("<=", 1024)))}
+TARGETS.update({"lstm19_m4_instructions_per_step": ("<=", 7000),  # issue 24: the baselines with the same care
+                "gru19_m4_instructions_per_step": ("<=", 6000)})
+M4_ROWS = {"ltc_ncp19": "ncp19", "ltc_ncp19_loop": "ncp19_loop", "ltc_ncp19_portable": "ncp19_portable",
+           "lstm19": "lstm19", "lstm19_portable": "lstm19_portable", "gru19": "gru19", "gru19_portable": "gru19_portable"}
 KEEP = ("passed", "max_abs_err", "instructions_per_step", "model_flash_bytes", "model_ram_bytes", "step_stack_bytes",
         "state_bytes", "model_object", "opt")
 
@@ -49,14 +57,18 @@ def summarize(rows: dict) -> dict:
     if "skipped" in ltc or "skipped" in lstm:
         return {"skipped": ltc.get("skipped") or lstm.get("skipped")}
     s = {}
-    for name, r in (("ltc_ncp19", ltc), ("ltc_ncp19_loop", rows["ncp19_loop"].get("m4", {})),
-                    ("ltc_ncp19_portable", rows["ncp19_portable"].get("m4", {})), ("lstm19", lstm)):
+    for name, row in M4_ROWS.items():
+        r = rows[row].get("m4", {})
         for key, field in (("instructions_per_step", "instructions_per_step"), ("flash_bytes", "model_flash_bytes"),
                            ("ram_bytes", "model_ram_bytes")):
             s[f"{name}_m4_{key}"] = r.get(field)
-    s["ltc_over_lstm_m4_instructions"] = ltc["instructions_per_step"] / lstm["instructions_per_step"]
-    s["ltc_over_lstm_m4_flash"] = ltc["model_flash_bytes"] / lstm["model_flash_bytes"]
-    for name in ("ncp19", "lstm19"):
+    # like for like: each cell's FPv4 step against the other's, and the portable steps against each other
+    for form in ("", "_portable"):
+        for other in ("lstm19", "gru19"):
+            for key in ("instructions_per_step", "flash_bytes"):
+                s[f"ltc_over_{other}{form}_m4_{key.split('_')[0]}"] = (
+                    s[f"ltc_ncp19{form}_m4_{key}"] / s[f"{other}{form}_m4_{key}"])
+    for name in ("ncp19", "lstm19", "gru19"):
         a64 = rows[name].get("aarch64", {})
         if a64.get("instructions_per_step") is not None:
             s[f"{name}_aarch64_instructions_per_step"] = a64["instructions_per_step"]
@@ -80,12 +92,14 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="arm-bench-"))
     try:
         files = model_files(work / "models")
-        rows = {name: run_model(files[name], work / name, not a.no_aarch64_count) for name in ("ncp19", "lstm19")}
+        files["gru19"] = save(build_model("gru", 8, units=19, output_size=2, seed=0), work / "models" / "gru19.safetensors")
+        rows = {name: run_model(files[name], work / name, not a.no_aarch64_count) for name in ("ncp19", "lstm19", "gru19")}
         # the loop form (--unroll off; on the M4 both forms build the FPv4 step), and the portable C
         # of the default export built for the M4 (-DLTC_EDGE_PORTABLE_C): what the assembly buys
         rows["ncp19_loop"] = run_model(files["ncp19"], work / "ncp19_loop", False, unroll="off", targets=("m4",))
-        rows["ncp19_portable"] = run_model(files["ncp19"], work / "ncp19_portable", False, targets=("m4",),
-                                           m4_opt="-O2 -DLTC_EDGE_PORTABLE_C")
+        for name in ("ncp19", "lstm19", "gru19"):
+            rows[f"{name}_portable"] = run_model(files[name], work / f"{name}_portable", False, targets=("m4",),
+                                                 m4_opt="-O2 -DLTC_EDGE_PORTABLE_C")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = summarize(rows)
@@ -95,8 +109,13 @@ def main():
                          "ncp19_loop": "the same, exported with --unroll off (the loop form)",
                          "ncp19_portable": "the default export built with -DLTC_EDGE_PORTABLE_C: its portable C "
                                            "step instead of the FPv4 assembly (cell_ltc_fpv4.c.in)",
-                         "lstm19": "ltc_edge LSTM, 19 units, 8 inputs, 2 outputs (the portable C's sigmoid_/tanh_, "
-                                   "the LTC's portable form's math)"},
+                         "lstm19": "ltc_edge LSTM, 19 units, 8 inputs, 2 outputs, seed 0; on the M4 its FPv4 step "
+                                   "(rnn_fpv4.c.in: vldm + vfma over packed weights, the LTC gate's 2^t for "
+                                   "sigmoid/tanh)",
+                         "gru19": "ltc_edge GRU, 19 units, 8 inputs, 2 outputs, seed 0; on the M4 its FPv4 step",
+                         "lstm19_portable": "the LSTM's export built with -DLTC_EDGE_PORTABLE_C (portable C: "
+                                            "dense loops, sigmoid_/tanh_ of math.c.in)",
+                         "gru19_portable": "the GRU's export built with -DLTC_EDGE_PORTABLE_C"},
               "notes": {"model_flash_bytes": "probe firmware (reset + one step) minus the same firmware without "
                                              "the model: code + const weights (its own math: no libm)",
                         "model_ram_bytes": "state struct + stack high-water mark of one step + the model's "
