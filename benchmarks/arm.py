@@ -37,7 +37,8 @@ TARGETS.update({"lstm19_m4_instructions_per_step": ("<=", 7000),  # issue 24: th
 M4_ROWS = {"ltc_ncp19": "ncp19", "ltc_ncp19_loop": "ncp19_loop", "ltc_ncp19_portable": "ncp19_portable",
            "lstm19": "lstm19", "lstm19_portable": "lstm19_portable", "gru19": "gru19", "gru19_portable": "gru19_portable"}
 KEEP = ("passed", "max_abs_err", "instructions_per_step", "model_flash_bytes", "model_ram_bytes", "step_stack_bytes",
-        "state_bytes", "model_object", "opt")
+         "state_bytes", "model_object", "opt", "cycles_per_step", "cycles_low", "cycles_high",
+         "traced_instructions_per_step", "mix_per_step", "cycles_skipped")
 
 
 def run_model(path: Path, work: Path, aarch64_count: bool, unroll: str = "auto", targets=("aarch64", "m4"),
@@ -59,13 +60,13 @@ def summarize(rows: dict) -> dict:
     s = {}
     for name, row in M4_ROWS.items():
         r = rows[row].get("m4", {})
-        for key, field in (("instructions_per_step", "instructions_per_step"), ("flash_bytes", "model_flash_bytes"),
-                           ("ram_bytes", "model_ram_bytes")):
+        for key, field in (("instructions_per_step", "instructions_per_step"), ("cycles_per_step", "cycles_per_step"),
+                           ("flash_bytes", "model_flash_bytes"), ("ram_bytes", "model_ram_bytes")):
             s[f"{name}_m4_{key}"] = r.get(field)
     # like for like: each cell's FPv4 step against the other's, and the portable steps against each other
     for form in ("", "_portable"):
         for other in ("lstm19", "gru19"):
-            for key in ("instructions_per_step", "flash_bytes"):
+            for key in ("instructions_per_step", "cycles_per_step", "flash_bytes"):
                 s[f"ltc_over_{other}{form}_m4_{key.split('_')[0]}"] = (
                     s[f"ltc_ncp19{form}_m4_{key}"] / s[f"{other}{form}_m4_{key}"])
     for name in ("ncp19", "lstm19", "gru19"):
@@ -120,6 +121,9 @@ def main():
                                              "the model: code + const weights (its own math: no libm)",
                         "model_ram_bytes": "state struct + stack high-water mark of one step + the model's "
                                            ".data/.bss (none)",
+                        "cycles_per_step": "Cortex-M4: an estimate, the executed instruction mix (qemu exec trace "
+                                           "of 4 steps, N vs 2N) x the Cortex-M4 TRM timings, zero-wait-state "
+                                           "memory; cycles_low/high: the TRM's ranges (ltc_edge/bench/arm/cycles.py)",
                         "instructions_per_step": "Cortex-M4: SysTick ticks x 40 under qemu -icount shift=0 "
                                                  "(1 insn = 1 ns, 25 MHz SysTick), (2N - N steps) / N; aarch64: "
                                                  "qemu exec trace, single-stepped, N vs 2N"},

@@ -8,7 +8,8 @@ default, the 10-epoch models benchmarks/robustness.py trains; rows for absent fi
   * Cortex-M0 (qemu -M microbit, soft float), Cortex-M3 (-M mps2-an385, soft float) and
     Cortex-M4 (-M mps2-an386, hard float; fp32: the portable C, and on the M4 also the default
     build, the LTC's FPv4 assembly): golden test (int8: bit-exact with the host build),
-    instructions per step (SysTick under -icount shift=0), flash of the step object
+    instructions per step (SysTick under -icount shift=0), a cycle estimate per step (the executed
+    instruction mix x the core's TRM timings: ltc_edge/bench/arm/cycles.py), flash of the step object
     (arm-none-eabi-size text + data) and linked (with the helpers and libm it pulls in),
     and the float helpers the object references.
 Results: benchmarks/results/c_int8.json, with the issue's targets met or not.
@@ -31,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from ltc_edge.bench.arm import cortex_m as CM  # noqa: E402
 
-KEEP = ("passed", "instructions_per_step", "linked_flash_bytes", "step_stack_bytes", "state_bytes",
-        "max_lsb_err", "max_abs_err")
+KEEP = ("passed", "instructions_per_step", "cycles_per_step", "cycles_low", "cycles_high", "cycles_skipped",
+        "linked_flash_bytes", "step_stack_bytes", "state_bytes", "max_lsb_err", "max_abs_err")
 
 
 def c_runner(folder):
@@ -88,7 +89,8 @@ def cortex(model_file, work: Path, x=None) -> dict:
     r = CM.measure(model_file, work, timing_steps=20, x=x)
     res = {"int8_quantization": r["int8_info"]["quantization"], "int8_weights_bytes": r["int8_info"]["weights_bytes"]}
     for t in CM.TARGETS:
-        row = {k: r[t][k] for k in ("speedup_instructions", "speedup_instructions_vs_fpv4") if k in r[t]}
+        row = {k: r[t][k] for k in ("speedup_instructions", "speedup_instructions_vs_fpv4", "speedup_cycles",
+                                    "speedup_cycles_vs_fpv4") if k in r[t]}
         for kind in ("int8", "fp32", "fp32_fpv4"):
             if kind not in r[t]:
                 continue
@@ -164,7 +166,9 @@ def main():
                      "C generator's portable form (-DLTC_EDGE_PORTABLE_C, its own exp2/sigmoid; soft float on "
                      "M0/M3); fp32_fpv4 (M4) = its default build there, the LTC's FPv4 assembly (issue 13); "
                      "flash: arm-none-eabi-size text+data of the step object (int8 built with "
-                     "<PREFIX>_INTEGER_ONLY)"}
+                     "<PREFIX>_INTEGER_ONLY); cycles_per_step: an estimate, the executed instruction mix (qemu "
+                     "exec trace of 4 steps, N vs 2N) x the core's TRM timings, zero-wait-state memory, "
+                     "cycles_low/high: the TRM's ranges (ltc_edge/bench/arm/cycles.py)"}
     Path(a.out).write_text(json.dumps(res, indent=1, default=str) + "\n")
     print(json.dumps(res["targets"], indent=1))
 

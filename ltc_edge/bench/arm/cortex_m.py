@@ -222,11 +222,12 @@ def measure(model_file, out, *, targets=tuple(TARGETS), prefix: str = "ltc_model
         if TARGETS[target].get("fpv4"):  # and the default fp32 build there: the LTC's FPv4 assembly
             row["fp32_fpv4"] = {"object": step_object(out / "fp32", prefix, target),
                                 **run_golden(out / "fp32", prefix, target, "fp32")}
-        i8 = row["int8"].get("instructions_per_step")
-        for kind, key in (("fp32", "speedup_instructions"), ("fp32_fpv4", "speedup_instructions_vs_fpv4")):
-            if kind in row:
-                f32 = row[kind].get("instructions_per_step")
-                row[key] = (f32 / i8) if i8 and f32 else None
+        for unit, field in (("instructions", "instructions_per_step"), ("cycles", "cycles_per_step")):
+            i8 = row["int8"].get(field)
+            for kind, key in (("fp32", f"speedup_{unit}"), ("fp32_fpv4", f"speedup_{unit}_vs_fpv4")):
+                if kind in row:
+                    f32 = row[kind].get(field)
+                    row[key] = (f32 / i8) if i8 and f32 else None
         res[target] = row
     return res
 
