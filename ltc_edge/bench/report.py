@@ -375,14 +375,12 @@ def terminal_table(results: dict):
                       _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None))
         tables.append(t)
     if arm:
-        t = _rich_table(Table, f"{title}: generated C on ARM targets (qemu)", ["model", "params", "run on",
-                        f"{windows} (host C)", f"{streamed} (host C)", "instr/step (qemu)", "est. cycles/step",
-                        "clock MHz",
-                        "est. µs/step", "flash KiB", "RAM KiB"])
+        t = _rich_table(Table, f"{title}: generated C on ARM targets (qemu; {results.get('metric') or 'metric'}: "
+                        "the host build of the same C)", ["model", "run on", windows, streamed, "instr/step (qemu)",
+                        "est. cycles/step", "MHz", "est. µs/step", "flash KiB", "RAM KiB"])
         for r in arm:
-            t.add_row(r["model"], str(r.get("parameters") or "-"), run_on(r), _fmt(r.get("metric"), 4),
-                      _fmt(r.get("metric_streaming"), 4), _fmt(r.get("instructions_per_step")),
-                      _fmt(r.get("cycles_per_step")),
+            t.add_row(r["model"], run_on(r), _fmt(r.get("metric"), 4), _fmt(r.get("metric_streaming"), 4),
+                      _count(r.get("instructions_per_step")), _count(r.get("cycles_per_step")),
                       _fmt(r["clock_hz"] / 1e6 if r.get("clock_hz") else None), _fmt(r.get("est_step_us")),
                       _kib(r.get("flash_bytes")), _kib(r.get("ram_bytes")))
         tables.append(t)
@@ -393,6 +391,10 @@ def terminal_table(results: dict):
     return Group(*tables)
 
 
+def _count(n) -> str:
+    return "-" if n is None else f"{n:,.0f}"
+
+
 def _kib(n) -> str:
     return "-" if n is None else f"{n / 1024:.1f}"
 
@@ -400,7 +402,9 @@ def _kib(n) -> str:
 def _rich_table(Table, title: str, columns: list[str]):
     t = Table(title=title)
     for col in columns:
-        t.add_column(col, justify="left" if col in ("model", "run on") else "right", no_wrap=col == "run on")
+        left = col in ("model", "run on")  # the others in two lines: "p50 µs" over "(host)"
+        t.add_column(col if left else "\n".join(col.rsplit(" ", 1)), justify="left" if left else "right",
+                     no_wrap=col == "run on")
     return t
 
 
