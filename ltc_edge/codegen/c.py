@@ -505,7 +505,7 @@ def _cell_lstm(C, P, cfg, opts):
     gates = [slice(g * n, (g + 1) * n) for g in range(4)]  # i, f, g, o
     wx, wh = (np.stack([np.asarray(P[k], np.float64)[s] for s in gates]) for k in ("weight_ih", "weight_hh"))
     bias = np.stack([np.asarray(P["bias"], np.float64)[s] for s in gates])
-    fpv4 = _fpv4_rnn_parts("LSTM", bias, wx, wh, "ssts", x_kinds=range(4), h_kinds=range(4))
+    fpv4 = _fpv4_rnn_parts("LSTM", [_fr_layer("fr_mac", bias, [("x", wx, 0), ("h", wh, 0)], _fr_scales("ssts"))])
     return _fpv4_or_portable(C, _tmpl("cell_lstm_fpv4.c.in").substitute(N=n, FPV4_PARTS=fpv4), Cp, portable), {}
 
 
@@ -521,47 +521,65 @@ def _cell_gru(C, P, cfg, opts):
     bias = np.stack([bi[g], bi[r] + bh[r], bi[z] + bh[z], bh[g]])
     wx = np.stack([f64("weight_ih")[s] for s in (g, r, z)])
     wh = np.stack([f64("weight_hh")[s] for s in (r, z, g)])
-    fpv4 = _fpv4_rnn_parts("GRU", bias, wx, wh, "tsst", x_kinds=range(3), h_kinds=range(1, 4))
+    fpv4 = _fpv4_rnn_parts("GRU", [_fr_layer("fr_mac", bias, [("x", wx, 0), ("h", wh, 1)], _fr_scales("tsst"))])
     return _fpv4_or_portable(C, _tmpl("cell_gru_fpv4.c.in").substitute(N=n, FPV4_PARTS=fpv4), Cp, portable), {}
 
 
-_FR_UNITS = 3  # units per block of the RNN FPv4 step: 4 gate kinds x 3 = 12 sums in s20-s31
+_FR_SUMS = 12  # pre-activations per block of the RNN FPv4 step (rnn_fpv4.c.in): s20-s31
 _FR_SCALE = {"s": -_LOG2E, "t": -2.0 * _LOG2E}  # sigmoid(x) = 1/(1 + 2^t), t = -x log2(e); tanh: t = -2x log2(e)
 
 
-def _fpv4_rnn_parts(kind: str, bias, wx, wh, acts: str, x_kinds, h_kinds) -> str:
-    """rnn_fpv4.c.in for a gated RNN: bias [4 kinds, n], wx [len(x_kinds), n, in], wh [len(h_kinds),
-    n, n]; acts: each kind's activation ("s" sigmoid, "t" tanh), whose scale of t is folded into
-    its rows here. Per block of 3 units one record: its 12 biases (kind-major), then per input
-    the weights of the x_kinds' rows, then per state those of the h_kinds' (units past n: zeros)."""
-    scale = np.array([_FR_SCALE[a] for a in acts])
-    bias = bias * scale[:, None]
-    wx, wh = wx * scale[list(x_kinds), None, None], wh * scale[list(h_kinds), None, None]
-    n, n_in = wx.shape[1], wx.shape[2]
-    blocks = -(-n // _FR_UNITS)
-    pad = ((0, 0), (0, blocks * _FR_UNITS - n), (0, 0))
-    bias, wx, wh = np.pad(bias[..., None], pad)[..., 0], np.pad(wx, pad), np.pad(wh, pad)
+def _fr_scales(acts: str) -> np.ndarray:
+    """The scale of t for each gate kind's activation ("s" sigmoid, "t" tanh)."""
+    return np.array([_FR_SCALE[a] for a in acts])
+
+
+def _fr_layer(name: str, bias, phases, scale) -> tuple[str, str, np.ndarray]:
+    """One MAC function of the RNN FPv4 step (rnn_fpv4_mac.c.in) and its packed weights: bias [kinds,
+    units]; phases [(input, W [kinds it feeds, units, inputs], its first kind)]; scale [kinds]: t's
+    scale, folded into the rows here. Per block of 12 / kinds units one record: its 12 biases
+    (kind-major), then per input of each phase the weights of the kinds it feeds (units past the
+    last: zeros)."""
+    kinds, n = bias.shape
+    per = _FR_SUMS // kinds
+    blocks = -(-n // per)
+    pad = ((0, 0), (0, blocks * per - n), (0, 0))
+    bias = np.pad(bias * scale[:, None], pad[:2])
+    ws = [np.pad(w * scale[k0:k0 + len(w), None, None], pad) for _, w, k0 in phases]
     record = []
     for b in range(blocks):
-        u = slice(b * _FR_UNITS, (b + 1) * _FR_UNITS)
-        record += [bias[:, u].ravel(), wx[:, u, :].transpose(2, 0, 1).ravel(), wh[:, u, :].transpose(2, 0, 1).ravel()]
+        u = slice(b * per, (b + 1) * per)
+        record += [bias[:, u].ravel()] + [w[:, u, :].transpose(2, 0, 1).ravel() for w in ws]
+    upper = name.upper()
+    code = _tmpl("rnn_fpv4_mac.c.in").substitute(
+        NAME=name, UPPER=upper, SUMS=blocks * _FR_SUMS, BLOCKS=blocks,
+        WHAT=" and ".join(f"{x} ({w.shape[2]})" for x, w, _ in phases),
+        PARAMS=", ".join(f"const float *{x}" for x, _, _ in phases),
+        INPUTS=", ".join(f'[{x}] "r"({x})' for x, _, _ in phases),
+        PHASES="".join(_fr_mac_lines(x, per, range(k0, k0 + len(w)), w.shape[2], 2 + i)
+                       for i, (x, w, k0) in enumerate(phases)))
+    return name, code, np.concatenate(record)
+
+
+def _fpv4_rnn_parts(kind: str, layers) -> str:
+    """rnn_fpv4.c.in with the layers' MAC functions and their weights (NAME_W), from _fr_layer."""
     F4 = _Consts()
-    F4.floats("FR_W", np.concatenate(record))
-    return _tmpl("rnn_fpv4.c.in").substitute(
-        KIND=kind, BLOCKS=blocks, IN=n_in, N=n, FR_CONSTANTS=F4.text().rstrip("\n"),
-        X_MAC=_fr_mac_lines(x_kinds, n_in, 2), H_MAC=_fr_mac_lines(h_kinds, n, 3))
+    for name, _, w in layers:
+        F4.floats(f"{name.upper()}_W", w)
+    return _tmpl("rnn_fpv4.c.in").substitute(KIND=kind, FR_CONSTANTS=F4.text().rstrip("\n"),
+                                             MAC_FUNCTIONS="\n".join(code for _, code, _ in layers))
 
 
-def _fr_mac_lines(kinds, count: int, label: int) -> str:
-    """fr_mac's assembly for `count` inputs read from %[p], two per loop pass (then the odd one):
-    per input one vldm of the weights of `kinds` (contiguous) into s8.. and one vfma each into
-    their sums (s20 + 3 kind + unit)."""
-    n_w, first = _FR_UNITS * len(kinds), 20 + _FR_UNITS * kinds[0]
+def _fr_mac_lines(src: str, per: int, kinds, count: int, label: int) -> str:
+    """A MAC function's assembly for `count` inputs read from src, two per loop pass (then the odd
+    one): per input one vldm of the weights of `kinds` (contiguous) into s8.. and one vfma each
+    into their sums (s20 + per kind + unit)."""
+    n_w, first = per * len(kinds), 20 + per * kinds[0]
 
     def one(reg):
         return [f"vldmia   %[w]!, {{s8-s{7 + n_w}}}"] + [f"vfma.f32 s{first + i}, s{8 + i}, {reg}" for i in range(n_w)]
 
-    lines = []
+    lines = [f"mov      %[p], %[{src}]"]
     if count >= 2:
         lines += [f"movw     %[c], #{count // 2}", f"{label}:", "vldmia   %[p]!, {s0-s1}", *one("s0"), *one("s1"),
                   "subs     %[c], %[c], #1", f"bne      {label}b"]
