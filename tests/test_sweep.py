@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ltc_edge.bench.sweep import groups, read_config, trials
+from ltc_edge.bench.sweep import groups, groups_table, ray_init_args, read_config, run_sweep, table, trials
 from ltc_edge.cli import app
 
 pytest.importorskip("ray")
@@ -150,8 +150,111 @@ def test_unfold_and_wired_kinds_come_from_the_cells():
     assert set(unfold_kinds()) <= set(CELLS) and set(wired_kinds()) <= set(CELLS)
 
 
+class _NoRay(Exception):
+    """Raised by a stand-in ray.init: the test needs the arguments, not a cluster."""
+
+
+def _fake_ray(monkeypatch) -> list:
+    import ray
+
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        raise _NoRay
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    return calls
+
+
+def test_no_address_means_a_fresh_local_ray(tmp_path, monkeypatch):
+    """Issue 29: a stale address (a leftover ray_current_cluster file, RAY_ADDRESS) is never
+    joined when no --address is given: Ray is told address="local" with the local num_cpus."""
+    calls = _fake_ray(monkeypatch)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what a crashed earlier Ray leaves behind
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("task='cheetah'\n[search]\nmodel=['ltc']\n[ray]\nnum_cpus=3\n")
+    local = {"address": "local", "num_cpus": 3, "include_dashboard": False, "log_to_driver": False}
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o")])
+    assert isinstance(r.exception, _NoRay) and calls == [local] and "a fresh local Ray" in r.output
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"), "--address", "local"])
+    assert isinstance(r.exception, _NoRay) and calls[-1] == local
+    # an address given joins that cluster as is, without num_cpus (Ray refuses it when joining)
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"), "--address", "ray://head:10001"])
+    assert calls[-1] == {"address": "ray://head:10001", "log_to_driver": False} and "Ray at ray://head:10001" in r.output
+    assert ray_init_args({"address": "auto", "num_cpus": 3}) == {"address": "auto", "log_to_driver": False}
+    assert ray_init_args({"address": ""})["address"] == "local"
+
+
+def test_task_options_paths_are_the_config_folders_and_bad_data_fails_before_ray(tmp_path, monkeypatch):
+    calls = _fake_ray(monkeypatch)
+    (tmp_path / "cfg").mkdir()
+    rows = [f"{0.1 * i:.1f},{i % 5}.5,{i % 3}.25" for i in range(300)]
+    dirty = rows[:70] + ["7.0,abc,1.25"] + rows[71:]  # data row 70: line 72
+    (tmp_path / "cfg" / "log.csv").write_text("t,u,y\n" + "\n".join(dirty) + "\n")
+    text = ("task='csv'\n[task_options]\ndata='log.csv'\ninputs='u'\ntargets='y'\ntime='t'\n"
+            "[search]\nmodel=['lstm']\n")
+    (tmp_path / "cfg" / "s.toml").write_text(text)
+    cfg = read_config(tmp_path / "cfg" / "s.toml")
+    assert cfg["task_options"]["data"] == str(tmp_path / "cfg" / "log.csv")  # not the working folder's
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
+    assert r.exit_code == 1 and calls == [] and "Traceback" not in r.output
+    assert r.output.strip() == (f"error: {tmp_path / 'cfg' / 'log.csv'}: input column 'u' is not numeric: "
+                                "'abc' at line 72")
+    (tmp_path / "cfg" / "s.toml").write_text(text.replace("[search]", "seq_len=8\nsplit=[0.8, 0.15, 0.05]\n[search]"))
+    (tmp_path / "cfg" / "log.csv").write_text("t,u,y\n" + "\n".join(rows) + "\n")
+    r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
+    assert isinstance(r.exception, _NoRay) and len(calls) == 1
+    assert "warning: the test split is 15 rows (2 windows)" in r.output
+    (tmp_path / "cfg" / "s.toml").write_text("task='csv'\ntask_options=3\n[search]\nmodel=['lstm']\n")
+    r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
+    assert r.exit_code == 1 and "task_options must be a [task_options] table" in r.output
+
+
+def test_tables_show_the_streamed_metric_beside_the_windowed_one():
+    from rich.console import Console
+
+    rows = [{"param_model": "ltc", "param_seed": s, "metric": m, "streaming_metric": sm, "metric_name": "mse",
+             "p50_us": 10.0, "parameters": 99, "pareto": s == 0} for s, m, sm in ((0, 0.23, 0.81), (1, 0.25, 0.79))]
+    summary = {"task": "csv", "trials": 2, "rows": rows, "groups": groups(rows)}
+    assert summary["groups"][0]["streaming_mean"] == pytest.approx(0.80)
+    console = Console(record=True, width=200)
+    console.print(table(summary))
+    console.print(groups_table(summary))
+    text = console.export_text()
+    assert "test mse (windows)" in text and "streamed mse (whole series)" in text and "streamed mse mean" in text
+    assert " 0.23 " in text and " 0.81 " in text and " 0.8 " in text
+    rows[1]["streaming_metric"] = None  # not measured for one seed: no mean over the others
+    assert groups(rows)[0]["streaming_mean"] is None
+
+
 @pytest.mark.slow
-def test_local_two_worker_sweep(tmp_path):
+def test_a_trial_on_a_csv_streams_like_ltc_eval(tmp_path, monkeypatch):
+    """One trial (no Ray), the data named relative to the config, run from another folder (as Ray
+    runs trials): its streamed metric is `ltc eval --streaming`'s."""
+    from ltc_edge.bench.sweep import run_trial
+
+    rows = "\n".join(f"{0.1 * i:.1f},{(i * 7) % 5}.5,{(i * 7) % 5 * 0.3:.2f}" for i in range(300))
+    (tmp_path / "log.csv").write_text("t,u,y\n" + rows + "\n")
+    (tmp_path / "s.toml").write_text("task='csv'\nepochs=1\nbatch_size=4\n[task_options]\ndata='log.csv'\n"
+                                     "inputs='u'\ntargets='y'\ntime='t'\nseq_len=16\n[search]\nmodel=['lstm']\n")
+    cfg = read_config(tmp_path / "s.toml")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    row = run_trial({"trial": {"model": "lstm", "units": 4}, "task": "csv", "task_options": cfg["task_options"],
+                     "epochs": 1, "batch_size": 4, "out_dir": str(tmp_path / "trials")})
+    r = CliRunner().invoke(app, ["eval", row["model_file"], "--streaming", "--json"])
+    got = json.loads(r.output.strip().splitlines()[-1])
+    assert row["metric"] == pytest.approx(got["mse"], rel=1e-5)
+    assert row["streaming_metric"] == pytest.approx(got["streaming_mse"], rel=1e-6) and got["streaming_steps"] == 45
+    assert row["streaming_metric"] != pytest.approx(row["metric"], rel=1e-3)  # two different measurements
+
+
+@pytest.mark.slow
+def test_local_two_worker_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # a stale address: no --address must not join it
     cfg = tmp_path / "sweep.toml"
     cfg.write_text('task = "digits"\nepochs = 6\nbatch_size = 32\n'
                    '[[search]]\nmodel = ["ltc"]\nunits = [16]\nlr = [0.02]\nwiring = ["auto-ncp"]\n'
@@ -163,8 +266,11 @@ def test_local_two_worker_sweep(tmp_path):
     assert summary["trials"] == 3 and not summary["failed"]
     rows = {(r["param_model"], r.get("param_seed")): r for r in summary["rows"]}
     assert set(rows) == {("ltc", None), ("gru", 0), ("gru", 1)}
+    assert summary["ray_address"] == "local"
     for row in rows.values():
         assert 0.0 <= row["metric"] <= 1.0 and row["p50_us"] > 0 and row["onnx_nodes"] > 0
+        # digits has no series: its windows stream one by one from the reset state, as windowed
+        assert row["streaming_metric"] == pytest.approx(row["metric"], abs=0.01)
         assert 1 <= row["best_epoch"] <= 6 and 0.0 <= row["valid_metric"] <= 1.0
     # two seeds are two different trainings; their group holds both, mean between them
     assert rows[("gru", 0)]["metric"] != rows[("gru", 1)]["metric"]

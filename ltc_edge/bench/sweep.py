@@ -9,6 +9,14 @@ CONFIG is TOML or JSON:
     seed = 0
     compile = false            # optional: torch.compile the training step (faster on long runs)
 
+    [task_options]             # optional: the task's data options, as `ltc train` takes them
+    data = "log.csv"           # csv / npz: the file (relative paths: to this config's folder)
+    inputs = "u,v"             # csv / npz: input columns (names or 0-based indices)
+    targets = "y"              # csv / npz: target columns
+    time = "t"                 # csv / npz, optional: timestamp column (its differences are dt)
+    seq_len = 32               # optional (also cheetah, pendulum); stride = 16 likewise
+    split = [0.7, 0.15, 0.15]  # csv / npz, optional: train, valid, test fractions
+
     [search]                   # a grid over every list; scalars are fixed
     model = ["ltc", "lstm"]
     units = [16, 32]
@@ -22,10 +30,15 @@ union (e.g. LTC with two wirings, the other cells with their own). With seeds in
 sweep.json gains "groups": each configuration's metric as mean, std (n-1) and range over seeds.
 
     [ray]
-    address = ""               # "" = start a local Ray; "auto" or "ray://head:10001" = a cluster
+    address = ""               # "" (or "local") = a fresh local Ray; "auto" or "ray://head:10001" = a cluster
     num_cpus = 2               # local Ray only
     cpus_per_trial = 1
     max_concurrent = 2
+
+The data is loaded once before Ray starts (bad data: one error line; doubts such as a tiny test
+split: warnings). Each trial's row holds the test metric over windows (state reset each, as
+training measures it) and streamed over the whole test series with the state carried, as the
+model runs on a device (`streaming_metric`).
 """
 
 from __future__ import annotations
@@ -91,7 +104,26 @@ def read_config(path) -> dict:
         _check_values(cfg)
     except LtcEdgeError as e:
         raise LtcEdgeError(f"{path}: {e}") from None
+    cfg["task_options"] = _task_options(cfg, path)
     return cfg
+
+
+def _task_options(cfg: dict, path: Path) -> dict:
+    """[task_options] with its file paths made absolute (relative ones are taken from the config's
+    folder: the trials run in folders of their own)."""
+    opts = cfg.get("task_options") or {}
+    if not isinstance(opts, dict):
+        raise LtcEdgeError(f"{path}: task_options must be a [task_options] table, like data = \"f.csv\"")
+    return {k: str((path.parent / v).resolve()) if k in ("data", "data_dir") and isinstance(v, str) else v
+            for k, v in opts.items()}
+
+
+def check_task(cfg: dict) -> list[str]:
+    """Load the task's data once, before Ray starts: bad data is one error here, not one per
+    trial. Returns the data's warnings (tiny test split, timestamps as an input, ...)."""
+    from ..train.tasks import load_task
+
+    return list(load_task(cfg["task"], **cfg.get("task_options", {})).info.get("warnings") or [])
 
 
 def _grids(cfg: dict) -> list:
@@ -178,9 +210,11 @@ def groups(rows: list[dict]) -> list[dict]:
     out = []
     for key, rs in by.items():
         m = [r["metric"] for r in rs]
+        streamed = [r["streaming_metric"] for r in rs if r.get("streaming_metric") is not None]
         out.append({**json.loads(key), "metric_name": rs[0]["metric_name"], "n": len(m),
                     "seeds": [r.get("param_seed") for r in rs], "mean": statistics.fmean(m),
-                    "std": statistics.stdev(m) if len(m) > 1 else None, "min": min(m), "max": max(m)})
+                    "std": statistics.stdev(m) if len(m) > 1 else None, "min": min(m), "max": max(m),
+                    "streaming_mean": statistics.fmean(streamed) if len(streamed) == len(m) else None})
     return out
 
 
@@ -227,32 +261,40 @@ def run_trial(params: dict) -> dict:
     x = np.zeros((1, best.input_size), np.float32)
     lat = measure_latency(lambda: ctrl.step(x, 0.05), min_seconds=0.3)
     counts = best.counts()
+    streamed = metrics["test_streaming"].get(task.metric)
     return {**{f"param_{k}": v for k, v in t.items()}, "metric": float(metrics["test"][task.metric]),
-            "metric_name": task.metric, "valid_metric": float(metrics["valid"][task.metric]),
+            "metric_name": task.metric, "streaming_metric": None if streamed is None else float(streamed),
+            "valid_metric": float(metrics["valid"][task.metric]),
             "best_epoch": metrics["best_epoch"], "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
             "parameters": counts["parameters"], "synapses": counts["synapses"], "train_s": round(train_s, 2),
             "onnx_nodes": manifest.get("node_count"), "onnx_bytes": manifest.get("size_bytes"),
             "model_file": str(out / "model.safetensors")}
 
 
-def run_sweep(cfg: dict, out: Path, on_result=None) -> dict:
+ROW_KEYS = ("metric", "metric_name", "streaming_metric", "valid_metric", "best_epoch", "p50_us", "p99_us",
+            "parameters", "synapses", "train_s", "onnx_nodes", "onnx_bytes", "model_file")
+
+
+def ray_init_args(rcfg: dict) -> dict:
+    """ray.init()'s arguments. An address given: join that cluster. None (or "local"): a fresh
+    local Ray with num_cpus, always: address="local" keeps Ray from joining whatever a stale
+    ray_current_cluster file (left by an earlier or crashed Ray) or RAY_ADDRESS points at."""
+    address = (rcfg.get("address") or "").strip()
+    if address and address != "local":
+        return {"address": address, "log_to_driver": False}
+    return {"address": "local", "num_cpus": int(rcfg.get("num_cpus", 2)), "include_dashboard": False,
+            "log_to_driver": False}
+
+
+def _fit(cfg: dict, grid: list, out: Path) -> tuple[list, list]:
+    """Run the grid on Ray Tune (started here unless the caller has one): (rows, failed)."""
     import ray
     from ray import tune
 
-    from ..nn.modelfile import atomic_write_bytes
-    from .report import pareto_front
-    from .timing import machine_info
-
-    out = Path(out).resolve()
-    grid = trials(cfg)
     rcfg = cfg.get("ray") or {}
-    address = rcfg.get("address") or None
     started_here = not ray.is_initialized()
     if started_here:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=int(rcfg.get("num_cpus", 2)), include_dashboard=False, log_to_driver=False)
+        ray.init(**ray_init_args(rcfg))
     try:
         base = {"task": cfg["task"], "task_options": cfg.get("task_options", {}), "epochs": cfg.get("epochs", 3),
                 "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0),
@@ -261,25 +303,34 @@ def run_sweep(cfg: dict, out: Path, on_result=None) -> dict:
         tuner = tune.Tuner(trainable, param_space={**base, "trial": tune.grid_search(grid)},
                            tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
                            run_config=tune.RunConfig(storage_path=str(out / "ray"), name="sweep", verbose=0))
-        results = tuner.fit()
         rows, failed = [], []
-        for r in results:
+        for r in tuner.fit():
             if r.error is not None:
                 failed.append({"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]})
             else:
-                rows.append({k: v for k, v in r.metrics.items() if k.startswith("param_") or k in (
-                    "metric", "metric_name", "valid_metric", "best_epoch", "p50_us", "p99_us", "parameters",
-                    "synapses", "train_s", "onnx_nodes", "onnx_bytes", "model_file")})
+                rows.append({k: v for k, v in r.metrics.items() if k.startswith("param_") or k in ROW_KEYS})
     finally:
         if started_here:
             ray.shutdown()
+    return rows, failed
+
+
+def run_sweep(cfg: dict, out: Path) -> dict:
+    from ..nn.modelfile import atomic_write_bytes
+    from .report import pareto_front
+    from .timing import machine_info
+
+    out = Path(out).resolve()
+    grid = trials(cfg)
+    rows, failed = _fit(cfg, grid, out)
     higher = bool(rows) and rows[0]["metric_name"] == "accuracy"
     front = pareto_front([(r["p50_us"], r["metric"]) for r in rows], higher) if rows else []
     for i, r in enumerate(rows):
         r["pareto"] = i in front
     rows.sort(key=lambda r: (-r["metric"] if higher else r["metric"]))
-    summary = {"task": cfg["task"], "epochs": base["epochs"], "trials": len(grid), "failed": failed,
-               "ray_address": address or "local", "machine": machine_info(), "rows": rows}
+    address = ray_init_args(cfg.get("ray") or {})["address"]
+    summary = {"task": cfg["task"], "epochs": cfg.get("epochs", 3), "trials": len(grid), "failed": failed,
+               "ray_address": address, "machine": machine_info(), "rows": rows}
     if any("param_seed" in r for r in rows):
         summary["groups"] = groups(rows)
     atomic_write_bytes(out / "sweep.json", json.dumps(summary, indent=2).encode())
@@ -292,13 +343,19 @@ def table(summary: dict):
     rows = summary["rows"]
     params = sorted({k for r in rows for k in r if k.startswith("param_")})
     t = Table(title=f"sweep on {summary['task']} ({len(rows)} of {summary['trials']} trials; * = Pareto front)")
-    for col in ["", *(p[6:] for p in params), rows[0]["metric_name"] if rows else "metric", "p50 µs", "params",
-                "ONNX nodes"]:
+    name = rows[0]["metric_name"] if rows else "metric"
+    for col in ["", *(p[6:] for p in params), f"test {name} (windows)", f"streamed {name} (whole series)", "p50 µs",
+                "params", "ONNX nodes"]:
         t.add_column(col)
     for r in rows:
         t.add_row("*" if r["pareto"] else "", *(str(r.get(p, "-")) for p in params), f"{r['metric']:.4g}",
-                  f"{r['p50_us']:.1f}", str(r["parameters"]), str(r.get("onnx_nodes", "-")))
+                  _number(r.get("streaming_metric")), f"{r['p50_us']:.1f}", str(r["parameters"]),
+                  str(r.get("onnx_nodes", "-")))
     return t
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def groups_table(summary: dict):
@@ -309,10 +366,10 @@ def groups_table(summary: dict):
     params = sorted({k for g in gs for k in g if k.startswith("param_")})
     name = gs[0]["metric_name"] if gs else "metric"
     t = Table(title=f"over seeds: {name} mean ± std (n-1)")
-    for col in [*(p[6:] for p in params), "seeds", f"{name} mean ± std", "min", "max"]:
+    for col in [*(p[6:] for p in params), "seeds", f"{name} mean ± std", "min", "max", f"streamed {name} mean"]:
         t.add_column(col)
     for g in gs:
         spread = "" if g["std"] is None else f" ± {g['std']:.3g}"
         t.add_row(*(str(g.get(p, "-")) for p in params), str(g["n"]), f"{g['mean']:.4g}{spread}",
-                  f"{g['min']:.4g}", f"{g['max']:.4g}")
+                  f"{g['min']:.4g}", f"{g['max']:.4g}", _number(g.get("streaming_mean")))
     return t
