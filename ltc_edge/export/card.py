@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..artifact import FileEntry, Manifest
 from ..fileio import atomic_write_bytes
-from ..nn.schema import default_dt
+from ..nn.schema import default_dt, dt_note
 
 CARD = "MODEL_CARD.md"
 UNITS_NOTE = "not recorded (ltc-edge stores column names, not units)"
@@ -60,6 +60,8 @@ def drift_summary(drift) -> str:
     if metric.get("name") and "exported" in metric:
         ref = "" if str(metric["name"]).endswith("_to_fp32") else f" (torch fp32 {metric.get('torch_fp32', float('nan')):.4g})"
         parts.append(f"{metric['name']} {metric['exported']:.4g}{ref}")
+    if drift.get("data"):  # synthetic inputs are said so: never mistaken for real data
+        parts.append(f"on {'synthetic inputs (no real data given)' if drift['data'] == 'synthetic' else drift['data']}")
     return ", ".join(parts)
 
 
@@ -118,14 +120,15 @@ def _dt(m: Manifest) -> list[str]:
     if not m.uses_dt:
         lines.append(f"- a {m.kind} cell has no notion of elapsed time: dt is ignored")
     elif m.fixed_dt is not None:
-        lines.append(f"- fixed dt {m.fixed_dt:g} baked into the graph (step(dt=...) must match it)")
+        source = m.details.get("fixed_dt_source")
+        lines.append(f"- fixed dt {m.fixed_dt:g} baked into the graph" + (f", taken from {source}" if source else "")
+                     + "; step(dt=...) must match it")
     else:
         lines.append(f"- dt is an input; a step without one uses the default dt {m.default_dt:g}")
+    lines.append(f"- the model's training dt: {dt_note(m.config or {})}")
     dts = _task(m.config).get("dt")
     if isinstance(dts, dict):
-        lines.append("- training dt: " + ", ".join(f"{k} {v:g}" for k, v in dts.items()))
-    else:
-        lines.append("- training dt distribution: not recorded")
+        lines.append("- training dt distribution: " + ", ".join(f"{k} {v:g}" for k, v in dts.items()))
     return lines + [""]
 
 

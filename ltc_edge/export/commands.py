@@ -105,6 +105,8 @@ def _summary(manifest: dict, out: Path):
     if quant.get("excluded_nodes"):
         kept = len(quant["excluded_nodes"])
         parts.append(f"{kept} of {kept + quant['quantized_nodes']} products left out of int8 (mixed precision)")
+    if manifest.get("fixed_dt_source"):
+        parts.append(f"dt fixed at {manifest['fixed_dt']:g} from {manifest['fixed_dt_source']}")
     if drift.get("skipped"):
         parts.append(f"drift not checked: {drift['skipped']}")
     if "max_abs" in drift:

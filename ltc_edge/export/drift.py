@@ -39,6 +39,7 @@ class RefData:
     dt: np.ndarray | None
     y: np.ndarray | None           # [N, T, out] float (regression) or [N] int (classification)
     synthetic: bool = False
+    dt_from_data: bool = True      # False: dt filled in with the model's default dt (with_default_dt)
 
     @property
     def task_kind(self) -> str | None:
@@ -71,7 +72,23 @@ def load_reference(spec, config: dict, *, fixed_dt: float | None = None, seed: i
     """RefData from an .npz path, a RefData (e.g. from_task) or None (synthetic). Sequences
     without dt are given the model's default dt (its training data's median dt), so that the
     torch model and the export step the same dynamics the runtime does."""
-    return with_default_dt(_reference(spec, config, fixed_dt=fixed_dt, seed=seed), config, fixed_dt)
+    data = _reference(spec, config, fixed_dt=fixed_dt, seed=seed)
+    check_reference(data)
+    return with_default_dt(data, config, fixed_dt)
+
+
+def check_reference(data: RefData) -> None:
+    """One-line ValueError unless every set holds at least one sequence of at least one step
+    and every dt is positive and finite (a dt of -1 or inf steps the model into inf / NaN)."""
+    for what, x, dt in (("calibration", data.calib_x, data.calib_dt), ("held-out", data.x, data.dt)):
+        if x is None:
+            continue
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"calibration {data.source}: its {what} set is empty (x {list(x.shape)}); "
+                             "needs at least one sequence of at least one step")
+        if dt is not None and not (np.isfinite(dt).all() and (dt > 0).all()):
+            bad = dt[~(np.isfinite(dt) & (dt > 0))].ravel()[0]
+            raise ValueError(f"calibration {data.source}: dt must be positive and finite, found {bad:g}")
 
 
 def with_default_dt(data: RefData, config: dict, fixed_dt=None) -> RefData:
@@ -84,7 +101,27 @@ def with_default_dt(data: RefData, config: dict, fixed_dt=None) -> RefData:
         return data
     d = np.float32(default_dt(config))
     return replace(data, calib_dt=None if data.calib_x is None else np.full(data.calib_x.shape[:2], d, np.float32),
-                   dt=np.full(data.x.shape[:2], d, np.float32))
+                   dt=np.full(data.x.shape[:2], d, np.float32), dt_from_data=False)
+
+
+def fold_dt(data: RefData, config: dict, fixed_dt=None) -> tuple[float, str]:
+    """(dt, where it comes from) for a step that folds one dt in (the int8 C step): --fixed-dt,
+    else the calibration data's own dt (varying: its median, the training median's analogue),
+    else the model's training median dt, else 1.0 per step."""
+    from ..nn.schema import default_dt
+
+    if fixed_dt is not None:
+        return float(fixed_dt), "--fixed-dt"
+    dts = [d.ravel() for d in (data.calib_dt, data.dt) if d is not None]
+    if data.dt_from_data and dts:
+        v = np.concatenate(dts)
+        lo, hi, med = (float(str(np.float32(a))) for a in (v.min(), v.max(), np.median(v)))
+        if lo == hi:
+            return lo, f"the calibration data's dt ({data.source})"
+        return med, f"the median of the calibration data's dt ({data.source}; it varies from {lo:g} to {hi:g})"
+    task_dt = ((config.get("task") or {}).get("dt") or {}).get("median")
+    return default_dt(config), ("the model's training median dt" if task_dt is not None
+                                else "the ncps default of 1.0 per step (neither the data nor the model records a dt)")
 
 
 def _reference(spec, config: dict, *, fixed_dt: float | None = None, seed: int = 0) -> RefData:
@@ -114,6 +151,9 @@ def _reference(spec, config: dict, *, fixed_dt: float | None = None, seed: int =
             raise ValueError(f"calibration file {path}: x must be [N, T, {n_in}] for this model, got {list(x.shape)}")
         if not np.isfinite(x).all():
             raise ValueError(f"calibration file {path}: x contains NaN or infinite values")
+        if 0 in x.shape[:2]:
+            raise ValueError(f"calibration file {path}: x has shape {list(x.shape)}: needs at least one "
+                             "sequence of at least one step")
         dt = _dt2(arrays.get("dt"), x, f"calibration file {path}")
         y = arrays.get("y")
         n = x.shape[0]
@@ -251,7 +291,9 @@ def drift_check(model, runner, data: RefData, precision: str, *, fixed_dt=None, 
     budget = BUDGETS[precision]
     out["budget"] = budget
     over = []
-    if "max_abs" in budget and not out["max_abs"] <= budget["max_abs"]:
+    if not np.isfinite(out["max_abs"]):  # never within any budget, whatever the metric says
+        over.append(f"non-finite outputs (max-abs output error {out['max_abs']:g})")
+    elif "max_abs" in budget and not out["max_abs"] <= budget["max_abs"]:
         over.append(f"max-abs output error {out['max_abs']:.3g} > {budget['max_abs']:g}")
     if "metric_rel" in budget and not rel <= budget["metric_rel"]:
         over.append(f"{name} {m_exp:.4g} vs fp32 {m_ref:.4g}: relative change {rel:.3g} > {budget['metric_rel']:g}")

@@ -334,9 +334,16 @@ def _apply_ncps_masks(wiring: dict, cell) -> None:
         wiring[key] = (polarity * mask.astype(int)).tolist()
 
 
-def from_ncps(module) -> Model:
+def from_ncps(module, dt: float = 1.0) -> Model:
     """Convert an in-memory ncps.torch LTC / LTCCell / CfC / CfCCell / WiredCfCCell (with its
-    wiring) into an ltc-edge Model computing the same outputs and states."""
+    wiring) into an ltc-edge Model computing the same outputs and states.
+
+    `dt`: the elapsed time per step the module was trained with, in the unit its timespans
+    were in. ncps steps by 1.0 when forward() is given no timespans, hence the default; a model
+    trained with timespans in seconds at 200 Hz: dt=0.005. It is recorded as the model's
+    training dt (config["task"]["dt"]): a step without dt uses it, and `ltc info`, the C header
+    and the model card state it."""
+    task = _ncps_task(dt)
     name = type(module).__name__
     readout = None
     if name in ("LTC", "CfC"):
@@ -382,10 +389,17 @@ def from_ncps(module) -> Model:
     cell_out = F.cell_spec(cell["kind"]).output_size(cell)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "input_size": cell["input_size"],
               "output_size": readout.out_features if readout is not None else cell_out,
-              "readout": readout is not None, "cell": cell, "normalization": None}
+              "readout": readout is not None, "cell": cell, "normalization": None, "task": task}
     if readout is not None:
         params["readout.weight"], params["readout.bias"] = readout.weight, readout.bias
     return Model(config, {k: v.detach().float() for k, v in params.items()})
+
+
+def _ncps_task(dt) -> dict:
+    """config["task"] of an ncps import: only the training dt (no task to re-load)."""
+    if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and 1e-30 <= dt <= 1e12):
+        raise ValueError(f"from_ncps: dt must be a positive number (the training time step), got {dt!r}")
+    return {"dt": {"median": float(dt), "min": float(dt), "max": float(dt), "mean": float(dt), "std": 0.0}}
 
 
 def _ncps_cfc_block(cell, prefix, linears):

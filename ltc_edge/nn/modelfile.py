@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import UnsafeFileError
 from ..fileio import LIMITS, atomic_write_bytes, read_bytes
 from . import functional as F
-from .schema import FORMAT, SUPPORTED_VERSIONS, ModelFileError, validate_config  # noqa: F401 (re-exported)
+from .schema import FORMAT, MAX_PARAM_ABS, SUPPORTED_VERSIONS, ModelFileError, validate_config  # noqa: F401 (re-exported)
 
 METADATA_KEY = "ltc_edge"
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own header limit: larger is not a model file
@@ -105,10 +105,19 @@ def validate(config: dict, tensors: dict, where: str = "model") -> None:
         got = tuple(np.shape(tensors[name]))
         if got != tuple(shape):
             raise ModelFileError(f"{where}: tensor {name} has shape {got}, the config implies {tuple(shape)}")
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: reject it too
-            finite = np.isfinite(np.asarray(tensors[name], dtype=np.float32)).all()
-        if not finite:
-            raise ModelFileError(f"{where}: tensor {name} holds NaN or infinite values")
+        _check_values(name, tensors[name], where)
+
+
+def _check_values(name: str, tensor, where: str) -> None:
+    """Finite, and within MAX_PARAM_ABS (what every backend's float32 math handles)."""
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: reject it too
+        a = np.asarray(tensor, dtype=np.float32)
+    if not np.isfinite(a).all():
+        raise ModelFileError(f"{where}: tensor {name} holds NaN or infinite values")
+    peak = float(np.abs(a).max(initial=0.0))
+    if peak > MAX_PARAM_ABS:
+        raise ModelFileError(f"{where}: tensor {name} holds {peak:.3g}, beyond +-{MAX_PARAM_ABS:g} (MAX_PARAM_ABS: "
+                             "larger parameters overflow the float32 constants the backends derive from them)")
 
 
 def save(model, path) -> Path:
@@ -155,6 +164,8 @@ def describe(path) -> dict:
 def task_facts(config: dict) -> dict:
     """What a model remembers of its training: task name and options, the csv/npz columns,
     the data file (path, sha256) and the training dt distribution (None where not stored)."""
+    from .schema import dt_note
+
     task = config.get("task") or {}
     options = dict(task.get("options") or {})
     data = task.get("data") or {}
@@ -162,4 +173,4 @@ def task_facts(config: dict) -> dict:
             "input_columns": options.get("inputs"), "target_columns": options.get("targets"),
             "time_column": options.get("time"),
             "data_file": data.get("path") or options.get("data"), "data_sha256": data.get("sha256"),
-            "dt": task.get("dt")}
+            "dt": task.get("dt"), "dt_unit": dt_note(config)}

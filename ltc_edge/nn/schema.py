@@ -39,6 +39,13 @@ MAX_NORM_ABS = 1e12         # |mean| and std of the normalisation
 MIN_STD = 1e-12             # smallest normalisation std (the input is divided by it)
 MAX_EPSILON = 1.0           # the LTC's denominator guard
 MAX_ARGS = 32               # entries of a wiring's args or a task's options
+# |every tensor value|. A finite float32 parameter is not enough: the backends fold products
+# of two parameters into constants (w*erev, gleak*vleak, sigma*(input_b - mu), the C step's
+# gate records a = -sigma*log2(e), b = -a*mu, cm*unfolds) and sum them over every synapse, so
+# sigma = 3e38 is finite but its C constant is not. Within 1e6, the products stay below 1e13
+# and their sums over a wiring's synapses far below float32's 3.4e38: every backend takes
+# every model file the schema admits (trained weights are a few units; ncps initialises in [-1, 8]).
+MAX_PARAM_ABS = 1e6
 MAX_TEXT = 4096             # length of a free-form string (a task option such as a data path)
 
 NEURON_TYPES = ("motor", "command", "inter")  # what Wiring.get_type_of_neuron returns
@@ -296,8 +303,11 @@ def _task(value, path) -> None:
     """What `ltc eval` re-loads the task from: plain names and simple option values."""
     if value is None or value == {}:
         return
-    task = _object(value, path, ("name",), TASK_KEYS)
-    _plain(task["name"], f"{path}.name")
+    # only a training dt (from_ncps(module, dt=...)): no task to re-load, so no name
+    only_dt = isinstance(value, dict) and set(value) == {"dt"}
+    task = _object(value, path, () if only_dt else ("name",), TASK_KEYS)
+    if not only_dt:
+        _plain(task["name"], f"{path}.name")
     for key in ("type", "metric"):
         if key in task:
             _plain(task[key], f"{path}.{key}")
@@ -368,6 +378,22 @@ def default_dt(config, fixed_dt=None) -> float:
         return float(fixed_dt)
     dt = ((config.get("task") or {}).get("dt") or {}).get("median")
     return float(dt) if isinstance(dt, (int, float)) and not isinstance(dt, bool) and 0 < dt < math.inf else 1.0
+
+
+def dt_note(config) -> str:
+    """The dt a model was trained with and its unit, in one phrase: `ltc info`, the C header and
+    the model card say the same. dt is in the training data's own time unit."""
+    task = config.get("task") or {}
+    dts, time_col = task.get("dt") or {}, (task.get("options") or {}).get("time")
+    if not isinstance(dts.get("median"), (int, float)):
+        return ("not recorded, so a step without dt uses 1.0; dt is in the unit the model was trained with "
+                "(an ncps model: 1.0 per step, unless it was trained with timespans)")
+    med = dts["median"]
+    lo, hi = dts.get("min", med), dts.get("max", med)
+    seen = f"{med:g}" + (f" (median; {lo:g} to {hi:g})" if lo != hi else "")
+    if time_col:
+        return f"{seen}, in the unit of the time column {time_col}"
+    return f"{seen} " + ("per step" if med == lo == hi == 1 else "in the training data time unit")
 
 
 def parameter_count(config) -> int:

@@ -54,7 +54,7 @@ def meta_from_manifest(m: artifact.Manifest, source) -> ModelMeta:
     """Sizes, dt handling and bounds from a schema-checked manifest."""
     if m.graph_kind != "step":
         raise ModelLoadError(f"{source}: a {m.graph_kind!r} graph; the runtime steps one-step graphs "
-                             "(export without --sequence-length)")
+                             "(export it without sequence_length)")
     meta = ModelMeta(input_size=m.input_size, output_size=m.output_size, state_size=m.state_size,
                      kind=m.kind, uses_dt=m.uses_dt, fixed_dt=m.fixed_dt,
                      default_dt=m.fixed_dt if m.fixed_dt is not None else m.default_dt,

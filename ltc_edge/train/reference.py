@@ -44,10 +44,13 @@ def model_reference(model, spec: str | None = None, precision: str = "fp32", con
         config = read(model)[0]
     stored = stored_task_name(config)
     if spec is None:
+        if stored is None and precision.startswith("int8"):  # never calibrated on made-up inputs
+            raise ValueError(f"{model} stores no training task (e.g. an ncps import), and {precision} needs "
+                             "calibration data from real inputs: pass --calibration DATA.npz (x [N, T, in], optional dt and y) or a task name")
         if stored is None:
             return None, None
         try:
-            name, _, td = load_model_task(model, config=config)
+            name, _, td = load_model_task(model, config=config, data_flag="--calibration")
         except ValueError as e:  # DataFileError (moved / changed), or a stored task that cannot load
             if precision.startswith("int8"):
                 raise
@@ -60,7 +63,11 @@ def model_reference(model, spec: str | None = None, precision: str = "fp32", con
         if stored not in SERIES_TASKS:
             raise ValueError(f"--calibration {spec}: {model} was not trained on a csv/npz file, so its columns "
                              "are unknown; pass an .npz with x [N, T, in] (optional dt, y)")
-        name, _, td = load_model_task(model, flags={"data": path}, config=config)
+        name, _, td = load_model_task(model, flags={"data": path}, config=config, data_flag="--calibration")
         return from_task(td, name), None
-    name, _, td = load_model_task(model, task=str(spec), config=config) if spec == stored else (spec, None, None)
+    if spec in SERIES_TASKS and spec != stored:  # their file and columns are options export does not take
+        raise ValueError(f"--calibration {spec}: pass a data file instead (a CSV with {model}'s own columns, "
+                         "or an .npz with x [N, T, in], optional dt and y)")
+    name, _, td = (load_model_task(model, task=str(spec), config=config, data_flag="--calibration")
+                   if spec == stored else (spec, None, None))
     return (from_task(td, name) if td is not None else task_reference(name)), None

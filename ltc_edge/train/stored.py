@@ -87,26 +87,28 @@ def task_record(name: str, options: dict, td) -> dict:
     return rec
 
 
-def check_data_file(stored: dict, model) -> None:
-    """The stored data file is where it was and has the sha256 recorded at training."""
+def check_data_file(stored: dict, model, data_flag: str = "--data") -> None:
+    """The stored data file is where it was and has the sha256 recorded at training; the hints
+    name `data_flag`, the command's option for another data file (export: --calibration)."""
     rec = stored.get("data")
     if not isinstance(rec, dict) or not rec.get("path"):
         return
     path = Path(rec["path"])
     if not path.is_file():
         raise DataFileError(f"{path}: the data {model} was trained on is missing (moved or deleted); "
-                            f"pass --data FILE to use another copy")
+                            f"pass {data_flag} FILE to use another copy")
     digest, _ = file_sha256(path)
     if digest != rec.get("sha256"):
         was = str(rec.get("sha256"))[:12]
         raise DataFileError(f"{path}: changed since training (sha256 {digest[:12]}… != {was}… recorded in "
-                            f"{model}); pass --data {path} to use it anyway")
+                            f"{model}); pass {data_flag} {path} to use it anyway")
 
 
-def _stored(config: dict, model) -> dict:
+def _stored(config: dict, model, data_flag: str = "--data") -> dict:
     stored = (config or {}).get("task") or {}
     if not isinstance(stored, dict) or not isinstance(stored.get("options") or {}, dict):
-        raise LtcEdgeError(f"{model}: its stored task is malformed; pass --task and the task's options")
+        hint = "--task and the task's options" if data_flag == "--data" else f"{data_flag} with the data"
+        raise LtcEdgeError(f"{model}: its stored task is malformed; pass {hint}")
     return stored
 
 
@@ -122,11 +124,12 @@ def given_flags(flags: dict | None) -> dict:
     return out
 
 
-def resolve_task(model, config: dict, task: str | None = None, flags: dict | None = None) -> tuple[str, dict]:
+def resolve_task(model, config: dict, task: str | None = None, flags: dict | None = None,
+                 data_flag: str = "--data") -> tuple[str, dict]:
     """(task name, load_task options) for a command run on `model`: the stored task, its options
     overridden by the data flags given; another task from its flags alone. Checks the stored
     data file (missing / changed: one-line DataFileError) unless --data names one."""
-    stored = _stored(config, model)
+    stored = _stored(config, model, data_flag)
     given = given_flags(flags)
     if task is None:
         if not stored.get("name"):
@@ -140,11 +143,12 @@ def resolve_task(model, config: dict, task: str | None = None, flags: dict | Non
         if stray:
             raise LtcEdgeError(f"{', '.join(stray)} only apply to --task csv/npz")
     if "data" not in given:
-        check_data_file(stored, model)
+        check_data_file(stored, model, data_flag)
     return task, opts
 
 
-def load_model_task(model, task: str | None = None, flags: dict | None = None, config: dict | None = None):
+def load_model_task(model, task: str | None = None, flags: dict | None = None, config: dict | None = None,
+                    data_flag: str = "--data"):
     """(name, options, TaskData) of the data a command runs `model` on (see resolve_task)."""
     from .tasks import load_task
 
@@ -152,7 +156,7 @@ def load_model_task(model, task: str | None = None, flags: dict | None = None, c
         from ..nn.modelfile import read
 
         config = read(model)[0]
-    name, opts = resolve_task(model, config, task, flags)
+    name, opts = resolve_task(model, config, task, flags, data_flag)
     return name, opts, load_task(name, **opts)
 
 
