@@ -250,3 +250,42 @@ def test_prune_never_overwrites_its_input(tmp_path, ltc_file, one_line_error):
     shutil.copy(ltc_file, folder / "pruned-0.5.safetensors")
     one_line_error(runner.invoke(app, ["prune", str(folder / "pruned-0.5.safetensors"), "--out", str(folder),
                                         "--no-time-c"]), "is the input")
+
+
+# backend names (issue 29 #14): one registry, the same names and aliases in every command ----
+
+def _backend_commands(model: str, tmp_path) -> dict:
+    """Every command with --backend, with arguments that fail (or finish) soon after the name is read."""
+    return {"control": ["control", model, "--episodes", "1", "--max-steps", "2"],
+            "eval": ["eval", model],
+            "bench": ["bench", model, "--seconds", "0"],
+            "analyze robustness": ["analyze", "robustness", str(tmp_path / "missing.safetensors"),
+                                   "--out", str(tmp_path / "rob")]}
+
+
+@pytest.mark.parametrize("command", ["control", "eval", "bench", "analyze robustness"])
+def test_every_backend_option_refuses_an_unknown_name_listing_the_registry(command, ltc_file, tmp_path,
+                                                                            one_line_error):
+    from ltc_edge.runtime import backend_choices
+
+    args = _backend_commands(ltc_file, tmp_path)[command]
+    r = runner.invoke(app, [*args, "--backend", "onnxx"])
+    common = backend_choices(["numpy", "onnxruntime", "tflite", "c"])  # what every command lists
+    assert common == "numpy (np), onnxruntime (onnx, ort), tflite (litert), c"
+    one_line_error(r, "unknown backend 'onnxx'; choose from ")
+    assert common in r.output, r.output
+
+
+@pytest.mark.parametrize("command", ["control", "eval", "bench", "analyze robustness"])
+def test_every_backend_option_takes_the_same_names_and_aliases(command, ltc_file, tmp_path):
+    from ltc_edge.runtime import BACKEND_ALIASES, backend_name
+
+    for name in ["numpy", "onnxruntime", "tflite", "c", *[a for a, b in BACKEND_ALIASES.items() if b != "tflm"]]:
+        r = runner.invoke(app, [*_backend_commands(ltc_file, tmp_path)[command], "--backend", name])
+        assert "unknown backend" not in r.output and "Traceback" not in r.output, (name, r.output)
+        if command == "control" and backend_name(name) in ("onnxruntime", "tflite"):  # told by its canonical name
+            assert f"the {backend_name(name)} backend runs an export of the model" in r.output, r.output
+        if command == "eval" and backend_name(name) != "numpy":
+            assert "--backend applies to --streaming" in r.output, r.output
+        if command == "bench":
+            assert "--seconds must be > 0" in r.output, r.output

@@ -104,7 +104,7 @@ def test_peak_rss_is_each_measurement_own(tmp_path):
     (["--seconds", "nan"], "--seconds must be a finite number"),
     (["--seconds", "inf"], "--seconds must be a finite number"),
     (["--batch", "0"], "--batch must be"),
-    (["--backend", "numpy,bogus"], "unknown backend bogus; choose from torch, numpy"),
+    (["--backend", "numpy,bogus"], "unknown backend 'bogus'; choose from torch, numpy (np), onnxruntime (onnx"),
     (["--precision", "int4"], "unknown precision int4; choose from fp32"),
     (["--target", "mars"], "unknown target mars; choose from cpu"),
     (["--task", "bogus"], "unknown task 'bogus'; choose from cheetah"),

@@ -191,7 +191,7 @@ def test_bench_int8_calibrated_from_a_csv(trained):
 
 
 def test_eval_streaming_options_are_checked(trained):
-    assert "unknown --backend 'cuda'" in _error("eval", trained["model"], "--streaming", "--backend", "cuda")
+    assert "unknown backend 'cuda'; choose from numpy" in _error("eval", trained["model"], "--streaming", "--backend", "cuda")
     assert "--backend applies to --streaming" in _error("eval", trained["model"], "--backend", "c")
 
 

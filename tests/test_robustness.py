@@ -242,3 +242,15 @@ def test_one_state_bound_for_every_consumer(csv_models, tmp_path):
     assert [n["state_bound"] for n in report["neurons"]] == [[float(a), float(b)] for a, b in zip(lo, hi)]
     _, state = R.run_split(ctrl, Split(x=x, y=np.zeros((4, 1500, 1), np.float32), dt=dt))
     assert state["checked"] and state["neurons_outside"] == [] and state["outside_fraction"] == 0.0
+
+
+def test_robustness_runs_a_model_file_on_every_backend_name(csv_models, tmp_path):
+    """Issue 29 #14: --backend onnxruntime (or its alias onnx) on a .safetensors ran the file
+    through onnxruntime (a protobuf error); now an fp32 export of it runs, as in bench and eval."""
+    out = tmp_path / "rob"
+    r = CliRunner().invoke(app, ["analyze", "robustness", str(csv_models / "ltc.safetensors"), "--backend", "ort,np",
+                                 "--seeds", "1", "--sequences", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "robustness.json").read_text())
+    assert [m["backend"] for m in res["models"]] == ["onnxruntime", "numpy"]
+    assert res["models"][0]["clean"] == pytest.approx(res["models"][1]["clean"], rel=1e-4)

@@ -36,18 +36,48 @@ BACKENDS = {
 _BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite",
               ".so": "c", ".dylib": "c", ".dll": "c", ".c": "c", ".h": "c"}
 _BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c"}
-_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy",
-            "tflite-micro": "tflm"}
+# The one set of backend names: every command with a --backend option (control, eval
+# --streaming, bench, analyze robustness) takes these names and aliases, through backend_name.
+BACKEND_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy",
+                   "tflite-micro": "tflm"}
+# the export format each backend runs; numpy and c also run a .safetensors model itself
+BACKEND_FORMATS = {"onnxruntime": "onnx", "tflite": "tflite", "tflm": "tflite", "c": "c"}
+RUNS_MODEL_FILE = ("numpy", "c")
 
-__all__ = ["load", "Controller", "BACKENDS", "get_backend", "RuntimeInputError", "ModelLoadError",
-           "InputShapeError", "InputDtypeError", "NonFiniteInputError", "StateBoundError",
-           "BackendUnavailableError"]
+__all__ = ["load", "Controller", "BACKENDS", "BACKEND_ALIASES", "backend_name", "backend_list", "get_backend",
+           "RuntimeInputError", "ModelLoadError", "InputShapeError", "InputDtypeError", "NonFiniteInputError",
+           "StateBoundError", "BackendUnavailableError"]
+
+
+def backend_choices(choices=None) -> str:
+    """'numpy (np), onnxruntime (onnx, ort), ...': the names `choices` (default: every backend)
+    accept, each with its aliases."""
+    names = list(BACKENDS) if choices is None else list(choices)
+    return ", ".join(n + "".join(f" ({', '.join(a)})" for a in [[k for k, v in BACKEND_ALIASES.items() if v == n]]
+                                 if a) for n in names)
+
+
+def backend_name(name, choices=None) -> str:
+    """The canonical name of a backend name or alias; one that is not among `choices` (default:
+    every backend; a command may add its own, e.g. bench's torch) is refused in one line that
+    lists the valid names."""
+    choices = tuple(BACKENDS) if choices is None else tuple(choices)
+    canonical = BACKEND_ALIASES.get(name, name) if isinstance(name, str) else name
+    if not isinstance(canonical, str) or canonical not in choices:
+        raise RuntimeInputError(f"unknown backend {short_repr(name)}; choose from {backend_choices(choices)}")
+    return canonical
+
+
+def backend_list(text: str, choices=None) -> list[str]:
+    """A --backend comma list as canonical names (each checked by backend_name)."""
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not names:
+        raise RuntimeInputError(f"--backend is empty; choose from {backend_choices(choices)}")
+    return list(dict.fromkeys(backend_name(n, choices) for n in names))
 
 
 def get_backend(name: str):
-    name = _ALIASES.get(name, name) if isinstance(name, str) else name
-    if not isinstance(name, str) or name not in BACKENDS:
-        raise RuntimeInputError(f"unknown backend {short_repr(name)}; choose one of auto, {', '.join(BACKENDS)}")
+    name = backend_name(name)
     module, cls = BACKENDS[name].split(":")
     return getattr(__import__(module, fromlist=[cls]), cls)
 
@@ -67,9 +97,12 @@ def resolve(path, backend: str = "auto") -> tuple[str, Path]:
             raise ModelLoadError(f"{path}: unknown model file type {path.suffix!r} (expected "
                                  ".safetensors, .onnx, .tflite, a compiled C library .so, or an export folder)")
         return auto, path
-    if not isinstance(backend, str):
-        raise RuntimeInputError(f"backend must be a name, got {short_repr(backend)}")
-    return _ALIASES.get(backend, backend), path
+    name = backend_name(backend, ("auto", *BACKENDS))
+    if path.suffix == ".safetensors" and name not in RUNS_MODEL_FILE:
+        raise ModelLoadError(f"{path}: the {name} backend runs an export of the model (ltc export {path.name} "
+                             f"--format {BACKEND_FORMATS[name]}); a .safetensors model runs on "
+                             f"{' or '.join(RUNS_MODEL_FILE)}")
+    return name, path
 
 
 def load(path, backend: str = "auto", *, batch: int = 1, nonfinite: str = "raise",

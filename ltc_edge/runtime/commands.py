@@ -14,7 +14,8 @@ def register(command):
         model: Path = typer.Argument(..., help="A model: .safetensors, .onnx, .tflite, a compiled C library "
                                                "(.so with manifest.json), or an export folder."),
         env: str = typer.Option("Pendulum-v1", "--env", help="gymnasium environment id."),
-        backend: str = typer.Option("auto", "--backend", "-b", help="auto, numpy, onnxruntime, tflite, c or tflm."),
+        backend: str = typer.Option("auto", "--backend", "-b", help="auto, numpy (np), onnxruntime (onnx, ort), "
+                                                                    "tflite (litert), c or tflm (tflite-micro)."),
         episodes: int = typer.Option(3, "--episodes", "-k", help="Episodes, >= 1 (seeds seed, seed+1, ...)."),
         seed: int = typer.Option(0, help="Seed of the first episode."),
         max_steps: Optional[int] = typer.Option(None, help="Cut episodes at this many steps."),

@@ -165,7 +165,8 @@ def eval_cmd(
     check_series_numbers(seq_len, stride, episodes)
     from .streaming import check_backend
 
-    if check_backend(backend) != "numpy" and not streaming:
+    backend = check_backend(backend)  # the canonical name (aliases: onnx -> onnxruntime, ...)
+    if backend != "numpy" and not streaming:
         raise ValueError("--backend applies to --streaming (the windowed metric runs the torch model)")
     from ..nn.modelfile import load, read
     from .loop import evaluate
