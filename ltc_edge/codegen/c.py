@@ -434,13 +434,15 @@ def _cell_cfc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
     act = _word(cfg.get("activation", "lecun_tanh"))
     if act not in F.ACTIVATIONS or act not in ACTIVATIONS_C:
         raise CExportError(f"unknown CfC activation {act!r}")
+    fpv4 = _cfc_fpv4(P, cfg, mode, act)
+    Cp = C if fpv4 is None else _Consts()  # the portable step's arrays: inside its #else when there is an FPv4 step
     blocks, steps, start, maxh = [], [], 0, 1
     layers = F.cfc_layers(cfg)
     for bi, (prefix, n_in, hid, bu, bl, _mask) in enumerate(layers):
         pre = f"B{bi}"
         bb_code, cur, width = "", "z", n_in + hid
         for k in range(bl):
-            call = _linear_call(C, f"{pre}_BB{k}", P[f"{prefix}backbone{k}_weight"],
+            call = _linear_call(Cp, f"{pre}_BB{k}", P[f"{prefix}backbone{k}_weight"],
                                 P[f"{prefix}backbone{k}_bias"], cur, f"bb{k}", sparse)
             bb_code += (f"    float bb{k}[{bu}];\n    {call}\n"
                         f"    for (i = 0; i < {bu}; ++i) bb{k}[i] = act_{act}(bb{k}[i]);\n")
@@ -448,11 +450,11 @@ def _cell_cfc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
         lin = {}
         for head in (["ff1"] if mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]):
             var = {"ff1": "f1", "ff2": "f2", "time_a": "ta", "time_b": "tb"}[head]
-            lin[head] = _linear_call(C, f"{pre}_{head.upper()}", P[f"{prefix}{head}_weight"],
+            lin[head] = _linear_call(Cp, f"{pre}_{head.upper()}", P[f"{prefix}{head}_weight"],
                                      P[f"{prefix}{head}_bias"], cur, var, sparse)
         if mode == "pure":
-            C.floats(f"{pre}_A", P[f"{prefix}A"])
-            C.floats(f"{pre}_W_TAU", P[f"{prefix}w_tau"])
+            Cp.floats(f"{pre}_A", P[f"{prefix}A"])
+            Cp.floats(f"{pre}_W_TAU", P[f"{prefix}w_tau"])
         blocks.append(_tmpl("cell_cfc_block.c.in").substitute(
             B=bi, NIN=n_in, H=hid, MODE=mode, BL=bl, BU=bu, PURE=int(mode == "pure"),
             NO_GATE=int(mode == "no_gate"), BACKBONE_CODE=bb_code, FF1_CALL=lin["ff1"],
@@ -469,7 +471,37 @@ def _cell_cfc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
         WIRING=(_word(cfg["wiring"]["kind"]) if cfg.get("wiring") else "no wiring"),
         CELL_OUT=last_h, ACTIVATION=ACTIVATIONS_C[act] if "act_" in "".join(blocks) else "",
         BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
-    return code, {}
+    return (code if fpv4 is None else _fpv4_or_portable(C, fpv4, Cp, code)), {}
+
+
+_FR_ACT_SCALE = {"lecun_tanh": (0.666, 1.7159), "tanh": (1.0, 1.0)}  # act(x) = b tanh(a x): (a, b)
+
+
+def _cfc_fpv4(P: dict, cfg: dict, mode: str, act: str) -> str | None:
+    """cell_cfc_fpv4.c.in for an unwired CfC in default or no_gate mode whose backbone activation is
+    a tanh (lecun_tanh, tanh); None for the rest (they keep the portable step only)."""
+    if cfg.get("wiring") or mode not in ("default", "no_gate") or act not in _FR_ACT_SCALE:
+        return None
+    (prefix, n_in, n, bu, bl, _), = F.cfc_layers(cfg)
+    f64 = (lambda k: np.asarray(P[prefix + k], np.float64))
+    a, b = _FR_ACT_SCALE[act]
+    layers, src, gain = [], [("x", slice(0, n_in)), ("h", slice(n_in, n_in + n))], 1.0
+    buffers = backbone = ""
+    for k in range(bl):
+        w = f64(f"backbone{k}_weight") * gain
+        phases = [(name, w[None, :, cols], 0) for name, cols in src]
+        layers.append(_fr_layer(f"fr_bb{k}", f64(f"backbone{k}_bias")[None], phases, np.array([-2 * _LOG2E * a])))
+        buffers += f"    float bb{k}[FR_BB{k}_SUMS];\n"
+        backbone += (f"    fr_bb{k}({', '.join(name for name, _ in src)}, bb{k});\n"
+                     f"    for (i = 0; i < {bu}; ++i)\n        bb{k}[i] = fr_tanh(bb{k}[i], &st);\n")
+        src, gain = [(f"bb{k}", slice(0, bu))], b
+    heads = ("ff1", "ff2", "time_a", "time_b")
+    w = np.stack([f64(f"{hd}_weight") for hd in heads]) * gain
+    layers.append(_fr_layer("fr_heads", np.stack([f64(f"{hd}_bias") for hd in heads]),
+                            [(name, w[:, :, cols], 0) for name, cols in src], _fr_scales("ttss")))
+    return _tmpl("cell_cfc_fpv4.c.in").substitute(
+        N=n, MODE=mode, BL=bl, BU=bu, ACT=act, NO_GATE=int(mode == "no_gate"), BUFFERS=buffers, BACKBONE=backbone,
+        HEADS_IN=", ".join(name for name, _ in src), FPV4_PARTS=_fpv4_rnn_parts("CfC", layers))
 
 
 def _cell_ctrnn(C, P, cfg, opts):
