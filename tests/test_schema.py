@@ -311,3 +311,82 @@ def test_valid_option_values_run_finitely(tmp_path, data):
     for key in data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=min(3, len(keys)), unique=True)):
         config["cell"][key] = data.draw(OPTION_VALUES[key])
     event(_runs_finitely_or_is_rejected(tmp_path, config, tensors))
+
+
+# --------------------------------------------------------------------------------------
+# parameter magnitudes: one rule (schema.MAX_PARAM_ABS, checked on load) for every command
+
+
+@pytest.mark.parametrize("name,value", [("cell.sigma", 3e38), ("cell.w", -3e38), ("cell.erev", 1e7),
+                                        ("cell.sensory_mu", np.nextafter(np.float32(schema.MAX_PARAM_ABS),
+                                                                          np.float32(np.inf)))])
+def test_huge_parameter_is_refused_alike_by_every_command(tmp_path, name, value):
+    """sigma = 3e38 is finite in float32, but sigma*log2(e) (the C step's gate constant) is not:
+    numpy, `ltc info`, `ltc eval` and the ONNX export took the file while the C export refused it.
+    Now every command refuses it on load, with the same one line, as a ModelLoadError."""
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+    from ltc_edge.codegen import c as cgen
+    from ltc_edge.errors import ModelLoadError
+
+    config, tensors = _mutated("ltc_ncp", lambda c: None)
+    tensors[name] = np.full_like(tensors[name], value)
+    message = _rejects(tmp_path, config, tensors, rf"tensor {name} holds .*beyond \+-1e\+06 \(MAX_PARAM_ABS")
+    path = tmp_path / "bad.safetensors"
+    if name == "cell.sensory_mu":
+        assert "holds 1000000.0625, beyond" in message  # not "1e+06, beyond +-1e+06"
+    for backend in ("numpy",) + (("c",) if cgen.find_cc() else ()):
+        with pytest.raises(ModelLoadError) as info:
+            runtime.load(path, backend=backend)
+        assert str(info.value) == message
+    outs = {}
+    for args in (["info", path], ["eval", path], ["export", path, "-f", "onnx", "-o", tmp_path / "o"],
+                 ["export", path, "-f", "c", "-o", tmp_path / "c"]):
+        res = CliRunner().invoke(app, [str(a) for a in args])
+        outs[args[0] + str(args[3:4])] = (res.exit_code, res.output.strip())
+    assert set(outs.values()) == {(1, f"error: {message}")}, outs
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+
+
+def test_parameters_at_the_limit_run_on_every_backend():
+    """At +-MAX_PARAM_ABS every constant the backends fold stays finite in float32: the C
+    generator (gate records a = -sigma*log2(e), b = -a*mu, w*erev, the FPv4 step's records) takes
+    the model, the graph exports' synapse-list constants are finite, and numpy steps finitely."""
+    from ltc_edge.codegen import c as cgen
+    from ltc_edge.runtime.numpy_backend import NumpyBackend
+
+    cap = schema.MAX_PARAM_ABS
+    config, tensors = copy.deepcopy(BASES["ltc_ncp"][0]), dict(BASES["ltc_ncp"][1])
+    tensors = {k: np.full_like(v, cap) for k, v in tensors.items()}
+    for k in ("cell.mu", "cell.sensory_mu", "cell.vleak"):  # sigma*(input_b - mu) = 2 cap^2
+        tensors[k] = -tensors[k]
+    for k in ("cell.erev", "cell.sensory_erev"):
+        tensors[k] = np.where(np.arange(tensors[k].size).reshape(tensors[k].shape) % 2, cap, -cap).astype(np.float32)
+    gen = cgen.generate(config, tensors)  # raises CodegenError on any non-finite constant
+    assert "FV_R" in "".join(gen["files"].values())  # the FPv4 records were generated too
+    P = F.model_prepare_static(F.NumpyOps, tensors, config)
+    for k, v in P["cell"].items():
+        if isinstance(v, np.ndarray):
+            assert np.isfinite(v).all() and np.abs(v).max() <= 3 * cap * cap, k
+    ctrl = runtime.Controller(NumpyBackend.from_arrays(config, tensors), state_check="off")
+    for _ in range(5):
+        y = ctrl.step(np.full(5, 0.5, np.float32), dt=0.1)
+    assert np.isfinite(y).all() and np.abs(y).max() <= 1.5 * (cap * cap + cap)  # (v*output_w + output_b)*std
+
+
+def test_in_memory_models_are_checked_like_files():
+    """An in-memory model with a huge parameter: the numpy backend from arrays and every
+    exporter (their one as_model step) refuse it as they refuse its file."""
+    import torch
+
+    from ltc_edge.export.manifest import as_model
+    from ltc_edge.runtime.numpy_backend import NumpyBackend
+
+    m = build_model("ltc", 3, wiring="auto-ncp", units=8, output_size=2, seed=0)
+    with torch.no_grad():
+        m.cell.sigma.fill_(3e38)
+    raw = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    for make in (lambda: NumpyBackend.from_arrays(m.config, raw), lambda: as_model(m)):
+        with pytest.raises(ModelFileError, match=r"tensor cell\.sigma holds 3e\+38, beyond"):
+            make()

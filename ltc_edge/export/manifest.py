@@ -49,11 +49,13 @@ class DriftError(LtcEdgeError):
 
 
 def as_model(model):
-    """A Model instance, or a path to a model file (loaded)."""
-    if isinstance(model, (str, os.PathLike)):
-        from ..nn.modelfile import load
+    """A Model instance, or a path to a model file (loaded); a Model is checked as its file
+    would be (so an in-memory model with, say, a huge parameter fails here for every format)."""
+    from ..nn.modelfile import load, validate
 
+    if isinstance(model, (str, os.PathLike)):
         return load(model)
+    validate(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}, where="model")
     return model
 
 

@@ -116,7 +116,8 @@ def _check_values(name: str, tensor, where: str) -> None:
         raise ModelFileError(f"{where}: tensor {name} holds NaN or infinite values")
     peak = float(np.abs(a).max(initial=0.0))
     if peak > MAX_PARAM_ABS:
-        raise ModelFileError(f"{where}: tensor {name} holds {peak:.3g}, beyond +-{MAX_PARAM_ABS:g} (MAX_PARAM_ABS: "
+        shown = f"{peak:.3g}" if float(f"{peak:.3g}") > MAX_PARAM_ABS else repr(peak)  # not "1e+06, beyond 1e+06"
+        raise ModelFileError(f"{where}: tensor {name} holds {shown}, beyond +-{MAX_PARAM_ABS:g} (MAX_PARAM_ABS: "
                              "larger parameters overflow the float32 constants the backends derive from them)")
 
 

@@ -33,9 +33,12 @@ class NumpyBackend(Backend):
 
     @classmethod
     def from_arrays(cls, config: dict, raw: dict, batch: int = 1):
-        """A numpy backend straight from a config and raw parameter arrays (no file)."""
+        """A numpy backend straight from a config and raw parameter arrays (no file), checked
+        exactly as a model file's are (ModelFileError, a ModelLoadError, otherwise)."""
         from ltc_edge.nn import functional as F
+        from ltc_edge.nn.modelfile import validate
 
+        validate(config, raw, where="<arrays>")
         self = cls.__new__(cls)
         self.config = config
         self.meta = meta_from_config(config, raw, "<arrays>")
