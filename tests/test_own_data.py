@@ -48,12 +48,12 @@ def trained(tmp_path_factory):
     old = os.getcwd()
     try:
         os.chdir(root / "train")
-        _cli("train", "--task", "csv", "--data", "osc.csv", "--inputs", "force", "--targets", "position",
+        report = _cli("train", "--task", "csv", "--data", "osc.csv", "--inputs", "force", "--targets", "position",
              "--time", "time_s", "--seq-len", "16", "--units", "6", "--epochs", "2", "--out", "osc.safetensors",
              "--no-progress")
         os.chdir(root / "elsewhere")
         yield {"root": root, "model": root / "train" / "osc.safetensors", "csv": root / "train" / "osc.csv",
-               "t": t, "u": u, "x": x}
+               "t": t, "u": u, "x": x, "report": report}
     finally:
         os.chdir(old)
 
@@ -121,6 +121,39 @@ def test_eval_from_another_folder_windowed_and_streaming(trained):
     want, rows = _stream_reference(trained)
     assert res["streaming_steps"] == rows and res["streaming_sequences"] == 1
     assert res["streaming_mse"] == pytest.approx(want, rel=1e-4)
+
+
+def test_train_reports_the_streamed_metric_beside_the_windowed_one(trained):
+    """Issue 29: the figure that matters on a device is in train's final report and metrics file."""
+    from ltc_edge.train.outputs import metrics_path
+
+    saved = json.loads(metrics_path(trained["model"]).read_text())
+    want, rows = _stream_reference(trained)
+    got = saved["test_streaming"]
+    assert got["mse"] == pytest.approx(want, rel=1e-4) and got["steps"] == rows and got["backend"] == "numpy"
+    assert got["mse"] != pytest.approx(saved["test"]["mse"], rel=1e-3)  # not the windowed figure again
+    assert f"test mse {saved['test']['mse']:.5g} (windows, state reset each)" in trained["report"]
+    assert (f"streamed test mse {want:.5g} (the whole series, state carried: 1 sequence, {rows} steps)"
+            in trained["report"])
+
+
+def test_eval_labels_its_loss(trained):
+    out = _cli("eval", trained["model"])
+    assert "loss: " in out and "(training loss: MSE, normalised units; test windows, state reset each)" in out
+    assert "(test windows, state reset each; data units)" in out.split("mse: ")[1].splitlines()[0]
+    assert json.loads(_cli("eval", trained["model"], "--json").strip().splitlines()[-1])["loss_kind"] == \
+        "MSE, normalised units"
+
+
+def test_robustness_shows_the_streamed_metric(trained):
+    out_dir = trained["root"] / "elsewhere" / "robust"
+    out = _cli("analyze", "robustness", trained["model"], "--seeds", "1", "--sequences", "4", "--out", out_dir)
+    model = json.loads((out_dir / "robustness.json").read_text())["models"][0]
+    want, _ = _stream_reference(trained)
+    assert model["clean_streaming"] == pytest.approx(want, rel=1e-4) and model["clean"] != model["clean_streaming"]
+    assert "streamed: the whole test series, state carried" in " ".join(out.split())
+    md = (out_dir / "robustness.md").read_text()
+    assert "clean, streamed (whole test series)" in md and f"| {model['clean_streaming']:.4g} |" in md
 
 
 @pytest.mark.slow
