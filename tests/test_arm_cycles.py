@@ -72,3 +72,12 @@ def test_model_row_has_cycles_beside_instructions(tmp_path):
     assert r["cycles_low"] <= r["cycles_per_step"] <= r["cycles_high"]
     vdiv = r["mix_per_step"]["vdiv"]
     assert vdiv > 0 and r["cycles_low"] >= r["traced_instructions_per_step"] + 13 * vdiv
+
+
+@pytest.mark.qemu
+def test_a_trace_that_cannot_run_is_a_skipped_field_not_a_hang(tmp_path):
+    if CM.missing_tools():
+        pytest.skip(f"missing: {CM.missing_tools()}")
+    CM.estimate_snippet("nop", "cortex-m4", tmp_path)  # builds snippet.elf
+    r = cycles.try_estimate(tmp_path / "snippet.elf", "cortex-m4", 1, "no-such-board")
+    assert "entered platform_count 0 times" in r["cycles_skipped"]

@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -131,14 +132,30 @@ def trace_windows(elf: Path, machine: str, marker: str = "platform_count", timeo
                                  "none", "-semihosting-config", "enable=on,target=native", "-singlestep",
                                  "-d", "exec,nochain", "-D", str(fifo), "-kernel", str(elf)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        guard = threading.Thread(target=_end_after, args=(proc, fifo, timeout), daemon=True)
+        guard.start()
         try:
             hits = _read_trace(fifo, mark, windows)
         finally:
             proc.kill()
-            proc.wait(timeout=timeout)
+            guard.join()
     if hits < 4:
         raise RuntimeError(f"{elf}: the trace entered {marker} {hits} times, not 4 (a harness without GOLDEN_MEASURE?)")
     return windows
+
+
+def _end_after(proc, fifo: Path, timeout: float) -> None:
+    """qemu done (or killed after `timeout` s): open the log's write end once, so a reader still
+    waiting in open() (qemu never opened it: a bad board or ELF) gets end-of-file, not a hang."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # no reader waiting (it has finished): nothing to unblock
+        pass
 
 
 def _read_trace(fifo: Path, mark: int, windows: list) -> int:
