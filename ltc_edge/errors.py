@@ -7,6 +7,7 @@
         ModelLoadError         a model file, manifest or export folder that is missing, corrupt or unverified
           (nn.modelfile.ModelFileError, a model file's own)
         InputShapeError, InputDtypeError, NonFiniteInputError, StateBoundError, BackendUnavailableError
+        BoardError             a microcontroller over a serial port: no answer, garbage, a reset, a failed flash
 
 This module imports nothing: every package may use it.
 """
@@ -48,3 +49,8 @@ class StateBoundError(RuntimeInputError):
 
 class BackendUnavailableError(RuntimeInputError):
     """The backend's package (onnxruntime, ai-edge-litert, a C compiler) is not installed."""
+
+
+class BoardError(RuntimeInputError):
+    """A board over a serial port (ltc bench --target mcu:..., the mcu backend) that times out,
+    answers garbage or a bad checksum, resets mid-run, or whose flash command fails."""

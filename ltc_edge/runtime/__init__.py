@@ -30,6 +30,7 @@ BACKENDS = {
     "tflite": "ltc_edge.runtime.tflite_backend:TFLiteBackend",
     "c": "ltc_edge.runtime.c_backend:CBackend",
     "tflm": "ltc_edge.runtime.tflm_backend:TFLMBackend",
+    "mcu": "ltc_edge.runtime.serial_backend:SerialBackend",  # --backend mcu:CORE, a board on a serial port
 }
 
 # file suffix -> the backend "auto" picks
@@ -42,7 +43,7 @@ BACKEND_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflit
                    "tflite-micro": "tflm"}
 # the export format each backend runs; numpy and c also run a .safetensors model itself
 BACKEND_FORMATS = {"onnxruntime": "onnx", "tflite": "tflite", "tflm": "tflite", "c": "c"}
-RUNS_MODEL_FILE = ("numpy", "c")
+RUNS_MODEL_FILE = ("numpy", "c", "mcu")
 
 __all__ = ["load", "Controller", "BACKENDS", "BACKEND_ALIASES", "backend_name", "backend_list", "get_backend",
            "RuntimeInputError", "ModelLoadError", "InputShapeError", "InputDtypeError", "NonFiniteInputError",
@@ -114,6 +115,8 @@ def load(path, backend: str = "auto", *, batch: int = 1, nonfinite: str = "raise
     on the fly (needs the host C compiler). nonfinite: raise | hold | zero (NaN/inf in x).
     state_check: raise | clip | off (state outside its bounds or NaN).
     """
+    if isinstance(backend, str) and backend.startswith("mcu:"):  # mcu:cortex-m4: the board's core
+        backend, backend_options["core"] = "mcu", backend[4:]
     name, file = resolve(path, backend)
     cls = get_backend(name)
     batch = check_batch(batch)  # before any backend allocates

@@ -22,6 +22,16 @@ static float worse(float worst, float y, float ref)
 #define STEP_AT(k) GOLDEN_STEP(&s, golden_x[k], golden_dt[k], y)
 #define CHECK(t, i) (worst = worse(worst, y[i], golden_y[t][i]))
 
+static void golden_put_error(float worst)
+{
+    platform_puts("golden_steps=");
+    put_ulong(GOLDEN_STEPS);
+    platform_puts(" max_abs_err=");
+    put_err(worst);
+    platform_puts("\n");
+}
+
+#ifndef GOLDEN_NO_MAIN /* codegen/firmware/mcu/bench_main.c includes this file for the pieces above */
 int main(void)
 {
     GOLDEN_STATE_T s;
@@ -29,11 +39,8 @@ int main(void)
     float worst = 0.0f;
     platform_init();
     GOLDEN_COMPARE(s, STEP_AT, CHECK);
-    platform_puts("golden_steps=");
-    put_ulong(GOLDEN_STEPS);
-    platform_puts(" max_abs_err=");
-    put_err(worst);
-    platform_puts("\n");
+    golden_put_error(worst);
     GOLDEN_MEASURE(STEP_AT, (unsigned long)sizeof(s));
     return golden_verdict(worst <= GOLDEN_TOL);
 }
+#endif

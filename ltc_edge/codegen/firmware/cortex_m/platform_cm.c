@@ -23,6 +23,29 @@
 #define PLATFORM_COUNT_UNIT "instructions" /* ticks x instructions per tick (qemu -icount shift=0) */
 #endif
 
+static void platform_start_systick(void)
+{
+    SYST_RVR = 0x00FFFFFFu;
+    SYST_CVR = 0;
+    SYST_CSR = 5u; /* enable, CPU clock, no interrupt */
+}
+
+#ifdef PLATFORM_UART
+/* a board's UART instead of semihosting (ltc bench --target mcu:..., ltc_edge/codegen/mcu.py): a real
+ * board has no debugger attached; uart_* come from the board's driver (codegen/firmware/mcu/uart_*.c) */
+void uart_init(void);
+void uart_putc(int c);
+void platform_init(void)
+{
+    uart_init();
+    platform_start_systick();
+}
+void platform_puts(const char *s)
+{
+    while (*s)
+        uart_putc(*s++);
+}
+#else
 static int semihost(int op, const void *arg)
 {
     register int r0 __asm__("r0") = op;
@@ -31,14 +54,10 @@ static int semihost(int op, const void *arg)
     return r0;
 }
 
-void platform_init(void)
-{
-    SYST_RVR = 0x00FFFFFFu;
-    SYST_CVR = 0;
-    SYST_CSR = 5u; /* enable, CPU clock, no interrupt */
-}
+void platform_init(void) { platform_start_systick(); }
 
 void platform_puts(const char *s) { semihost(SYS_WRITE0, s); }
+#endif
 
 /* 24-bit down-counter; measurements are kept well under one wrap (16.7M ticks) */
 static uint32_t last, acc;
@@ -79,6 +98,14 @@ unsigned long platform_stack_probe_end(void)
 }
 int platform_has_stack_probe(void) { return 1; }
 
+#ifdef PLATFORM_UART
+void platform_exit(int code)
+{
+    platform_puts(code == 3 ? "\nLTC-MCU FAULT\n" : "\nLTC-MCU EXIT\n"); /* the host reads this line */
+    for (;;) {
+    }
+}
+#else
 void platform_exit(int code)
 {
     uint32_t block[2];
@@ -89,3 +116,4 @@ void platform_exit(int code)
     for (;;) {
     }
 }
+#endif
