@@ -111,6 +111,8 @@ def test_peak_rss_is_each_measurement_own(tmp_path):
     (["--kinds", "ltc", "--task", "digits", "--units", "0"], "--units must be >= 1"),
     (["--kinds", "ltc", "--task", "digits", "--epochs", "0"], "--epochs must be >= 1"),
     (["--kinds", "ltc", "--task", "digits", "--wiring", "star"], "unknown --wiring 'star'; choose from full"),
+    (["--clock-hz", "0"], "--clock-hz must be > 0"),
+    (["--clock-hz", "nan"], "--clock-hz must be a finite number"),
 ])
 def test_bench_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg, one_line_error):
     one_line_error(runner.invoke(app, ["bench", ltc_file, *args, "--out", str(tmp_path / "o")]), msg)
@@ -118,3 +120,112 @@ def test_bench_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg, one_
 
 def test_bench_refuses_an_input_model_as_out(ltc_file, one_line_error):
     one_line_error(runner.invoke(app, ["bench", ltc_file, "--out", ltc_file]), "is the input")
+
+
+@pytest.mark.parametrize("fmt,backends", [("csv", "numpy"), pytest.param("npz", "numpy,torch", marks=pytest.mark.slow)])
+def test_kinds_train_on_the_users_own_data(tmp_path, fmt, backends):
+    """--kinds with --task csv/npz and --data/--inputs/--targets/--time trains every kind on that file
+    (it said `task csv needs --data FILE.csv`); each row's metric, windowed and streamed (the state
+    carried over the whole test series), is the model's own on that data, torch and numpy alike."""
+    import numpy as np
+
+    from datagen import oscillator_csv
+    from ltc_edge.nn import load
+    from ltc_edge.train.loop import evaluate
+    from ltc_edge.train.streaming import streaming_eval
+    from ltc_edge.train.tasks import load_task
+
+    t, u, x = oscillator_csv(tmp_path / "osc.csv", 480)
+    data = tmp_path / f"osc.{fmt}"
+    if fmt == "npz":
+        np.savez(data, time_s=t, force=u, position=x)
+    columns = {"inputs": "force", "targets": "position", "time": "time_s"}
+    out = tmp_path / "b"
+    r = runner.invoke(app, ["bench", "--kinds", "ltc,lstm", "--task", fmt, "--data", str(data),
+                            *[a for k, v in columns.items() for a in (f"--{k}", v)], "--units", "4", "--match",
+                            "hidden", "--epochs", "1", "--backend", backends, "--batch", "1", "--seconds", "0.02",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == fmt and results["metric"] == "mse"
+    assert {row["model"] for row in results["rows"]} == {"ltc-4", "lstm-4"}
+    assert len(results["rows"]) == 2 * len(backends.split(","))
+    td = load_task(fmt, data=str(data), **columns)
+    for row in results["rows"]:
+        assert not row["skipped"], row["skipped"]
+        net = load(row["path"])
+        assert row["metric"] == pytest.approx(evaluate(net, td, "test")["mse"], rel=1e-3)
+        streamed = streaming_eval(row["path"], net, td, "test", "numpy")["mse"]
+        assert row["metric_streaming"] == pytest.approx(streamed, rel=1e-3)
+    assert "(streamed)" in r.output and "mse (streamed)" in (out / "report.md").read_text()
+
+
+def _results(rows, metric="mse"):
+    return {"task": "cheetah", "metric": metric, "metric_better": "lower", "created": "now", "rows": rows,
+            "machine": {"processor": "cpu", "cpu_count": 2, "platform": "linux", "versions": {}}}
+
+
+def _row(target, precision="fp32", **kw):
+    row = {"model": "ltc-ncp", "cell": "ltc", "parameters": 1000, "synapses": 50, "backend": "c",
+           "precision": precision, "target": target, "file_bytes": 42700, "metric": 0.25, "metric_streaming": 0.81,
+           "latency": {}, "skipped": None}
+    return {**row, **kw}
+
+
+def test_bench_figures_are_labelled_host_and_arm_apart():
+    """Issue 29 item 8: the console shows flash/RAM and the metric on ARM rows, and says what each
+    figure is: µs on the host, instructions counted under qemu, a time estimated at a stated clock;
+    the export's file size is not flash."""
+    from rich.console import Console
+
+    from ltc_edge.bench import report
+
+    host = _row("cpu", latency={"1": {"p50_us": 3.5, "p99_us": 9.0, "throughput_steps_per_s": 2.8e5}})
+    arm = _row("cortex-m4", "int8", instructions_per_step=10924.0, cycles_per_step=12345.0, clock_hz=168e6,
+               est_step_us=12345.0 / 168.0, flash_bytes=2662, ram_bytes=716, file_bytes=27096)
+    console = Console(width=120, record=True)
+    console.print(report.terminal_table(_results([host, arm])))
+    text = console.export_text()
+    assert "…" not in text  # no header or figure cut
+    for label in ("(host)", "p50 µs", "(qemu)", "instr/step", "est.", "µs/step", "MHz", "flash", "RAM",
+                  "mse", "(windows)", "(streamed)", "not measurements"):
+        assert label in text, label
+    arm_line = next(line for line in text.splitlines() if "c/int8@cortex-m4" in line)
+    for figure in ("10,924", "12,345", "168", "73.5", "2.6", "0.7", "0.25", "0.81"):
+        assert figure in arm_line, (figure, arm_line)
+    host_line = next(line for line in text.splitlines() if "c/fp32@cpu" in line)
+    assert "41.7" in host_line and "3.5" in host_line  # the export's KiB, in the host table only
+    md = report.markdown(_results([host, arm]), [])
+    for label in ("p50 µs (host)", "instr/step (qemu)", "est. µs/step", "clock MHz", "flash bytes", "RAM bytes",
+                  "mse (windows)", "mse (streamed)", "C source bytes"):
+        assert label in md, label
+    assert "| 2662 | 716 |" in md
+    assert set(report.FIGURES) >= {"latency", "instructions_per_step", "est_step_us", "metric_streaming"}
+
+
+def test_plots_note_says_why_there_are_none(tmp_path, ltc_file, monkeypatch):
+    """Issue 29 item 9: every row skipped with matplotlib installed said `matplotlib missing`."""
+    pytest.importorskip("matplotlib")
+    from ltc_edge.bench import run
+
+    monkeypatch.setattr(run, "cuda_status", lambda backend="torch": "no CUDA device (test)")
+    r = runner.invoke(app, ["bench", ltc_file, "--backend", "torch", "--target", "cuda", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "plots: none (every row was skipped)" in r.output and "matplotlib" not in r.output
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["plots_note"] == "every row was skipped"
+    assert "Plots: none (every row was skipped)" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_a_failed_row_says_its_whole_reason(tmp_path, ltc_file, monkeypatch):
+    """Issue 29 item 16: int8-full failures were cut mid-word (300 characters); the reason is one
+    whole line, however long."""
+    from ltc_edge.bench import run
+
+    reason = "LiteRT cannot prepare the converted model (" + "quantization scale " * 30 + ")\nnothing written"
+
+    def fail(job):
+        raise RuntimeError(reason)
+
+    monkeypatch.setattr(run, "_run_worker", fail)
+    res = run.run_bench([ltc_file], backends=["numpy"], batches=(1,), out=tmp_path / "o")
+    assert res["rows"][0]["skipped"] == "RuntimeError: " + " ".join(reason.split())
