@@ -24,6 +24,10 @@ def test_base_cycles_from_the_trm_tables():
     assert cycles.base_cycles("umull", "r0, r1, r2, r3", "cortex-m3") == (3, 4, 5)
     assert cycles.base_cycles("umull", "r0, r1, r2, r3", "cortex-m4") == (1, 1, 1)
     assert cycles.base_cycles("bl", "", "cortex-m0") == (2, 2, 2)  # + P (2): 4
+    assert cycles.base_cycles("vldr", "d8, [r0, #8]", "cortex-m4") == (3, 3, 3)
+    assert cycles.base_cycles("vldr", "s8, [r0, #8]", "cortex-m4") == (2, 2, 2)
+    assert cycles.base_cycles("vmov", "r0, r1, d0", "cortex-m4") == (2, 2, 2)
+    assert cycles.base_cycles("vmov", "r0, s1", "cortex-m4") == (1, 1, 1)
 
 
 SNIPPETS = [  # (target, assembly, instructions, (low, middle, high) cycles of one copy)
@@ -40,6 +44,7 @@ SNIPPETS = [  # (target, assembly, instructions, (low, middle, high) cycles of o
     ("cortex-m4", "bl 2f\nb 3f\n2: bx lr\n3:", 3, (6, 9, 12)),
     ("cortex-m4", "sdiv r0, r1, r2", 1, (2, 7, 12)),
     ("cortex-m4", "cmp r0, r0\nit eq\naddeq r0, r0, #1", 3, (3, 3, 3)),
+    ("cortex-m4", "vmov s0, s1, r0, r1\nvmov r2, s0\nvldr d0, [sp]", 3, (6, 6, 6)),
     ("cortex-m3", "umull r0, r1, r2, r3\nmla r0, r1, r2, r3", 2, (5, 6, 7)),
     ("cortex-m0", ".syntax unified\nldr r1, [sp]\nldr r2, [sp]\nmuls r1, r2, r1\nb 1f\nnop\n1:", 4, (8, 8, 8)),
 ]

@@ -50,7 +50,7 @@ TIMINGS = {  # base cycles per mnemonic; MULTI: 1 + words; a taken branch (next 
     # instruction): + P. Cortex-M0 TRM (ARM DDI 0432C) table 3-1; Cortex-M3 TRM (DDI 0337) table
     # 18-1; Cortex-M4 TRM (DDI 0439B) table 3-1 and FPU table 7-1 (single precision)
     "cortex-m0": {"P": (2, 2, 2), "pipelined_loads": False, "table": {
-        **{m: 2 for m in SINGLE_LOADS | SINGLE_STORES}, "bl": 2, "mrs": 3, "msr": 3,
+        **{m: 2 for m in SINGLE_LOADS | SINGLE_STORES}, "bl": 2, "mrs": 4, "msr": 4,
         "dmb": 4, "dsb": 4, "isb": 4}},
     "cortex-m3": {"P": (1, 2, 3), "pipelined_loads": True, "table": {
         **_ARMV7M, "mla": 2, "mls": 2, "smull": (3, 4, 5), "umull": (3, 4, 5),
@@ -107,6 +107,10 @@ def base_cycles(mnemonic: str, operands: str, core: str) -> RANGE:
     c = TIMINGS[core]["table"].get(mnemonic, 1)
     if mnemonic in MULTI:
         c = 1 + _words(operands)
+    elif mnemonic in ("vldr", "vstr") and re.match(r"\s*d\d", operands):
+        c = 3  # .64: 3 (the M4's FPU table)
+    elif mnemonic == "vmov" and len(re.findall(r"\b(?:r\d+|ip|lr|fp|sl)\b", operands)) == 2:
+        c = 2  # two core registers to or from two singles or a double
     return c if isinstance(c, tuple) else (c, c, c)
 
 
