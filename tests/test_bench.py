@@ -229,3 +229,22 @@ def test_a_failed_row_says_its_whole_reason(tmp_path, ltc_file, monkeypatch):
     monkeypatch.setattr(run, "_run_worker", fail)
     res = run.run_bench([ltc_file], backends=["numpy"], batches=(1,), out=tmp_path / "o")
     assert res["rows"][0]["skipped"] == "RuntimeError: " + " ".join(reason.split())
+
+
+def test_a_refused_streamed_run_keeps_the_row(tmp_path, monkeypatch):
+    """The runtime refusing the streamed run (a state leaving its bounds over a long series) is
+    reported beside the windowed metric, not a lost row."""
+    from ltc_edge.bench import worker
+    from ltc_edge.errors import RuntimeInputError
+    from ltc_edge.nn import build_model, save
+
+    path = save(build_model("ltc", 8, 10, units=6, seed=0), tmp_path / "m.safetensors")  # digits: 8 in, 10 out
+
+    def refuse(job, artifact, task):
+        raise RuntimeInputError("state left the bounds\nat step 412")
+
+    monkeypatch.setattr(worker, "_streaming_metric", refuse)
+    row = worker.run({"artifact": str(path), "backend": "numpy", "precision": "fp32", "target": "cpu",
+                      "batches": [], "task": "digits", "task_options": {}})
+    assert 0 <= row["metric"] <= 1 and "metric_streaming" not in row
+    assert row["metric_streaming_error"] == "state left the bounds at step 412"

@@ -7,7 +7,8 @@ results.json (schema "ltc-edge-bench/2"):
   plots [file names], plots_note (why there are none, when there are none),
   rows: one per model x backend x precision x target:
     model (label), path, cell, wiring, neurons, synapses, parameters, backend, precision,
-    target, file_bytes, metric, metric_streaming (floats or null), metric_source (ARM rows),
+    target, file_bytes, metric, metric_streaming (floats or null; metric_streaming_error: why the
+    runtime refused the streamed run, when it did), metric_source (ARM rows),
     latency {batch (str): {p50_us, p90_us, p99_us, mean_us, min_us, iterations,
                            throughput_steps_per_s}},
     peak_rss_bytes (int or null: the measuring process's peak RSS),

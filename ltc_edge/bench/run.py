@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..codegen.mcu import CORES as MCU_CORES
 from . import report
 from .timing import machine_info
 
@@ -25,12 +26,15 @@ BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 TARGETS = ("cpu", "cuda", "arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
+MCU_TARGETS = tuple(f"mcu:{c}" for c in MCU_CORES)  # a board on a serial port (bench/mcu.py)
+TARGETS += MCU_TARGETS
 # which precisions each backend runs (others are not combinations, so they are not rows)
 BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": ("fp32", "fp16", "int8"),
                       "tflite": PRECISIONS, "c": ("fp32", "int8")}
 TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"),
-                   **{t: ("c",) for t in ARM_TARGETS}}
+                   **{t: ("c",) for t in ARM_TARGETS + MCU_TARGETS}}
 EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
+METRIC_KEYS = ("metric", "metric_streaming", "metric_streaming_error")  # what a worker reports of the task
 
 
 def parse_list(text: str, allowed: tuple | None, what: str) -> list[str]:
@@ -129,11 +133,12 @@ def _artifact(job: dict, out: Path, calibration, cache: dict) -> Path:
 def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
               batches=(1, 8, 64), task: str | None = None, task_options: dict | None = None,
               calibration: str | None = None, out: Path = Path("bench-out"), min_seconds: float = 0.5,
-              clock_hz: float | None = None, progress=None, console=None) -> dict:
+              clock_hz: float | None = None, board: dict | None = None, progress=None, console=None) -> dict:
     """Measure every combination; write results.json, report.md and plots into `out`. `task` (with
     `task_options`, as load_task takes them) gives the metric column and the int8 calibration;
     `calibration` (a task name, CSV or NPZ per model) overrides the latter. `clock_hz`: the clock
-    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target)."""
+    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target). `board`: serial, flash_cmd,
+    board, board_c of the mcu:CORE targets (bench/mcu.py)."""
     out = Path(out).resolve()  # once: builds run in their own folders (cwd), so every path is absolute
     models = [Path(m).resolve() for m in models]
     from ..nn.modelfile import describe, read
@@ -151,7 +156,7 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
         metric_name, better = _task_metric(*spec)
     rows, cache = [], {}
     measure = {"out": out, "spec": spec, "calibration": calibration, "batches": list(batches),
-               "min_seconds": min_seconds, "clock_hz": clock_hz, "cache": cache}
+               "min_seconds": min_seconds, "clock_hz": clock_hz, "board": board or {}, "cache": cache}
     for job in jobs:
         row = _new_row(job, facts[job["model"]])
         try:
@@ -193,17 +198,17 @@ def _new_row(job: dict, f: dict) -> dict:
             "flash_bytes": None, "ram_bytes": None, "skipped": None}
 
 
-def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, cache) -> dict:
+def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, board, cache) -> dict:
     """The measured part of one row (raises when it cannot be measured)."""
     if job["target"] == "cuda" and cuda_status(job["backend"]):
         return {"skipped": cuda_status(job["backend"])}
     reference = _reference(job, spec, calibration, cache)
-    if job["target"] in ARM_TARGETS:
-        return _arm_row(job, out, spec, reference, clock_hz, cache)
+    if job["target"] in ARM_TARGETS + MCU_TARGETS:
+        return _arm_row(job, out, spec, reference, clock_hz, cache, board)
     artifact, drift = _artifact(job, out, reference, cache)
     row = _run_worker({**job, "artifact": str(artifact), "batches": batches, "task": spec and spec[0],
                        "task_options": spec and spec[1], "min_seconds": min_seconds})
-    cache[("metric", str(artifact))] = {k: row.get(k) for k in ("metric", "metric_streaming")}
+    cache[("metric", str(artifact))] = {k: row[k] for k in METRIC_KEYS if k in row}
     return {**drift, **row}
 
 
@@ -259,10 +264,12 @@ def _run_worker(job: dict) -> dict:
 
 # the clock an ARM row's estimated time per step assumes when --clock-hz is not given: a common
 # part of each class (STM32F4 at 168 MHz, STM32F1 at 72 MHz, a 48 MHz M0+, a Raspberry Pi 4's A72)
-CLOCK_HZ = {"cortex-m0": 48e6, "cortex-m3": 72e6, "cortex-m4": 168e6, "arm64": 1.5e9}
+CLOCK_HZ = {"cortex-m0": 48e6, "cortex-m3": 72e6, "cortex-m4": 168e6, "arm64": 1.5e9,
+            **{f"mcu:{c}": hz for c, hz in {"cortex-m0": 48e6, "cortex-m3": 72e6, "cortex-m4": 168e6,
+                                             "cortex-m7": 216e6, "cortex-m33": 110e6}.items()}}
 
 
-def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache) -> dict:
+def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache, board=None) -> dict:
     """One ARM row, built from the very C files the bench exported for the host `c` rows (so the
     host-run task metric is that of the same source): golden check and instructions per step
     under qemu, flash/RAM (Cortex-M), and the time per step estimated at a stated clock."""
@@ -274,11 +281,17 @@ def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache) -> dict:
     if missing:
         return {"skipped": f"ARM tools missing: {', '.join(missing)} (run scripts/arm/setup.sh)"}
     source, _ = _artifact({**job, "backend": "c"}, out, reference, cache)
-    if job["target"] == "arm64" or (job["target"] == "cortex-m4" and job["precision"] == "fp32"):
+    if job["target"] in MCU_TARGETS:  # measured on the board: cycles from its counter
+        from . import mcu
+
+        row = mcu.mcu_row(job, out, source, board)
+    elif job["target"] == "arm64" or (job["target"] == "cortex-m4" and job["precision"] == "fp32"):
         row = _m4_or_aarch64_row(job, out, source)
     else:
         row = _cortex_m_row(job, out, source)
     clock = float(clock_hz or CLOCK_HZ[job["target"]])
+    if row.get("cycles_max") is not None:
+        row["us_max"] = row["cycles_max"] / clock * 1e6
     per_step = row.get("cycles_per_step") or row["instructions_per_step"]  # Cortex-M: the cycle estimate
     row.update(clock_hz=clock, est_step_us=per_step / clock * 1e6)
     if spec:
@@ -293,6 +306,10 @@ def _missing_arm_tools(job: dict) -> list[str]:
 
     if job["target"] == "arm64":
         return arm.missing_tools("aarch64")
+    if job["target"] in MCU_TARGETS:  # the board runs it: no emulator needed here
+        from ..codegen import mcu
+
+        return mcu.missing_tools()
     return CM.missing_tools() + (arm.missing_tools("m4") if job["target"] == "cortex-m4" else [])
 
 
@@ -302,7 +319,7 @@ def _host_metric(job: dict, source: Path, spec, cache) -> dict:
     if key not in cache:
         row = _run_worker({**job, "backend": "c", "target": "cpu", "artifact": str(source), "batches": [],
                            "task": spec[0], "task_options": spec[1]})
-        cache[key] = {k: row.get(k) for k in ("metric", "metric_streaming")}
+        cache[key] = {k: row[k] for k in METRIC_KEYS if k in row}
     return cache[key]
 
 

@@ -1,7 +1,8 @@
 """One benchmark measurement in its own process: `python -m ltc_edge.bench.worker job.json row.json`.
 
 job: artifact (file or export folder), backend, precision, target, batches, task, min_seconds.
-Writes the measured part of a results row (see report.py for the schema).
+Writes the measured part of a results row (see report.py for the schema): latency per batch
+size, and with a task its metric on the test windows and streamed over the whole test series.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import RuntimeInputError
 from .timing import measure_latency, peak_rss_bytes, reset_peak_rss
 
 DT = 0.05  # elapsed time fed on every step (a 20 Hz control loop)
@@ -62,13 +64,9 @@ def _runtime_stepper(artifact: Path, backend: str, batch: int, target: str):
     return step, ctrl
 
 
-def _metric(job: dict, artifact: Path) -> float | None:
-    """The task metric on the test split, computed through the same backend."""
-    if not job.get("task"):
-        return None
-    from ..train.tasks import load_task
-
-    task = load_task(job["task"], **(job.get("task_options") or {}))
+def _metric(job: dict, artifact: Path, task) -> float | None:
+    """The task metric on the test split's windows (each from the reset state), computed through
+    the same backend."""
     split = task.test
     x, y = split.x.astype(np.float32), split.y
     dt = split.dt if split.dt is not None else None
@@ -96,6 +94,57 @@ def _metric(job: dict, artifact: Path) -> float | None:
     return float(((pred - y) ** 2).mean())
 
 
+class _TorchStream:
+    """The torch model behind the reset()/step() a runtime Controller offers (streamed metric)."""
+
+    def __init__(self, path: Path):
+        from ..nn import load
+
+        self.model = load(path).eval()
+        self.prepared = self.model.prepared()
+
+    def reset(self, batch: int):
+        self.state = self.model.initial_state(batch)
+
+    def step(self, x, dt=None):
+        import torch
+
+        with torch.no_grad():
+            y, self.state = self.model.step(torch.from_numpy(np.asarray(x, np.float32)), self.state,
+                                            None if dt is None else torch.from_numpy(np.asarray(dt, np.float32)),
+                                            prepared=self.prepared)
+        return y.numpy()
+
+
+class _AtFixedDt:
+    """An export with a fixed dt (int8 C) steps at it: the data's dt is not passed (as in _metric)."""
+
+    def __init__(self, ctrl):
+        self.ctrl = ctrl
+
+    def reset(self, batch: int):
+        self.ctrl.reset(batch)
+
+    def step(self, x, dt=None):
+        return self.ctrl.step(x)
+
+
+def _streaming_metric(job: dict, artifact: Path, task) -> float:
+    """The task metric with the state carried over each whole test series (as a controller runs)."""
+    from ..train.streaming import stream_metric
+
+    if job["backend"] == "torch":
+        stream = _TorchStream(artifact)
+        return stream_metric(lambda b: stream, task, "test")[task.metric]
+    from ..runtime import load
+
+    def controller(batch: int):
+        ctrl = load(artifact, backend=job["backend"], batch=batch)
+        return ctrl if ctrl.meta.fixed_dt is None else _AtFixedDt(ctrl)
+
+    return stream_metric(controller, task, "test")[task.metric]
+
+
 def run(job: dict) -> dict:
     # this process is fresh (exec'd by run.py), so its peak is its own; the reset also drops
     # start-up transients, leaving what stays resident plus the measurement itself
@@ -110,7 +159,15 @@ def run(job: dict) -> dict:
         lat = measure_latency(step, min_seconds=job.get("min_seconds", 0.5))
         lat["throughput_steps_per_s"] = batch * 1e6 / lat["mean_us"]
         row["latency"][str(batch)] = lat
-    row["metric"] = _metric(job, artifact)
+    if job.get("task"):
+        from ..train.tasks import load_task
+
+        task = load_task(job["task"], **(job.get("task_options") or {}))
+        row["metric"] = _metric(job, artifact, task)
+        try:
+            row["metric_streaming"] = _streaming_metric(job, artifact, task)
+        except RuntimeInputError as e:  # e.g. a state leaving its bounds over a long series: a finding, not a lost row
+            row["metric_streaming_error"] = " ".join(str(e).split())
     row["peak_rss_bytes"] = peak_rss_bytes()
     return row
 

@@ -81,15 +81,15 @@ def plan_zoo(task, kinds, units: int, match=MATCHES, wiring: str | None = None) 
 
 
 def train_zoo(task_name: str, entries: list[dict], out: Path, *, epochs: int, seed: int = 0,
-              progress=None) -> list[Path]:
-    """Train every entry (best-on-validation file at out/NAME.safetensors); returns the paths.
-    `progress(entry, seconds)` after each."""
+              task_options: dict | None = None, progress=None) -> list[Path]:
+    """Train every entry (best-on-validation file at out/NAME.safetensors) on the task (load_task
+    options: csv/npz, the user's file and columns); returns the paths. `progress(entry, seconds)` after each."""
     from ..train.loop import TrainOptions, build_task_model, default_lr, train
     from ..train.tasks import load_task
 
     if epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {epochs}")
-    task = load_task(task_name)
+    task = load_task(task_name, **(task_options or {}))
     paths = []
     for e in entries:
         path = Path(out) / f"{e['name']}.safetensors"
