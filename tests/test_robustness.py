@@ -254,3 +254,57 @@ def test_robustness_runs_a_model_file_on_every_backend_name(csv_models, tmp_path
     res = json.loads((out / "robustness.json").read_text())
     assert [m["backend"] for m in res["models"]] == ["onnxruntime", "numpy"]
     assert res["models"][0]["clean"] == pytest.approx(res["models"][1]["clean"], rel=1e-4)
+
+
+def _result(rows: dict, higher_is_better=False, metric="mse", kinds=("ltc", "lstm")) -> dict:
+    """A sweep result: rows {model: {perturbation: [(mean, std) per level]}}, clean 1.0 each."""
+    models = [{"name": name, "kind": kind, "backend": "numpy", "precision": "fp32", "clean": 1.0,
+               "clean_state": {"checked": False, "outside_fraction": 0.0, "neurons_outside": []},
+               "perturbations": {p: [{"level": i + 1, "mean": mean, "std": std, "values": [mean], "relative": mean,
+                                      "state": {"checked": False, "outside_fraction": 0.0, "neurons_outside": []}}
+                                     for i, (mean, std) in enumerate(levels)] for p, levels in per.items()}}
+              for (name, per), kind in zip(rows.items(), kinds)]
+    names = list(next(iter(rows.values())))
+    return {"models": models, "levels": {p: [1, 2] for p in names}, "units": {p: "u" for p in names},
+            "seeds": [0, 1], "metric": metric, "higher_is_better": higher_is_better}
+
+
+def test_verdict_says_which_model_degrades_least_and_which_scores_best():
+    """Issue 29 #15: ratios favour one model, absolute error the other: the verdict says both."""
+    res = _result({"ltc": {"noise": [(1.0, 0.0), (1.1, 0.01)], "drop": [(1.0, 0.0), (1.3, 0.0)]},
+                   "lstm": {"noise": [(1.0, 0.0), (1.5, 0.02)], "drop": [(1.0, 0.0), (1.2, 0.0)]}})
+    res["models"][1]["clean"] = 0.5  # the LSTM is more accurate: its absolute error is lower throughout
+    for row in res["models"][1]["perturbations"]["noise"] + res["models"][1]["perturbations"]["drop"]:
+        row["mean"] *= 0.5
+    lines = R.verdict(res)
+    assert lines[0] == ("- noise: ltc degrades least relative to its clean score (ltc 1.10x, lstm 1.50x); "
+                        "lstm has the lowest mse under it (lstm 0.75, ltc 1.1)")
+    assert lines[1].startswith("- drop: lstm is the more robust: it degrades least (lstm 1.20x, ltc 1.30x)")
+    assert lines[2:] == ["- overall, degrades least: ltc under 1 of 2, lstm under 1 of 2 perturbations",
+                         "- overall, has the lowest mse: lstm under 2 of 2 perturbations"]
+    assert "## Verdict" in R.markdown(res) and lines[0] in R.markdown(res)
+
+
+def test_verdict_for_accuracy_and_ties():
+    res = _result({"a": {"noise": [(0.9, 0.0), (0.8, 0.0)]}, "b": {"noise": [(0.9, 0.0), (0.801, 0.0)]}},
+                  higher_is_better=True, metric="accuracy")
+    line = R.verdict(res)[0]  # 0.80x and 0.80x print the same: a tie, not a winner by rounding noise
+    assert line == ("- noise: no model degrades less than another (b 0.80x, a 0.80x); "
+                    "b has the highest accuracy under it (b 0.801, a 0.8)")
+
+
+def test_spreads_below_float_rounding_print_as_zero():
+    assert R.spread(0.04364, 2.8e-17) == "± 0" and R.spread(0.0, 0.0) == "± 0"
+    assert R.spread(0.05336, 0.00017) == "± 0.00017" and R.spread(0.0457, 6.1e-05) == "± 6.1e-05"
+    md = R.markdown(_result({"ltc": {"jitter": [(0.04364, 2.8e-17), (0.05, 0.0012)]},
+                             "lstm": {"jitter": [(0.04364, 0.0), (0.05, 0.0)]}}))
+    assert "e-17" not in md and "0.04364 ± 0 (0.04x)" in md and "0.05 ± 0.0012" in md
+
+
+def test_robustness_plots_use_the_bench_colour_of_each_cell_kind():
+    from ltc_edge.bench.report import COLORS
+
+    models = [{"kind": "ltc"}, {"kind": "lstm"}, {"kind": "ltc"}, {"kind": "mystery"}]
+    styles = R.line_styles(models)
+    assert [s["color"] for s in styles] == [COLORS["ltc"], COLORS["lstm"], COLORS["ltc"], "gray"]
+    assert (styles[0]["ls"], styles[0]["marker"]) != (styles[2]["ls"], styles[2]["marker"])  # two LTCs apart

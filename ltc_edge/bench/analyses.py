@@ -260,6 +260,10 @@ def robustness(target: str, *, backend: str, seeds: int, sequences: int, task: s
     console.print(table)
     console.print("(worst level of each perturbation shown; robustness.md has every level; clean: the test "
                   "windows, state reset each; streamed: the whole test series, state carried, as on a device)")
+    if len(result["models"]) > 1:
+        console.print("verdict (each model at its worst level of each perturbation):")
+        for line in R.verdict(result):
+            console.print(line, markup=False)
     console.print(f"written to [bold]{out}[/bold]")
 
 

@@ -283,6 +283,60 @@ def add_streaming(result: dict, models: list[Deployed], td) -> None:
         entry["clean_streaming"] = stream_metric(lambda batch, ctrl=m.ctrl: ctrl, td)[td.metric]
 
 
+# a spread under this fraction of the mean is float rounding between seeds (a model that ignores
+# the perturbation scores the same each time), not a spread: printed as ± 0
+SPREAD_ZERO = 1e-6
+
+
+def spread(mean: float, std: float) -> str:
+    """'± 0.0012' (two significant figures), or '± 0' below SPREAD_ZERO of the mean."""
+    return "± 0" if std <= SPREAD_ZERO * abs(mean) else f"± {std:.2g}"
+
+
+def _worst_level(m: dict, name: str, key: str, higher_is_better: bool) -> float:
+    """A model's worst value of `key` (mean or relative) over a perturbation's levels."""
+    values = [r[key] for r in m["perturbations"][name] if r[key] is not None]
+    return (min if higher_is_better else max)(values) if values else float("nan")
+
+
+def _ranked(models, values, fmt: str, higher_is_better: bool) -> tuple[str | None, str]:
+    """(the best model's name, None on a tie as printed, and 'a 1.02x, b 1.10x', best first)."""
+    order = sorted(range(len(models)), key=lambda i: -values[i] if higher_is_better else values[i])
+    shown = [fmt.format(values[i]) for i in order]
+    listing = ", ".join(f"{models[i]['name']} {v}" for i, v in zip(order, shown))
+    return (None if shown[0] == shown[1] else models[order[0]]["name"]), listing
+
+
+def _verdict_line(name: str, least: tuple, best: tuple, best_word: str) -> str:
+    (r_who, r_list), (a_who, a_list) = least, best
+    rel = (f"{r_who} degrades least relative to its clean score ({r_list})" if r_who
+           else f"no model degrades less than another ({r_list})")
+    absolute = f"{a_who} has the {best_word} under it ({a_list})" if a_who else f"the {best_word} is a tie ({a_list})"
+    if r_who and r_who == a_who:
+        return f"- {name}: {r_who} is the more robust: it degrades least ({r_list}) and has the {best_word} ({a_list})"
+    return f"- {name}: {rel}; {absolute}"
+
+
+def verdict(result: dict) -> list[str]:
+    """Per perturbation, at each model's worst level: which model degrades least relative to
+    its clean score, and which has the best absolute score under it (they can differ: a model
+    can lose less of its accuracy and still be the less accurate); then a count over all."""
+    models, hib = result["models"], bool(result.get("higher_is_better"))
+    best_word = ("highest " if hib else "lowest ") + result.get("metric", "metric")
+    lines, wins = [], ({}, {})
+    for name in result["levels"]:
+        least = _ranked(models, [_worst_level(m, name, "relative", hib) for m in models], "{:.2f}x", hib)
+        best = _ranked(models, [_worst_level(m, name, "mean", hib) for m in models], "{:.4g}", hib)
+        for tally, (who, _) in zip(wins, (least, best)):
+            tally[who or "a tie"] = tally.get(who or "a tie", 0) + 1
+        lines.append(_verdict_line(name, least, best, best_word))
+    n = len(result["levels"])
+    for tally, what in zip(wins, ("degrades least", f"has the {best_word}")):
+        counts = ", ".join(f"{who} under {k} of {n}" for who, k in sorted(tally.items(), key=lambda kv: -kv[1]))
+        lines.append(f"- overall, {what}: {counts} perturbations")
+    return lines
+
+
 def markdown(result: dict) -> str:
     """A table per perturbation: mean ± std of the metric per level, and relative to clean."""
     metric_name = result.get("metric", "metric")
@@ -297,9 +351,11 @@ def markdown(result: dict) -> str:
                   "| model | " + " | ".join(f"{lv:g}" for lv in levels) + " |",
                   "|---|" + "---|" * len(levels)]
         for m in models:
-            cells = [f"{r['mean']:.4g} ± {r['std']:.2g} ({r['relative']:.2f}x)" if r["relative"] is not None
-                     else f"{r['mean']:.4g} ± {r['std']:.2g}" for r in m["perturbations"][name]]
+            cells = [f"{r['mean']:.4g} {spread(r['mean'], r['std'])}"
+                     + ("" if r["relative"] is None else f" ({r['relative']:.2f}x)") for r in m["perturbations"][name]]
             lines.append(f"| {m['name']} | " + " | ".join(cells) + " |")
+    if len(models) > 1:
+        lines += ["", "## Verdict (each model at its worst level of each perturbation)", "", *verdict(result)]
     lines += ["", "## LTC state bounds", ""]
     for m in models:
         s = [m["clean_state"]] + [r["state"] for rows in m["perturbations"].values() for r in rows]
@@ -334,6 +390,21 @@ def closed_loop_markdown(cl: dict) -> list[str]:
     return lines
 
 
+def line_styles(models: list[dict]) -> list[dict]:
+    """Per model: its cell kind's colour from the bench plots' map (report.COLORS: a model has
+    one colour in every plot) and, for a second model of the same kind (another backend or
+    precision), its own line style and marker."""
+    from .report import COLORS
+
+    seen: dict = {}
+    styles = []
+    for m in models:
+        k = seen[m["kind"]] = seen.get(m["kind"], -1) + 1
+        styles.append({"color": COLORS.get(m["kind"], "gray"), "ls": ("-", "--", ":", "-.")[k % 4],
+                       "marker": "osd^v"[k % 5]})
+    return styles
+
+
 def plot(result: dict, path) -> str:
     """One panel per perturbation: metric relative to clean vs level, a line per model."""
     import matplotlib
@@ -346,11 +417,11 @@ def plot(result: dict, path) -> str:
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
     for ax, name in zip(axes.ravel(), names):
-        for m in result["models"]:
+        for m, style in zip(result["models"], line_styles(result["models"])):
             pts = m["perturbations"][name]
             rel = [p["relative"] or np.nan for p in pts]
             err = [p["std"] / m["clean"] if m["clean"] else 0.0 for p in pts]
-            ax.errorbar([p["level"] for p in pts], rel, yerr=err, marker="o", capsize=3, label=m["name"])
+            ax.errorbar([p["level"] for p in pts], rel, yerr=err, capsize=3, label=m["name"], **style)
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_title(name)
         ax.set_xlabel(result["units"][name])
