@@ -208,9 +208,28 @@ def test_task_options_paths_are_the_config_folders_and_bad_data_fails_before_ray
     r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
     assert isinstance(r.exception, _NoRay) and len(calls) == 1
     assert "warning: the test split is 15 rows (2 windows)" in r.output
-    (tmp_path / "cfg" / "s.toml").write_text("task='csv'\ntask_options=3\n[search]\nmodel=['lstm']\n")
+    for options, msg in (("task_options=3", "task_options must be a [task_options] table"),
+                         ("[task_options]\ndata='log.csv'\ninputs='u'\ntargets='y'\nfoo=1",
+                          "task csv takes no task_options.foo; it takes data, inputs, targets, time, seq_len, "
+                          "stride, split"),
+                         ("[task_options]\ninputs='u'\ntargets='y'", "task csv needs data in [task_options]"),
+                         ("[task_options]\ndata=3\ninputs='u'\ntargets='y'",
+                          "task_options.data must be a non-empty string, got 3"),
+                         ("[task_options]\ndata='log.csv'\ninputs=[true]\ntargets='y'",
+                          "task_options.inputs must be column names or indices"),
+                         ("[task_options]\ndata='log.csv'\ninputs='u'\ntargets='y'\nseq_len='a'",
+                          "task_options.seq_len must be an integer >= 1, got 'a'")):
+        (tmp_path / "cfg" / "s.toml").write_text(f"task='csv'\n{options}\n[search]\nmodel=['lstm']\n")
+        r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
+        assert r.exit_code == 1 and r.output.startswith("error: cfg/s.toml: ") and msg in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+    (tmp_path / "cfg" / "s.toml").write_text("task='digits'\n[task_options]\nseq_len=8\n[search]\nmodel=['lstm']\n")
     r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
-    assert r.exit_code == 1 and "task_options must be a [task_options] table" in r.output
+    assert "task digits takes no task_options.seq_len; it takes none" in r.output
+    from ltc_edge.train.stored import TASK_OPTIONS
+    from ltc_edge.train.tasks import TASKS
+
+    assert set(TASK_OPTIONS) == set(TASKS)  # every task says which options it takes
 
 
 def test_tables_show_the_streamed_metric_beside_the_windowed_one():

@@ -9,13 +9,15 @@ CONFIG is TOML or JSON:
     seed = 0
     compile = false            # optional: torch.compile the training step (faster on long runs)
 
-    [task_options]             # optional: the task's data options, as `ltc train` takes them
-    data = "log.csv"           # csv / npz: the file (relative paths: to this config's folder)
-    inputs = "u,v"             # csv / npz: input columns (names or 0-based indices)
+    [task_options]             # optional: the task's data options, named as `ltc train`'s flags
+    data = "log.csv"           # csv / npz: the file (a relative path is from this config's folder)
+    inputs = "u,v"             # csv / npz: input columns (names or 0-based indices; or a list)
     targets = "y"              # csv / npz: target columns
     time = "t"                 # csv / npz, optional: timestamp column (its differences are dt)
-    seq_len = 32               # optional (also cheetah, pendulum); stride = 16 likewise
-    split = [0.7, 0.15, 0.15]  # csv / npz, optional: train, valid, test fractions
+    seq_len = 32               # optional: csv / npz / cheetah / pendulum
+    stride = 16                # optional: csv / npz / cheetah
+    split = [0.7, 0.15, 0.15]  # optional: csv / npz train, valid, test fractions
+    # also: data_dir (fashion-mnist), episodes (pendulum); an option the task does not take is refused
 
     [search]                   # a grid over every list; scalars are fixed
     model = ["ltc", "lstm"]
@@ -108,14 +110,44 @@ def read_config(path) -> dict:
     return cfg
 
 
+def _check_option(key: str, v) -> None:
+    """One [task_options] value of the type load_task takes."""
+    name = f"task_options.{key}"
+    if key in ("seq_len", "stride", "episodes"):
+        A.integer(v, name)
+    elif key == "split":
+        if not isinstance(v, list):
+            raise LtcEdgeError(f"{name} must be three fractions, like [0.7, 0.15, 0.15]; got {v!r}")
+    elif key in ("inputs", "targets"):
+        names = v if isinstance(v, list) else [v]
+        if not names or not all(isinstance(n, str) or (isinstance(n, int) and not isinstance(n, bool)) for n in names):
+            raise LtcEdgeError(f"{name} must be column names or indices, like \"u,v\" or [0, 1]; got {v!r}")
+    elif not isinstance(v, str) or not v.strip():  # data, data_dir, time
+        raise LtcEdgeError(f"{name} must be a non-empty string, got {v!r}")
+
+
 def _task_options(cfg: dict, path: Path) -> dict:
-    """[task_options] with its file paths made absolute (relative ones are taken from the config's
-    folder: the trials run in folders of their own)."""
-    opts = cfg.get("task_options") or {}
+    """[task_options], checked against what the task takes, with its file paths made absolute
+    (relative ones are taken from the config's folder: the trials run in folders of their own)."""
+    from ..train.stored import SERIES_TASKS, TASK_OPTIONS
+
+    opts, task = cfg.get("task_options") or {}, cfg["task"]
     if not isinstance(opts, dict):
         raise LtcEdgeError(f"{path}: task_options must be a [task_options] table, like data = \"f.csv\"")
-    return {k: str((path.parent / v).resolve()) if k in ("data", "data_dir") and isinstance(v, str) else v
-            for k, v in opts.items()}
+    takes = TASK_OPTIONS[task]
+    for k, v in opts.items():
+        if k not in takes:
+            raise LtcEdgeError(f"{path}: task {task} takes no task_options.{k}; it takes "
+                               f"{', '.join(takes) or 'none'}")
+        try:
+            _check_option(k, v)
+        except LtcEdgeError as e:
+            raise LtcEdgeError(f"{path}: {e}") from None
+    missing = [k for k in ("data", "inputs", "targets") if task in SERIES_TASKS and k not in opts]
+    if missing:
+        raise LtcEdgeError(f"{path}: task {task} needs {', '.join(missing)} in [task_options] "
+                           f"(data = \"log.{task}\", inputs = \"u,v\", targets = \"y\")")
+    return {k: str((path.parent / v).resolve()) if k in ("data", "data_dir") else v for k, v in opts.items()}
 
 
 def check_task(cfg: dict) -> list[str]:

@@ -27,6 +27,10 @@ SERIES_TASKS = ("csv", "npz")
 # the CLI's data flags, as load_task keyword -> flag name
 DATA_FLAGS = {"data": "--data", "inputs": "--inputs", "targets": "--targets", "time": "--time",
               "seq_len": "--seq-len", "stride": "--stride", "split": "--split", "data_dir": "--data-dir"}
+# the load_task options each task takes (its CLI flags' names)
+SERIES_OPTIONS = ("data", "inputs", "targets", "time", "seq_len", "stride", "split")
+TASK_OPTIONS = {"csv": SERIES_OPTIONS, "npz": SERIES_OPTIONS, "fashion-mnist": ("data_dir",),
+                "cheetah": ("seq_len", "stride"), "pendulum": ("episodes", "seq_len"), "digits": ()}
 
 
 class DataFileError(LtcEdgeError):
@@ -56,10 +60,9 @@ def task_options(task: str, data, data_dir, inputs, targets, time, seq_len, stri
                             ("--split", split)) if v is not None]
     if stray:
         raise ValueError(f"{', '.join(stray)} only apply to --task csv/npz")
-    takes = {"fashion-mnist": {"data_dir"}, "cheetah": {"seq_len", "stride"}, "pendulum": {"episodes", "seq_len"}}
     given = {"data_dir": None if data_dir is None else os.path.abspath(data_dir), "seq_len": seq_len,
              "stride": stride, "episodes": episodes}
-    return {k: v for k, v in given.items() if v is not None and k in takes.get(task, ())}
+    return {k: v for k, v in given.items() if v is not None and k in TASK_OPTIONS.get(task, ())}
 
 
 def file_sha256(path) -> tuple[str, int]:
