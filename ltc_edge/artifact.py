@@ -193,6 +193,8 @@ def _validate(m: Manifest, where: str) -> None:
     _validate_files(m, where)
     _validate_bounds(m, where)
     _validate_io(m, where)
+    _validate_config(m, where)
+    _validate_details(m, where)
 
 
 def _validate_files(m: Manifest, where: str) -> None:
@@ -259,6 +261,69 @@ def _validate_io(m: Manifest, where: str) -> None:
     names = {s["name"] for s in m.inputs}
     if m.inputs and m.graph_kind == "step" and ("dt" in names) != (m.uses_dt and m.fixed_dt is None):
         _fail(where, "inputs disagree with uses_dt / fixed_dt (a dt input exactly when dt is used and not fixed)")
+
+
+def _validate_config(m: Manifest, where: str) -> None:
+    """The model config every export stores: the model schema's, and agreeing with the
+    manifest's kind and sizes (commands re-load the task and the I/O names from it)."""
+    from ltc_edge.nn import functional as F
+    from ltc_edge.nn.schema import validate_config
+
+    if m.config is None:
+        _fail(where, "config is missing (every export stores the model config it was made from)")
+    try:
+        validate_config(m.config)
+    except ModelLoadError as e:
+        _fail(where, f"config: {e}")
+    c = m.config
+    facts = {"kind": c["cell"]["kind"], "input_size": c["input_size"], "output_size": c["output_size"],
+             "state_size": F.state_size(c), "uses_dt": F.model_uses_dt(c)}
+    for key, value in facts.items():
+        if getattr(m, key) != value:
+            _fail(where, f"{key} {getattr(m, key)!r} disagrees with the config's {value!r}")
+
+
+COUNT_KEYS = ("neurons", "synapses", "sensory_synapses", "parameters", "state_size")  # details.model
+# C functions by name -> required? Every value must be "<prefix>_<name>" (the runtime derives
+# the names from the prefix; a manifest naming another symbol is not one this ltc-edge wrote)
+C_FUNCTIONS = {"reset": True, "step": True, "step_batch": True, "sizes": True,
+               "step_checked": False, "step_batch_checked": False, "step_q": False}
+# detail fields something reads after loading (ltc info, the model card, the C backend), with
+# their checks; other detail keys are facts for people that no code reads
+DETAIL_TYPES = {"weights_bytes": int, "sparse": bool, "unrolled": bool}
+
+
+def _validate_details(m: Manifest, where: str) -> None:
+    counts = m.details.get("model")
+    if not isinstance(counts, dict):
+        _fail(where, f"model must be an object of the model's counts ({', '.join(COUNT_KEYS)}), "
+                     f"got {'nothing' if counts is None else type(counts).__name__}")
+    for key, v in counts.items():
+        if key not in COUNT_KEYS or not _is_int(v, 0, 1 << 40):
+            _fail(where, f"model.{str(key)[:40]} must be one of {', '.join(COUNT_KEYS)} with a count "
+                         f"(an integer >= 0), got {str(v)[:40]!r}")
+    if counts.get("state_size", m.state_size) != m.state_size:
+        _fail(where, f"model.state_size disagrees with state_size ({m.state_size})")
+    for key, kind in DETAIL_TYPES.items():
+        v = m.details.get(key)
+        if v is not None and not (isinstance(v, kind) and (kind is bool or not isinstance(v, bool))):
+            _fail(where, f"{key} must be {'true or false' if kind is bool else 'an integer'}, got {str(v)[:40]!r}")
+    if m.format == "c":
+        _validate_functions(m.details.get("functions"), m.prefix, where)
+
+
+def _validate_functions(functions, prefix: str, where: str) -> None:
+    if not isinstance(functions, dict):
+        _fail(where, "functions must be an object {name: symbol} (a C export names its functions)")
+    for name, symbol in functions.items():
+        if name not in C_FUNCTIONS:
+            _fail(where, f"functions.{str(name)[:40]} is not a function of an ltc-edge C export "
+                         f"({', '.join(C_FUNCTIONS)})")
+        if symbol != f"{prefix}_{name}":
+            _fail(where, f"functions.{name} must be {prefix}_{name} (the prefix's), got {str(symbol)[:40]!r}")
+    missing = [name for name, required in C_FUNCTIONS.items() if required and name not in functions]
+    if missing:
+        _fail(where, f"functions lacks {', '.join(missing)}")
 
 
 def read(folder) -> Manifest:

@@ -110,13 +110,28 @@ def test_damaged_library_is_refused(c_export, tmp_path, damage):
 @needs_cc
 def test_manifest_cannot_name_functions_or_lie_about_sizes(c_export, tmp_path):
     out = _copy(c_export[0], tmp_path)
-    _edit_manifest(out, functions={"step_batch": "abort"})  # ignored: names come from the prefix
+    functions = json.loads((out / "manifest.json").read_text())["functions"]
+    for bad, message in (({**functions, "step_batch": "abort"}, "functions.step_batch must be ltc_model_step_batch"),
+                         ({k: v for k, v in functions.items() if k != "step_batch"}, "functions lacks step_batch"),
+                         ({**functions, "system": "ltc_model_system"}, "functions.system is not a function"),
+                         (None, "functions must be an object")):
+        _edit_manifest(out, functions=bad)  # the runtime derives the names from the prefix; the
+        with pytest.raises(ModelLoadError, match=message):  # manifest may not name others
+            load(out)
+    _edit_manifest(out, functions=functions)
     assert load(out).step(np.zeros(3), 0.1).shape == (2,)
-    _edit_manifest(out, prefix="abort")
+    _edit_manifest(out, prefix="abort")  # the functions must follow the prefix
+    with pytest.raises(ModelLoadError, match="functions.reset must be abort_reset"):
+        load(out)
+    _edit_manifest(out, prefix="abort", functions={k: f"abort_{k}" for k in functions})
     with pytest.raises(ModelLoadError, match="lacks abort_step_batch"):
         load(out)
-    _edit_manifest(out, prefix="ltc_model", input_size=2)  # smaller than the library's: would overflow
-    with pytest.raises(ModelLoadError, match="sizes"):
+    _edit_manifest(out, prefix="ltc_model", functions=functions, input_size=2)  # smaller than the library's: would overflow
+    with pytest.raises(ModelLoadError, match="input_size 2 disagrees with the config's 3"):
+        load(out)
+    two = build_model("ltc", 2, wiring="auto-ncp", units=8, output_size=2, seed=0).config  # a config that agrees
+    _edit_manifest(out, config=json.loads(json.dumps(two)))
+    with pytest.raises(ModelLoadError, match="the library's sizes"):
         load(out)
     _edit_manifest(out, prefix="x */ system", input_size=3)
     with pytest.raises(ModelLoadError, match="prefix must be a C identifier"):
@@ -144,6 +159,13 @@ def test_manifest_schema_errors_are_one_line(onnx_export, tmp_path):
         ({"uses_dt": "yes"}, "uses_dt"),
         ({"fixed_dt": float("nan")}, "fixed_dt"),
         ({"state_bounds": {"lo": [float("nan")] * 8, "hi": [1.0] * 8}}, "state_bounds"),
+        ({"config": None}, "config is missing"),
+        ({"config": {"format": "ltc-edge-model", "format_version": 1}}, "config: input_size is missing"),
+        ({"kind": "gru"}, "kind 'gru' disagrees with the config's 'ltc'"),
+        ({"model": None}, "model must be an object of the model's counts"),
+        ({"model": {"neurons": -1}}, "model.neurons must be one of"),
+        ({"model": {"state_size": 9}}, "model.state_size disagrees"),
+        ({"sparse": "yes"}, "sparse must be true or false"),
     ]
     for change, message in cases:
         out = _copy(onnx_export, tmp_path, f"case{cases.index((change, message))}")
@@ -157,6 +179,12 @@ def test_manifest_schema_errors_are_one_line(onnx_export, tmp_path):
     (out / "manifest.json").write_text(json.dumps(d))
     with pytest.raises(ModelLoadError, match="re-export"):
         load(out)
+    for key in ("model", "config"):  # an entry every export writes, dropped
+        d = json.loads((onnx_export / "manifest.json").read_text())
+        del d[key]
+        (out / "manifest.json").write_text(json.dumps(d))
+        with pytest.raises(ModelLoadError, match=rf"{key} (is missing|must be an object .* got nothing)"):
+            load(out)
     (out / "manifest.json").write_text("[" * 100_000)
     with pytest.raises(ModelLoadError, match="not valid JSON"):
         load(out)
@@ -251,30 +279,39 @@ def test_kill_9_during_export_leaves_old_or_new(model_file, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ltc-")]
 
 
+DROP = object()  # a fuzzed field removed instead of replaced
+
+
 def _json_values():
     from hypothesis import strategies as st
 
     scalars = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 40, 2 ** 40),
                         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
-                        st.sampled_from(["../x", "model.onnx", "*/", "c", "onnx", "fp32", "step", "a" * 64]))
-    return st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                        st.dictionaries(st.text(max_size=8), kids, max_size=4)),
-                        max_leaves=8)
+                        st.sampled_from(["../x", "model.onnx", "*/", "c", "onnx", "fp32", "step", "a" * 64,
+                                         "abort", "system", "ltc_model_step_batch", "ltc_model_reset", "ltc"]))
+    return st.one_of(st.just(DROP), st.recursive(
+        scalars, lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+        max_leaves=8))
 
 
-def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, model_file, tmp_path_factory):
-    """One field of a real manifest (or of its files / bounds entries) replaced by a random
-    JSON value: load + step either raise a RuntimeInputError or step exactly like the model."""
+def _fuzz_manifest(folder, model_file, extra_keys=()):
+    """One field of a real manifest (top level, its files, bounds, config, model counts or C
+    functions) replaced by a random JSON value or removed: load + step either raise a
+    RuntimeInputError (one line) or step exactly like the model."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
     from ltc_edge.errors import RuntimeInputError
 
-    base = json.loads((onnx_export / "manifest.json").read_text())
+    base = json.loads((folder / "manifest.json").read_text())
     ref = load(model_file).step(np.full(3, 0.2), 0.1).copy()
-    keys = sorted(base) + ["files.model." + k for k in base["files"]["model"]] + ["state_bounds.lo", "new"]
+    keys = sorted(base) + [f"files.{role}.{k}" for role in base["files"] for k in base["files"][role]]
+    keys += ["state_bounds.lo", "new", "config.cell", "config.input_size", "config.cell.units", "config.task",
+             "model.state_size", "model.neurons", "model.new", *extra_keys]
+    tmp = folder.parent / f"{folder.name}-fuzz"
 
-    @settings(max_examples=int(os.environ.get("LTC_FUZZ_EXAMPLES", 120)), deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=int(os.environ.get("LTC_FUZZ_EXAMPLES", 120)), deadline=None,
+              suppress_health_check=list(HealthCheck))
     @given(key=st.sampled_from(keys), value=_json_values())
     def check(key, value):
         d = json.loads(json.dumps(base))
@@ -282,16 +319,28 @@ def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, mode
         node = d
         for p in path:
             node = node[p]
-        node[last] = value
-        folder = tmp_path_factory.mktemp("fz")
-        for name in ("model.onnx", "MODEL_CARD.md"):
-            shutil.copy(onnx_export / name, folder / name)
-        (folder / "manifest.json").write_text(json.dumps(d))
+        if value is DROP:
+            node.pop(last, None)
+        else:
+            node[last] = value
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp)
+        (tmp / "manifest.json").write_text(json.dumps(d))
         try:
-            y = load(folder).step(np.full(3, 0.2), 0.1)
+            y = load(tmp).step(np.full(3, 0.2), 0.1)
         except RuntimeInputError as e:
             assert "\n" not in str(e)
             return
         np.testing.assert_allclose(y, ref, atol=1e-5)
 
     check()
+
+
+def test_fuzzed_manifests_give_a_clean_error_or_the_right_step(onnx_export, model_file):
+    _fuzz_manifest(onnx_export, model_file)
+
+
+@needs_cc
+def test_fuzzed_c_manifests_give_a_clean_error_or_the_right_step(c_export, model_file):
+    functions = json.loads((c_export[0] / "manifest.json").read_text())["functions"]
+    _fuzz_manifest(c_export[0], model_file, [f"functions.{k}" for k in functions] + ["functions.system"])
