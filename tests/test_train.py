@@ -265,6 +265,25 @@ def test_timestamps_as_input_and_a_tiny_test_split_are_warned(tmp_path):
     assert res.stderr.count("warning: ") == 3 and "also an input" in res.stderr and "42 rows" in res.stderr
 
 
+def test_a_refused_streaming_step_is_reported_not_fatal(tmp_path, monkeypatch):
+    """Train's streamed figure: a runtime refusal (a state out of bounds) is a finding in the
+    report and the metrics file, never a lost run."""
+    from ltc_edge.errors import StateBoundError
+    from ltc_edge.train import streaming
+
+    def refuse(*a, **k):
+        raise StateBoundError("state of neuron 3 left its bounds")
+
+    monkeypatch.setattr(streaming, "streaming_eval", refuse)
+    t = _small_digits(32)
+    m = train(t, build_task_model(t, "gru", units=4, seed=0), tmp_path / "m.safetensors",
+              TrainOptions(epochs=1, batch_size=16), progress=False, log=_quiet)
+    assert m["test_streaming"] == {"backend": "numpy", "error": "state of neuron 3 left its bounds"}
+    assert streaming.streaming_phrase("accuracy", m["test_streaming"]) == \
+        "streamed test accuracy: not measured (state of neuron 3 left its bounds)"
+    assert json.loads(metrics_path(tmp_path / "m.safetensors").read_text())["test_streaming"] == m["test_streaming"]
+
+
 # -------------------------------------------------------------------------------------- loop
 
 

@@ -120,7 +120,9 @@ def train_cmd(
                                                             "the training median dt) as one more input: an "
                                                             "LSTM/GRU that knows the time step."),
 ):
-    """Train a model on a task; keeps the epoch with the best validation metric.
+    """Train a model on a task; keeps the epoch with the best validation metric. The final report
+    gives the test metric over windows (state reset each, as in training) and streamed over the whole
+    test series with the state carried, as the model runs on a device.
 
     Examples: ltc train --task cheetah --model ltc --out ltc.safetensors;
     ltc train --task csv --data f.csv --inputs a,b --targets c --time t --seq-len 32.
