@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL
 from . import args as A
 
 
@@ -58,7 +59,8 @@ def bench(
                                                "run fp32)."),
     target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch / onnxruntime on a GPU), arm64, "
                                            "cortex-m0, cortex-m3 (soft float), cortex-m4 (C under qemu: "
-                                           "instruction counts, flash, RAM)."),
+                                           "instruction counts, flash, RAM), mcu:cortex-m0|m3|m4|m7|m33 (C on "
+                                           "your board: --serial, --flash-cmd; measured cycles per step)."),
     batch: str = typer.Option("1,8,64", help="Comma list of batch sizes for latency and throughput."),
     task: Optional[str] = typer.Option(None, help="Task whose test split gives the metric column and the int8 "
                                                   "calibration (default: the first model's stored task)."),
@@ -80,7 +82,10 @@ def bench(
                                                                 "benched model x backend x precision (OUT/robustness)."),
     clock_hz: Optional[float] = typer.Option(None, "--clock-hz", help="ARM: clock (Hz) for the estimated time per step "
                                              "= cycles (Cortex-M, estimated; arm64: instructions) / clock, not measured "
-                                             "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9)."),
+                                             "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9; "
+                                             "mcu:CORE: the board's measured cycles / clock)."),
+    serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD, board: Optional[str] = BOARD,
+    board_c: Optional[Path] = BOARD_C,
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -93,6 +98,9 @@ def bench(
     from .run import run_with_progress, wide_console
 
     lists, batches, models = _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out)
+    from .mcu import check_options
+
+    board_opts = check_options(lists["targets"], serial, flash_cmd, board, board_c)  # --target mcu:CORE
     console = wide_console()
     flags = _data_flags(data, inputs, targets, time)
     if kinds:
@@ -104,7 +112,7 @@ def bench(
         spec = model_task(models[0], task, flags)
     results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
                                 task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds,
-                                clock_hz=clock_hz)
+                                clock_hz=clock_hz, board=board_opts)
     _print_bench(console, results, out)
     if robustness:
         _bench_robustness(results, out, spec, flags)
@@ -112,11 +120,14 @@ def bench(
 
 def _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out) -> tuple:
     from ..runtime import backend_list
-    from .run import BACKENDS, PRECISIONS, TARGETS, parse_batches, parse_list
+    from .run import ARM_TARGETS, BACKENDS, MCU_TARGETS, PRECISIONS, TARGETS, parse_batches, parse_list
 
+    targets = parse_list(target, TARGETS, "target")
+    if backend == "numpy,onnxruntime" and set(targets) <= set(ARM_TARGETS + MCU_TARGETS):
+        backend = "c"  # the default backends on ARM / mcu targets: only c runs there
     lists = {"backends": backend_list(backend, BACKENDS),  # the runtime's names and aliases
              "precisions": parse_list(precision, PRECISIONS, "precision"),
-             "targets": parse_list(target, TARGETS, "target")}
+             "targets": targets}
     batches = parse_batches(batch)
     A.positive(seconds, "--seconds")
     if clock_hz is not None:

@@ -46,6 +46,9 @@ FIGURES = {
                    "an estimate (no wait states), not a measurement",
     "flash_bytes": "flash the model adds to a firmware (code, weights, library helpers it pulls in)",
     "ram_bytes": "RAM the model needs (state, step stack, its own data and bss)",
+    "cycles_max": "mcu:CORE rows: the worst step of the golden run, counted on the board (cycles_per_step: "
+                  "the median); cycle_counter says which counter (DWT CYCCNT, else SysTick: under qemu a "
+                  "SysTick tick is one of the emulated board's clock, not a real cycle)",
 }
 ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 # LTC and LSTM are the comparison users come for: they get the strong colours
@@ -94,7 +97,12 @@ def metric_labels(results: dict) -> tuple[str, str]:
 
 
 def _host_rows(results: dict) -> list[dict]:
-    return [r for r in results["rows"] if r["target"] not in ARM_TARGETS]
+    return [r for r in results["rows"] if r["target"] not in ARM_TARGETS and not r["target"].startswith("mcu:")]
+
+
+def _board_rows(results: dict) -> list[dict]:
+    """mcu:CORE rows: measured on a board over its serial port (bench/mcu.py)."""
+    return [r for r in results["rows"] if r["target"].startswith("mcu:")]
 
 
 def _arm_rows(results: dict) -> list[dict]:
@@ -147,6 +155,25 @@ def _arm_markdown(results: dict) -> list[str]:
     return ["## On ARM targets (the generated C under qemu)", ""] + _md_table(head, rows, cells)
 
 
+BOARD_HEAD = ["model", "run on", "board", "counter", "cycles/step p50", "cycles/step max", "MHz", "µs p50",
+              "µs max", "flash bytes", "RAM bytes", "stack bytes"]
+
+
+def _board_cells(r: dict) -> list:
+    clock = r.get("clock_hz")
+    return [r["model"], run_on(r), r.get("board"), r.get("cycle_counter"), r.get("cycles_per_step"),
+            r.get("cycles_max"), clock / 1e6 if clock else None, r.get("est_step_us"), r.get("us_max"),
+            r.get("flash_bytes"), r.get("ram_bytes"), r.get("stack_bytes")]
+
+
+def _board_markdown(results: dict) -> list[str]:
+    rows = _board_rows(results)
+    if not rows:
+        return []
+    return ["## On your board (mcu:CORE: measured there, read over its serial port)", ""] + _md_table(
+        BOARD_HEAD, rows, _board_cells)
+
+
 def run_on(r: dict) -> str:
     return f"{r['backend']}/{r['precision']}@{r['target']}"
 
@@ -159,7 +186,7 @@ def markdown(results: dict, plots: list[str]) -> str:
              f"- versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
              f"- task: {results.get('task') or '-'} (metric: {results.get('metric') or '-'}, "
              f"{results.get('metric_better', 'lower')} is better)", ""]
-    lines += _host_markdown(results) + _arm_markdown(results)
+    lines += _host_markdown(results) + _arm_markdown(results) + _board_markdown(results)
     lines += ["What each figure is:", ""] + [f"- {k}: {v}" for k, v in FIGURES.items()] + [""]
     if not plots:
         lines += [f"Plots: none ({results.get('plots_note') or no_plots_reason(results)}).", ""]
@@ -303,7 +330,7 @@ PRECISION_ORDER = ("fp32", "fp16", "int8", "int8-full")
 
 def row_format(row: dict) -> str:
     """The file format behind a row's file_bytes (ARM targets: the C sources)."""
-    if row.get("target") in ARM_TARGETS:
+    if row.get("target") in ARM_TARGETS or row.get("target", "").startswith("mcu:"):
         return "c-source"
     return ROW_FORMAT.get(row.get("backend"), str(row.get("backend")))
 
@@ -362,8 +389,14 @@ def terminal_table(results: dict):
     title = f"ltc-edge bench ({results.get('task') or 'no task'})"
     host = [r for r in _host_rows(results) if not r.get("skipped")]
     arm = [r for r in _arm_rows(results) if not r.get("skipped")]
+    board = [r for r in _board_rows(results) if not r.get("skipped")]
     tables = []
-    if host or not arm:
+    if board:
+        t = _rich_table(Table, f"{title}: generated C on your board (measured; µs = cycles ÷ clock)", BOARD_HEAD)
+        for r in board:
+            t.add_row(*(_fmt(c) if isinstance(c, float) else str("-" if c is None else c) for c in _board_cells(r)))
+        tables.append(t)
+    if (host or not arm) and not (board and not host):
         t = _rich_table(Table, f"{title}: on this host", ["model", "params", "run on", windows, streamed,
                         "p50 µs (host)", "p99 µs (host)", "steps/s (host)", "file KiB"])
         for r in host:

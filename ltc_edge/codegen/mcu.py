@@ -97,6 +97,13 @@ def build(work: Path, name: str, core: str, board: dict, sources, defines=()) ->
     return {**files, "build_id": build_id, "flash_bytes": text + data, "static_ram_bytes": data + bss}
 
 
+def object_sizes(work: Path, prefix: str, core: str, defines=()) -> dict:
+    """text/data/bss of the model's own object for `core` (its flash: text + data)."""
+    _run(["arm-none-eabi-gcc", *CORES[core], *CFLAGS, *defines, "-I.", "-c", "-o", f"model_{core}.o", f"{prefix}.c"], work)
+    text, data, bss = (int(v) for v in _run(["arm-none-eabi-size", f"model_{core}.o"], work).splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}
+
+
 def pil_firmware(work: Path, config: dict, raw: dict, core: str, board: dict, *, prefix: str = "ltc_model") -> dict:
     """The processor-in-the-loop firmware of a model (fp32 C, the core's default build)."""
     from . import c as cgen

@@ -137,6 +137,13 @@ class Board:
                                  f"waiting for {what}{got}")
         return buf
 
+    def read_some(self) -> bytes:
+        """What has arrived (up to 4 KB; waits up to 50 ms)."""
+        try:
+            return self.port.read(max(1, min(4096, self.port.in_waiting)))
+        except Exception as e:
+            raise BoardError(f"lost {self.url}: {' '.join(str(e).split())}") from None
+
     def read_frame(self, deadline: float) -> tuple[bytes, bytes]:
         """(type, payload) of the next frame; garbage or a bad checksum is one BoardError line."""
         first = self.read(1, deadline, "a frame")
