@@ -70,8 +70,6 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
     from .tasks import load_task
 
     td = load_task(task, **topts)  # bad data fails here, before torch is imported
-    for doubt in td.info.get("warnings") or []:
-        typer.echo(f"warning: {doubt}", err=True)
     from .loop import build_task_model, train
 
     net = build_task_model(td, model, units=units, wiring=wiring, wiring_args=wargs, seed=numbers["seed"],

@@ -497,6 +497,8 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
         run.opts, run.history, run.best, start_epoch, optim_state, run.spec = \
             _resume(checkpoint_path(out), model, opts, run.spec)
     run.batches = check_train_options(run.opts, len(task.train))
+    for doubt in task.info.get("warnings") or []:  # once every option passed: an error stays one line
+        log(f"warning: {doubt}")
     out.parent.mkdir(parents=True, exist_ok=True)
     run.optim = torch.optim.Adam(model.parameters(), lr=run.opts.lr)
     if optim_state is not None:
