@@ -1,6 +1,8 @@
 """Byte-level fuzzer for model files: mutate valid .safetensors models and check that
 ltc_edge.nn.modelfile.read() either accepts the result or raises ModelFileError, never
-another exception and never a hang (and that `ltc info`'s describe() accepts what read does).
+another exception and never a hang; and that every backend takes what read accepts: `ltc info`'s
+describe(), the numpy runtime (its folded constants finite, one step a result or a clean
+RuntimeInputError) and the C generator (no constant it cannot write).
 
     python scripts/fuzz_modelfile.py --cases 5000 [--seed 0] [--timeout 10]
 
@@ -33,7 +35,12 @@ from pathlib import Path
 #                                ("config"): set the value at path (a list of keys/indices,
 #                                taken modulo a list's length), or delete it when value is DROP
 #   ("deep", where, depth)       replace the header or the config by JSON nested depth deep
+#   ("tensor", index, elem, x)   set element elem (None: every element) of the index-th tensor
+#                                (names sorted, index modulo their count) to the float32 x
 DROP = "<drop>"
+# parameter values around the one magnitude limit (schema.MAX_PARAM_ABS = 1e6) and float32's own
+HUGE = [3e38, -3e38, 3.4028234663852886e38, 1e30, 1e12, -1e7, 2e6, 1000000.0625, 1e6, -1e6, 999999.9,
+        1e-45, 0.0, float("inf"), float("nan")]
 
 
 def split(data: bytes):
@@ -99,7 +106,29 @@ def apply(data: bytes, ops) -> bytes:
             data = _rewrite(data, *args)
         elif kind == "deep":
             data = _deep(data, *args)
+        elif kind == "tensor":
+            data = _tensor(data, *args)
     return data
+
+
+def _tensor(data: bytes, index: int, elem, value: float) -> bytes:
+    """Overwrite float32 values inside one tensor's data (an F32 tensor of a parseable file)."""
+    try:
+        header, body = split(data)
+        names = sorted(k for k in header if k != "__metadata__")
+        t = header[names[index % len(names)]]
+        lo, hi = t["data_offsets"]
+        if t["dtype"] != "F32" or not 0 <= lo < hi <= len(body):
+            return data
+        n = (hi - lo) // 4
+        word = struct.pack("<f", value)
+        span = range(n) if elem is None else [elem % n]
+        out = bytearray(body)
+        for i in span:
+            out[lo + 4 * i:lo + 4 * i + 4] = word
+        return data[:len(data) - len(body)] + bytes(out)
+    except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError, struct.error, RecursionError):
+        return data
 
 
 def _deep(data: bytes, where: str, depth: int) -> bytes:
@@ -153,7 +182,9 @@ def random_ops(rng: random.Random, data: bytes):
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         pos = rng.randrange(head_end) if rng.random() < 0.7 else rng.randrange(len(data))
         r = rng.random()
-        if r < 0.35:
+        if r < 0.12:  # one value or a whole tensor of huge / tiny / non-finite parameters
+            ops.append(("tensor", rng.randrange(64), rng.choice([None, rng.randrange(1 << 16)]), rng.choice(HUGE)))
+        elif r < 0.35:
             ops.append(("json", "config", rng.choice(cpaths), rng.choice(VALUES)))
         elif r < 0.45:
             ops.append(("json", "header", rng.choice(hpaths), rng.choice(VALUES)))
@@ -198,13 +229,41 @@ def check(path: Path):
     from ltc_edge.nn.modelfile import ModelFileError, describe, read
 
     try:
-        read(path)
+        config, raw = read(path)
     except ModelFileError as e:
         if "\n" in str(e):
             raise AssertionError(f"multi-line ModelFileError: {str(e)[:200]!r}") from None
         return "rejected"
     describe(path)  # `ltc info` shows exactly the files read() accepts
+    backends_agree(path, config, raw)
     return "accepted"
+
+
+def backends_agree(path: Path, config: dict, raw: dict) -> None:
+    """What read() accepts, every backend takes (the finding of issue 29: sigma = 3e38 loaded
+    and stepped on numpy while the C export refused it): the numpy runtime's folded constants
+    (also the ONNX/TFLite graphs') are finite and one step gives a result or a clean
+    RuntimeInputError; the C generator writes every constant (any error is a finding)."""
+    import numpy as np
+
+    from ltc_edge.codegen.c import generate
+    from ltc_edge.errors import RuntimeInputError
+    from ltc_edge.runtime import load
+
+    ctrl = load(path, backend="numpy")
+    P = ctrl.backend.P
+    consts = [v for part in P.values() for v in (part.values() if isinstance(part, dict) else [part])]
+    if not all(np.isfinite(v).all() for v in consts if isinstance(v, np.ndarray)):
+        raise AssertionError("the numpy runtime folded a non-finite constant from an accepted file")
+    try:
+        y = ctrl.step(np.full(config["input_size"], 0.5, np.float32), 0.1)
+    except RuntimeInputError as e:  # e.g. a state that left its bounds: a clean refusal
+        if "\n" in str(e):
+            raise AssertionError(f"multi-line {type(e).__name__}: {str(e)[:200]!r}") from None
+    else:
+        if not np.isfinite(y).all():
+            raise AssertionError("a committed step returned NaN/inf")
+    generate(config, raw)
 
 
 def run_case(path: Path, timeout_s: float) -> str:

@@ -32,7 +32,8 @@ BYTE_OPS = st.one_of(
     st.tuples(st.just("delete"), POS, st.integers(1, 16)),
     st.tuples(st.just("truncate"), POS),
     st.tuples(st.just("length"), st.integers(0, (1 << 64) - 1)),
-    st.tuples(st.just("deep"), st.sampled_from(["header", "config"]), st.sampled_from([100, 100_000])))
+    st.tuples(st.just("deep"), st.sampled_from(["header", "config"]), st.sampled_from([100, 100_000])),
+    st.tuples(st.just("tensor"), st.integers(0, 63), st.one_of(st.none(), POS), st.sampled_from(fuzz.HUGE)))
 JSON_VALUES = st.one_of(st.sampled_from(fuzz.VALUES), st.integers(), st.text(max_size=6),
                         st.floats(allow_nan=True, allow_infinity=True))
 
@@ -105,3 +106,33 @@ def test_deep_and_huge_json_are_model_file_errors(tmp_path, bases):
         with pytest.raises(ModelFileError):
             read(path)
     assert struct.unpack("<Q", fuzz.apply(bases[0], [("length", 5)])[:8]) == (5,)
+
+
+def test_huge_parameters_are_refused_and_the_limit_runs_everywhere(tmp_path, bases):
+    """The tensor op writes floats into the data; beyond MAX_PARAM_ABS a file is rejected, at it
+    every backend takes it (check() runs describe, the numpy runtime and the C generator)."""
+    for value, verdict in ((3e38, "rejected"), (1000000.0625, "rejected"), (float("nan"), "rejected"),
+                           (1e6, "accepted"), (-1e6, "accepted"), (1e-45, "accepted")):
+        for index in range(12):  # several tensors of the wired LTC (sigma, mu, w, erev, ...)
+            path = tmp_path / "case.safetensors"
+            path.write_bytes(fuzz.apply(bases[6], [("tensor", index, None, value)]))
+            assert fuzz.check(path) == verdict, (value, index)
+    header, body = fuzz.split(fuzz.apply(bases[6], [("tensor", 0, 1, 2.5)]))
+    name = sorted(k for k in header if k != "__metadata__")[0]
+    lo = header[name]["data_offsets"][0]
+    assert struct.unpack("<f", body[lo + 4:lo + 8]) == (2.5,)
+
+
+def test_backend_disagreement_is_a_finding(tmp_path, bases, monkeypatch):
+    """Without the magnitude limit, sigma = 3e38 loads but the C generator cannot write its gate
+    constant: check() reports that as a finding (the issue-29 fuzz case), not as accepted."""
+    from ltc_edge.codegen.c import CodegenError
+    from ltc_edge.nn import modelfile
+
+    names = sorted(k for k in fuzz.split(bases[6])[0] if k != "__metadata__")
+    path = tmp_path / "sigma.safetensors"
+    path.write_bytes(fuzz.apply(bases[6], [("tensor", names.index("cell.sigma"), None, 3e38)]))
+    assert fuzz.check(path) == "rejected"
+    monkeypatch.setattr(modelfile, "MAX_PARAM_ABS", float("inf"))
+    with pytest.raises(CodegenError, match="non-finite constant"):
+        fuzz.check(path)

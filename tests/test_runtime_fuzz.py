@@ -7,6 +7,7 @@ Backends: numpy, and onnxruntime on the same model exported once per module (ski
 torch, onnx or onnxruntime is missing)."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -295,3 +296,51 @@ def test_manifest_state_bounds_are_checked_at_load(model, onnx_dir, tmp_path, lo
     with pytest.raises(ModelLoadError, match="state.bounds") as info:
         load(bad)
     assert "\n" not in str(info.value)
+
+
+MAGNITUDES = st.one_of(st.floats(width=32), st.floats(-2e6, 2e6, width=32),  # any float32; around the limit
+                       st.sampled_from([1e6, -1e6, 1000000.0625, 2e6, 3e38, -3e38, float("nan"), float("inf")]))
+
+
+@settings(SETTINGS, max_examples=int(os.environ.get("LTC_FUZZ_EXAMPLES", 60)))
+@given(name=st.sampled_from(["cell.sigma", "cell.mu", "cell.w", "cell.erev", "cell.sensory_sigma", "cell.cm",
+                             "cell.gleak", "cell.vleak", "cell.input_w", "cell.output_b"]),
+       value=MAGNITUDES, whole=st.booleans())
+def test_parameter_magnitudes_are_refused_on_load_or_run_on_every_backend(model, tmp_path_factory, name, value, whole):
+    """A model file with one parameter (or a whole tensor) set to any float32: the runtime
+    refuses it on load exactly when it is NaN/inf or beyond MAX_PARAM_ABS (one ModelLoadError
+    line, the oracle), and otherwise steps like the reference and generates C (every constant
+    the backends fold is finite): no backend takes a file another refuses."""
+    from safetensors.numpy import save_file
+
+    from ltc_edge.codegen.c import generate
+    from ltc_edge.nn.schema import MAX_PARAM_ABS
+
+    raw = {k: v.detach().numpy().copy() for k, v in model["model"].state_dict().items()}
+    if whole:
+        raw[name][...] = value
+    else:
+        raw[name].flat[-1] = value
+    path = tmp_path_factory.mktemp("mag") / "m.safetensors"
+    save_file(raw, str(path), metadata={"ltc_edge": json.dumps(model["cfg"])})
+    valid = bool(np.isfinite(value) and abs(np.float32(value)) <= MAX_PARAM_ABS)
+    try:
+        ctrl = load(path, backend="numpy", state_check="off")
+    except ModelLoadError as e:
+        assert not valid and "\n" not in str(e) and name in str(e), (value, str(e))
+        event("refused on load")
+        return
+    assert valid, value
+    generate(model["cfg"], raw)  # the C generator takes what the runtime took
+    x, dt = np.full(N_IN, 0.3, np.float32), np.float32(0.1)
+    P = F.model_prepare_static(F.NumpyOps, raw, model["cfg"])
+    with np.errstate(all="ignore"):
+        y_ref, h_ref = F.model_step(F.NumpyOps, P, x[None], np.zeros((1, 6), np.float32), dt, model["cfg"])
+    try:
+        y = ctrl.step(x, dt)
+    except RuntimeInputError as e:  # a NaN state (0 * inf inside a saturated step): clean and uncommitted
+        assert not np.isfinite(h_ref).all() and "\n" not in str(e), str(e)
+        event("loaded, step refused")
+        return
+    event("loaded and stepped")
+    np.testing.assert_allclose(y, y_ref[0], rtol=1e-5, atol=1e-5)
