@@ -170,6 +170,7 @@ def test_dt_unit_stated_where_no_training_dt_is_recorded(model, model_file):
 
     note = describe(model_file)["dt_unit"]
     assert note == dt_note(model.config) and "not recorded" in note and "1.0 per step" in note
+    assert describe(model_file)["default_dt"] == 1.0
     raw = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     header = cgen.header_facts(model.config, raw, "ltc_model")[0]
     assert " * dt: an input, in the unit the model was trained with; LTC_MODEL_DEFAULT_DT = 1.0e+00f" in header

@@ -138,6 +138,8 @@ def load(path):
 
 def describe(path) -> dict:
     """Facts about a model file, for `ltc info` (numpy only)."""
+    from .schema import default_dt
+
     config, tensors = read(path)
     cell = config["cell"]
     wiring = cell.get("wiring")
@@ -158,6 +160,7 @@ def describe(path) -> dict:
         "format_version": config["format_version"],
         "solver": cell.get("solver"),
         "ode_unfolds": cell.get("ode_unfolds"),
+        "default_dt": default_dt(config),  # what a step without dt uses
         **task_facts(config),
     }
 

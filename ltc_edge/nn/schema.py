@@ -386,7 +386,7 @@ def dt_note(config) -> str:
     task = config.get("task") or {}
     dts, time_col = task.get("dt") or {}, (task.get("options") or {}).get("time")
     if not isinstance(dts.get("median"), (int, float)):
-        return ("not recorded, so a step without dt uses 1.0; dt is in the unit the model was trained with "
+        return ("training dt not recorded; dt is in the unit the model was trained with "
                 "(an ncps model: 1.0 per step, unless it was trained with timespans)")
     med = dts["median"]
     lo, hi = dts.get("min", med), dts.get("max", med)
