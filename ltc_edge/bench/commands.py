@@ -54,13 +54,11 @@ def bench(
                                                              "LTC and an LSTM (or none, with --kinds)."),
     backend: str = typer.Option("numpy,onnxruntime", help="Comma list of torch, numpy, onnxruntime (onnx, ort), "
                                                           "tflite (litert), c: the runtime's names and aliases."),
-    precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8 (onnxruntime and tflite; "
-                                               "c: fp32 and int8, the integer-only LTC step; the others "
-                                               "run fp32)."),
-    target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch / onnxruntime on a GPU), arm64, "
-                                           "cortex-m0, cortex-m3 (soft float), cortex-m4 (C under qemu: "
-                                           "instruction counts, flash, RAM), mcu:cortex-m0|m3|m4|m7|m33 (C on "
-                                           "your board: --serial, --flash-cmd; measured cycles per step)."),
+    precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8 (onnxruntime and tflite; c: fp32 "
+                                               "and int8, the integer-only LTC step; the others run fp32)."),
+    target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch/onnxruntime on a GPU), arm64, "
+                                           "cortex-m0, cortex-m3 (soft float), cortex-m4 (C under qemu: instructions, "
+                                           "flash, RAM), mcu:cortex-m0|m3|m4|m7|m33 (C on your board: --serial ...)."),
     batch: str = typer.Option("1,8,64", help="Comma list of batch sizes for latency and throughput."),
     task: Optional[str] = typer.Option(None, help="Task whose test split gives the metric column and the int8 "
                                                   "calibration (default: the first model's stored task)."),
@@ -75,17 +73,15 @@ def bench(
     wiring: Optional[str] = typer.Option(None, help="--kinds: wiring for ltc/cfc (ltc default: full)."),
     epochs: int = typer.Option(5, help="--kinds: training epochs per model (a short schedule)."),
     data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
-    time: Optional[str] = TIME,
+    time: Optional[str] = TIME, serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD,
     calibration: Optional[str] = typer.Option(None, help="int8 calibration: a task name, a CSV (the model's columns) "
                                                          "or an .npz x [N, T, in] (default: the task's data)."),
     robustness: bool = typer.Option(False, "--robustness", help="Also run `ltc analyze robustness` on every "
                                                                 "benched model x backend x precision (OUT/robustness)."),
     clock_hz: Optional[float] = typer.Option(None, "--clock-hz", help="ARM: clock (Hz) for the estimated time per step "
                                              "= cycles (Cortex-M, estimated; arm64: instructions) / clock, not measured "
-                                             "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9; "
-                                             "mcu:CORE: the board's measured cycles / clock)."),
-    serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD, board: Optional[str] = BOARD,
-    board_c: Optional[Path] = BOARD_C,
+                                             "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9)."),
+    board: Optional[str] = BOARD, board_c: Optional[Path] = BOARD_C,
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -98,9 +94,6 @@ def bench(
     from .run import run_with_progress, wide_console
 
     lists, batches, models = _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out)
-    from .mcu import check_options
-
-    board_opts = check_options(lists["targets"], serial, flash_cmd, board, board_c)  # --target mcu:CORE
     console = wide_console()
     flags = _data_flags(data, inputs, targets, time)
     if kinds:
@@ -112,7 +105,7 @@ def bench(
         spec = model_task(models[0], task, flags)
     results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
                                 task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds,
-                                clock_hz=clock_hz, board=board_opts)
+                                clock_hz=clock_hz, board=(serial, flash_cmd, board, board_c))
     _print_bench(console, results, out)
     if robustness:
         _bench_robustness(results, out, spec, flags)

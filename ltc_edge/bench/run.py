@@ -133,12 +133,12 @@ def _artifact(job: dict, out: Path, calibration, cache: dict) -> Path:
 def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
               batches=(1, 8, 64), task: str | None = None, task_options: dict | None = None,
               calibration: str | None = None, out: Path = Path("bench-out"), min_seconds: float = 0.5,
-              clock_hz: float | None = None, board: dict | None = None, progress=None, console=None) -> dict:
+              clock_hz: float | None = None, board: tuple = (), progress=None, console=None) -> dict:
     """Measure every combination; write results.json, report.md and plots into `out`. `task` (with
     `task_options`, as load_task takes them) gives the metric column and the int8 calibration;
     `calibration` (a task name, CSV or NPZ per model) overrides the latter. `clock_hz`: the clock
-    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target). `board`: serial, flash_cmd,
-    board, board_c of the mcu:CORE targets (bench/mcu.py)."""
+    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target). `board`: (serial, flash_cmd,
+    board, board_c) of the mcu:CORE targets (bench/mcu.py)."""
     out = Path(out).resolve()  # once: builds run in their own folders (cwd), so every path is absolute
     models = [Path(m).resolve() for m in models]
     from ..nn.modelfile import describe, read
@@ -147,6 +147,9 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     for m in models:
         read(m)  # fails early, with one clear line, on a bad model file
         facts[str(m)] = describe(m)
+    from .mcu import check_options
+
+    board = check_options(targets, *board) if board else {}  # one line for a missing --serial, before any export
     jobs = plan(models, backends, precisions, targets)
     if not jobs:
         raise ValueError("nothing to measure: no backend runs the chosen precisions on the chosen targets")
@@ -156,7 +159,7 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
         metric_name, better = _task_metric(*spec)
     rows, cache = [], {}
     measure = {"out": out, "spec": spec, "calibration": calibration, "batches": list(batches),
-               "min_seconds": min_seconds, "clock_hz": clock_hz, "board": board or {}, "cache": cache}
+               "min_seconds": min_seconds, "clock_hz": clock_hz, "board": board, "cache": cache}
     for job in jobs:
         row = _new_row(job, facts[job["model"]])
         try:
