@@ -35,7 +35,7 @@ def register(command, load_reference=None):
                                                     "minmax, percentile or entropy. Default: weight-only int8 "
                                                     "(int8 weight matrices, float compute; no calibration pass)."),
         fixed_dt: Optional[float] = typer.Option(
-            None, "--fixed-dt", help="Fold a constant elapsed time into the graph (no dt input)."),
+            None, "--fixed-dt", help="Fold a constant dt into the graph (no dt input; c int8: the data's dt)."),
         force: bool = typer.Option(False, "--force", help="Write the files even when over the drift budget."),
         prefix: Optional[str] = typer.Option(
             None, "--prefix", help="c: the symbol prefix (a C identifier; default ltc_model): NAME.h, NAME_step, "
