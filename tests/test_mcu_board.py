@@ -172,3 +172,32 @@ def test_bench_on_qemu_reads_cycles_over_the_uart(model, tmp_path):
     assert 0 < row["stack_bytes"] < row["ram_bytes"] and row["flash_bytes"] > 500
     assert "On your board" in (tmp_path / "b" / "report.md").read_text()
     assert not subprocess.run(["pgrep", "-f", f"tcp:127.0.0.1:{port},"], capture_output=True).stdout  # qemu stopped
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_eval_streaming_on_the_qemu_board_equals_the_host_c(tmp_path):
+    """`ltc eval --streaming --backend mcu:cortex-m4`: the streamed metric of the board run is the host C's."""
+    from datagen import oscillator_csv
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+
+    run = CliRunner().invoke
+    oscillator_csv(tmp_path / "osc.csv", 400, 11)
+    model = tmp_path / "osc.safetensors"
+    r = run(app, ["train", "--task", "csv", "--data", str(tmp_path / "osc.csv"), "--inputs", "force", "--targets",
+                  "position", "--time", "time_s", "--seq-len", "16", "--units", "6", "--epochs", "1", "--out",
+                  str(model), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    port = free_port()
+    got = {}
+    for backend, extra in (("c", []), ("mcu:cortex-m4", ["--serial", f"socket://127.0.0.1:{port}", "--flash-cmd",
+                                                         qemu_cmd("mps2-an386", port)])):
+        r = run(app, ["eval", str(model), "--streaming", "--backend", backend, *extra, "--json"])
+        assert r.exit_code == 0, r.output
+        got[backend] = json.loads(r.output.strip().splitlines()[-1])
+    board = got["mcu:cortex-m4"]
+    assert board["streaming_mse"] == pytest.approx(got["c"]["streaming_mse"], rel=1e-4)
+    assert board["streaming_steps"] == got["c"]["streaming_steps"] > 10
+    assert board["streaming_board"] == "mps2-an386" and 0 < board["streaming_cycles_p50"] <= board["streaming_cycles_max"]

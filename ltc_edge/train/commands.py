@@ -13,6 +13,7 @@ import typer
 
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
+from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL, mcu_options
 from .options import check_series_numbers, check_train_numbers, use_compile
 from .outputs import check_outputs
 from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
@@ -153,7 +154,9 @@ def eval_cmd(
     streaming: bool = typer.Option(False, "--streaming", help="Also stream the split's whole series through the "
                                                               "runtime's step(), state carried, true dt per step."),
     backend: str = typer.Option("numpy", "--backend", help="--streaming: a runtime backend, numpy, onnxruntime "
-                                                           "(onnx), tflite, c or tflm."),
+                                                           "(onnx), tflite, c, tflm or mcu:CORE (--serial ...)."),
+    serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD, board: Optional[str] = BOARD,
+    board_c: Optional[Path] = BOARD_C,
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Print a trained model's metrics on a task's test split (default: the task and data file it was
@@ -168,6 +171,7 @@ def eval_cmd(
     backend = check_backend(backend)  # the canonical name (aliases: onnx -> onnxruntime, ...)
     if backend != "numpy" and not streaming:
         raise ValueError("--backend applies to --streaming (the windowed metric runs the torch model)")
+    board_opts = mcu_options(backend, serial, flash_cmd, board, board_c, None)  # --backend mcu:CORE
     from ..nn.modelfile import load, read
     from .loop import evaluate
     from .stored import load_model_task
@@ -181,7 +185,7 @@ def eval_cmd(
                          f"needs {td.input_size} / {td.output_size}")
     res = {"task": task, "split": split_name, **evaluate(net, td, split_name)}
     if streaming:
-        res.update(_streaming(model, net, td, split_name, backend))
+        res.update(_streaming(model, net, td, split_name, backend, board_opts))
     if task == "pendulum":
         from .pendulum import evaluate_model_closed_loop
 
@@ -207,11 +211,11 @@ def _eval_notes(td, split_name: str) -> dict:
             f"streaming_{td.metric}": f"the whole {split_name} series, state carried{units}"}
 
 
-def _streaming(model, net, td, split_name: str, backend: str) -> dict:
+def _streaming(model, net, td, split_name: str, backend: str, board: dict | None = None) -> dict:
     """The streamed figures, keyed beside the windowed ones (streaming_mse, streaming_steps, ...)."""
     from .streaming import streaming_eval
 
-    got = streaming_eval(model, net, td, split_name, backend)
+    got = streaming_eval(model, net, td, split_name, backend, board)
     return {"streaming_backend": backend, **{f"streaming_{k}": v for k, v in got.items()}}
 
 

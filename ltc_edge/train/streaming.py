@@ -15,6 +15,10 @@ def check_backend(name: str) -> str:
     """The runtime backend's canonical name (every runtime backend and alias; one line if unknown)."""
     from ..runtime import backend_name
 
+    if isinstance(name, str) and name.startswith("mcu:"):  # a board on a serial port: mcu:CORE
+        from ..codegen.mcu import core_name
+
+        return f"mcu:{core_name(name)}"
     return backend_name(name)
 
 
@@ -62,13 +66,22 @@ def stream_metric(ctrl_for, td, split: str = "test") -> dict:
     return {td.metric: total / max(count, 1), "steps": int(steps), "sequences": int(seqs)}
 
 
-def streaming_eval(model_path, net, td, split: str = "test", backend: str = "numpy") -> dict:
+def streaming_eval(model_path, net, td, split: str = "test", backend: str = "numpy", board: dict | None = None) -> dict:
     """stream_metric through runtime `backend` (a name or alias); onnxruntime / tflite / tflm
-    run an fp32 export made in a temporary folder, c the model's generated C compiled on the fly."""
+    run an fp32 export made in a temporary folder, c the model's generated C compiled on the fly,
+    mcu:CORE on a board flashed once (`board`: serial, flash_cmd, ... as load() takes them)."""
     from ..export import export_for_backend
     from ..runtime import load
 
     name = check_backend(backend)
+    if name.startswith("mcu:"):
+        ctrl = load(model_path, backend=name, **(board or {}))
+        try:
+            got = stream_metric(lambda b: (ctrl.reset(batch=b), ctrl)[1], td, split)
+        finally:
+            ctrl.backend.close()
+        d = ctrl.backend.describe()
+        return {**got, **{k: d[k] for k in ("core", "board", "counter", "cycles_p50", "cycles_max")}}
     with tempfile.TemporaryDirectory(prefix="ltc-stream-") as tmp:
         target = export_for_backend(model_path, name, Path(tmp) / name, net=net, drift_steps=50)
         return stream_metric(lambda b: load(target, backend=name, batch=b), td, split)
