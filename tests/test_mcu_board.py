@@ -55,7 +55,6 @@ def _fake(mode: str, timeout: float = 1.0) -> Board:
     board = Board(f"socket://127.0.0.1:{port}", f"{sys.executable} {HERE / 'fake_board.py'} {port} {mode} {{elf}}",
                   {"elf": "fw.elf", "bin": "fw.bin", "hex": "fw.hex"}, timeout=timeout, connect_timeout=10)
     board.open()
-    board.write(frame(b"I"))
     return board
 
 
@@ -69,12 +68,31 @@ def test_a_misbehaving_board_is_one_line(mode, message):
 
     board = _fake(mode)
     try:
+        board.write(frame(b"I"))
         with pytest.raises(BoardError, match=message) as e:
             board.read_frame(time.monotonic() + 1.0)
         assert "\n" not in str(e.value)
     finally:
         board.close()
     assert board.proc.poll() is not None  # the flash command (the fake board) was stopped
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("reset", r"^the board on socket://\S+ reset during the run \(it sent its start-up frame\)$"),
+    ("reject", r"^the board rejected a step frame: a bad checksum$"),
+    ("short", r"^garbage from the board on socket://\S+: a b's' frame of 4 bytes where a step answer \(12 bytes\)"),
+])
+def test_a_step_answered_wrongly_is_one_line(mode, message):
+    import struct
+
+    from ltc_edge.runtime.serial_backend import step_on_board
+
+    board = _fake(mode)
+    try:
+        with pytest.raises(BoardError, match=message):
+            step_on_board(board, bytes(12), struct.Struct("<Iff"))
+    finally:
+        board.close()
 
 
 def test_a_failing_flash_command_is_one_line():
@@ -85,6 +103,7 @@ def test_a_failing_flash_command_is_one_line():
     board.close()
 
 
+@pytest.mark.qemu  # builds the firmware (arm-none-eabi-gcc) before the flash command fails
 @pytest.mark.skipif(not ARM_GCC, reason="needs arm-none-eabi-gcc")
 def test_cli_board_errors_are_one_line(tmp_path):
     from typer.testing import CliRunner

@@ -43,7 +43,8 @@ FIGURES = {
                        "(branch refill 1-3, divide 2-12); an estimate, not a measurement",
     "clock_hz": "the clock the time estimate assumes (--clock-hz; default per target)",
     "est_step_us": "cycles_per_step (Cortex-M; arm64: instructions_per_step, one per cycle) / clock_hz in µs: "
-                   "an estimate (no wait states), not a measurement",
+                   "an estimate (no wait states), not a measurement; mcu:CORE rows: the board's measured median "
+                   "cycles / clock_hz (us_max: the worst step's)",
     "flash_bytes": "flash the model adds to a firmware (code, weights, library helpers it pulls in)",
     "ram_bytes": "RAM the model needs (state, step stack, its own data and bss)",
     "cycles_max": "mcu:CORE rows: the worst step of the golden run, counted on the board (cycles_per_step: "
@@ -164,6 +165,13 @@ def _board_cells(r: dict) -> list:
     return [r["model"], run_on(r), r.get("board"), r.get("cycle_counter"), r.get("cycles_per_step"),
             r.get("cycles_max"), clock / 1e6 if clock else None, r.get("est_step_us"), r.get("us_max"),
             r.get("flash_bytes"), r.get("ram_bytes"), r.get("stack_bytes")]
+
+
+def _board_text(c) -> str:
+    """A board table cell: counts with thousands separators, small numbers as _fmt, words as they are."""
+    if isinstance(c, (int, float)) and not isinstance(c, bool):
+        return _count(c) if abs(c) >= 100 else _fmt(float(c))
+    return "-" if c is None else str(c)
 
 
 def _board_markdown(results: dict) -> list[str]:
@@ -394,7 +402,7 @@ def terminal_table(results: dict):
     if board:
         t = _rich_table(Table, f"{title}: generated C on your board (measured; µs = cycles ÷ clock)", BOARD_HEAD)
         for r in board:
-            t.add_row(*(_fmt(c) if isinstance(c, float) else str("-" if c is None else c) for c in _board_cells(r)))
+            t.add_row(*(_board_text(c) for c in _board_cells(r)))
         tables.append(t)
     if (host or not arm) and not (board and not host):
         t = _rich_table(Table, f"{title}: on this host", ["model", "params", "run on", windows, streamed,

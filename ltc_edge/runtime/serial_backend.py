@@ -183,6 +183,22 @@ def _stop(board: Board) -> None:
     board._log.close()
 
 
+def step_on_board(link: Board, payload: bytes, answer: struct.Struct) -> tuple:
+    """One 'S' frame out, its 's' answer unpacked; a reset, a rejection or another frame is one line."""
+    link.write(frame(b"S", payload))
+    kind, p = link.read_frame(time.monotonic() + link.timeout)
+    while kind == b"i":  # answers to the handshake's repeated 'I' frames
+        kind, p = link.read_frame(time.monotonic() + link.timeout)
+    if kind == b"B":
+        raise BoardError(f"the board on {link.url} reset during the run (it sent its start-up frame)")
+    if kind == b"E":
+        raise BoardError(f"the board rejected a step frame: {ERROR_CODES.get(p[0] if p else 0, 'unknown error')}")
+    if kind != b"s" or len(p) != answer.size:
+        raise BoardError(f"garbage from the board on {link.url}: a {kind!r} frame of {len(p)} bytes "
+                         f"where a step answer ({answer.size} bytes) was expected")
+    return answer.unpack(p)
+
+
 class SerialBackend(Backend):
     """A .safetensors model's C on a board (fp32, the core's default build) stepped over a serial port."""
     name = "mcu"
@@ -246,21 +262,10 @@ class SerialBackend(Backend):
 
     def run(self) -> None:
         """Each row: one 'S' frame (dt, x, h) out, one 's' frame (cycles, y, h) back."""
-        link, m = self.link, self.meta
+        m = self.meta
         for b in range(self.batch):
             payload = np.concatenate([self.dt[b], self.x[b], self.h[b]]).astype("<f4").tobytes()
-            link.write(frame(b"S", payload))
-            kind, p = link.read_frame(time.monotonic() + link.timeout)
-            while kind == b"i":  # answers to the handshake's repeated 'I' frames
-                kind, p = link.read_frame(time.monotonic() + link.timeout)
-            if kind == b"B":
-                raise BoardError(f"the board on {link.url} reset during the run (it sent its start-up frame)")
-            if kind == b"E":
-                raise BoardError(f"the board rejected a step frame: {ERROR_CODES.get(p[0] if p else 0, 'unknown error')}")
-            if kind != b"s" or len(p) != self._answer.size:
-                raise BoardError(f"garbage from the board on {link.url}: a {kind!r} frame of {len(p)} bytes "
-                                 f"where a step answer ({self._answer.size} bytes) was expected")
-            values = self._answer.unpack(p)
+            values = step_on_board(self.link, payload, self._answer)
             self.cycles.append(values[0])
             self.y[b] = values[1:1 + m.output_size]
             self.h_new[b] = values[1 + m.output_size:]
