@@ -123,7 +123,8 @@ def test_robustness_analysis_on_a_user_csv_model(csv_models, tmp_path):
                 assert len(row["values"]) == 2 and row["mean"] == pytest.approx(np.mean(row["values"]))
                 assert row["relative"] == pytest.approx(row["mean"] / m["clean"])
     ltc = res["models"][0]
-    assert ltc["clean_state"]["checked"]  # an LTC's states are checked against its bounds
+    assert ltc["clean_state"]["checked"]  # an LTC's states are checked against its bounds ...
+    assert ltc["clean_state"]["neurons_outside"] == []  # ... which hold the reset state (issue 29 #12)
     assert ltc["perturbations"]["noise"][-1]["mean"] != ltc["clean"]
     lstm_jitter = res["models"][1]["perturbations"]["jitter"]
     assert all(row["mean"] == pytest.approx(res["models"][1]["clean"]) for row in lstm_jitter)  # ignores dt
@@ -231,6 +232,8 @@ def test_one_state_bound_for_every_consumer(csv_models, tmp_path):
     margin = F.bound_margin(lo, hi)
     np.testing.assert_allclose(_c_floats(source, "STATE_LO"), lo - margin, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(_c_floats(source, "STATE_HI"), hi + margin, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(_c_floats(source, "ltc_model_state_lo"), lo, rtol=1e-6, atol=1e-7)  # the header's
+    np.testing.assert_allclose(_c_floats(source, "ltc_model_state_hi"), hi, rtol=1e-6, atol=1e-7)
     ctrl = load(path, "numpy", batch=4, state_check="raise")  # the guard would raise on a false alarm
     np.testing.assert_array_equal(ctrl.meta.bounds[0], lo)
     np.testing.assert_allclose(ctrl.state_bounds[0][0], lo - margin, rtol=1e-6)
