@@ -1,10 +1,10 @@
-"""LTC-NCP-19 vs LSTM-19 and GRU-19 on ARM (issues 13 and 24; models: benchmarks/c_models.py, the
-GRU built the same way as the LSTM): golden check on
+"""LTC-NCP-19 vs LSTM-19, GRU-19 and CfC-19 on ARM (issues 13 and 24; models: benchmarks/c_models.py,
+the GRU and CfC built the same way as the LSTM): golden check on
 aarch64 Linux (qemu-aarch64) and a bare-metal Cortex-M4 (qemu-system-arm -M mps2-an386, -O2,
 -mfloat-abi=hard -mfpu=fpv4-sp-d16), with Cortex-M4 instructions per step (SysTick under
 -icount shift=0, N vs 2N steps differenced), model flash and RAM (size probes, painted stack),
 and aarch64 instructions per step (qemu exec trace, N vs 2N). Every model's default build on the
-M4 is its FPv4 step (LTC: cell_ltc_fpv4.c.in; LSTM/GRU: rnn_fpv4.c.in); the *_portable rows build
+M4 is its FPv4 step (LTC: cell_ltc_fpv4.c.in; LSTM/GRU/CfC: rnn_fpv4.c.in); the *_portable rows build
 the same files with -DLTC_EDGE_PORTABLE_C. Results: benchmarks/results/arm_m4.json, with the
 issues' Cortex-M4 targets met or not.
 
@@ -35,7 +35,9 @@ TARGETS = {f"ltc_ncp19{form}_m4_{key}": bound for form in ("", "_loop") for key,
 TARGETS.update({"lstm19_m4_instructions_per_step": ("<=", 7000),  # issue 24: the baselines with the same care
                 "gru19_m4_instructions_per_step": ("<=", 6000)})
 M4_ROWS = {"ltc_ncp19": "ncp19", "ltc_ncp19_loop": "ncp19_loop", "ltc_ncp19_portable": "ncp19_portable",
-           "lstm19": "lstm19", "lstm19_portable": "lstm19_portable", "gru19": "gru19", "gru19_portable": "gru19_portable"}
+           "lstm19": "lstm19", "lstm19_portable": "lstm19_portable", "gru19": "gru19", "gru19_portable": "gru19_portable",
+           "cfc19": "cfc19", "cfc19_portable": "cfc19_portable"}
+BASELINES = ("lstm19", "gru19", "cfc19")  # built like the LSTM: ltc_edge's build_model(kind, 8, units=19, seed=0)
 KEEP = ("passed", "max_abs_err", "instructions_per_step", "model_flash_bytes", "model_ram_bytes", "step_stack_bytes",
          "state_bytes", "model_object", "opt", "cycles_per_step", "cycles_low", "cycles_high",
          "traced_instructions_per_step", "mix_per_step", "cycles_skipped")
@@ -65,11 +67,11 @@ def summarize(rows: dict) -> dict:
             s[f"{name}_m4_{key}"] = r.get(field)
     # like for like: each cell's FPv4 step against the other's, and the portable steps against each other
     for form in ("", "_portable"):
-        for other in ("lstm19", "gru19"):
+        for other in BASELINES:
             for key in ("instructions_per_step", "cycles_per_step", "flash_bytes"):
                 s[f"ltc_over_{other}{form}_m4_{key.split('_')[0]}"] = (
                     s[f"ltc_ncp19{form}_m4_{key}"] / s[f"{other}{form}_m4_{key}"])
-    for name in ("ncp19", "lstm19", "gru19"):
+    for name in ("ncp19", *BASELINES):
         a64 = rows[name].get("aarch64", {})
         if a64.get("instructions_per_step") is not None:
             s[f"{name}_aarch64_instructions_per_step"] = a64["instructions_per_step"]
@@ -93,12 +95,14 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="arm-bench-"))
     try:
         files = model_files(work / "models")
-        files["gru19"] = save(build_model("gru", 8, units=19, output_size=2, seed=0), work / "models" / "gru19.safetensors")
-        rows = {name: run_model(files[name], work / name, not a.no_aarch64_count) for name in ("ncp19", "lstm19", "gru19")}
+        for name in BASELINES[1:]:
+            files[name] = save(build_model(name[:-2], 8, units=19, output_size=2, seed=0),
+                               work / "models" / f"{name}.safetensors")
+        rows = {name: run_model(files[name], work / name, not a.no_aarch64_count) for name in ("ncp19", *BASELINES)}
         # the loop form (--unroll off; on the M4 both forms build the FPv4 step), and the portable C
         # of the default export built for the M4 (-DLTC_EDGE_PORTABLE_C): what the assembly buys
         rows["ncp19_loop"] = run_model(files["ncp19"], work / "ncp19_loop", False, unroll="off", targets=("m4",))
-        for name in ("ncp19", "lstm19", "gru19"):
+        for name in ("ncp19", *BASELINES):
             rows[f"{name}_portable"] = run_model(files[name], work / f"{name}_portable", False, targets=("m4",),
                                                  m4_opt="-O2 -DLTC_EDGE_PORTABLE_C")
     finally:
@@ -114,6 +118,9 @@ def main():
                                    "(rnn_fpv4.c.in: vldm + vfma over packed weights, the LTC gate's 2^t for "
                                    "sigmoid/tanh)",
                          "gru19": "ltc_edge GRU, 19 units, 8 inputs, 2 outputs, seed 0; on the M4 its FPv4 step",
+                         "cfc19": "ltc_edge CfC, 19 units, 8 inputs, 2 outputs, seed 0 (default mode, one 128-unit "
+                                  "lecun_tanh backbone layer); on the M4 its FPv4 step",
+                         "cfc19_portable": "the CfC's export built with -DLTC_EDGE_PORTABLE_C",
                          "lstm19_portable": "the LSTM's export built with -DLTC_EDGE_PORTABLE_C (portable C: "
                                             "dense loops, sigmoid_/tanh_ of math.c.in)",
                          "gru19_portable": "the GRU's export built with -DLTC_EDGE_PORTABLE_C"},
