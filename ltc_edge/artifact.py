@@ -299,15 +299,16 @@ def _validate_details(m: Manifest, where: str) -> None:
         _fail(where, f"model must be an object of the model's counts ({', '.join(COUNT_KEYS)}), "
                      f"got {'nothing' if counts is None else type(counts).__name__}")
     for key, v in counts.items():
-        if key not in COUNT_KEYS or not _is_int(v, 0, 1 << 40):
-            _fail(where, f"model.{str(key)[:40]} must be one of {', '.join(COUNT_KEYS)} with a count "
-                         f"(an integer >= 0), got {str(v)[:40]!r}")
+        if key not in COUNT_KEYS:
+            _fail(where, f"model.{str(key)[:40]} is not a known count ({', '.join(COUNT_KEYS)})")
+        if not _is_int(v, 0, 1 << 40):
+            _fail(where, f"model.{key} must be an integer >= 0, got {repr(v)[:40]}")
     if counts.get("state_size", m.state_size) != m.state_size:
         _fail(where, f"model.state_size disagrees with state_size ({m.state_size})")
     for key, kind in DETAIL_TYPES.items():
         v = m.details.get(key)
         if v is not None and not (isinstance(v, kind) and (kind is bool or not isinstance(v, bool))):
-            _fail(where, f"{key} must be {'true or false' if kind is bool else 'an integer'}, got {str(v)[:40]!r}")
+            _fail(where, f"{key} must be {'true or false' if kind is bool else 'an integer'}, got {repr(v)[:40]}")
     if m.format == "c":
         _validate_functions(m.details.get("functions"), m.prefix, where)
 

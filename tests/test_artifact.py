@@ -163,7 +163,8 @@ def test_manifest_schema_errors_are_one_line(onnx_export, tmp_path):
         ({"config": {"format": "ltc-edge-model", "format_version": 1}}, "config: input_size is missing"),
         ({"kind": "gru"}, "kind 'gru' disagrees with the config's 'ltc'"),
         ({"model": None}, "model must be an object of the model's counts"),
-        ({"model": {"neurons": -1}}, "model.neurons must be one of"),
+        ({"model": {"neurons": -1}}, "model.neurons must be an integer >= 0, got -1"),
+        ({"model": {"bogus": 1}}, "model.bogus is not a known count"),
         ({"model": {"state_size": 9}}, "model.state_size disagrees"),
         ({"sparse": "yes"}, "sparse must be true or false"),
     ]
