@@ -220,3 +220,41 @@ def test_eval_streaming_on_the_qemu_board_equals_the_host_c(tmp_path):
     assert board["streaming_mse"] == pytest.approx(got["c"]["streaming_mse"], rel=1e-4)
     assert board["streaming_steps"] == got["c"]["streaming_steps"] > 10
     assert board["streaming_board"] == "mps2-an386" and 0 < board["streaming_cycles_p50"] <= board["streaming_cycles_max"]
+
+
+def test_board_c_needs_its_linker_script_beside_it(tmp_path):
+    from ltc_edge.codegen.mcu import board_files
+
+    (tmp_path / "nucleo.c").write_text("/* uart_* */\n")
+    with pytest.raises(BoardError, match=r"^its linker script \(--board-c FILE.c needs FILE.ld beside it\): no such "
+                                         r"file .*nucleo\.ld$"):
+        board_files("cortex-m4", board_c=tmp_path / "nucleo.c")
+    (tmp_path / "nucleo.ld").write_text("/* memory */\n")
+    got = board_files("cortex-m4", board_c=tmp_path / "nucleo.c")
+    assert got["name"] == "nucleo" and got["ld"] == (tmp_path / "nucleo.ld").resolve()
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_control_with_the_users_board_file_on_qemu(model, tmp_path):
+    """The README's escape hatch: --board-c FILE.c (+ FILE.ld), here a copy of the mps2 driver, on the M3;
+    `ltc control` prints the step cycles and its returns equal the host C's."""
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+    from ltc_edge.codegen.mcu import CM, MCU
+
+    shutil.copy(MCU / "uart_cmsdk.c", tmp_path / "myboard.c")
+    shutil.copy(CM / "mps2.ld", tmp_path / "myboard.ld")
+    port = free_port()
+    common = ["control", str(model), "--env", "Pendulum-v1", "-k", "1", "--max-steps", "15", "--json"]
+    r = CliRunner().invoke(app, [*common, "-b", "mcu:cortex-m3", "--board-c", str(tmp_path / "myboard.c"),
+                                 "--serial", f"socket://127.0.0.1:{port}", "--flash-cmd",
+                                 qemu_cmd("mps2-an385", port), "--clock-hz", "25e6"])
+    assert r.exit_code == 0, r.output
+    board = json.loads(r.output.strip().splitlines()[-1])
+    host = json.loads(CliRunner().invoke(app, [*common, "-b", "c"]).output.strip().splitlines()[-1])
+    assert board["returns"] == pytest.approx(host["returns"], abs=1e-4)
+    b = board["board"]
+    assert b["board"] == "myboard" and b["core"] == "cortex-m3" and b["steps_on_board"] == 15
+    assert b["us_max"] == pytest.approx(b["cycles_max"] / 25.0)

@@ -35,6 +35,7 @@ from .meta import meta_from_config
 
 SYNC = 0xA5
 ANSWER_S, CONNECT_S = 5.0, 30.0  # default seconds: one answer; flash + connect + the first answer
+PORT_AFTER_FLASH_S = 5.0  # a port that is not there this long after the flash command finished is an error
 ERROR_CODES = {1: "a bad checksum", 2: "a bad length", 3: "an unknown type"}
 
 
@@ -95,6 +96,8 @@ class Board:
         deadline = time.monotonic() + self.connect_timeout
         while self.port is None:
             self.check_flasher()
+            if self.proc.poll() == 0:  # a flasher that finished: its board's port shows up soon or never
+                deadline = min(deadline, time.monotonic() + PORT_AFTER_FLASH_S)
             try:
                 import serial
 
@@ -103,8 +106,9 @@ class Board:
                 if isinstance(e, ValueError) or "not supported" in str(e) or "expected" in str(e):
                     raise BoardError(f"--serial {self.url}: {' '.join(str(e).split())}") from None
                 if time.monotonic() > deadline:
-                    raise BoardError(f"cannot open {self.url} within {self.connect_timeout:g} s: "
-                                     f"{' '.join(str(e).split())}") from None
+                    when = "after the flash command finished" if self.proc.poll() == 0 else \
+                        f"within {self.connect_timeout:g} s"
+                    raise BoardError(f"cannot open {self.url} {when}: {' '.join(str(e).split())}") from None
                 time.sleep(0.1)
 
     def check_flasher(self) -> None:
