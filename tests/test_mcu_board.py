@@ -59,40 +59,33 @@ def _fake(mode: str, timeout: float = 1.0) -> Board:
 
 
 @pytest.mark.parametrize("mode, message", [
+    # waiting for the handshake's answer
     ("silent", r"^no answer from the board on socket://127\.0\.0\.1:\d+ within 1 s waiting for a frame$"),
     ("garbage", r"^garbage from the board on socket://\S+ where a frame was expected: 48 65 6c 6c 6f"),
     ("badcrc", r"^a frame from the board on socket://\S+ failed its CRC-16 check"),
-])
-def test_a_misbehaving_board_is_one_line(mode, message):
-    import time
-
-    board = _fake(mode)
-    try:
-        board.write(frame(b"I"))
-        with pytest.raises(BoardError, match=message) as e:
-            board.read_frame(time.monotonic() + 1.0)
-        assert "\n" not in str(e.value)
-    finally:
-        board.close()
-    assert board.proc.poll() is not None  # the flash command (the fake board) was stopped
-
-
-@pytest.mark.parametrize("mode, message", [
+    # a step's answer (step_on_board)
     ("reset", r"^the board on socket://\S+ reset during the run \(it sent its start-up frame\)$"),
     ("reject", r"^the board rejected a step frame: a bad checksum$"),
     ("short", r"^garbage from the board on socket://\S+: a b's' frame of 4 bytes where a step answer \(12 bytes\)"),
 ])
-def test_a_step_answered_wrongly_is_one_line(mode, message):
+def test_a_misbehaving_board_is_one_line(mode, message):
     import struct
+    import time
 
     from ltc_edge.runtime.serial_backend import step_on_board
 
     board = _fake(mode)
     try:
-        with pytest.raises(BoardError, match=message):
-            step_on_board(board, bytes(12), struct.Struct("<Iff"))
+        with pytest.raises(BoardError, match=message) as e:
+            if mode in ("silent", "garbage", "badcrc"):
+                board.write(frame(b"I"))
+                board.read_frame(time.monotonic() + 1.0)
+            else:
+                step_on_board(board, bytes(12), struct.Struct("<Iff"))
+        assert "\n" not in str(e.value)
     finally:
         board.close()
+    assert board.proc.poll() is not None  # the flash command (the fake board) was stopped
 
 
 def test_a_failing_flash_command_is_one_line():
@@ -258,3 +251,17 @@ def test_control_with_the_users_board_file_on_qemu(model, tmp_path):
     b = board["board"]
     assert b["board"] == "myboard" and b["core"] == "cortex-m3" and b["steps_on_board"] == 15
     assert b["us_max"] == pytest.approx(b["cycles_max"] / 25.0)
+
+
+@pytest.mark.qemu  # builds the firmware (arm-none-eabi-gcc); the "board" is tests/fake_board.py
+@pytest.mark.skipif(not ARM_GCC, reason="needs arm-none-eabi-gcc")
+@pytest.mark.parametrize("mode, message", [("garbage", r"^garbage from the board on socket://\S+ where a frame"),
+                                           ("silent", r"^no answer from the board on socket://\S+ within")])
+def test_a_board_that_fails_the_handshake_is_one_line_and_stopped(model, mode, message):
+    from ltc_edge.runtime import load
+
+    port = free_port()
+    cmd = f"{sys.executable} {HERE / 'fake_board.py'} {port} {mode} {{elf}}"
+    with pytest.raises(BoardError, match=message):
+        load(model, backend="mcu:cortex-m4", serial=f"socket://127.0.0.1:{port}", flash_cmd=cmd, connect_timeout=3)
+    assert not subprocess.run(["pgrep", "-f", f"fake_board.py {port} "], capture_output=True).stdout
