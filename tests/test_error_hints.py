@@ -5,6 +5,7 @@ through each command that reaches them; and a scan of every `raise` in the packa
 that no command has at all."""
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -40,9 +41,10 @@ def foreign_hints(command: str, message: str) -> list:
 
 
 def _error(args) -> str:
+    """The one error line of a failing command (bench's progress lines aside)."""
     res = runner.invoke(app, [str(a) for a in args])
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert res.exit_code not in (0, None) and len(lines) == 1 and lines[0].startswith("error:"), res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code not in (0, None) and len(lines) == 1 and "Traceback" not in res.output, res.output
     return lines[0]
 
 
@@ -99,6 +101,26 @@ def test_stored_data_hints_name_the_commands_own_option(csv_model, tmp_path, com
         assert "--calibration" in line
 
 
+# the same commands on another data file (export: --calibration FILE, the others: --data FILE)
+OTHER_DATA = {
+    "export": lambda m, out, f: ["export", m, "--format", "onnx", "--calibration", f, "--out", out / "e"],
+    "eval": lambda m, out, f: ["eval", m, "--data", f],
+    "prune": lambda m, out, f: ["prune", m, "--sparsity", "0.5", "--data", f, "--out", out / "p.safetensors"],
+    "analyze": lambda m, out, f: ["analyze", "bounds", m, "--data", f, "--out", out / "a"],
+    "bench": lambda m, out, f: ["bench", m, "--backend", "numpy", "--data", f, "--out", out / "b"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(OTHER_DATA))
+def test_short_data_file_hints(csv_model, tmp_path, command):
+    """A file too short for the model's stored window: the hint names no option the command lacks
+    (was: `use a shorter --seq-len or a different --split`, from export, bench, prune, analyze)."""
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join(csv_model[1].read_text().splitlines()[:12]) + "\n")
+    line = _error(OTHER_DATA[command](csv_model[0], tmp_path, short))
+    assert "20-step window" in line and foreign_hints(command, line) == [], line
+
+
 def test_export_calibration_hints(tmp_path, csv_model):
     from ltc_edge.nn import build_model, save
 
@@ -111,40 +133,45 @@ def test_export_calibration_hints(tmp_path, csv_model):
         assert "--calibration" in line and foreign_hints("export", line) == [], line
 
 
-def _reachable_files() -> set:
-    """The package's files a command can run: imported (at any depth, lazily too, or named as
-    "ltc_edge.x.y" for a registry or a worker process) from the CLI and the packages' commands
-    modules. A module no command reaches prints nothing to a user."""
+@functools.lru_cache(maxsize=1)
+def _trees() -> dict:
+    """{module name: (path, parsed source)} of the package, each file parsed once."""
     root = Path(ltc_edge.__file__).parent
-    files = {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in root.rglob("*.py")}
-    todo, seen = ["ltc_edge.cli"] + [m for m in files if m.endswith(".commands")], set()
+    return {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"):
+            (p, ast.parse(p.read_text(encoding="utf-8"))) for p in root.rglob("*.py")}
+
+
+def _reachable() -> dict:
+    """{module: (path, tree)} of the files a command can run: imported (at any depth, lazily too,
+    or named as "ltc_edge.x.y" / "ltc_edge.x.y:name" for a registry or a worker process) from the
+    CLI and the packages' commands modules. A module no command reaches prints nothing to a user."""
+    trees = _trees()
+    todo, seen = ["ltc_edge.cli"] + [m for m in trees if m.endswith(".commands")], set()
     while todo:
         m = todo.pop()
-        if m in seen or m not in files:
+        if m in seen or m not in trees:
             continue
         seen.add(m)
         parts = m.split(".")
-        package = parts if files[m].name == "__init__.py" else parts[:-1]
+        package = parts if trees[m][0].name == "__init__.py" else parts[:-1]
         todo += [".".join(parts[:i]) for i in range(2, len(parts))]  # its parent packages run too
-        for node in ast.walk(ast.parse(files[m].read_text(encoding="utf-8"))):
+        for node in ast.walk(trees[m][1]):
             if isinstance(node, ast.Import):
                 todo += [a.name for a in node.names]
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("ltc_edge."):
-                todo.append(node.value.split(":")[0])  # "module:function" registries too
+                todo.append(node.value.split(":")[0])
             elif isinstance(node, ast.ImportFrom):
                 base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".") \
                     if node.level else node.module or ""
                 todo += [base] + [f"{base}.{a.name}" for a in node.names]
-    return {files[m] for m in seen}
+    return {m: trees[m] for m in seen}
 
 
-def _raised_strings():
-    """(file, line, text) of every string constant inside a `raise` in the package's files that
-    a command can run."""
+def _raised_strings(modules: dict):
+    """(file, line, text) of every string constant inside a `raise` in `modules`."""
     root = Path(ltc_edge.__file__).parent
-    for path in sorted(_reachable_files()):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for path, tree in modules.values():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and node.exc is not None:
                 for sub in ast.walk(node.exc):
                     if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
@@ -154,10 +181,10 @@ def _raised_strings():
 def test_every_option_an_error_names_exists():
     """An option named in any error message a command can raise is an option of some command (a
     typo, or a hint left behind when an option was renamed, fails here)."""
-    reachable = {p.relative_to(Path(ltc_edge.__file__).parent) for p in _reachable_files()}
-    assert {Path("cli.py"), Path("export/drift.py"), Path("train/stored.py"), Path("runtime/meta.py")} <= reachable
+    modules = _reachable()
+    assert {"ltc_edge.cli", "ltc_edge.export.onnx", "ltc_edge.train.stored", "ltc_edge.runtime.meta"} <= set(modules)
     known = set().union(*command_options().values())
-    found = [(f, n, o) for f, n, text in _raised_strings() for o in OPTION.findall(text)]
+    found = [(f, n, o) for f, n, text in _raised_strings(modules) for o in OPTION.findall(text)]
     assert len(found) > 20  # the scan does see the messages
     unknown = [f"{f}:{n}: {o}" for f, n, o in found if o not in known]
     assert not unknown, unknown

@@ -195,7 +195,7 @@ def test_csv_errors(tmp_path):
     with pytest.raises(ValueError, match="index 9 out of range"):
         tasks.load_task("csv", data=f, inputs="9", targets="c")
     _series_csv(f)
-    with pytest.raises(ValueError, match="shorter than --seq-len"):
+    with pytest.raises(ValueError, match="shorter than the 300-step window"):
         tasks.load_task("csv", data=f, inputs="a", targets="c", seq_len=300)
 
 

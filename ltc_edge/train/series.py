@@ -309,14 +309,15 @@ def _check_window_memory(parts, seq_len, stride, width, path):
     need = n * seq_len * width * 4
     if need > MAX_WINDOW_BYTES:
         raise ValueError(f"{path}: {n} windows of {seq_len} steps need {need / MiB:.0f} MiB, more than "
-                         f"{MAX_WINDOW_BYTES / MiB:.0f} MiB; use a larger --stride or a shorter --seq-len")
+                         f"{MAX_WINDOW_BYTES / MiB:.0f} MiB; use a larger stride or a shorter window "
+                         "(`ltc train --stride N --seq-len N`)")
 
 
 def _windows(x, y, dt, a, b, seq_len, stride, path) -> Split:
     starts = range(a, b - seq_len + 1, stride)
     if not starts:
-        raise ValueError(f"{path}: a split of {b - a} rows is shorter than --seq-len {seq_len}; "
-                         "use a shorter --seq-len or a different --split")
+        raise ValueError(f"{path}: a split of {b - a} rows is shorter than the {seq_len}-step window; use more "
+                         "rows, or a shorter window or another split (`ltc train --seq-len N --split A,B,C`)")
     xs = np.stack([x[s:s + seq_len] for s in starts]).astype(np.float32)
     ys = np.stack([y[s:s + seq_len] for s in starts]).astype(np.float32)
     ds = None if dt is None else np.stack([dt[s:s + seq_len] for s in starts])

@@ -147,8 +147,8 @@ def _find_idx(data_dir: Path, stem: str) -> Path:
         for p in (data_dir / name, *data_dir.glob(f"**/{name}")):
             if p.is_file():
                 return p
-    raise FileNotFoundError(f"Fashion-MNIST file {stem}[.gz] not found under {data_dir}; "
-                            "install it with `apt-get install dataset-fashion-mnist` or pass --data-dir")
+    raise FileNotFoundError(f"Fashion-MNIST file {stem}[.gz] not found under {data_dir}; install it with "
+                            "`apt-get install dataset-fashion-mnist` or give its folder (`ltc train --data-dir DIR`)")
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, seed: int = 0, limit: int | None = None) -> TaskData:
@@ -157,8 +157,8 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, seed: int = 0,
     test = the official test set. `limit` keeps the first n training images (quick runs)."""
     data_dir = Path(data_dir) if data_dir else FASHION_MNIST_DIR
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"Fashion-MNIST not found at {data_dir}: install it with "
-                                "`apt-get install dataset-fashion-mnist` or pass --data-dir")
+        raise FileNotFoundError(f"Fashion-MNIST not found at {data_dir}: install it with `apt-get install "
+                                "dataset-fashion-mnist` or give its folder (`ltc train --data-dir DIR`)")
     xtr = read_idx(_find_idx(data_dir, "train-images-idx3-ubyte")).astype(np.float32)
     ytr = read_idx(_find_idx(data_dir, "train-labels-idx1-ubyte")).astype(np.int64)
     xte = read_idx(_find_idx(data_dir, "t10k-images-idx3-ubyte")).astype(np.float32)
