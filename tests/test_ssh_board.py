@@ -78,3 +78,52 @@ def test_probe_and_wrong_key(board, tmp_path):
                                  " -o IdentitiesOnly=yes -o IdentityAgent=none"))
     with pytest.raises(ssh.BoardError, match="no python9 on the board"):
         ssh.probe(ssh.parse(url, opts, "python9"))
+
+
+@pytest.mark.slow
+def test_bench_on_a_board_over_ssh(board, tmp_path, monkeypatch):
+    """The board's rows come back into the same results.json as the host's, with the same windowed
+    and streamed metric for the same export (the task's CSV went along), and the board's facts."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from datagen import oscillator_csv
+    from ltc_edge.cli import app
+    from ltc_edge.nn import build_model, save
+
+    url, opts = board
+    csv = tmp_path / "log.csv"
+    oscillator_csv(csv)
+    model = save(build_model("ltc", 1, 1, wiring="auto-ncp", units=6, seed=0), tmp_path / "m.safetensors")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["bench", str(model), "--backend", "numpy,c", "--batch", "1", "--seconds", "0.05",
+                                 "--target", f"cpu,{url}", "--ssh-opts", opts, "--board-python", sys.executable,
+                                 "--task", "csv", "--data", str(csv), "--inputs", "force", "--targets", "position",
+                                 "--out", "out"])
+    assert r.exit_code == 0, r.output
+    assert "on your Linux board (over SSH, measured there)" in r.output
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    rows = {(row["backend"], row["target"]): row for row in res["rows"]}
+    assert len(rows) == 4 and not any(row["skipped"] for row in rows.values())
+    for backend in ("numpy", "c"):
+        host, there = rows[(backend, "cpu")], rows[(backend, url)]
+        assert there["latency"]["1"]["p50_us"] > 0 and there["peak_rss_bytes"] > 0
+        assert there["metric"] == pytest.approx(host["metric"], rel=1e-6)
+        assert there["metric_streaming"] == pytest.approx(host["metric_streaming"], rel=1e-6)
+    facts = res["boards"][url]
+    assert facts["os"] == "Linux" and facts["python"] and facts["c_compiled_with"]
+    assert "On your Linux boards over SSH" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_unreachable_board_writes_nothing(tmp_path, ltc_file, one_line_error):
+    from typer.testing import CliRunner
+
+    from ltc_edge.cli import app
+
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["bench", ltc_file, "--target", f"ssh://root@127.0.0.1:{sshd.free_port()}",
+                                 "--out", str(out)])
+    one_line_error(r, "Connection refused")
+    assert not out.exists()

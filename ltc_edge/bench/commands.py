@@ -49,6 +49,12 @@ def model_task(model, task, flags: dict, need: str | None = None):
 # ltc bench -------------------------------------------------------------------------------
 
 
+SSH_OPTS = typer.Option("", "--ssh-opts", help="ssh:// targets: extra options for the system ssh, e.g. "
+                        "\"-i KEY -o StrictHostKeyChecking=accept-new\" (your ~/.ssh/config applies too).")
+BOARD_PYTHON = typer.Option("python3", "--board-python", help="ssh:// targets: the Python to run there (needs "
+                            "numpy; a venv's bin/python works).")
+
+
 def bench(
     models: Optional[List[Path]] = typer.Argument(None, help="Model files (.safetensors) to compare, e.g. an "
                                                              "LTC and an LSTM (or none, with --kinds)."),
@@ -58,7 +64,8 @@ def bench(
                                                "and int8, the integer-only LTC step; the others run fp32)."),
     target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch/onnxruntime on a GPU), arm64, "
                                            "cortex-m0, cortex-m3 (soft float), cortex-m4 (C under qemu: instructions, "
-                                           "flash, RAM), mcu:cortex-m0|m3|m4|m7|m33 (C on your board: --serial ...)."),
+                                           "flash, RAM), mcu:cortex-m0|m3|m4|m7|m33 (C on your board: --serial ...), "
+                                           "ssh://USER@HOST[:PORT] (a Linux board: numpy, onnxruntime, tflite, c there)."),
     batch: str = typer.Option("1,8,64", help="Comma list of batch sizes for latency and throughput."),
     task: Optional[str] = typer.Option(None, help="Task whose test split gives the metric column and the int8 "
                                                   "calibration (default: the first model's stored task)."),
@@ -82,6 +89,7 @@ def bench(
                                              "= cycles (Cortex-M, estimated; arm64: instructions) / clock, not measured "
                                              "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9)."),
     board: Optional[str] = BOARD, board_c: Optional[Path] = BOARD_C,
+    ssh_opts: str = SSH_OPTS, board_python: str = BOARD_PYTHON,
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
 
@@ -96,26 +104,31 @@ def bench(
     lists, batches, models = _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out)
     console = wide_console()
     flags = _data_flags(data, inputs, targets, time)
-    if kinds:
-        spec = _kinds_task(task, flags)
-        models += _train_kinds(console, kinds, spec, units, match, wiring, epochs, out)
-    if not models:
-        raise ValueError("no models: give model files, or --kinds with --task to train them")
-    if not kinds:
-        spec = model_task(models[0], task, flags)
+    models, spec = _models_and_task(console, models, kinds, task, flags, (units, match, wiring, epochs), out)
     results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
                                 task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds,
-                                clock_hz=clock_hz, board=(serial, flash_cmd, board, board_c))
+                                clock_hz=clock_hz, board=(serial, flash_cmd, board, board_c), ssh_opts=ssh_opts,
+                                board_python=board_python)
     _print_bench(console, results, out)
     if robustness:
         _bench_robustness(results, out, spec, flags)
 
 
+def _models_and_task(console, models, kinds, task, flags, kind_options, out) -> tuple:
+    """The models to bench (--kinds trains more first) and the task spec their metric uses."""
+    if kinds:
+        spec = _kinds_task(task, flags)
+        models += _train_kinds(console, kinds, spec, *kind_options, out)
+    if not models:
+        raise ValueError("no models: give model files, or --kinds with --task to train them")
+    return models, (spec if kinds else model_task(models[0], task, flags))
+
+
 def _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out) -> tuple:
     from ..runtime import backend_list
-    from .run import ARM_TARGETS, BACKENDS, MCU_TARGETS, PRECISIONS, TARGETS, parse_batches, parse_list
+    from .run import ARM_TARGETS, BACKENDS, MCU_TARGETS, PRECISIONS, parse_batches, parse_list, parse_targets
 
-    targets = parse_list(target, TARGETS, "target")
+    targets = parse_targets(target)
     if backend == "numpy,onnxruntime" and set(targets) <= set(ARM_TARGETS + MCU_TARGETS):
         backend = "c"  # the default backends on ARM / mcu targets: only c runs there
     lists = {"backends": backend_list(backend, BACKENDS),  # the runtime's names and aliases

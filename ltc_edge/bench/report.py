@@ -33,7 +33,8 @@ FIGURES = {
                         "runs it; `ltc eval --streaming`)",
     "metric_source": "ARM rows: the metric of the host build of the same C source (the target build passes "
                      "the golden check against it under qemu)",
-    "latency": "µs per step on this host (wall clock, perf_counter_ns, through the Python runtime)",
+    "latency": "µs per step where the row ran: this host (cpu, cuda) or an ssh:// board (wall clock, "
+               "perf_counter_ns, through the Python runtime)",
     "file_bytes": "bytes of the file(s) the row runs: the model file, the export (ONNX, TFLite, C library), or "
                   "on ARM targets the C source (.c + .h); not flash",
     "instructions_per_step": "instructions per step counted under qemu (Cortex-M: -icount, SysTick; arm64: an "
@@ -98,7 +99,12 @@ def metric_labels(results: dict) -> tuple[str, str]:
 
 
 def _host_rows(results: dict) -> list[dict]:
-    return [r for r in results["rows"] if r["target"] not in ARM_TARGETS and not r["target"].startswith("mcu:")]
+    return [r for r in results["rows"] if r["target"] in ("cpu", "cuda")]
+
+
+def _ssh_rows(results: dict) -> list[dict]:
+    """ssh:// rows: measured on a Linux board by the same worker as on the host (bench/ssh.py)."""
+    return [r for r in results["rows"] if r["target"].startswith("ssh://")]
 
 
 def _board_rows(results: dict) -> list[dict]:
@@ -120,11 +126,13 @@ def _md_table(head: list[str], rows: list[dict], cells_of) -> list[str]:
     return lines + [""]
 
 
-def _host_markdown(results: dict) -> list[str]:
-    rows = _host_rows(results)
+def _host_markdown(results: dict, rows=None, heading: str = "On this host", where: str = "host") -> list[str]:
+    """The latency table of rows measured on one kind of machine: this host, or ssh:// boards."""
+    rows = _host_rows(results) if rows is None else rows
     batches = sorted({b for r in measured_rows(results) for b in r.get("latency", {})}, key=int)
     head = ["model", "cell", "run on", "params", "synapses", "file bytes", *metric_labels(results),
-            "p50 µs (host)", "p90 µs (host)", "p99 µs (host)"] + [f"steps/s @B={b} (host)" for b in batches]
+            f"p50 µs ({where})", f"p90 µs ({where})", f"p99 µs ({where})"] + \
+        [f"steps/s @B={b} ({where})" for b in batches]
 
     def cells(r):
         lat1 = r.get("latency", {}).get("1", {})
@@ -133,7 +141,19 @@ def _host_markdown(results: dict) -> list[str]:
                  lat1.get("p99_us")] + [r.get("latency", {}).get(b, {}).get("throughput_steps_per_s")
                                         for b in batches])
 
-    return ["## On this host", ""] + _md_table(head, rows, cells) if rows else []
+    return [f"## {heading}", ""] + _md_table(head, rows, cells) if rows else []
+
+
+def _ssh_markdown(results: dict) -> list[str]:
+    lines = []
+    for target, f in (results.get("boards") or {}).items():
+        lines.append(f"- board {target}: {f.get('cpu') or '?'} ({f.get('arch')}, {f.get('cores')} cores), Linux "
+                     f"{f.get('kernel')}, Python {f.get('python')}"
+                     + (f", C built with {f['c_compiled_with']}" if f.get("c_compiled_with") else ""))
+    rows = _ssh_rows(results)
+    table = _host_markdown(results, rows, "On your Linux boards over SSH (measured there, through the same "
+                                          "Python runtime)", "board")
+    return table[:2] + lines + [""] + table[2:] if rows else []
 
 
 def _arm_markdown(results: dict) -> list[str]:
@@ -194,7 +214,7 @@ def markdown(results: dict, plots: list[str]) -> str:
              f"- versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
              f"- task: {results.get('task') or '-'} (metric: {results.get('metric') or '-'}, "
              f"{results.get('metric_better', 'lower')} is better)", ""]
-    lines += _host_markdown(results) + _arm_markdown(results) + _board_markdown(results)
+    lines += _host_markdown(results) + _ssh_markdown(results) + _arm_markdown(results) + _board_markdown(results)
     lines += ["What each figure is:", ""] + [f"- {k}: {v}" for k, v in FIGURES.items()] + [""]
     if not plots:
         lines += [f"Plots: none ({results.get('plots_note') or no_plots_reason(results)}).", ""]
@@ -404,18 +424,12 @@ def terminal_table(results: dict):
         for r in board:
             t.add_row(*(_board_text(c) for c in _board_cells(r)))
         tables.append(t)
-    if (host or not arm) and not (board and not host):
-        t = _rich_table(Table, f"{title}: on this host", ["model", "params", "run on", windows, streamed,
-                        "p50 µs (host)", "p99 µs (host)", "steps/s (host)", "file KiB"])
-        for r in host:
-            lat = r.get("latency", {})
-            lat1, top = lat.get("1", {}), (lat[max(lat, key=int)] if lat else {})
-            over = " [red](over drift budget)[/red]" if r.get("drift_within_budget") is False else ""
-            t.add_row(r["model"], str(r.get("parameters") or "-"), run_on(r) + over, _fmt(r.get("metric"), 4),
-                      _fmt(r.get("metric_streaming"), 4), _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
-                      _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
-                      _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None))
-        tables.append(t)
+    linux = [r for r in _ssh_rows(results) if not r.get("skipped")]
+    if (host or not (arm or linux)) and not (board and not host):
+        tables.append(_latency_table(Table, f"{title}: on this host", host, windows, streamed, "host"))
+    if linux:
+        tables.append(_latency_table(Table, f"{title}: on your Linux board (over SSH, measured there)", linux,
+                                     windows, streamed, "board"))
     if arm:
         t = _rich_table(Table, f"{title}: generated C on ARM targets (qemu; {results.get('metric') or 'metric'}: "
                         "the host build of the same C)", ["model", "run on", windows, streamed, "instr/step (qemu)",
@@ -431,6 +445,20 @@ def terminal_table(results: dict):
                       "estimates, not measurements; flash/RAM: what the model adds to a firmware; file KiB: the "
                       "export's files[/dim]")
     return Group(*tables)
+
+
+def _latency_table(Table, title: str, rows: list, windows: str, streamed: str, where: str):
+    t = _rich_table(Table, title, ["model", "params", "run on", windows, streamed, f"p50 µs ({where})",
+                                   f"p99 µs ({where})", f"steps/s ({where})", "file KiB"])
+    for r in rows:
+        lat = r.get("latency", {})
+        lat1, top = lat.get("1", {}), (lat[max(lat, key=int)] if lat else {})
+        over = " [red](over drift budget)[/red]" if r.get("drift_within_budget") is False else ""
+        t.add_row(r["model"], str(r.get("parameters") or "-"), run_on(r) + over, _fmt(r.get("metric"), 4),
+                  _fmt(r.get("metric_streaming"), 4), _fmt(lat1.get("p50_us")), _fmt(lat1.get("p99_us")),
+                  _fmt(top.get("throughput_steps_per_s")) + (f" @B={max(lat, key=int)}" if lat else ""),
+                  _fmt(r["file_bytes"] / 1024 if r.get("file_bytes") else None))
+    return t
 
 
 def _count(n) -> str:

@@ -77,12 +77,32 @@ def cuda_status(backend: str = "torch") -> str | None:
     return None
 
 
+def target_backends(target: str) -> tuple:
+    from . import ssh
+
+    return ssh.BACKENDS if ssh.is_ssh(target) else TARGET_BACKENDS[target]
+
+
+def parse_targets(text: str) -> list[str]:
+    """--target: the named targets and ssh://USER@HOST[:PORT] boards (checked here, one line)."""
+    from . import ssh
+
+    items = parse_list(text, None, "target")
+    bad = [t for t in items if t not in TARGETS and not ssh.is_ssh(t)]
+    if bad:
+        raise ValueError(f"unknown target {', '.join(bad)}; choose from {', '.join(TARGETS)} or ssh://USER@HOST[:PORT]")
+    for t in items:
+        if ssh.is_ssh(t):
+            ssh.parse(t)
+    return items
+
+
 def plan(models: list[Path], backends, precisions, targets) -> list[dict]:
     jobs = []
     for model in models:
         for target in targets:
             for backend in backends:
-                if backend not in TARGET_BACKENDS[target]:
+                if backend not in target_backends(target):
                     continue
                 for precision in precisions:
                     if precision in BACKEND_PRECISIONS[backend]:
@@ -133,12 +153,15 @@ def _artifact(job: dict, out: Path, calibration, cache: dict) -> Path:
 def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
               batches=(1, 8, 64), task: str | None = None, task_options: dict | None = None,
               calibration: str | None = None, out: Path = Path("bench-out"), min_seconds: float = 0.5,
-              clock_hz: float | None = None, board: tuple = (), progress=None, console=None) -> dict:
+              clock_hz: float | None = None, board: tuple = (), ssh_opts: str = "", board_python: str = "python3",
+              boards: dict | None = None, progress=None, console=None) -> dict:
     """Measure every combination; write results.json, report.md and plots into `out`. `task` (with
     `task_options`, as load_task takes them) gives the metric column and the int8 calibration;
     `calibration` (a task name, CSV or NPZ per model) overrides the latter. `clock_hz`: the clock
     ARM rows' estimated time per step assumes (default: CLOCK_HZ per target). `board`: (serial, flash_cmd,
-    board, board_c) of the mcu:CORE targets (bench/mcu.py)."""
+    board, board_c) of the mcu:CORE targets (bench/mcu.py). ssh:// targets are Linux boards
+    (bench/ssh.py): each is probed first (an unreachable board is one line, nothing written),
+    reached with the system ssh plus `ssh_opts`, and runs `board_python` (`boards`: already probed)."""
     out = Path(out).resolve()  # once: builds run in their own folders (cwd), so every path is absolute
     models = [Path(m).resolve() for m in models]
     from ..nn.modelfile import describe, read
@@ -157,22 +180,21 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     spec = None if not task else (task, dict(task_options or {}))
     if spec:
         metric_name, better = _task_metric(*spec)
-    rows, cache = [], {}
+    cache = {}
+    boards = _open_boards(targets, ssh_opts, board_python) if boards is None else boards
     measure = {"out": out, "spec": spec, "calibration": calibration, "batches": list(batches),
-               "min_seconds": min_seconds, "clock_hz": clock_hz, "board": board, "cache": cache}
-    for job in jobs:
-        row = _new_row(job, facts[job["model"]])
-        try:
-            row.update(_measure(job, **measure))
-        except Exception as e:  # one failing combination is a row that says why, not a lost run
-            row["skipped"] = one_line(e)
-        rows.append(row)
-        if progress:
-            progress(row)
+               "min_seconds": min_seconds, "clock_hz": clock_hz, "board": board, "boards": boards, "cache": cache}
+    try:
+        rows = _measure_all(jobs, facts, measure, progress)
+    finally:
+        for session in boards.values():
+            session.close()
     results = {"schema": report.SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": machine_info(), "task": task, "metric": metric_name, "metric_better": better,
                "guards": "controller defaults (non-finite inputs raise, LTC state bounds checked)",
                "figures": report.FIGURES, "rows": rows}
+    if boards:
+        results["boards"] = {t: session.facts for t, session in boards.items()}
     out.mkdir(parents=True, exist_ok=True)
     plots = report.make_plots(results, out)
     results["plots"] = [Path(p).name for p in plots]
@@ -183,6 +205,28 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
 
     atomic_write_bytes(out / "report.md", report.markdown(results, plots).encode())
     return results
+
+
+def _measure_all(jobs, facts, measure, progress) -> list:
+    rows = []
+    for job in jobs:
+        row = _new_row(job, facts[job["model"]])
+        try:
+            row.update(_measure(job, **measure))
+        except Exception as e:  # one failing combination is a row that says why, not a lost run
+            row["skipped"] = one_line(e)
+        rows.append(row)
+        if progress:
+            progress(row)
+    return rows
+
+
+def _open_boards(targets, ssh_opts: str, python: str) -> dict:
+    """{ssh target: BoardSession}, each board probed (its facts) before anything is measured."""
+    from . import ssh
+
+    return {t: ssh.BoardSession(board, ssh.probe(board))
+            for t in targets if ssh.is_ssh(t) for board in [ssh.parse(t, ssh_opts, python)]}
 
 
 def one_line(e: Exception) -> str:
@@ -201,11 +245,17 @@ def _new_row(job: dict, f: dict) -> dict:
             "flash_bytes": None, "ram_bytes": None, "skipped": None}
 
 
-def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, board, cache) -> dict:
+def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, board, boards,
+             cache) -> dict:
     """The measured part of one row (raises when it cannot be measured)."""
     if job["target"] == "cuda" and cuda_status(job["backend"]):
         return {"skipped": cuda_status(job["backend"])}
     reference = _reference(job, spec, calibration, cache)
+    if job["target"] in boards:  # a Linux board over SSH: the host's export, measured there
+        artifact, drift = _artifact(job, out, reference, cache)
+        return {**drift, **boards[job["target"]].row({**job, "batches": batches, "min_seconds": min_seconds,
+                                                      "task": spec and spec[0], "task_options": spec and spec[1]},
+                                                     artifact)}
     if job["target"] in ARM_TARGETS + MCU_TARGETS:
         return _arm_row(job, out, spec, reference, clock_hz, cache, board)
     artifact, drift = _artifact(job, out, reference, cache)
@@ -232,7 +282,8 @@ def progress_bar(console, label: str):
 
 
 def run_with_progress(console, models, *, backends, precisions, targets, **options) -> dict:
-    """run_bench with a progress bar, one tick per row."""
+    """run_bench with a progress bar, one tick per row (ssh:// boards probed before it shows)."""
+    options["boards"] = _open_boards(targets, options.get("ssh_opts", ""), options.get("board_python", "python3"))
     with progress_bar(console, "bench") as prog:
         t = prog.add_task("", total=len(plan(models, backends, precisions, targets)))
 

@@ -30,6 +30,7 @@ CONNECT_TIMEOUT_S = 10
 # board arch (uname -m) -> cross compilers that build for it here, first found wins
 CROSS_CC = {"aarch64": ("aarch64-linux-gnu-gcc",), "armv7l": ("arm-linux-gnueabihf-gcc",),
             "armv6l": ("arm-linux-gnueabihf-gcc",), "x86_64": ("x86_64-linux-gnu-gcc",)}
+BACKENDS = ("numpy", "onnxruntime", "tflite", "c")  # what runs on a board (torch does not: too heavy)
 PACKAGES = ("numpy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "safetensors")
 BACKEND_NEEDS = {"numpy": ("safetensors",), "c": (), "onnxruntime": ("onnxruntime",),
                  "tflite": ("ai_edge_litert", "tflite_runtime")}  # tflite: either one
@@ -192,13 +193,13 @@ def board_export(folder: Path, dest: Path, facts: dict) -> Path:
     return dest
 
 
-RUNTIME_FILES = ("*.py", "codegen/templates/*", "codegen/templates/int/*", "codegen/firmware/*.h",
+RUNTIME_FILES = ("*.py", "data/*", "codegen/templates/*", "codegen/templates/int/*", "codegen/firmware/*.h",
                  "codegen/firmware/*.c")
 
 
 def pack(bundle: Path) -> bytes:
-    """The bundle as a tar: the ltc_edge Python files the runtime and the worker need (no data,
-    no torch import on the board's path) and everything already in `bundle`."""
+    """The bundle as a tar: the ltc_edge files the runtime and the worker need (Python, C
+    templates, the built-in tasks' data; nothing there imports torch) and what is in `bundle`."""
     import io
 
     pkg = Path(__file__).resolve().parents[1]
@@ -252,7 +253,9 @@ class BoardSession:
         self.stage = Path(tempfile.mkdtemp(prefix="ltc-board-"))  # what is shipped, before it goes
         self.remote, self.count = None, 0
 
-    def row(self, job: dict, artifact: Path, test_npz: Path | None = None) -> dict:
+    def row(self, job: dict, artifact: Path) -> dict:
+        """Measure one row there. job: backend, precision, batches, min_seconds, task, task_options
+        (a csv/npz task's data file goes along)."""
         why = missing_for(job["backend"], self.facts)
         if why:
             return {"skipped": why}
@@ -263,17 +266,25 @@ class BoardSession:
         name = f"job{self.count:03d}"
         part = self.stage / name
         part.mkdir(parents=True)
-        remote_job = {k: job[k] for k in ("backend", "precision", "batches", "min_seconds") if k in job}
-        remote_job.update(target="board", artifact=self._artifact(artifact, part), task=None)
-        if test_npz is not None:
-            shutil.copy(test_npz, part / "test.npz")
-            remote_job["test_npz"] = f"{name}/test.npz"
+        remote_job = {k: job.get(k) for k in ("backend", "precision", "batches", "min_seconds", "task")}
+        remote_job.update(target="board", artifact=self._artifact(artifact, part),
+                          task_options=self._task_options(job.get("task_options"), part))
         (part / "job.json").write_text(json.dumps(remote_job))
         self.board.run(f"tar -xzf - -C {shlex.quote(self.remote)}", data=_tar_of(part, name), timeout=300)
         row = run_job(self.board, self.remote, name)
         if job["backend"] == "c":
             row["compiled_with"] = self.facts.get("c_compiled_with")
         return row
+
+    @staticmethod
+    def _task_options(options, part: Path) -> dict:
+        """The task's options with its data file shipped beside the job (paths relative to the bundle)."""
+        options = dict(options or {})
+        if options.get("data"):
+            src = Path(options["data"])
+            shutil.copy(src, part / src.name)
+            options["data"] = f"{part.name}/{src.name}"
+        return options
 
     def _artifact(self, artifact: Path, part: Path) -> str:
         """The artifact's path on the board (relative to the bundle)."""
