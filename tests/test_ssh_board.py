@@ -127,3 +127,26 @@ def test_unreachable_board_writes_nothing(tmp_path, ltc_file, one_line_error):
                                  "--out", str(out)])
     one_line_error(r, "Connection refused")
     assert not out.exists()
+
+
+@pytest.mark.qemu
+def test_c_export_rebuilt_for_an_arm64_board(ltc_file, tmp_path):
+    """A 64-bit Pi gets the library cross-compiled here, listed (with its sha256) in the shipped
+    manifest; the host export is untouched."""
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("no aarch64-linux-gnu-gcc")
+    from ltc_edge import artifact
+    from ltc_edge.export import get_exporter
+    from ltc_edge.nn import load
+
+    host = tmp_path / "c"
+    get_exporter("c")(load(ltc_file), host)
+    facts = {"arch": "aarch64", "cc": ""}
+    shipped = ssh.board_export(host, tmp_path / "board", facts)
+    m, files = artifact.read_verified(shipped)
+    lib = files["library"].read_bytes()
+    assert lib[:4] == b"\x7fELF" and int.from_bytes(lib[18:20], "little") == 183  # EM_AARCH64
+    assert facts["c_compiled_with"] == "aarch64-linux-gnu-gcc (here)"
+    host_lib = artifact.read_verified(host)[1]["library"].read_bytes()
+    assert host_lib != lib  # the host export keeps its own library
+    assert ssh.missing_for("c", {**facts, "target": "b", "packages": {}}) is None
