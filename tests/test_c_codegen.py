@@ -183,7 +183,10 @@ def test_c_backend_bad_files(tmp_path):
     Manifest(format="c", precision="fp32", prefix="x", kind="gru", input_size=1, output_size=1, state_size=1,
              uses_dt=False, files={"library": FileEntry.of(tmp_path / "libx.so"),
                                    "source": FileEntry.of(tmp_path / "x.c"),
-                                   "header": FileEntry.of(tmp_path / "x.h")}).write(tmp_path)
+                                   "header": FileEntry.of(tmp_path / "x.h")},
+             config=build_model("gru", 1, 1, units=1, seed=0).config,
+             details={"model": {"state_size": 1}, "functions": {n: f"x_{n}" for n in ("reset", "step", "step_batch", "sizes")}}
+             ).write(tmp_path)
     with pytest.raises(ModelLoadError, match="cannot load"):  # checksums fine, not a library
         load(tmp_path / "libx.so")
     (tmp_path / "manifest.json").write_text("{broken")
