@@ -14,8 +14,10 @@ Results: benchmarks/results/c_speed.json (with the issue's targets, met or not).
   * python_c_guarded: Controller.step through the C backend (input checks, state guards) on a
     float32 x[in]; python_c_guarded_f64 / _row / _row_f64: the same step on a float64 x[in] (what
     gymnasium environments return), a float32 x[1, in] and a float64 x[1, in] (issue 24 item 6:
-    each <= 1.3x the float32 x[in] step); python_c_bare: the backend's ctypes call alone on
-    pre-filled buffers
+    each <= 1.3x the float32 x[in] step: ratios python_guarded_*_over_f32, the median over
+    --pair-blocks blocks of each form's time over the float32 form's in the same block, every
+    form timed in turn for --pair-steps steps; the medians of the rounds beside them);
+    python_c_bare: the backend's ctypes call alone on pre-filled buffers
 Flag sets: O2 = the project's (ltc_edge.codegen.c.CFLAGS), O3 = -O3 -ffast-math -march=x86-64-v3.
 """
 
@@ -160,6 +162,20 @@ class PythonC:
             step(x, 0.1)
         return (time.perf_counter() - t) / steps * 1e6
 
+    def paired_ratios(self, blocks: int, steps: int) -> dict:
+        """Each input form's step time over the float32 x[in] step's, block by block (a block times
+        every form for `steps` steps in turn, the order rotated): medians of the per-block ratios.
+        The two times of a pair lie milliseconds apart and share the machine's load, which on a
+        shared machine moves far more than the ratio between rounds seconds apart."""
+        forms = list(self.inputs)
+        ratios = {f: [] for f in forms if f}
+        for b in range(blocks):
+            k = b % len(forms)
+            t = {f: self.guarded_us(steps, f) for f in forms[k:] + forms[:k]}
+            for f in ratios:
+                ratios[f].append(t[f] / t[""])
+        return {f"python_guarded{f}_over_f32": statistics.median(v) for f, v in ratios.items()}
+
     def bare_us(self, steps: int) -> float:
         b = self.ctrl.backend
         b.x[...] = self.x
@@ -214,6 +230,8 @@ def main():
     ap.add_argument("--c-steps", type=int, default=20000, help="steps per timed C block")
     ap.add_argument("--torch-steps", type=int, default=300, help="steps per timed ncps block")
     ap.add_argument("--py-steps", type=int, default=3000, help="steps per timed Python block")
+    ap.add_argument("--pair-blocks", type=int, default=1000, help="blocks of the input forms' paired ratios")
+    ap.add_argument("--pair-steps", type=int, default=300, help="steps per form and block")
     ap.add_argument("--callgrind-steps", type=int, default=1000, help="N of the N vs 2N callgrind runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "c_speed.json"))
     a = ap.parse_args()
@@ -225,8 +243,9 @@ def main():
         exes = {f"{m}_{fs}": build(files[m], work / f"{m}_{fs}", flags)
                 for m in files for fs, flags in FLAG_SETS.items()}
         insn = {k: instructions_per_step(e, a.callgrind_steps) for k, e in exes.items()}
-        wall = measure_wall(exes, TorchNcps(cells["ncp19"]), PythonC(files["ncp19"]), a.rounds, a.c_steps,
-                            a.torch_steps, a.py_steps)
+        py = PythonC(files["ncp19"])
+        wall = measure_wall(exes, TorchNcps(cells["ncp19"]), py, a.rounds, a.c_steps, a.torch_steps, a.py_steps)
+        forms = py.paired_ratios(a.pair_blocks, a.pair_steps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: v["median_us"] for k, v in wall.items()}
@@ -234,8 +253,9 @@ def main():
               "bare_c_O3_speedup_over_ncps": med["ncps_ltccell_torch"] / med["c_ncp19_O3"],
               "python_guarded_over_bare_c": med["python_c_guarded"] / med["c_ncp19_O2"],
               "python_bare_ctypes_over_bare_c": med["python_c_bare_ctypes"] / med["c_ncp19_O2"],
-              **{f"python_guarded{form}_over_f32": med[f"python_c_guarded{form}"] / med["python_c_guarded"]
-                 for form in ("_f64", "_row", "_row_f64")},
+              **forms,  # paired blocks (PythonC.paired_ratios)
+              **{f"python_guarded{form}_over_f32_round_medians": med[f"python_c_guarded{form}"]
+                 / med["python_c_guarded"] for form in ("_f64", "_row", "_row_f64")},
               "ltc_ncp19_over_lstm19_instructions_O2": _ratio(insn, "ncp19_O2", "lstm19_O2"),
               "ltc_ncp19_over_lstm19_instructions_O3": _ratio(insn, "ncp19_O3", "lstm19_O3")}
     values = {f"{k}_instructions": v.get("per_step") for k, v in insn.items()}
@@ -255,7 +275,11 @@ def main():
         "targets": targets(values),
         "notes": {"bare_c": "c_ncp19_O2: the generated step in a C loop (clock_gettime), project flags",
                   "wall_time": f"medians of {a.rounds} interleaved rounds; the machine is shared, so wall "
-                               "times carry noise; instruction counts do not"},
+                               "times carry noise; instruction counts do not",
+                  "input_forms": f"python_guarded_*_over_f32: medians over {a.pair_blocks} blocks of the "
+                                 f"per-block ratio ({a.pair_steps} steps per form and block, the forms in "
+                                 "turn): the two times of a pair share the machine's load; "
+                                 "*_round_medians: the same from the rounds' medians (noisier)"},
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))

@@ -77,19 +77,20 @@ def _copy_f32(dst, src):
 
 
 def _quiet_errstate():
-    """(context variable, value) that switch numpy's floating-point warnings off, for the fast
-    path's float64 -> float32 copy (what _copy_f32 does): np.errstate costs ~1.5 us per use, as
-    it builds its settings on every entry; numpy >= 2 keeps them in a context variable, so the
-    fast path sets one prepared value and resets it (~0.1 us). None (older numpy): the float64
-    input goes the general way."""
+    """(set, reset, value) of the context variable in which numpy >= 2 keeps its floating-point
+    error settings, the value with every warning off; or (None, None, None) (older numpy: float64
+    x then goes the general way). The fast path's float64 -> float32 copy sets it around the copy,
+    as _copy_f32 does with np.errstate, which costs ~1.5 us per use (it builds its settings on
+    every entry); this ~0.1 us."""
     try:
         from numpy._core import _ufunc_config as config
-        return config._extobj_contextvar, config._make_extobj(all="ignore")
+        var = config._extobj_contextvar
+        return var.set, var.reset, config._make_extobj(all="ignore")
     except (ImportError, AttributeError, TypeError):
-        return None
+        return None, None, None
 
 
-_QUIET = _quiet_errstate()
+_quiet_set, _quiet_reset, _QUIET_EXTOBJ = _quiet_errstate()
 
 
 def _choice(value, choices, what):
@@ -360,32 +361,35 @@ class Controller:
             return self._y_row if single else self._y_view
 
     def _stage_fast(self, x):
-        """Copy x into the staging buffer when it is a float32 or float64 array of shape [in]
-        or [1, in] and return the output view that step returns for it; else None, nothing
+        """Copy x into the staging row when it is a float32 or float64 array of shape [in] or
+        [1, in] and return the output view that step returns for it; else None, nothing
         changed. Dtype and shape are checked first: a buffer copy that fails raises, and the
-        exception alone costs about a microsecond."""
+        exception alone costs about a microsecond. (The row takes a [1, in] x: numpy drops the
+        leading 1, faster than a copy into the [1, in] buffer.)"""
         kind = getattr(x, "dtype", None)
-        if kind is not _F32 and (kind is not _F64 or _QUIET is None):
+        if kind is _F32:
+            shape = x.shape
+            if shape == self._fast_shape:
+                self._stage_mv[:] = x  # `mv[:] = x` (no memoryview(x) object): the cheapest copy
+                return self._y_row
+            if shape == self._fast_shape_2d:
+                self._stage_row[...] = x
+                return self._y_view
+            return None
+        if kind is not _F64 or _QUIET_EXTOBJ is None:
             return None
         shape = x.shape
         if shape == self._fast_shape:
-            if kind is _F32:
-                self._stage_mv[:] = x  # `mv[:] = x` (no memoryview(x) object): the cheapest copy
-                return self._y_row
-            dst, out = self._stage_row, self._y_row
+            out = self._y_row
         elif shape == self._fast_shape_2d:
-            dst, out = self._stage, self._y_view
+            out = self._y_view
         else:
             return None
-        if kind is _F32:
-            dst[...] = x
-            return out
-        var, quiet = _QUIET  # float64: beyond float32's range becomes inf (C rejects it), unwarned
-        token = var.set(quiet)
+        token = _quiet_set(_QUIET_EXTOBJ)  # beyond float32's range becomes inf (C rejects it), unwarned
         try:
-            dst[...] = x
+            self._stage_row[...] = x
         finally:
-            var.reset(token)
+            _quiet_reset(token)
         return out
 
     def _load_x(self, a, single, dt):
