@@ -4,6 +4,7 @@ each built with two flag sets, beside ncps's torch LTCCell and the Python runtim
 Results: benchmarks/results/c_speed.json (with the issue's targets, met or not).
 
     .venv/bin/python benchmarks/c_speed.py [--rounds 7] [--out benchmarks/results/c_speed.json]
+    .venv/bin/python benchmarks/c_speed.py --inputs-only   (the input forms alone: c_speed_inputs.json)
 
   * instructions: callgrind totals of the bench program at N and 2N steps, differenced / N
     (start-up and the harness loop outside the step cancel; deterministic)
@@ -233,8 +234,14 @@ def main():
     ap.add_argument("--pair-blocks", type=int, default=1000, help="blocks of the input forms' paired ratios")
     ap.add_argument("--pair-steps", type=int, default=300, help="steps per form and block")
     ap.add_argument("--callgrind-steps", type=int, default=1000, help="N of the N vs 2N callgrind runs")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "c_speed.json"))
+    ap.add_argument("--inputs-only", action="store_true",
+                    help="only the guarded step's input forms (paired ratios) -> results/c_speed_inputs.json")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/c_speed.json (c_speed_inputs.json)")
     a = ap.parse_args()
+    results = ROOT / "benchmarks" / "results"
+    a.out = a.out or str(results / ("c_speed_inputs.json" if a.inputs_only else "c_speed.json"))
+    if a.inputs_only:
+        return inputs_only(a)
 
     work = Path(tempfile.mkdtemp(prefix="c-speed-"))
     try:
@@ -286,6 +293,33 @@ def main():
     print(json.dumps({"instructions_per_step": out["instructions_per_step"], "ratios": ratios,
                       "targets": {k: (v["value"], v["target"], v["met"]) for k, v in out["targets"].items()}},
                      indent=1))
+
+
+def inputs_only(a) -> None:
+    """The guarded step's input forms alone (issue 24 item 6): the paired ratios and each form's
+    median over --rounds interleaved rounds of --py-steps steps; c_speed.json stays as recorded."""
+    work = Path(tempfile.mkdtemp(prefix="c-speed-"))
+    try:
+        py = PythonC(model_files(work / "models")["ncp19"])
+        forms = py.paired_ratios(a.pair_blocks, a.pair_steps)
+        samples = {f: [] for f in py.inputs}
+        for _ in range(a.rounds):  # interleaved: every form once per round
+            for f in samples:
+                samples[f].append(py.guarded_us(a.py_steps, f))
+        us = {f"python_c_guarded{f}": statistics.median(v) for f, v in samples.items()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = {"what": "Controller.step on the C backend (ncps NCP-19, batch 1, checks in C) for each input form, "
+                   "over the float32 x[in] step: the same model and step as c_speed.json's python_c_guarded",
+           "machine": machine(), "ratios": forms, "median_us": us,
+           "targets": {k: v for k, v in targets(forms).items() if k in forms},
+           "notes": {"ratios": f"medians over {a.pair_blocks} blocks of the per-block ratio ({a.pair_steps} steps "
+                               "per form and block, the forms in turn): the two times of a pair share the "
+                               "machine's load",
+                     "median_us": f"medians of {a.rounds} interleaved rounds of {a.py_steps} steps; the machine "
+                                  "is shared, so these carry its load"}}
+    Path(a.out).write_text(json.dumps(out, indent=1))
+    print(json.dumps({"ratios": forms, "median_us": us}, indent=1))
 
 
 def _ratio(insn, a, b):
