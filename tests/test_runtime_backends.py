@@ -146,10 +146,13 @@ def test_tflite_bad_file(tmp_path):
     (tmp_path / "model.tflite").write_bytes(b"TFL3" + os.urandom(64))
     from ltc_edge.artifact import FileEntry, Manifest
 
+    config = build_model("ltc", 5, wiring="auto-ncp", units=19, output_size=4, seed=0).config
     Manifest(format="tflite", precision="fp32", files={"model": FileEntry.of(tmp_path / "model.tflite")},
-             kind="ltc", input_size=5, output_size=4, state_size=19, uses_dt=True).write(tmp_path)
-    with pytest.raises(ModelLoadError):
+             kind="ltc", input_size=5, output_size=4, state_size=19, uses_dt=True, config=config,
+             details={"model": {"state_size": 19}}).write(tmp_path)
+    with pytest.raises(ModelLoadError) as info:
         load(tmp_path / "model.tflite")
+    assert "manifest.json" not in str(info.value)  # the manifest is valid: the bytes are refused
 
 
 def test_tflite_controller_shared_by_threads(ltc, step_in_threads):
