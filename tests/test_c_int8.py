@@ -214,6 +214,23 @@ def test_int8_lstm_golden(tmp_path, name):
     assert "int8 per gate row" in gen["info"]["quantization"]["weights"]
 
 
+def test_int8_lstm_thumb1_mul_hi_same_integers(tmp_path):
+    """The LSTM's requantisation multiply (the high word of sum x Q31 multiplier): the Thumb-1
+    form from 16-bit products (Cortex-M0) gives the same integers as the 64-bit product, over odd
+    sizes (padded pairs) and inputs large enough to saturate the gates and c."""
+    m = build_model("lstm", 5, seed=2, units=7, output_size=3, readout=True)
+    raw, x = _raw(m), _inputs(m.config)
+    gen = int8.generate(m.config, raw, prefix="m8", calib_x=x)
+    for name, text in gen["files"].items():
+        (tmp_path / name).write_text(text)
+    xq = int8.quantize_inputs(np.concatenate([x, 20 * x]), gen["info"]["quantization"]["input_frac_bits"])
+    outs = [int8.host_step_q(cgen.compile_library(tmp_path / "m8.c", tmp_path / f"lib{i}.so", flags=[*cgen.CFLAGS, *f]),
+                             "m8", xq, 3, 14) for i, f in enumerate(([], ["-D__ARM_ARCH_ISA_THUMB=1"]))]
+    assert np.ptp(outs[0], 0).min() > 100 and (np.abs(outs[0]) == 32767).sum() == 0  # outputs move, unsaturated
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert "#pragma GCC unroll" in gen["files"]["m8.c"] and "smlad" in gen["files"]["m8.c"]
+
+
 def test_int8_cli_refuses_unknown_c_precision(tmp_path):
     from ltc_edge.export import get_exporter
 
@@ -323,3 +340,34 @@ def test_int8_cortex_m4_asm_shapes(tmp_path):
         n, r_last = (int(re.search(rf"#define {k} (\d+)", src).group(1)) for k in ("N", "R_LAST"))
         assert (r_last == n) == (name == "full8"), (name, n, r_last)
     assert shifts == {-1, 0, 1}
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name,n_in,kw", [("lstm19", 8, dict(units=19, output_size=2)),
+                                          ("lstm7-odd-readout", 5, dict(units=7, output_size=3, readout=True))])
+def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, name, n_in, kw):
+    """The LSTM's int8 step, bit-exact with the host build on Cortex-M0 (Thumb-1 multiply), M3
+    (plain C) and M4 (the DSP step: inline-asm LDM + SMLAD kernel), and on the M4 also its DSP
+    step in C (the intrinsics, the asm's fallback: built with __thumb2__ undefined). LSTM-19
+    (8 inputs): at most 4,000 instructions per step on the M4 (issue 24; 13.1k before, qemu
+    -icount counts are deterministic)."""
+    from ltc_edge.bench.arm import cortex_m as CM
+
+    if CM.missing_tools():
+        pytest.skip("ARM tools missing")
+    m = build_model("lstm", n_in, seed=0, **kw)
+    q = CM.prepare_int8(save(m, tmp_path / "m.safetensors"), tmp_path / "b", steps=60, timing_steps=5)
+    runs = {t: CM.run_golden(tmp_path / "b", "ltc_model", t, "int8", q["defines"])
+            for t in ("cortex-m0", "cortex-m3", "cortex-m4")}
+    runs["m4-c"] = CM.run_golden(tmp_path / "b", "ltc_model", "cortex-m4", "int8", [*q["defines"], "-U__thumb2__"])
+    for t, r in runs.items():
+        assert r["passed"] and r["max_lsb_err"] == 0 and r["mismatches"] == 0, (t, r)
+    assert np.ptp(q["yq"], 0).min() > 10  # the golden outputs move
+    CM.step_object(tmp_path / "b", "ltc_model", "cortex-m4", q["defines"])
+    asm = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "b" / "model_cortex-m4.o")],
+                         capture_output=True, text=True).stdout
+    assert len(re.findall(r"\bsmlad\b", asm)) >= 4 and re.search(r"\bldmia\S*\s+r\d+!, \{r4, r5, r6, r7\}", asm)
+    m4, m4c = runs["cortex-m4"]["instructions_per_step"], runs["m4-c"]["instructions_per_step"]
+    assert m4 < m4c < runs["cortex-m3"]["instructions_per_step"], (m4, m4c, runs["cortex-m3"]["instructions_per_step"])
+    if name == "lstm19":
+        assert m4 <= 4000, m4

@@ -22,19 +22,31 @@ from ltc_edge.codegen.c import CodegenError, flit
 from ltc_edge.nn import functional as F
 
 
-def _gates(W, rows_tanh, col_frac):
-    """int8 rows, scale per row, and the table mapping (LIM, PRE, MUL, SH) of each row."""
+def _gates(W, bias, rows_tanh, col_frac):
+    """int8 rows (one scale s per row), the int32 biases, the Q31 multipliers M and the shift SH
+    (one for all rows): a row's table index is floor(M sum / 2^(32 + SH)), z in table steps (the
+    bias carries half a step: the floor rounds)."""
     W = W * 2.0 ** -np.asarray(col_frac, np.float64)[None, :]  # per unit of the integer columns
-    s = np.maximum(np.abs(W).max(1), 1e-30) / 127.0
+    s = np.maximum(np.maximum(np.abs(W).max(1) / 127.0, np.abs(bias) / 2.0 ** 29), 1e-30)
     Wq = np.clip(np.round(W / s[:, None]), -127, 127)
-    steps = np.where(rows_tanh, 64.0, 32.0)  # table steps per unit of z (tanh rows look up 2z)
-    lim = np.minimum(np.floor(256.0 / steps / s), 2.0 ** 29)  # |z| beyond 8 (4): saturated
-    pre = np.maximum(0, np.ceil(np.log2(np.maximum(lim, 1.0))) - 15).astype(np.int64)
-    sh = np.array([c_int.frac_bits(32767, v) for v in steps * s * 2.0 ** pre])
-    mul = np.round(steps * s * 2.0 ** (pre + sh)).astype(np.int64)
-    if sh.min() < 1:
+    k = np.where(rows_tanh, 64.0, 32.0) * s  # table steps per unit of the sum (tanh rows look up 2z)
+    sh = min(31, int(np.floor(np.log2((2.0 ** 31 - 1) / 2.0 ** 32 / k.max()))))
+    if sh < 0:
         raise CodegenError("int8 C: an LSTM gate row too large for the fixed-point format")
-    return Wq.astype(np.int64), s, lim.astype(np.int64), pre, mul, sh
+    mul = np.round(k * 2.0 ** (32 + sh))
+    b = np.clip(np.round(bias / s + 0.5 / k), -2 ** 30, 2 ** 30)  # |sum| < 2^31: see the template
+    return Wq.astype(np.int64), b.astype(np.int64), mul.astype(np.int64), sh
+
+
+def _unit_blocks(Wq, b, mul, n, n_in):
+    """Unit j's four gate rows (i, f, g, o) together, the columns of x and of h each padded to an
+    even count: WQ [n, pairs, 4, 2] flattened; BQ, MQ [n, 4]."""
+    xp, hp = (n_in + 1) // 2, (n + 1) // 2
+    cols = np.zeros((4 * n, 2 * (xp + hp)), np.int64)
+    cols[:, :n_in], cols[:, 2 * xp:2 * xp + n] = Wq[:, :n_in], Wq[:, n_in:]
+    order = (np.arange(4)[None, :] * n + np.arange(n)[:, None]).ravel()  # rows j, n+j, 2n+j, 3n+j
+    w = cols[order].reshape(n, 4, xp + hp, 2).transpose(0, 2, 1, 3)
+    return w.ravel(), b[order], mul[order]
 
 
 def _c_range(config, raw, x, dt):
@@ -66,13 +78,13 @@ def quantize(config: dict, raw: dict, fixed_dt: float, calib_x) -> dict:
         bias, wih = bias - wih @ (mean / std), wih / std[None, :]
     rows_tanh = np.zeros(4 * n, bool)
     rows_tanh[2 * n:3 * n] = True
-    Wq, s, lim, pre, mul, sh = _gates(np.concatenate([wih, g["weight_hh"]], 1), rows_tanh,
-                                      np.concatenate([xf, np.full(n, 15)]))
+    Wq, b, mul, sh = _gates(np.concatenate([wih, g["weight_hh"]], 1), bias, rows_tanh,
+                            np.concatenate([xf, np.full(n, 15)]))
     cf = c_int.frac_bits(32767, 1.5 * _c_range(config, raw, x, fixed_dt), hi=15)
     if cf < 6:
         raise CodegenError(f"int8 C: the LSTM cell state is too large for int16 (|c| up to {2.0 ** (15 - cf):.3g})")
-    q = {"n": n, "xf": xf, "cf": cf, "W": Wq, "B": np.clip(np.round(bias / s), -2 ** 30, 2 ** 30).astype(np.int64),
-         "LIM": lim, "PRE": pre, "MUL": mul, "SH": sh}
+    WQ, BQ, MQ = _unit_blocks(Wq, b, mul, n, n_in)
+    q = {"n": n, "xf": xf, "cf": cf, "WQ": WQ, "BQ": BQ, "MQ": MQ, "SH": sh}
     q.update(_outputs(Pm, n))
     return q
 
@@ -90,23 +102,28 @@ def _outputs(Pm, n):
                        15 + c_int.frac_bits(32767, float(np.abs(r).max()) + 1e-12, hi=40)) for b, r in zip(bound, M)])
     if (fy - yf).min() < 1:
         raise CodegenError("int8 C: an output map too large for the fixed-point format")
-    return {"OM": np.stack([c_int.qround(r, f - 15) for r, f in zip(M, fy)]),
-            "OC": np.array([c_int.qround(v, f) for v, f in zip(c0, fy)], np.int64), "osh": fy - yf, "yf": yf}
+    om = np.stack([c_int.qround(r, f - 15) for r, f in zip(M, fy)])
+    pad = np.zeros((len(om), n + n % 2), np.int64)  # rows of whole pairs of h (the template's HP)
+    pad[:, :n] = om
+    return {"OM": pad, "OC": np.array([c_int.qround(v, f) for v, f in zip(c0, fy)], np.int64), "osh": fy - yf, "yf": yf}
 
 
-def _constants(q: dict) -> tuple[str, int]:
+def _constants(q: dict) -> tuple[str, int, int]:
+    """The constants' C, and their bytes in the portable build (int8 weights) and the DSP build
+    (the weights as int16 pairs)."""
     C = c_int.IntArrays(1)
     C.add("int16_t", "SIG_LUT", c_int.sigmoid_lut())
-    C.add("int8_t", "W", q["W"])
-    C.add("int32_t", "B", q["B"])
-    C.add("int32_t", "LIM", q["LIM"])
-    C.add("uint8_t", "PRE", q["PRE"])
-    C.add("int32_t", "MUL", q["MUL"])
-    C.add("uint8_t", "SH", q["SH"])
+    C.add("int32_t", "BQ", q["BQ"])
+    C.add("int32_t", "MQ", q["MQ"])
     C.add("int16_t", "OM", q["OM"])
     C.add("int32_t", "OC", q["OC"])
     C.add("uint8_t", "OSH", q["osh"])
-    return "\n".join(C.lines) + "\n", C.bytes
+    W8, W16 = c_int.IntArrays(1), c_int.IntArrays(1)
+    W8.add("int8_t", "WQ", q["WQ"])
+    W16.add("int16_t", "WQ", q["WQ"])
+    text = "\n".join(C.lines) + "\n#ifdef LSTM_DSP\n" + W16.lines[0].replace("int16_t", "wq_t", 1) + \
+        "\n#else\n" + W8.lines[0].replace("int8_t", "wq_t", 1) + "\n#endif\n"
+    return text, C.bytes + W8.bytes, C.bytes + W16.bytes
 
 
 def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: float | None = None,
@@ -121,7 +138,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     prefix, up = c_identifier(prefix), c_identifier(prefix).upper()
     dt = float(default_dt(config, fixed_dt))
     q = quantize(config, raw, dt, calib_x)
-    consts, nbytes = _constants(q)
+    consts, nbytes, nbytes_dsp = _constants(q)
     n = q["n"]
     facts_h, facts_c = c_int.int_facts(config, raw, prefix, dt)
     common = dict(PREFIX=prefix, UPPER=up, VERSION=__version__, N=n,
@@ -133,15 +150,15 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         STATE_FORMAT=f"#define {up}_STATE_FRAC_BITS_H 15\n#define {up}_STATE_FRAC_BITS_C {q['cf']}",
         STATE_NOTE=f"h (Q15), then c (Q{q['cf']})")
     source = Template((c_int.TEMPLATES / "lstm_int.c.in").read_text()).substitute(
-        common, HEADER=f"{prefix}.h", LUT_N=c_int.LUT_N, LUT_SCALE=1 << c_int.LUT_FRAC, CF=q["cf"],
+        common, HEADER=f"{prefix}.h", LUT_N=c_int.LUT_N, LUT_SCALE=1 << c_int.LUT_FRAC, CF=q["cf"], SH=q["SH"],
         C_SHIFT=q["cf"] - (c_int.LUT_FRAC + 1), CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}",
         IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
         C_SCALE=flit(2.0 ** q["cf"]), FACTS_C=facts_c)
-    info = {"weights_bytes": nbytes, "fixed_dt": dt,
+    info = {"weights_bytes": nbytes, "weights_bytes_dsp": nbytes_dsp, "fixed_dt": dt,
             "quantization": {"state_frac_bits": 15, "cell_frac_bits": q["cf"],
                              "input_frac_bits": [int(v) for v in q["xf"]],
                              "output_frac_bits": [int(v) for v in q["yf"]], "sigmoid_lut_entries": c_int.LUT_N,
-                             "weights": "int8 per gate row (one scale per row)",
+                             "weights": "int8 per gate row (one scale per row; int16 pairs in the DSP build)",
                              "integer_only_macro": f"{up}_INTEGER_ONLY", "integer_step": f"{prefix}_step_q"}}
     return {"files": {f"{prefix}.h": header, f"{prefix}.c": source}, "info": info}
