@@ -36,6 +36,22 @@ def test_union_of_grids_with_seeds(tmp_path):
     assert all("wiring" not in t for t in grid if t["model"] == "cfc")  # no wiring given for it
 
 
+def test_patience_reaches_each_trial(tmp_path, monkeypatch):
+    """A sweep config's patience is the trial's early stop (and the row says how many epochs ran)."""
+    from ltc_edge.bench import sweep
+    from ltc_edge.train import loop
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('task = "digits"\nepochs = 50\npatience = 4\n[search]\nmodel = ["lstm"]\n')
+    assert read_config(cfg)["patience"] == 4
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda task, model, out, opts, **kw: seen.append(opts) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # stop right after train() got its options
+        sweep.run_trial({"trial": {"model": "lstm", "units": 4}, "task": "digits", "epochs": 50, "patience": 4,
+                         "out_dir": str(tmp_path / "trials")})
+    assert seen[0].patience == 4 and seen[0].epochs == 50 and "epochs_run" in sweep.ROW_KEYS
+
+
 def test_groups_are_mean_and_sample_std_over_seeds():
     rows = [{"param_model": "ltc", "param_seed": s, "metric": m, "metric_name": "mse"}
             for s, m in ((0, 2.0), (1, 2.5), (2, 3.5))]
@@ -123,6 +139,7 @@ def test_paper_table_from_the_trials_of_a_sweep_cut_short(tmp_path):
                                        "[search] needs model"),
                                       ("task='digits'\ncompile='yes'\n[search]\nmodel=['ltc']",
                                        "compile must be true or false"),
+                                      ("task='digits'\npatience=0\n[search]\nmodel=['ltc']", "patience must be >= 1"),
                                       ("task='digits'\n[search]\nmodel=['ltc']\n[ray]\nnum_cpus=0",
                                        "ray.num_cpus must be >= 1"),
                                       ("task='digits'\n[search]\nmodel=['ltc']\n[ray]\ncpus_per_trial=0",

@@ -318,6 +318,35 @@ def test_other_models_train(tmp_path, kind):
     assert m["model"] == kind and np.isfinite(m["history"][-1]["train_loss"])
 
 
+def test_patience_stops_after_epochs_without_a_better_validation(tmp_path, monkeypatch):
+    from ltc_edge.train import loop
+
+    t = _small_digits(64)
+    real = loop.evaluate
+    accuracies = iter([0.5, 0.6, 0.6, 0.55, 0.6, 0.9, 0.9, 0.9])  # best at epoch 2; 3 epochs without better
+
+    def scripted(model, task, split="test", *a, **k):
+        got = real(model, task, split, *a, **k)
+        return {**got, "accuracy": next(accuracies)} if split == "valid" else got
+
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    lines = []
+    model = build_task_model(t, "lstm", units=4, seed=0)
+    m = train(t, model, tmp_path / "m.safetensors", TrainOptions(epochs=8, lr=0.01, batch_size=32, patience=3),
+              progress=False, log=lines.append)
+    assert m["epochs_run"] == 5 and m["best_epoch"] == 2 and m["stopped_early"] is True
+    assert m["options"]["patience"] == 3 and m["valid"]["accuracy"] == 0.6
+    assert any(s.startswith("early stop: no better validation accuracy in 3 epochs") for s in lines)
+    off = train(t, build_task_model(t, "lstm", units=4, seed=0), tmp_path / "n.safetensors",
+                TrainOptions(epochs=2, lr=0.01, batch_size=32), progress=False, log=_quiet)
+    assert off["epochs_run"] == 2 and off["stopped_early"] is False  # default: off
+
+
+def test_patience_flag_is_checked():
+    r = runner.invoke(app, ["train", "--task", "cheetah", "--patience", "0", "--out", "/nonexistent/x.safetensors"])
+    assert r.exit_code != 0 and "--patience must be from 1 to 1000000, got 0" in r.output
+
+
 class _Interrupt(Exception):
     pass
 

@@ -8,6 +8,7 @@ CONFIG is TOML or JSON:
     batch_size = 32            # optional (task default otherwise)
     seed = 0
     compile = false            # optional: torch.compile the training step (faster on long runs)
+    patience = 10              # optional: early stop after 10 epochs without a better validation metric
 
     [task_options]             # optional: the task's data options, named as `ltc train`'s flags
     data = "log.csv"           # csv / npz: the file (a relative path is from this config's folder)
@@ -55,7 +56,7 @@ from ..nn import WIRINGS
 from ..nn.functional import CELLS
 from . import args as A
 
-KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "compile", "search", "ray"}
+KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "compile", "patience", "search", "ray"}
 KNOWN_SEARCH = {"model", "units", "wiring", "lr", "ode_unfolds", "seed"}
 
 
@@ -191,6 +192,8 @@ def _check_values(cfg: dict) -> None:
     """Every value in range, every name known: one line for the first that is not."""
     A.task_name(cfg["task"])
     A.integer(cfg.get("epochs", 3), "epochs")
+    if cfg.get("patience") is not None:
+        A.integer(cfg["patience"], "patience")
     if cfg.get("batch_size") is not None:
         A.integer(cfg["batch_size"], "batch_size")
     A.integer(cfg.get("seed", 0), "seed", low=0)
@@ -282,7 +285,7 @@ def run_trial(params: dict) -> dict:
     start = time.time()
     metrics = train(task, model, out / "model.safetensors",
                     TrainOptions(epochs=int(params["epochs"]), lr=lr, batch_size=batch, seed=seed,
-                                 compile=bool(params.get("compile", False))),
+                                 compile=bool(params.get("compile", False)), patience=params.get("patience")),
                     spec={"task": params["task"], "task_options": params.get("task_options", {}), "model": kind,
                           "wiring": t.get("wiring"), "units": int(t.get("units", 32)), "sweep_trial": t},
                     progress=False, log=lambda s: None)
@@ -297,13 +300,13 @@ def run_trial(params: dict) -> dict:
     return {**{f"param_{k}": v for k, v in t.items()}, "metric": float(metrics["test"][task.metric]),
             "metric_name": task.metric, "streaming_metric": None if streamed is None else float(streamed),
             "valid_metric": float(metrics["valid"][task.metric]),
-            "best_epoch": metrics["best_epoch"], "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
+            "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"], "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
             "parameters": counts["parameters"], "synapses": counts["synapses"], "train_s": round(train_s, 2),
             "onnx_nodes": manifest.get("node_count"), "onnx_bytes": manifest.get("size_bytes"),
             "model_file": str(out / "model.safetensors")}
 
 
-ROW_KEYS = ("metric", "metric_name", "streaming_metric", "valid_metric", "best_epoch", "p50_us", "p99_us",
+ROW_KEYS = ("metric", "metric_name", "streaming_metric", "valid_metric", "best_epoch", "epochs_run", "p50_us", "p99_us",
             "parameters", "synapses", "train_s", "onnx_nodes", "onnx_bytes", "model_file")
 
 
@@ -330,7 +333,8 @@ def _fit(cfg: dict, grid: list, out: Path) -> tuple[list, list]:
     try:
         base = {"task": cfg["task"], "task_options": cfg.get("task_options", {}), "epochs": cfg.get("epochs", 3),
                 "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0),
-                "compile": cfg.get("compile", False), "out_dir": str(out / "trials")}
+                "compile": cfg.get("compile", False), "patience": cfg.get("patience"),
+                "out_dir": str(out / "trials")}
         trainable = tune.with_resources(run_trial, {"cpu": float(rcfg.get("cpus_per_trial", 1))})
         tuner = tune.Tuner(trainable, param_space={**base, "trial": tune.grid_search(grid)},
                            tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
@@ -361,7 +365,8 @@ def run_sweep(cfg: dict, out: Path) -> dict:
         r["pareto"] = i in front
     rows.sort(key=lambda r: (-r["metric"] if higher else r["metric"]))
     address = ray_init_args(cfg.get("ray") or {})["address"]
-    summary = {"task": cfg["task"], "epochs": cfg.get("epochs", 3), "trials": len(grid), "failed": failed,
+    summary = {"task": cfg["task"], "epochs": cfg.get("epochs", 3), "patience": cfg.get("patience"),
+               "trials": len(grid), "failed": failed,
                "ray_address": address, "machine": machine_info(), "rows": rows}
     if any("param_seed" in r for r in rows):
         summary["groups"] = groups(rows)

@@ -14,7 +14,7 @@ import typer
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
 from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL, mcu_options
-from .options import check_series_numbers, check_train_numbers, use_compile
+from .options import MAX_COUNT, check_int, check_series_numbers, check_train_numbers, use_compile
 from .outputs import check_outputs
 from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
 from .streaming import streaming_phrase
@@ -54,7 +54,7 @@ def parse_wiring_args(model: str, wiring: str | None, text: str | None) -> dict 
     return wargs
 
 
-def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, compile):
+def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, compile, patience=None):
     from .loop import TrainOptions, default_lr
 
     d = td.defaults
@@ -62,7 +62,7 @@ def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, comp
     clip = d.get("grad_clip") if grad_clip is None else (grad_clip if grad_clip > 0 else None)  # 0 = off
     return TrainOptions(epochs=ep, lr=default_lr(td, model) if lr is None else lr,
                         batch_size=d.get("batch_size", 16) if batch_size is None else batch_size, seed=seed,
-                        grad_clip=clip, compile=use_compile(compile))
+                        grad_clip=clip, compile=use_compile(compile), patience=patience)
 
 
 def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, resume, progress, dt_input=False):
@@ -80,7 +80,8 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
     spec = {"task": task, "task_options": topts, "model": model, "wiring": wiring, "wiring_args": wargs,
             "units": units, "dt_input": dt_input, "command": " ".join(["ltc"] + sys.argv[1:])}
     m = train(td, net, out, opts, spec=spec, resume=resume, progress=progress)
-    typer.echo(f"best epoch {m['best_epoch']}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
+    stop = f" (early stop after {m['epochs_run']} epochs)" if m.get("stopped_early") else ""
+    typer.echo(f"best epoch {m['best_epoch']}{stop}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
                f"test {td.metric} {m['test'][td.metric]:.5g} (windows, state reset each)  -> {out}\n"
                f"  {streaming_phrase(td.metric, m['test_streaming'])}: how it runs on a device")
 
@@ -109,6 +110,9 @@ def train_cmd(
                                       "small models rarely gain. Default: off."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an "
                                                         "interruption (same result as an uninterrupted run)."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Early stop: end training after this many "
+                                                                    "epochs without a better validation metric "
+                                                                    "(default: off, all --epochs run)."),
     data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
     time: Optional[str] = TIME, seq_len: Optional[int] = SEQ_LEN, stride: Optional[int] = STRIDE,
     split: Optional[str] = SPLIT, data_dir: Optional[Path] = DATA_DIR,
@@ -127,11 +131,12 @@ def train_cmd(
     ltc train --task csv --data f.csv --inputs a,b --targets c --time t --seq-len 32.
     """
     check_train_numbers(units, epochs, lr, batch_size, seed, grad_clip)
+    check_int("--patience", patience, 1, MAX_COUNT)
     wargs = parse_wiring_args(model, wiring, wiring_args)
     topts = task_options(task, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes)
     check_outputs(out, data)  # before any data is read or epoch run
     numbers = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "grad_clip": grad_clip,
-               "compile": compile}
+               "compile": compile, "patience": patience}
     _run_training(task, topts, model, out, wiring, wargs, units, numbers, resume, progress, dt_input)
 
 
@@ -154,7 +159,7 @@ def eval_cmd(
     streaming: bool = typer.Option(False, "--streaming", help="Also stream the split's whole series through the "
                                                               "runtime's step(), state carried, true dt per step."),
     backend: str = typer.Option("numpy", "--backend", help="--streaming: a runtime backend, numpy, onnxruntime "
-                                                           "(onnx), tflite, c, tflm or mcu:CORE (--serial ...)."),
+                                                           "(onnx), tflite, c, tflm, executorch or mcu:CORE (--serial ...)."),
     serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD, board: Optional[str] = BOARD,
     board_c: Optional[Path] = BOARD_C,
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),

@@ -265,6 +265,7 @@ class TrainOptions:
     compile: bool = False
     compile_chunk: int = 4
     eval_batch_size: int = 512
+    patience: int | None = None  # stop after this many epochs without a better validation metric
 
 
 def _save_checkpoint(ck: dict, path: Path) -> None:
@@ -346,7 +347,8 @@ def _resume(ckpt_file: Path, model: Model, opts: TrainOptions, spec: dict):
         raise ValueError(f"{ckpt_file}: the checkpoint holds a different model "
                          f"({ck['config']['cell']['kind']}); resume with the same --model/--wiring/--units")
     opts = TrainOptions(**{**ck["options"], "epochs": opts.epochs, "compile": opts.compile,
-                           "compile_chunk": opts.compile_chunk, "eval_batch_size": opts.eval_batch_size})
+                           "compile_chunk": opts.compile_chunk, "eval_batch_size": opts.eval_batch_size,
+                           "patience": opts.patience})
     model.load_state_dict(ck["state"])
     spec = {**ck.get("spec", {}), **{k: v for k, v in spec.items() if k == "command"}}
     return opts, ck["history"], ck["best"], ck["epoch"], ck["optim"], spec
@@ -444,7 +446,8 @@ def _end_epoch(run: _Run, epoch: int, losses: list[float], train_time: float) ->
         run.best = {"metric": valid[task.metric], "epoch": epoch + 1, "valid": valid,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         modelfile.save(model, run.out)
-    kept = {k: v for k, v in vars(opts).items() if k not in ("epochs", "compile", "compile_chunk", "eval_batch_size")}
+    kept = {k: v for k, v in vars(opts).items()
+            if k not in ("epochs", "compile", "compile_chunk", "eval_batch_size", "patience")}
     _save_checkpoint({"version": CHECKPOINT_VERSION, "epoch": epoch + 1, "config": model.config,
                       "state": model.state_dict(), "optim": run.optim.state_dict(), "options": kept,
                       "history": run.history, "best": run.best, "spec": run.spec}, checkpoint_path(run.out))
@@ -452,6 +455,11 @@ def _end_epoch(run: _Run, epoch: int, losses: list[float], train_time: float) ->
     return (f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {rec['train_loss']:.5g} ({obj.loss_label})  "
             f"valid {task.metric} {valid[task.metric]:.5g}{obj.metric_label}{'  *best' if improved else ''}  "
             f"({train_time:.1f} s)")
+
+
+def patience_spent(patience: int | None, history: list, best_epoch: int | None) -> bool:
+    """Early stopping: `patience` epochs have run since the best validation epoch (None: off)."""
+    return bool(patience) and best_epoch is not None and len(history) - best_epoch >= patience
 
 
 def _finish(run: _Run, t0: float) -> dict:
@@ -467,7 +475,9 @@ def _finish(run: _Run, t0: float) -> dict:
                "model": model.config["cell"]["kind"],
                "wiring": (model.config["cell"].get("wiring") or {}).get("kind"),
                "counts": model.counts(), "options": {**vars(opts)}, "spec": run.spec,
-               "epochs_run": len(history), "best_epoch": best["epoch"], "valid": best["valid"],
+               "epochs_run": len(history), "best_epoch": best["epoch"],
+               "stopped_early": patience_spent(run.opts.patience, history, best["epoch"]),
+               "valid": best["valid"],
                "test": test, "test_streaming": final_streaming(run.out, task),
                "train_loss_last": history[-1]["train_loss"] if history else None,
                "wall_s_this_run": round(time.time() - t0, 2), "history": history,
@@ -512,6 +522,10 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
     t0 = time.time()
     try:
         for epoch in range(start_epoch, run.opts.epochs):
+            if patience_spent(run.opts.patience, run.history, run.best["epoch"]):
+                bar.print(f"early stop: no better validation {task.metric} in {run.opts.patience} epochs "
+                          f"(best epoch {run.best['epoch']})")
+                break
             te = time.time()
             losses = _train_epoch(run, epoch, bar, on_batch)
             bar.print(_end_epoch(run, epoch, losses, time.time() - te))
