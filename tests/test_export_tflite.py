@@ -160,3 +160,29 @@ def test_absurd_calibration_values_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="calibration values") as e:
         L.export(ltc(), tmp_path / "q", precision="int8-full", calibration=str(npz))
     assert "\n" not in str(e.value) and not (tmp_path / "q").exists()
+
+
+def test_runtime_steps_a_full_int8_model(tmp_path):
+    """int8-full has int8 inputs and outputs: the runtime backend quantises x / state / dt with each
+    tensor's scale and zero point and dequantises y / new_state, as the export's own drift runner
+    does (it refused them before: "Got value of type FLOAT32 but expected type INT8")."""
+    from test_export_onnx import realistic_npz
+
+    from ltc_edge.runtime import load
+
+    model = ltc()
+    npz = realistic_npz(tmp_path / "cal.npz", model)
+    L.export(model, tmp_path / "qf", precision="int8-full", calibration=str(npz), force=True)
+    content = (tmp_path / "qf" / "model.tflite").read_bytes()
+    it = L.interpreter(content)
+    ins = it.get_signature_runner("serving_default").get_input_details()
+    assert ins["x"]["dtype"] == np.int8  # what makes this model different
+    run = L.runner(it, list(ins))
+    ctrl = load(tmp_path / "qf", backend="tflite")
+    x = np.load(npz)["x"][0, :20].astype(np.float32)
+    state = np.zeros((1, ctrl.state_size), np.float32)
+    ctrl.reset(1)
+    for t in range(len(x)):
+        y_ref, state = run(x[t:t + 1], state, np.full((1, 1), 1.0, np.float32))
+        y = ctrl.step(x[t:t + 1], 1.0)
+        np.testing.assert_array_equal(np.asarray(y).reshape(y_ref.shape), y_ref)

@@ -205,7 +205,7 @@ def interpreter(content: bytes):
             it = Interpreter(model_content=content, num_threads=1)
             it.allocate_tensors()
     except (RuntimeError, ValueError) as e:  # e.g. a delegate refusing int8 scales from absurd calibration data
-        reason = " ".join(str(e).split())[:160]
+        reason = " ".join(str(e).split())
         raise ValueError(f"LiteRT cannot prepare the converted model ({reason}); nothing written "
                          "(int8-full: are the calibration values in the model's real input range?)") from None
     return it
@@ -218,20 +218,13 @@ def runner(it, names):
     outs = sorted(it.get_signature_list()["serving_default"]["outputs"])
     ind, outd = sig.get_input_details(), sig.get_output_details()
 
+    from ..runtime.tflite_backend import from_tensor, to_tensor
+
     def q(name, v):  # float -> the input's type (int8 inputs of a full-int8 model)
-        d = ind[name]
-        if d["dtype"] == np.float32:
-            return v
-        scale, zp = d["quantization"]
-        info = np.iinfo(d["dtype"])
-        return np.clip(np.round(v / scale) + zp, info.min, info.max).astype(d["dtype"])
+        return to_tensor(ind[name], v)
 
     def dq(name, v):
-        d = outd[name]
-        if d["dtype"] == np.float32:
-            return v
-        scale, zp = d["quantization"]
-        return ((v.astype(np.float32) - zp) * scale).astype(np.float32)
+        return from_tensor(outd[name], v)
 
     def run(x, state, dt):
         ys, hs = [], []

@@ -61,6 +61,24 @@ def _assign(details, roles, sizes, what):
     return out
 
 
+def to_tensor(d: dict, v: np.ndarray) -> np.ndarray:
+    """Float values in a tensor's type: as they are for float32, quantised with the tensor's
+    scale and zero point for an integer tensor (the I/O of a full-int8 model)."""
+    if d["dtype"] == np.float32:
+        return v
+    scale, zp = d["quantization"]
+    info = np.iinfo(d["dtype"])
+    return np.clip(np.round(v / scale) + zp, info.min, info.max).astype(d["dtype"])
+
+
+def from_tensor(d: dict, v: np.ndarray) -> np.ndarray:
+    """A tensor's values as float32 (dequantised for an integer tensor)."""
+    if d["dtype"] == np.float32:
+        return v
+    scale, zp = d["quantization"]
+    return ((v.astype(np.float32) - zp) * scale).astype(np.float32)
+
+
 class TFLiteBackend(Backend):
     name = "tflite"
 
@@ -126,16 +144,16 @@ class TFLiteBackend(Backend):
         # the interpreter is not re-entrant (a second thread's set_tensor during invoke raises
         # RuntimeError): callers serialise steps, as the Controller's lock does
         it = self.interp
-        ix, ih, idt = self.in_x["index"], self.in_h["index"], self.in_dt["index"] if self.in_dt else None
-        oy, oh = self.out_y["index"], self.out_h["index"]
-        for x, h, dt, y, h_new in self._rows:
-            it.set_tensor(ix, x)
-            it.set_tensor(ih, h)
+        ix, ih, idt = self.in_x, self.in_h, self.in_dt
+        oy, oh = self.out_y, self.out_h
+        for x, h, dt, y, h_new in self._rows:  # to_tensor/from_tensor: no copy for float32 I/O
+            it.set_tensor(ix["index"], to_tensor(ix, x))
+            it.set_tensor(ih["index"], to_tensor(ih, h))
             if idt is not None:
-                it.set_tensor(idt, dt)
+                it.set_tensor(idt["index"], to_tensor(idt, dt))
             it.invoke()
-            np.copyto(y, it.get_tensor(oy))
-            np.copyto(h_new, it.get_tensor(oh))
+            np.copyto(y, from_tensor(oy, it.get_tensor(oy["index"])))
+            np.copyto(h_new, from_tensor(oh, it.get_tensor(oh["index"])))
 
     def describe(self) -> dict:
         return {"file": str(self.path), "has_dt_input": self.in_dt is not None}
