@@ -130,7 +130,8 @@ def model(tmp_path_factory):
 
 @pytest.mark.qemu
 @pytest.mark.skipif(not QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("core, machine", [("cortex-m4", "mps2-an386"), ("cortex-m0", "microbit")])
+@pytest.mark.parametrize("core, machine", [("cortex-m4", "mps2-an386"), ("cortex-m0", "microbit"),
+                                           ("cortex-m7", "mps2-an500")])
 def test_pil_on_qemu_equals_the_host_c_backend(model, core, machine):
     """Pendulum closed loop: the board's action at every step within 1e-4 of the host C's (both see
     the same observation), and the episode returns agree."""

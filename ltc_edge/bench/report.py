@@ -15,6 +15,8 @@ results.json (schema "ltc-edge-bench/2"):
     instructions_per_step, cycles_per_step, cycles_low, cycles_high (Cortex-M), clock_hz,
     est_step_us, flash_bytes, ram_bytes, golden_max_abs_err
     (ARM targets; null elsewhere),
+    cycles_max, us_max, cycle_counter, board, stack_bytes, firmware_flash_bytes,
+    golden_max_lsb_err (mcu:CORE targets only: measured on the board, bench/mcu.py),
     drift_within_budget, drift_max_abs, drift_metric_rel_change (exported files: the export's
     drift check against the torch model; false = measured anyway, over its budget),
     skipped (null, or the reason this combination was not measured)
@@ -352,7 +354,8 @@ def _plot_latency(plt, rows: list, results: dict):
 
 
 # the file a row measures: the .safetensors for torch/numpy, else the backend's export format
-ROW_FORMAT = {"torch": "safetensors", "numpy": "safetensors", "onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
+ROW_FORMAT = {"torch": "safetensors", "numpy": "safetensors", "onnxruntime": "onnx", "tflite": "tflite", "c": "c",
+              "executorch": "executorch"}
 PRECISION_ORDER = ("fp32", "fp16", "int8", "int8-full")
 
 
@@ -372,7 +375,7 @@ def size_groups(sized: list) -> list[tuple[str, str, dict]]:
         sizes = groups.setdefault((r["model"], row_format(r)), {})
         prec = r["precision"]
         sizes[prec] = min(sizes.get(prec, r["file_bytes"]), r["file_bytes"])
-    order = {f: i for i, f in enumerate(("safetensors", "onnx", "tflite", "c", "c-source"))}
+    order = {f: i for i, f in enumerate(("safetensors", "onnx", "tflite", "executorch", "c", "c-source"))}
     keys = sorted(groups, key=lambda k: (k[0], order.get(k[1], 99), k[1]))
     return [(m, f, {p: groups[(m, f)][p] for p in PRECISION_ORDER if p in groups[(m, f)]}) for m, f in keys]
 

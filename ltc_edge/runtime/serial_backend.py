@@ -69,16 +69,20 @@ def flash_argv(flash_cmd: str, files: dict) -> list[str]:
     return out
 
 
+def need_pyserial() -> None:
+    try:
+        import serial  # noqa: F401
+    except ImportError:
+        raise BackendUnavailableError("a board on a serial port needs pyserial (pip install 'ltc-edge[boards]')") from None
+
+
 class Board:
     """A board behind a serial port, flashed by the user's command. open() runs the command
     (kept alive while it runs: an emulator) and connects; read/write raise BoardError."""
 
     def __init__(self, url: str, flash_cmd: str, files: dict, *, timeout: float = ANSWER_S,
                  connect_timeout: float = CONNECT_S):
-        try:
-            import serial  # noqa: F401
-        except ImportError:
-            raise BackendUnavailableError("a board on a serial port needs pyserial (pip install 'ltc-edge[boards]')") from None
+        need_pyserial()
         if not url:
             raise BoardError("give the board's serial port: --serial /dev/ttyACM0, socket://HOST:PORT or rfc2217://...")
         self.url, self.timeout, self.connect_timeout = url, float(timeout), float(connect_timeout)
@@ -211,6 +215,7 @@ class SerialBackend(Backend):
                  flash_cmd: str | None = None, board: str | None = None, board_c=None, clock_hz: float | None = None,
                  timeout: float = ANSWER_S, connect_timeout: float = CONNECT_S, **kw):
         check_options("mcu", kw)
+        need_pyserial()  # before the firmware build
         from ltc_edge.codegen import mcu
         from ltc_edge.nn.modelfile import read
 
