@@ -48,9 +48,12 @@ def test_report_covers_every_stage_and_shows_skipped_targets():
 
 def test_conclusion_states_the_trade_off_from_the_numbers():
     summary, results = _inputs(m4_skipped=False)
+    summary["m4_steps"] = {"ltc-ncp": "fpv4", "lstm": "fpv4"}
     text = conclusion(summary, results)
+    assert "At 12 epochs (a short schedule; the paper trains 200)" in text
     assert "test MSE of 3.000 vs the LSTM's 4.500" in text and "the LTC-NCP is more accurate" in text
     assert "30.0 µs vs 10.0 µs: 3.0x slower" in text
+    assert "both fpv4 steps" in text
     assert "8000 vs 32000 bytes of flash (4.0x smaller)" in text and "(2.0x more)" in text
     assert "-165.0 vs the expert's -150.0 (10.0% worse)" in text
     summary["ltc-ncp"]["test_mse"] = 5.0
@@ -104,3 +107,38 @@ def test_robustness_section_says_where_the_ltc_degrades_less_or_more():
             "resample, zeroed).") in conclusion(summary, results)
     del summary["robustness"]
     assert "## 6. Robustness" not in markdown(summary, results, [], Path("/x"))
+
+
+def test_no_speed_ratio_against_a_baseline_built_with_less_care():
+    """Issue 24: the LTC's FPv4 step against the LSTM's portable C is no speed ratio."""
+    summary, results = _inputs(m4_skipped=False)
+    for steps in ({"ltc-ncp": "fpv4", "lstm": "portable"}, {}):
+        summary["m4_steps"] = steps
+        text = conclusion(summary, results)
+        assert "80000 vs 40000 instructions per step; no ratio: the two steps are not built with the same care" in text
+        assert "x more" not in text and "x fewer" not in text and "x smaller" not in text
+
+
+def test_conclusion_cites_the_recorded_converged_pareto(tmp_path):
+    import json
+
+    from ltc_edge.bench.demo import recorded_pareto
+
+    rec = {"points": [{"source": "converged table", "precision": "fp32", "kind": k, "units": 32, "test_mse": m,
+                       "epochs_cap": 200, "seeds": [0, 1, 2, 3, 4], "cost": c}
+                      for k, m, c in (("LTC-NCP", 2.648, 30000.0), ("LSTM", 2.420, 20000.0))]
+                     + [{"source": "sweep", "precision": "fp32", "kind": "GRU", "units": 8, "test_mse": 9.0}],
+           "equal_accuracy_converged": [{"point": "LTC-NCP-32 fp32", "test_mse": 2.648, "cycles": 30000.0,
+                                         "cheapest_other_kind_as_accurate": "LSTM-32 fp32", "its_mse": 2.42,
+                                         "its_cycles": 20000.0, "cost_ratio": 1.5}]}
+    (tmp_path / "p.json").write_text(json.dumps(rec))
+    got = recorded_pareto(tmp_path / "p.json")
+    assert got["converged"] == {"LTC-NCP-32": {"test_mse": 2.648, "cycles_per_step": 30000.0},
+                                "LSTM-32": {"test_mse": 2.42, "cycles_per_step": 20000.0}}
+    summary, results = _inputs(m4_skipped=False)
+    summary["recorded"] = got
+    text = conclusion(summary, results)
+    assert ("recorded at 200 epochs (5 seeds, 32 units; benchmarks/results/pareto_m4.json) the test MSE is "
+            "LSTM-32 2.420, LTC-NCP-32 2.648.") in text
+    assert "matched by the LSTM-32 fp32 (MSE 2.420) at 20,000 cycles: the LTC-NCP costs 1.50x" in text
+    assert recorded_pareto(tmp_path / "missing.json") is None

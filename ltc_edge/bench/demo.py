@@ -158,11 +158,52 @@ def _pendulum(console, out: Path, seed: int, rounds: int, quick: bool, backends)
             "dagger": rec["history"], "best_round": rec["best_iteration"]}
 
 
+RECORDED_PARETO = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "pareto_m4.json"
+
+
+def recorded_pareto(path: Path = RECORDED_PARETO) -> dict | None:
+    """The recorded converged cheetah figures of a clone (benchmarks/pareto_m4.py): each cell's
+    200-epoch test MSE and, at equal accuracy, what the LTC-NCP-32 costs on the M4 against the cheapest
+    cell of another kind that is as accurate. None without the file (an installed package)."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    anchor = [p for p in rec.get("points", []) if p["source"] == "converged table" and p["precision"] == "fp32"]
+    if not anchor:
+        return None
+    eq = next((e for e in rec.get("equal_accuracy_converged", []) if e["point"].startswith("LTC-NCP-")), None)
+    answer = None
+    if eq and eq.get("cheapest_other_kind_as_accurate"):
+        answer = (f"the {eq['point']} (MSE {eq['test_mse']:.3f}, {eq['cycles']:,.0f} estimated cycles per step) is "
+                  f"matched by the {eq['cheapest_other_kind_as_accurate']} (MSE {eq['its_mse']:.3f}) at "
+                  f"{eq['its_cycles']:,.0f} cycles: the LTC-NCP costs {eq['cost_ratio']:.2f}x.")
+    return {"source": "benchmarks/results/pareto_m4.json", "epochs": anchor[0]["epochs_cap"],
+            "seeds": len(anchor[0]["seeds"]), "units": anchor[0]["units"], "answer": answer,
+            "converged": {f"{p['kind']}-{p['units']}": {"test_mse": p["test_mse"], "cycles_per_step": p["cost"]}
+                          for p in anchor}}
+
+
+def m4_steps(bench_out: Path, models: dict) -> dict:
+    """Which fp32 step each model's exported C builds on the Cortex-M4: "fpv4" (its FPv4 form) or
+    "portable"; the conclusion quotes a speed ratio only between steps of the same kind."""
+    from ..codegen.c import FPV4_TEST
+
+    steps = {}
+    for name, path in models.items():
+        sources = sorted((bench_out / "artifacts" / Path(path).stem / "c-fp32").glob("*.c"))
+        if sources:
+            steps[name] = "fpv4" if FPV4_TEST in sources[0].read_text() else "portable"
+    return steps
+
+
 def _finish(console, out: Path, summary: dict, results: dict, models: dict) -> None:
     from rich.rule import Rule
 
     from .demo_report import conclusion, markdown
 
+    summary["m4_steps"] = m4_steps(out / "bench", models)
+    summary["recorded"] = recorded_pareto()
     atomic_write_bytes(out / "demo.json", json.dumps(summary, indent=2).encode())
     plots = [out / "bench" / Path(p).name for p in results.get("plots", [])]
     atomic_write_bytes(out / "report.md", markdown(summary, results, plots, out).encode())

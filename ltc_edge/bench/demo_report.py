@@ -200,12 +200,41 @@ def _pick(results: dict, model: str, backend: str, target: str = "cpu"):
     return None
 
 
+def _recorded_sentence(rec: dict) -> str:
+    """The recorded converged figures (benchmarks/results/pareto_m4.json) beside this run's short schedule."""
+    mse = ", ".join(f"{k} {v['test_mse']:.3f}" for k, v in sorted(rec["converged"].items(), key=lambda kv: kv[1]["test_mse"]))
+    text = (f"Converged the order is not this run's: recorded at {rec['epochs']} epochs ({rec['seeds']} seeds, "
+            f"{rec['units']} units; {rec['source']}) the test MSE is {mse}.")
+    return text + (f" At equal accuracy on the Cortex-M4: {rec['answer']}" if rec.get("answer") else "")
+
+
+def _m4_sentence(a: dict, b: dict, steps: dict) -> str:
+    """Flash and instructions on the Cortex-M4; a ratio only when both steps got the same care (both
+    their FPv4 form, or both the portable C): never our best against a baseline's least."""
+    fa, fb = steps.get("ltc-ncp"), steps.get("lstm")
+    ia, ib = a.get("instructions_per_step"), b.get("instructions_per_step")
+    ca, cb = a.get("cycles_per_step"), b.get("cycles_per_step")
+    if fa is None or fa != fb:
+        return (f"On a Cortex-M4 (qemu) it needs {a['flash_bytes']} vs {b['flash_bytes']} bytes of flash and "
+                f"{_f(ia)} vs {_f(ib)} instructions per step; no ratio: the two steps are not built with the same care "
+                f"(LTC-NCP: {fa or 'unknown'} step, LSTM: {fb or 'unknown'} step).")
+    cycles = (f", an estimated {_f(ca)} vs {_f(cb)} cycles ({_ratio_words(ca, cb, 'more', 'fewer')})"
+              if ca and cb else "")
+    return (f"On a Cortex-M4 (qemu; both {fa} steps) it needs {a['flash_bytes']} vs {b['flash_bytes']} bytes of flash "
+            f"({_ratio_words(a['flash_bytes'], b['flash_bytes'], 'larger', 'smaller')}) and {_f(ia)} vs {_f(ib)} "
+            f"instructions per step ({_ratio_words(ia, ib, 'more', 'fewer')}){cycles}.")
+
+
 def conclusion(summary: dict, results: dict) -> str:
-    """One paragraph comparing the LTC-NCP with the LSTM from this run's own numbers."""
+    """One paragraph comparing the LTC-NCP with the LSTM from this run's own numbers, beside the recorded
+    converged figures where the repository has them."""
     ltc, lstm = summary["ltc-ncp"], summary["lstm"]
-    parts = [f"At {summary.get('epochs', '?')} epochs the LTC-NCP ({ltc['parameters']} parameters) reaches a test MSE "
+    parts = [f"At {summary.get('epochs', '?')} epochs (a short schedule; the paper trains 200) the LTC-NCP "
+             f"({ltc['parameters']} parameters) reaches a test MSE "
              f"of {ltc['test_mse']:.3f} vs the LSTM's {lstm['test_mse']:.3f} ({lstm['parameters']} parameters): "
              f"{'the LTC-NCP is more accurate' if ltc['test_mse'] < lstm['test_mse'] else 'the LSTM is more accurate'}."]
+    if summary.get("recorded"):
+        parts.append(_recorded_sentence(summary["recorded"]))
     for backend in ("c", "onnxruntime", "numpy"):
         a, b = _pick(results, "ltc-ncp", backend), _pick(results, "lstm", backend)
         if a and b:
@@ -215,10 +244,7 @@ def conclusion(summary: dict, results: dict) -> str:
             break
     a, b = _pick(results, "ltc-ncp", "c", "cortex-m4"), _pick(results, "lstm", "c", "cortex-m4")
     if a and b and a.get("flash_bytes") and b.get("flash_bytes"):
-        parts.append(f"On a Cortex-M4 it needs {a['flash_bytes']} vs {b['flash_bytes']} bytes of flash "
-                     f"({_ratio_words(a['flash_bytes'], b['flash_bytes'], 'larger', 'smaller')}) and "
-                     f"{_f(a['instructions_per_step'])} vs {_f(b['instructions_per_step'])} instructions per step "
-                     f"({_ratio_words(a['instructions_per_step'], b['instructions_per_step'], 'more', 'fewer')}).")
+        parts.append(_m4_sentence(a, b, summary.get("m4_steps") or {}))
     p = summary.get("pendulum")
     if p:
         parts.append(f"As a controller, the cloned {p.get('network', 'LTC')} flies Pendulum-v1 at a mean return of "
