@@ -1,5 +1,6 @@
-"""int8 (integer-only) C vs the fp32 C (issue 14, items 1-2): for LTC-NCP-19 (AutoNCP(19, 2),
-8 inputs, seed 0, untrained), an LSTM-19 (8 inputs, 2 outputs, untrained), and the trained
+"""int8 (integer-only) C vs the fp32 C (issue 14, items 1-2; issue 24 item 1: the LSTM's and GRU's
+int8 DSP step): for LTC-NCP-19 (AutoNCP(19, 2), 8 inputs, seed 0, untrained), an LSTM-19 and a
+GRU-19 (8 inputs, 2 outputs, seed 0, untrained: the harness's own models), and the trained
 cheetah LTC-NCP-32 and LSTM-32 (runs/robustness/ltc_ncp32.safetensors and lstm32.safetensors by
 default, the 10-epoch models benchmarks/robustness.py trains; rows for absent files are left out):
   * `ltc export --format c --precision int8` (the exporter: drift-checked) and fp32, both run
@@ -119,6 +120,10 @@ def targets(rows: dict) -> dict:
         cm = r.get("cortex_m", {})
         out.update(cortex_targets(cm, f"{name}_"))
         if "skipped" not in cm:
+            if name == "lstm19":  # issue 24: the int8 DSP step
+                i = cm["cortex-m4"]["int8"]["instructions_per_step"]
+                out["lstm19_cortex-m4_int8_instructions"] = {"value": i, "target": "<= 4000 (issue 24)",
+                                                             "met": bool(i is not None and i <= 4000)}
             if name == "ltc_ncp19":
                 f = cm["cortex-m0"]["int8"]["object_flash_bytes"]
                 out["ltc_ncp19_int8_flash_bytes"] = {"value": f, "target": "<= 4096", "met": f <= 4096}
@@ -155,16 +160,20 @@ def main():
         lstm19 = save(build_model("lstm", 8, units=19, output_size=2, seed=0), tmp / "lstm19.safetensors")
         rows["lstm19"] = {"model": "LSTM 19 units, 8 inputs, 2 outputs, seed 0, untrained (synthetic drift data)",
                           "exports": exports(lstm19, tmp / "l19", None), "cortex_m": cortex(lstm19, tmp / "cml19")}
+        gru19 = save(build_model("gru", 8, units=19, output_size=2, seed=0), tmp / "gru19.safetensors")
+        rows["gru19"] = {"model": "GRU 19 units, 8 inputs, 2 outputs, seed 0, untrained (synthetic drift data)",
+                         "exports": exports(gru19, tmp / "g19", None), "cortex_m": cortex(gru19, tmp / "cmg19")}
         ref = D.from_task(load_task("cheetah"), "cheetah")
         for name, path in (("cheetah_ltc_ncp32", a.cheetah), ("cheetah_lstm32", a.cheetah_lstm)):
             if Path(path).exists():
                 rows[name] = {"model": path, "exports": exports(path, tmp / name, ref),
                               "cortex_m": cortex(path, tmp / f"cm-{name}", x=ref.x[0])}
-    res = {"issue": 14, "rows": rows, "targets": targets(rows),
+    res = {"issue": "14, 24", "rows": rows, "targets": targets(rows),
            "method": "instructions: qemu-system-arm -icount shift=0, SysTick ticks x ns per tick (microbit 62.5, "
-                     "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; fp32 = the float "
+                     "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; int8 LSTM/GRU on the M4: "
+                     "the DSP step (LDM + SMLAD kernel); fp32 = the float "
                      "C generator's portable form (-DLTC_EDGE_PORTABLE_C, its own exp2/sigmoid; soft float on "
-                     "M0/M3); fp32_fpv4 (M4) = its default build there, the LTC's FPv4 assembly (issue 13); "
+                     "M0/M3); fp32_fpv4 (M4) = its default build there, the FPv4 step (LTC: issue 13; LSTM, GRU: issue 24); "
                      "flash: arm-none-eabi-size text+data of the step object (int8 built with "
                      "<PREFIX>_INTEGER_ONLY); cycles_per_step: an estimate, the executed instruction mix (qemu "
                      "exec trace of 4 steps, N vs 2N) x the core's TRM timings, zero-wait-state memory, "

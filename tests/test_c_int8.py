@@ -108,11 +108,11 @@ def test_int8_fixed_dt(tmp_path, dt):
     assert np.abs(y8 - y32).max() <= 0.03 * np.ptp(y32, 0).max(), (np.abs(y8 - y32).max(), np.ptp(y32, 0).max())
 
 
-@pytest.mark.parametrize("kind", ["ltc", "lstm"])
+@pytest.mark.parametrize("kind", ["ltc", "lstm", "gru"])
 def test_integer_only_unit_has_no_float(tmp_path, kind):
     """With <PREFIX>_INTEGER_ONLY the preprocessed unit names no float or double at all, and it
     still has reset, step_q and sizes (and no float API)."""
-    m = _model("ncp19", 0) if kind == "ltc" else build_model("lstm", 5, units=8, output_size=2)
+    m = _model("ncp19", 0) if kind == "ltc" else build_model(kind, 5, units=8, output_size=2)
     gen = int8.generate(m.config, _raw(m), prefix="m8", calib_x=_inputs(m.config))
     for name, text in gen["files"].items():
         (tmp_path / name).write_text(text)
@@ -188,7 +188,7 @@ def test_int8_wide_fan_in_layout(tmp_path):
 
 
 @pytest.mark.parametrize("kind,kw,msg", [
-    ("cfc", dict(units=8), "supports ltc and lstm models, not 'cfc'"),
+    ("cfc", dict(units=8), "supports ltc, lstm, gru models, not 'cfc'"),
     ("ltc", dict(units=6, solver="euler"), "needs the LTC state bounds"),
 ])
 def test_int8_refusals(tmp_path, kind, kw, msg):
@@ -201,11 +201,12 @@ LSTM_CASES = {"lstm8": dict(units=8, output_size=3), "lstm16-norm": dict(units=1
               "lstm12-readout": dict(units=12, output_size=2, readout=True)}
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("name", list(LSTM_CASES))
-def test_int8_lstm_golden(tmp_path, name):
-    """The LSTM's int8 step (int8 gate weights): outputs within 4% of the fp32 outputs' range
-    (measured about 2%)."""
-    m = build_model("lstm", 5, seed=0, **LSTM_CASES[name])
+def test_int8_lstm_golden(tmp_path, name, kind):
+    """The LSTM's and the GRU's int8 step (int8 gate weights): outputs within 4% of the fp32
+    outputs' range (measured 1.7-2.6% for the LSTM, about 1% for the GRU)."""
+    m = build_model(kind, 5, seed=0, **LSTM_CASES[name])
     raw, x = _raw(m), _inputs(m.config)
     y8, _, gen = _run_c(tmp_path, m.config, raw, x)
     y32, _ = _run_numpy(m.config, raw, x)
@@ -214,18 +215,20 @@ def test_int8_lstm_golden(tmp_path, name):
     assert "int8 per gate row" in gen["info"]["quantization"]["weights"]
 
 
-def test_int8_lstm_thumb1_mul_hi_same_integers(tmp_path):
-    """The LSTM's requantisation multiply (the high word of sum x Q31 multiplier): the Thumb-1
-    form from 16-bit products (Cortex-M0) gives the same integers as the 64-bit product, over odd
-    sizes (padded pairs) and inputs large enough to saturate the gates and c."""
-    m = build_model("lstm", 5, seed=2, units=7, output_size=3, readout=True)
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_int8_lstm_thumb1_mul_hi_same_integers(tmp_path, kind):
+    """The LSTM's and GRU's requantisation multiply (the high word of sum x Q31 multiplier; the
+    GRU's r n_h too): the Thumb-1 form from 16-bit products (Cortex-M0) gives the same integers as
+    the 64-bit product, over odd sizes (padded pairs) and inputs large enough to saturate the
+    gates (and c)."""
+    m = build_model(kind, 5, seed=2, units=7, output_size=3, readout=True)
     raw, x = _raw(m), _inputs(m.config)
     gen = int8.generate(m.config, raw, prefix="m8", calib_x=x)
     for name, text in gen["files"].items():
         (tmp_path / name).write_text(text)
     xq = int8.quantize_inputs(np.concatenate([x, 20 * x]), gen["info"]["quantization"]["input_frac_bits"])
     outs = [int8.host_step_q(cgen.compile_library(tmp_path / "m8.c", tmp_path / f"lib{i}.so", flags=[*cgen.CFLAGS, *f]),
-                             "m8", xq, 3, 14) for i, f in enumerate(([], ["-D__ARM_ARCH_ISA_THUMB=1"]))]
+                             "m8", xq, 3, F.state_size(m.config)) for i, f in enumerate(([], ["-D__ARM_ARCH_ISA_THUMB=1"]))]
     assert np.ptp(outs[0], 0).min() > 100 and (np.abs(outs[0]) == 32767).sum() == 0  # outputs move, unsaturated
     np.testing.assert_array_equal(outs[0], outs[1])
     assert "#pragma GCC unroll" in gen["files"]["m8.c"] and "smlad" in gen["files"]["m8.c"]
@@ -343,10 +346,11 @@ def test_int8_cortex_m4_asm_shapes(tmp_path):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name,n_in,kw", [("lstm19", 8, dict(units=19, output_size=2)),
-                                          ("lstm7-odd-readout", 5, dict(units=7, output_size=3, readout=True))])
-def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, name, n_in, kw):
-    """The LSTM's int8 step, bit-exact with the host build on Cortex-M0 (Thumb-1 multiply), M3
+@pytest.mark.parametrize("kind,name,n_in,kw", [("lstm", "lstm19", 8, dict(units=19, output_size=2)),
+                                               ("lstm", "lstm7-odd-readout", 5, dict(units=7, output_size=3, readout=True)),
+                                               ("gru", "gru7-odd-readout", 5, dict(units=7, output_size=3, readout=True))])
+def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, kind, name, n_in, kw):
+    """The LSTM's (and the GRU's) int8 step, bit-exact with the host build on Cortex-M0 (Thumb-1 multiply), M3
     (plain C) and M4 (the DSP step: inline-asm LDM + SMLAD kernel), and on the M4 also its DSP
     step in C (the intrinsics, the asm's fallback: built with __thumb2__ undefined). LSTM-19
     (8 inputs): at most 4,000 instructions per step on the M4 (issue 24; 13.1k before, qemu
@@ -355,7 +359,7 @@ def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, name, n_in, kw):
 
     if CM.missing_tools():
         pytest.skip("ARM tools missing")
-    m = build_model("lstm", n_in, seed=0, **kw)
+    m = build_model(kind, n_in, seed=0, **kw)
     q = CM.prepare_int8(save(m, tmp_path / "m.safetensors"), tmp_path / "b", steps=60, timing_steps=5)
     runs = {t: CM.run_golden(tmp_path / "b", "ltc_model", t, "int8", q["defines"])
             for t in ("cortex-m0", "cortex-m3", "cortex-m4")}

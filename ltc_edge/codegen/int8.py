@@ -1,4 +1,4 @@
-"""int8 (integer-only) C generators by cell kind: the LTC (c_int.py) and the LSTM
+"""int8 (integer-only) C generators by cell kind: the LTC (c_int.py), the LSTM and the GRU
 (c_int_lstm.py). `generate(config, raw, prefix=, fixed_dt=, calib_x=)` -> {"files", "info"}.
 The integer step's golden data: `host_step_q` runs a host build of the same C, `golden_header`
 writes golden_int_data.h for firmware/golden_int_main.c (bit-exact on every core)."""
@@ -10,13 +10,13 @@ import numpy as np
 from ltc_edge.codegen import c_int, c_int_lstm
 from ltc_edge.codegen.c import CodegenError, c_identifier, c_text
 
-GENERATORS = {"ltc": c_int.generate, "lstm": c_int_lstm.generate}
+GENERATORS = {"ltc": c_int.generate, "lstm": c_int_lstm.generate, "gru": c_int_lstm.generate}
 
 
 def generate(config: dict, raw: dict, **kw) -> dict:
     kind = config["cell"]["kind"]
     if kind not in GENERATORS:
-        raise CodegenError(f"int8 C export supports {' and '.join(GENERATORS)} models, not {kind!r}")
+        raise CodegenError(f"int8 C export supports {', '.join(GENERATORS)} models, not {kind!r}")
     return GENERATORS[kind](config, raw, **kw)
 
 
