@@ -6,6 +6,8 @@ interleaved (A, B, C, A, B, C, ...), median µs per step, batch 1, one thread:
   * onnxruntime: ltc-edge's graph (dt input, and --fixed-dt) vs torch.onnx.export(ncps
     LTCCell step (inputs, state, elapsed)) with default settings; LSTM (19 units) beside it.
   * LiteRT (ai-edge-litert Interpreter): the same graphs through litert_torch.convert.
+  * ExecuTorch (its runtime's Python bindings, XNNPACK delegate): the same graphs through
+    ltc_edge.export.pte.to_program (skipped with --no-executorch or without executorch).
 Writes benchmarks/results/export_speed.json (or --out) with node counts, µs, ratios,
 machine info and versions.
 
@@ -105,12 +107,30 @@ def litert_timer(content, feeds):
     return run, res, len(it._get_ops_details())
 
 
+def executorch_timer(content, feeds, names):
+    """The .pte's forward method, inputs as torch tensors made once (as the runtime backend does)."""
+    from ltc_edge.runtime.executorch_backend import load_method
+
+    method = load_method(content, "benchmark program")
+    args = [torch.from_numpy(feeds[k]) for k in names]
+    res = [t.numpy() for t in method.execute(args)]
+
+    def run(n):
+        t = time.perf_counter()
+        for _ in range(n):
+            method.execute(args)
+        return (time.perf_counter() - t) / n * 1e6
+
+    return run, res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_speed.json")
     ap.add_argument("--no-litert", action="store_true")
+    ap.add_argument("--no-executorch", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -157,6 +177,20 @@ def main(argv=None):
             timers[k] = run
             lite[k] = {"ops": n_ops, "op_histogram": L.op_list(content)[0], "size_bytes": len(content)}
 
+    pte = {}
+    if not args.no_executorch and _has("executorch"):
+        from ltc_edge.export import pte as E
+
+        for k, (m, fdt) in {"ltc_edge_executorch": (model, None), "ltc_edge_fixed_dt_executorch": (model, 1.0),
+                            "lstm_ltc_edge_executorch": (lstm, None)}.items():
+            graph = build_graph(m, fixed_dt=fdt)
+            content = E.to_program(graph)
+            timers[k], res = executorch_timer(content, lstm_feeds if k.startswith("lstm") else feeds,
+                                              graph.input_names())
+            base = outs["lstm_ltc_edge" if k.startswith("lstm") else "ncps_naive_onnx"]
+            assert max(float(np.abs(a - b).max()) for a, b in zip(res, base)) < 1e-5, k
+            pte[k] = {"size_bytes": len(content), **E.program_ops(content)}
+
     # warm up, then interleaved repetitions
     for run in timers.values():
         run(max(50, args.calls // 10))
@@ -164,6 +198,8 @@ def main(argv=None):
     ratios = {"onnx_ltc_edge_vs_naive": [], "onnx_fixed_dt_vs_naive": [], "onnx_lstm_vs_naive_ltc": []}
     if lite:
         ratios.update({"litert_ltc_edge_vs_naive": [], "litert_fixed_dt_vs_naive": []})
+    if pte:  # the same graph in ExecuTorch vs onnxruntime, and vs the naive ONNX in onnxruntime
+        ratios.update({"executorch_vs_onnx_ltc_edge": [], "executorch_ltc_edge_vs_naive_onnx": []})
     for _ in range(args.reps):
         rep = {k: run(args.calls) for k, run in timers.items()}
         for k, v in rep.items():
@@ -174,6 +210,9 @@ def main(argv=None):
         if lite:
             ratios["litert_ltc_edge_vs_naive"].append(rep["ltc_edge_litert"] / rep["ncps_naive_litert"])
             ratios["litert_fixed_dt_vs_naive"].append(rep["ltc_edge_fixed_dt_litert"] / rep["ncps_naive_litert"])
+        if pte:
+            ratios["executorch_vs_onnx_ltc_edge"].append(rep["ltc_edge_executorch"] / rep["ltc_edge"])
+            ratios["executorch_ltc_edge_vs_naive_onnx"].append(rep["ltc_edge_executorch"] / rep["ncps_naive_onnx"])
 
     results = {}
     for k, v in samples.items():
@@ -182,6 +221,8 @@ def main(argv=None):
             entry.update(node_count=len(protos[k].graph.node), op_histogram=X.op_histogram(protos[k]))
         if k in lite:
             entry.update(lite[k])
+        if k in pte:
+            entry.update(pte[k])
         results[k] = entry
     graph_form = build_graph(model).form
     out = {
@@ -198,7 +239,8 @@ def main(argv=None):
         "target": {"onnx_ltc_edge_vs_naive": 0.4},
         "machine": {"platform": platform.platform(), "processor": _cpu(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
-        "versions": versions("onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert", "ncps"),
+        "versions": versions("onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert", "ncps",
+                             "executorch"),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     out["meets_target"] = out["ratios_median"]["onnx_ltc_edge_vs_naive"] <= 0.4
@@ -211,6 +253,12 @@ def main(argv=None):
     for k, v in out["ratios_median"].items():
         print(f"{k:28s} {v:.3f}")
     print(f"graph form: {graph_form}; wrote {args.out}")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _cpu():

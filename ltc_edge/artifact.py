@@ -28,7 +28,7 @@ from .fileio import LIMITS, atomic_write_bytes, open_regular, read_bytes
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
-FORMATS = {"onnx": ("model",), "tflite": ("model",), "c": ("header", "source")}  # required file roles
+FORMATS = {"onnx": ("model",), "tflite": ("model",), "executorch": ("model",), "c": ("header", "source")}  # required file roles
 OPTIONAL_ROLES = {"c": ("library",                                   # built for the host (flat layout)
                         "cmake", "cmake_toolchain", "golden_data", "golden_main", "golden_harness",
                         "golden_platform_host", "cmake_toolchain_m0", "cmake_toolchain_m3", "golden_linker_m0",

@@ -59,7 +59,7 @@ def bench(
     models: Optional[List[Path]] = typer.Argument(None, help="Model files (.safetensors) to compare, e.g. an "
                                                              "LTC and an LSTM (or none, with --kinds)."),
     backend: str = typer.Option("numpy,onnxruntime", help="Comma list of torch, numpy, onnxruntime (onnx, ort), "
-                                                          "tflite (litert), c: the runtime's names and aliases."),
+                                                          "tflite (litert), c, executorch (et): the runtime's names."),
     precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8 (onnxruntime and tflite; c: fp32 "
                                                "and int8, the integer-only LTC step; the others run fp32)."),
     target: str = typer.Option("cpu", help="Comma list of cpu, cuda (torch/onnxruntime on a GPU), arm64, "

@@ -22,7 +22,7 @@ from ..codegen.mcu import CORES as MCU_CORES
 from . import report
 from .timing import machine_info
 
-BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c")
+BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c", "executorch")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
 TARGETS = ("cpu", "cuda", "arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
@@ -30,10 +30,10 @@ MCU_TARGETS = tuple(f"mcu:{c}" for c in MCU_CORES)  # a board on a serial port (
 TARGETS += MCU_TARGETS
 # which precisions each backend runs (others are not combinations, so they are not rows)
 BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": ("fp32", "fp16", "int8"),
-                      "tflite": PRECISIONS, "c": ("fp32", "int8")}
+                      "tflite": PRECISIONS, "c": ("fp32", "int8"), "executorch": ("fp32", "int8")}
 TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"),
                    **{t: ("c",) for t in ARM_TARGETS + MCU_TARGETS}}
-EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c"}
+EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c", "executorch": "executorch"}
 METRIC_KEYS = ("metric", "metric_streaming", "metric_streaming_error")  # what a worker reports of the task
 
 

@@ -1,4 +1,4 @@
-"""Export: unrolled static step graphs, ONNX, TFLite and C, with quantization and drift checks.
+"""Export: unrolled static step graphs, ONNX, TFLite, ExecuTorch and C, with quantization and drift checks.
 
 EXPORTERS maps a format name to "module:function" (imported lazily). Every exporter has the
 signature  export(model, out_dir, *, precision, calibration, fixed_dt, force) -> manifest dict
@@ -9,6 +9,7 @@ EXPORTERS = {
     "onnx": "ltc_edge.export.onnx:export",
     "tflite": "ltc_edge.export.tflite:export",
     "c": "ltc_edge.export.c:export",
+    "executorch": "ltc_edge.export.pte:export",
 }
 
 

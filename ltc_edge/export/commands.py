@@ -17,14 +17,14 @@ def register(command, load_reference=None):
     @command("export")
     def export_cmd(
         model: Path = typer.Argument(..., help="A model file (.safetensors) written by ltc-edge."),
-        fmt: str = typer.Option(..., "--format", "-f", help="onnx, tflite or c."),
+        fmt: str = typer.Option(..., "--format", "-f", help="onnx, tflite, executorch (XNNPACK .pte) or c."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the exported files and manifest.json "
                                                          "(a new folder, or an earlier export: replaced whole)."),
         precision: str = typer.Option("fp32", help="fp32, fp16 or int8 (tflite: also int8-full, and int8-tflm "
                                                     "for TFLite-Micro: int8 weights, int8 synapse products and "
                                                     "sigmoids, the LTC's update in float; int8 is dynamic-range "
                                                     "there; c: fp32, or int8 = an integer-only LTC or LSTM "
-                                                    "step with dt fixed at export)."),
+                                                    "step with dt fixed at export; executorch: fp32, int8 = PT2E)."),
         calibration: Optional[str] = typer.Option(
             None, help="Calibration / drift-check data. Default: the task and data file the model was "
                        "trained on (sha256-checked). Or a task name (cheetah, digits, ...), a CSV (the "
@@ -47,7 +47,7 @@ def register(command, load_reference=None):
             None, "--unroll", help="c, LTC: auto (default: up to 512 synapses per list), on, off: straight-line "
                                    "or loops; Cortex-M4F/M7/M33 builds take its FPv4 assembly step."),
     ):
-        """Export a model as a static, unrolled step graph (ONNX, TFLite) or C99 source + library,
+        """Export a model as a static, unrolled step graph (ONNX, TFLite, ExecuTorch) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
         from . import get_exporter
         from .manifest import check_out_dir, check_precision

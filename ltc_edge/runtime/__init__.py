@@ -10,7 +10,8 @@ own package). No torch.
 Backends (BACKENDS, name -> "module:Class", imported lazily): numpy (traced F.model_step,
 allocation-free), onnxruntime, tflite (ai-edge-litert or tflite-runtime), c (ctypes over the
 generated C library), tflm (TensorFlow Lite for Microcontrollers' interpreter, for
-`--precision int8-tflm` TFLite exports). Every backend shares the Controller's guards (see controller.py).
+`--precision int8-tflm` TFLite exports), executorch (ExecuTorch's runtime, for `--format executorch`
+exports: torch, not numpy alone). Every backend shares the Controller's guards (see controller.py).
 """
 
 from __future__ import annotations
@@ -30,19 +31,20 @@ BACKENDS = {
     "tflite": "ltc_edge.runtime.tflite_backend:TFLiteBackend",
     "c": "ltc_edge.runtime.c_backend:CBackend",
     "tflm": "ltc_edge.runtime.tflm_backend:TFLMBackend",
+    "executorch": "ltc_edge.runtime.executorch_backend:ExecuTorchBackend",  # a --format executorch export (.pte)
     "mcu": "ltc_edge.runtime.serial_backend:SerialBackend",  # --backend mcu:CORE, a board on a serial port
 }
 
 # file suffix -> the backend "auto" picks
-_BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite",
+_BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite", ".pte": "executorch",
               ".so": "c", ".dylib": "c", ".dll": "c", ".c": "c", ".h": "c"}
-_BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c"}
+_BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c", "executorch": "executorch"}
 # The one set of backend names: every command with a --backend option (control, eval
 # --streaming, bench, analyze robustness) takes these names and aliases, through backend_name.
 BACKEND_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "litert": "tflite", "np": "numpy",
-                   "tflite-micro": "tflm"}
+                   "tflite-micro": "tflm", "et": "executorch", "pte": "executorch"}
 # the export format each backend runs; numpy and c also run a .safetensors model itself
-BACKEND_FORMATS = {"onnxruntime": "onnx", "tflite": "tflite", "tflm": "tflite", "c": "c"}
+BACKEND_FORMATS = {"onnxruntime": "onnx", "tflite": "tflite", "tflm": "tflite", "c": "c", "executorch": "executorch"}
 RUNS_MODEL_FILE = ("numpy", "c", "mcu")
 
 __all__ = ["load", "Controller", "BACKENDS", "BACKEND_ALIASES", "backend_name", "backend_list", "get_backend",

@@ -15,7 +15,8 @@ def register(command):
                                                "(.so with manifest.json), or an export folder."),
         env: str = typer.Option("Pendulum-v1", "--env", help="gymnasium environment id."),
         backend: str = typer.Option("auto", "--backend", "-b", help="auto, numpy (np), onnxruntime (onnx, ort), "
-                                                                    "tflite (litert), c, tflm (tflite-micro), or "
+                                                                    "tflite (litert), c, tflm (tflite-micro), executorch "
+                                                                    "(et), or "
                                                                     "mcu:CORE (processor in the loop, --serial)."),
         episodes: int = typer.Option(3, "--episodes", "-k", help="Episodes, >= 1 (seeds seed, seed+1, ...)."),
         seed: int = typer.Option(0, help="Seed of the first episode."),

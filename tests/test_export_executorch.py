@@ -1,0 +1,114 @@
+"""ExecuTorch export (--format executorch: torch.export -> XNNPACK-delegated .pte) and the
+executorch runtime backend: drift within budget, the runtime's step equal to the numpy
+runtime's, bad input refused in one line. Skipped only where executorch is not installed."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("executorch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from ltc_edge.cli import app  # noqa: E402
+from ltc_edge.export import get_exporter  # noqa: E402
+from ltc_edge.export import pte as E  # noqa: E402
+from ltc_edge.nn import build_model, save  # noqa: E402
+from ltc_edge.runtime import load  # noqa: E402
+from ltc_edge.runtime.errors import ModelLoadError  # noqa: E402
+
+runner = CliRunner()
+
+
+def ltc():
+    return build_model("ltc", 8, wiring="auto-ncp", units=19, output_size=4, seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def fp32_export(tmp_path_factory):
+    """An fp32 ExecuTorch export of the LTC-19 NCP (made once: lowering takes seconds)."""
+    d = tmp_path_factory.mktemp("et")
+    model = ltc()
+    save(model, d / "m.safetensors")
+    return model, d / "m.safetensors", d / "pte", E.export(model, d / "pte")
+
+
+def test_executorch_is_a_registered_format_and_backend():
+    from ltc_edge.runtime import BACKEND_ALIASES, BACKENDS, backend_name
+
+    assert get_exporter("executorch") is E.export
+    assert "executorch" in BACKENDS and backend_name("et") == "executorch"
+    with pytest.raises(ValueError, match="executorch"):  # the one-line list of formats names it
+        get_exporter("pt")
+    assert BACKEND_ALIASES["pte"] == "executorch"
+
+
+def test_bad_precision_and_missing_calibration_are_one_line(tmp_path, one_line_error):
+    f = save(ltc(), tmp_path / "m.safetensors")
+    r = runner.invoke(app, ["export", str(f), "--format", "executorch", "--precision", "fp16",
+                            "--out", str(tmp_path / "o")])
+    one_line_error(r, "unknown precision 'fp16'; choose one of fp32, int8")
+    with pytest.raises(ValueError, match="int8 needs calibration data"):
+        E.export(ltc(), tmp_path / "o", precision="int8")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_fp32_pte_within_drift_budget_and_described(fp32_export, tmp_path):
+    model, _, out, man = fp32_export
+    drift = man["drift"]
+    assert drift["steps"] >= 1000 and drift["max_abs"] <= 1e-4 and drift["within_budget"]
+    on_disk = json.loads((out / "manifest.json").read_text())
+    pte = out / "model.pte"
+    assert on_disk["format"] == "executorch" and on_disk["files"]["model"]["size_bytes"] == pte.stat().st_size
+    assert [i["name"] for i in on_disk["inputs"]] == ["x", "state", "dt"] and on_disk["inputs"][0]["shape"] == [1, 8]
+    assert on_disk["details"]["delegates"].get("XnnpackBackend", 0) >= 1  # the step runs in XNNPACK
+    assert (out / "MODEL_CARD.md").exists()
+    r = runner.invoke(app, ["info", str(out)])
+    assert r.exit_code == 0 and "executorch" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_runtime_step_equals_numpy_runtime(fp32_export, rng):
+    model, model_file, out, _ = fp32_export
+    et, ref = load(out, backend="executorch", batch=3), load(model_file, backend="numpy", batch=3)
+    assert type(et.backend).__name__ == "ExecuTorchBackend"
+    for _ in range(50):
+        x = rng.standard_normal((3, 8)).astype(np.float32)
+        dt = rng.uniform(0.05, 1.0, (3,)).astype(np.float32)
+        assert np.abs(et.step(x, dt) - ref.step(x, dt)).max() <= 1e-5
+    assert np.abs(et.state - ref.state).max() <= 1e-5
+    et.reset(batch=1)  # back to one row: a control loop
+    y = et.step(np.ones(8, np.float32), 0.5)
+    assert y.shape == (4,) and np.isfinite(y).all()
+
+
+@pytest.mark.slow
+def test_runtime_refuses_swapped_or_bad_program_in_one_line(fp32_export, tmp_path):
+    import shutil
+
+    _, _, out, _ = fp32_export
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    (bad / "model.pte").write_bytes(b"\0" * 64)  # not the bytes the manifest hashed
+    with pytest.raises(ModelLoadError, match="sha256|size"):
+        load(bad)
+    with pytest.raises(ModelLoadError, match="an executorch export, not onnx"):
+        load(out, backend="onnxruntime")
+
+
+@pytest.mark.slow
+def test_int8_pte_within_metric_budget(tmp_path):
+    from test_export_onnx import realistic_npz
+
+    model = ltc()
+    npz = realistic_npz(tmp_path / "cal.npz", model)
+    man = E.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
+    metric = man["drift"]["metric"]
+    assert man["drift"]["within_budget"] and metric["rel_delta"] <= 0.05 and metric["name"] == "mse"
+    assert man["quantization"]["calibration_rows"] > 0
+    ctrl = load(tmp_path / "q")
+    assert np.isfinite(ctrl.step(np.zeros(8, np.float32), 0.5)).all()
