@@ -306,7 +306,7 @@ def test_unknown_suffix_backend_and_folder(tmp_path):
         load(path, backend="tensorflow")
     with pytest.raises(ModelLoadError, match="manifest.json"):
         load(tmp_path)  # a folder without a manifest
-    assert set(BACKENDS) == {"numpy", "onnxruntime", "tflite", "c", "tflm", "mcu"}
+    assert set(BACKENDS) == {"numpy", "onnxruntime", "tflite", "c", "tflm", "mcu", "executorch"}
 
 
 def test_numpy_backend_from_arrays_no_file():
