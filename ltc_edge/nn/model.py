@@ -341,7 +341,7 @@ def from_ncps(module, dt: float = 1.0) -> Model:
     `dt`: the elapsed time per step the module was trained with, in the unit its timespans
     were in. ncps steps by 1.0 when forward() is given no timespans, hence the default; a model
     trained with timespans in seconds at 200 Hz: dt=0.005. It is recorded as the model's
-    training dt (config["task"]["dt"]): a step without dt uses it, and `ltc info`, the C header
+    training dt (`config["task"]["dt"]`): a step without dt uses it, and `ltc info`, the C header
     and the model card state it."""
     task = _ncps_task(dt)
     name = type(module).__name__
