@@ -63,8 +63,9 @@ def exports(model_file, work: Path, ref) -> dict:
 
     model = load(model_file)
     out = {}
+    calibration = D.synthetic(model.config) if ref is None else ref  # int8 needs data: the untrained rows' synthetic
     for precision in ("fp32", "int8"):
-        man = get_exporter("c")(model, work / precision, precision=precision, calibration=ref)
+        man = get_exporter("c")(model, work / precision, precision=precision, calibration=calibration)
         d = man["drift"]
         row = {"drift_max_abs": d.get("max_abs"), "drift_metric": d.get("metric"), "within_budget": d["within_budget"],
                "states_within_bounds": d.get("states_within_bounds"), "fixed_dt": man.get("fixed_dt"),
@@ -170,10 +171,11 @@ def main():
                               "cortex_m": cortex(path, tmp / f"cm-{name}", x=ref.x[0])}
     res = {"issue": "14, 24", "rows": rows, "targets": targets(rows),
            "method": "instructions: qemu-system-arm -icount shift=0, SysTick ticks x ns per tick (microbit 62.5, "
-                     "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; int8 LSTM/GRU on the M4: "
-                     "the DSP step (LDM + SMLAD kernel); fp32 = the float "
+                     "mps2 40; checked on a 2M-instruction loop), N vs 2N steps differenced, -O2; int8 LSTM/GRU "
+                     "on the M4: the DSP step (LDM + SMLAD kernel); fp32 = the float "
                      "C generator's portable form (-DLTC_EDGE_PORTABLE_C, its own exp2/sigmoid; soft float on "
-                     "M0/M3); fp32_fpv4 (M4) = its default build there, the FPv4 step (LTC: issue 13; LSTM, GRU: issue 24); "
+                     "M0/M3); fp32_fpv4 (M4) = its default build there, the FPv4 step (LTC: issue 13; LSTM, "
+                     "GRU: issue 24); "
                      "flash: arm-none-eabi-size text+data of the step object (int8 built with "
                      "<PREFIX>_INTEGER_ONLY); cycles_per_step: an estimate, the executed instruction mix (qemu "
                      "exec trace of 4 steps, N vs 2N) x the core's TRM timings, zero-wait-state memory, "

@@ -227,8 +227,9 @@ def test_int8_lstm_thumb1_mul_hi_same_integers(tmp_path, kind):
     for name, text in gen["files"].items():
         (tmp_path / name).write_text(text)
     xq = int8.quantize_inputs(np.concatenate([x, 20 * x]), gen["info"]["quantization"]["input_frac_bits"])
-    outs = [int8.host_step_q(cgen.compile_library(tmp_path / "m8.c", tmp_path / f"lib{i}.so", flags=[*cgen.CFLAGS, *f]),
-                             "m8", xq, 3, F.state_size(m.config)) for i, f in enumerate(([], ["-D__ARM_ARCH_ISA_THUMB=1"]))]
+    libs = [cgen.compile_library(tmp_path / "m8.c", tmp_path / f"lib{i}.so", flags=[*cgen.CFLAGS, *f])
+            for i, f in enumerate(([], ["-D__ARM_ARCH_ISA_THUMB=1"]))]
+    outs = [int8.host_step_q(lib, "m8", xq, 3, F.state_size(m.config)) for lib in libs]
     assert np.ptp(outs[0], 0).min() > 100 and (np.abs(outs[0]) == 32767).sum() == 0  # outputs move, unsaturated
     np.testing.assert_array_equal(outs[0], outs[1])
     assert "#pragma GCC unroll" in gen["files"]["m8.c"] and "smlad" in gen["files"]["m8.c"]
@@ -346,9 +347,11 @@ def test_int8_cortex_m4_asm_shapes(tmp_path):
 
 
 @pytest.mark.qemu
+ODD = dict(units=7, output_size=3, readout=True)
+
+
 @pytest.mark.parametrize("kind,name,n_in,kw", [("lstm", "lstm19", 8, dict(units=19, output_size=2)),
-                                               ("lstm", "lstm7-odd-readout", 5, dict(units=7, output_size=3, readout=True)),
-                                               ("gru", "gru7-odd-readout", 5, dict(units=7, output_size=3, readout=True))])
+                                               ("lstm", "lstm7-odd-readout", 5, ODD), ("gru", "gru7-odd-readout", 5, ODD)])
 def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, kind, name, n_in, kw):
     """The LSTM's (and the GRU's) int8 step, bit-exact with the host build on Cortex-M0 (Thumb-1 multiply), M3
     (plain C) and M4 (the DSP step: inline-asm LDM + SMLAD kernel), and on the M4 also its DSP

@@ -68,7 +68,8 @@ def _rows(config, Pm, fixed_dt):
         return np.concatenate([wih, g["weight_hh"]], 1), bias, rows_tanh, lookup, tied
     wih, bih = _fold_inputs(config, Pm, g["weight_ih"], g["bias_ih"], fixed_dt)  # r, z, n_x, n_h
     whh, bhh = g["weight_hh"], g["bias_hh"]
-    W = np.block([[wih[:2 * n], whh[:2 * n]], [wih[2 * n:], np.zeros((n, n))], [np.zeros_like(wih[2 * n:]), whh[2 * n:]]])
+    zx, zh = np.zeros_like(wih[2 * n:]), np.zeros((n, n))
+    W = np.block([[wih[:2 * n], whh[:2 * n]], [wih[2 * n:], zh], [zx, whh[2 * n:]]])
     rows_tanh[2 * n:], lookup[3 * n:] = True, False
     tied = (np.arange(2 * n, 3 * n), np.arange(3 * n, 4 * n))
     return W, np.concatenate([bih[:2 * n] + bhh[:2 * n], bih[2 * n:], bhh[2 * n:]]), rows_tanh, lookup, tied
