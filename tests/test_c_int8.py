@@ -346,15 +346,15 @@ def test_int8_cortex_m4_asm_shapes(tmp_path):
     assert shifts == {-1, 0, 1}
 
 
-@pytest.mark.qemu
 ODD = dict(units=7, output_size=3, readout=True)
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("kind,name,n_in,kw", [("lstm", "lstm19", 8, dict(units=19, output_size=2)),
                                                ("lstm", "lstm7-odd-readout", 5, ODD), ("gru", "gru7-odd-readout", 5, ODD)])
 def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, kind, name, n_in, kw):
-    """The LSTM's (and the GRU's) int8 step, bit-exact with the host build on Cortex-M0 (Thumb-1 multiply), M3
-    (plain C) and M4 (the DSP step: inline-asm LDM + SMLAD kernel), and on the M4 also its DSP
+    """The LSTM's (and the GRU's) int8 step, bit-exact with the host build on Cortex-M0 (Thumb-1
+    multiply), M3 (plain C) and M4 (the DSP step: inline-asm LDM + SMLAD kernel), and on the M4 also its DSP
     step in C (the intrinsics, the asm's fallback: built with __thumb2__ undefined). LSTM-19
     (8 inputs): at most 4,000 instructions per step on the M4 (issue 24; 13.1k before, qemu
     -icount counts are deterministic)."""
