@@ -107,9 +107,13 @@ def bench(
     models, spec = _models_and_task(console, models, kinds, task, flags, (units, match, wiring, epochs), out)
     results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
                                 task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds,
-                                clock_hz=clock_hz, board=(serial, flash_cmd, board, board_c), ssh_opts=ssh_opts,
+                                clock_hz=clock_hz, mcu=(serial, flash_cmd, board, board_c), ssh_opts=ssh_opts,
                                 board_python=board_python)
     _print_bench(console, results, out)
+    if kinds:  # a short schedule ranks cells by how fast they learn, not by where they converge
+        console.print(f"[dim]--kinds trained each model --epochs {epochs}, a short schedule: the accuracy ranking can "
+                      "change with training. Converged cheetah cells at equal accuracy on the Cortex-M4: "
+                      "benchmarks/results/pareto_m4.json (README, LTC vs LSTM).[/dim]")
     if robustness:
         _bench_robustness(results, out, spec, flags)
 

@@ -153,12 +153,12 @@ def _artifact(job: dict, out: Path, calibration, cache: dict) -> Path:
 def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",), targets=("cpu",),
               batches=(1, 8, 64), task: str | None = None, task_options: dict | None = None,
               calibration: str | None = None, out: Path = Path("bench-out"), min_seconds: float = 0.5,
-              clock_hz: float | None = None, board: tuple = (), ssh_opts: str = "", board_python: str = "python3",
+              clock_hz: float | None = None, mcu: tuple = (), ssh_opts: str = "", board_python: str = "python3",
               boards: dict | None = None, progress=None, console=None) -> dict:
     """Measure every combination; write results.json, report.md and plots into `out`. `task` (with
     `task_options`, as load_task takes them) gives the metric column and the int8 calibration;
     `calibration` (a task name, CSV or NPZ per model) overrides the latter. `clock_hz`: the clock
-    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target). `board`: (serial, flash_cmd,
+    ARM rows' estimated time per step assumes (default: CLOCK_HZ per target). `mcu`: (serial, flash_cmd,
     board, board_c) of the mcu:CORE targets (bench/mcu.py). ssh:// targets are Linux boards
     (bench/ssh.py): each is probed first (an unreachable board is one line, nothing written),
     reached with the system ssh plus `ssh_opts`, and runs `board_python` (`boards`: already probed)."""
@@ -172,7 +172,7 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
         facts[str(m)] = describe(m)
     from .mcu import check_options
 
-    board = check_options(targets, *board) if board else {}  # one line for a missing --serial, before any export
+    mcu = check_options(targets, *mcu) if mcu else {}  # one line for a missing --serial, before any export
     jobs = plan(models, backends, precisions, targets)
     if not jobs:
         raise ValueError("nothing to measure: no backend runs the chosen precisions on the chosen targets")
@@ -183,7 +183,7 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     cache = {}
     boards = _open_boards(targets, ssh_opts, board_python) if boards is None else boards
     measure = {"out": out, "spec": spec, "calibration": calibration, "batches": list(batches),
-               "min_seconds": min_seconds, "clock_hz": clock_hz, "board": board, "boards": boards, "cache": cache}
+               "min_seconds": min_seconds, "clock_hz": clock_hz, "mcu": mcu, "boards": boards, "cache": cache}
     try:
         rows = _measure_all(jobs, facts, measure, progress)
     finally:
@@ -245,7 +245,7 @@ def _new_row(job: dict, f: dict) -> dict:
             "flash_bytes": None, "ram_bytes": None, "skipped": None}
 
 
-def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, board, boards,
+def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, clock_hz, mcu, boards,
              cache) -> dict:
     """The measured part of one row (raises when it cannot be measured)."""
     if job["target"] == "cuda" and cuda_status(job["backend"]):
@@ -257,7 +257,7 @@ def _measure(job: dict, *, out: Path, spec, calibration, batches, min_seconds, c
                                                       "task": spec and spec[0], "task_options": spec and spec[1]},
                                                      artifact)}
     if job["target"] in ARM_TARGETS + MCU_TARGETS:
-        return _arm_row(job, out, spec, reference, clock_hz, cache, board)
+        return _arm_row(job, out, spec, reference, clock_hz, cache, mcu)
     artifact, drift = _artifact(job, out, reference, cache)
     row = _run_worker({**job, "artifact": str(artifact), "batches": batches, "task": spec and spec[0],
                        "task_options": spec and spec[1], "min_seconds": min_seconds})
@@ -284,6 +284,10 @@ def progress_bar(console, label: str):
 def run_with_progress(console, models, *, backends, precisions, targets, **options) -> dict:
     """run_bench with a progress bar, one tick per row (ssh:// boards probed before it shows)."""
     options["boards"] = _open_boards(targets, options.get("ssh_opts", ""), options.get("board_python", "python3"))
+    if options.get("mcu"):  # mcu:CORE: a missing --serial is one line before the bar shows
+        from .mcu import check_options
+
+        check_options(targets, *options["mcu"])
     with progress_bar(console, "bench") as prog:
         t = prog.add_task("", total=len(plan(models, backends, precisions, targets)))
 
@@ -323,7 +327,7 @@ CLOCK_HZ = {"cortex-m0": 48e6, "cortex-m3": 72e6, "cortex-m4": 168e6, "arm64": 1
                                              "cortex-m7": 216e6, "cortex-m33": 110e6}.items()}}
 
 
-def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache, board=None) -> dict:
+def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache, mcu_options=None) -> dict:
     """One ARM row, built from the very C files the bench exported for the host `c` rows (so the
     host-run task metric is that of the same source): golden check and instructions per step
     under qemu, flash/RAM (Cortex-M), and the time per step estimated at a stated clock."""
@@ -338,7 +342,7 @@ def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache, board=None)
     if job["target"] in MCU_TARGETS:  # measured on the board: cycles from its counter
         from . import mcu
 
-        row = mcu.mcu_row(job, out, source, board)
+        row = mcu.mcu_row(job, out, source, mcu_options)
     elif job["target"] == "arm64" or (job["target"] == "cortex-m4" and job["precision"] == "fp32"):
         row = _m4_or_aarch64_row(job, out, source)
     else:
