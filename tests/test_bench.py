@@ -39,6 +39,8 @@ def test_kinds_side_by_side_through_the_cli(tmp_path):
                             "--backend", "numpy,onnxruntime", "--batch", "1,4", "--seconds", "0.05",
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
+    assert "--kinds trained each model --epochs 1, a short schedule" in " ".join(r.output.split())
+    assert "benchmarks/results/pareto_m4.json" in " ".join(r.output.split())  # the converged record beside it
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "digits" and results["metric"] == "accuracy" and results["machine"]
     models = {row["model"] for row in results["rows"]}

@@ -1,0 +1,51 @@
+"""benchmarks/pareto_m4.py's verdict at equal accuracy (pure functions: no training, no qemu)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import pareto_m4 as P  # noqa: E402
+
+
+def _p(kind, units, mse, cycles, precision="fp32"):
+    return {"source": "sweep", "kind": kind, "units": units, "precision": precision, "test_mse": mse, "cost": cycles}
+
+
+POINTS = [_p("LTC-NCP", 32, 2.65, 60000.0), _p("LSTM", 32, 2.42, 43000.0), _p("LTC", 32, 2.16, 462000.0),
+          _p("CfC", 32, 2.29, 121500.0), _p("LSTM", 8, 7.0, 8000.0), _p("GRU", 8, 4.9, 6000.0, "int8")]
+
+
+def test_equal_accuracy_names_the_cheapest_other_kind_at_least_as_accurate():
+    eq = {e["point"]: e for e in P.equal_accuracy(POINTS, "test_mse")}
+    ncp = eq["LTC-NCP-32 fp32"]
+    assert ncp["cheapest_other_kind_as_accurate"] == "LSTM-32 fp32" and ncp["cost_ratio"] == pytest.approx(60 / 43)
+    assert eq["LTC-32 fp32"]["cheapest_other_kind_as_accurate"] is None  # nothing else is as accurate
+    assert eq["LSTM-8 fp32"]["cheapest_other_kind_as_accurate"] == "GRU-8 int8"  # another kind only, any precision
+    assert eq["LSTM-32 fp32"]["cheapest_other_kind_as_accurate"] == "CfC-32 fp32"
+
+
+def test_levels_walk_the_front_and_say_who_does_not_reach_it():
+    lines = P.levels(POINTS, "test_mse")
+    assert [ln.split(":")[0] for ln in lines] == ["MSE <= 4.900", "MSE <= 2.420", "MSE <= 2.290", "MSE <= 2.160"]
+    assert lines[1] == ("MSE <= 2.420: cheapest LSTM-32 fp32 (43,000 cycles/step); the cheapest of each other kind "
+                        "as accurate: CfC-32 fp32 2.83x, LTC-32 fp32 10.74x; not reached by LTC-NCP, GRU")
+
+
+def test_trial_folders_and_cut_short_trials(tmp_path):
+    assert P.trial_params(Path("model=ltc-seed=1-units=16-wiring=auto-ncp")) == {
+        "model": "ltc", "seed": 1, "units": 16, "wiring": "auto-ncp"}
+    assert P.kind_name("ltc", "full") == "LTC" and P.kind_name("ltc", None) == "LTC"
+    assert P.kind_name("ltc", "auto-ncp") == "LTC-NCP" and P.kind_name("gru", None) == "GRU"
+    folder = tmp_path / "trials" / "model=gru-seed=0-units=8"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"x")
+    (folder / "model.metrics.json").write_text(json.dumps(
+        {"epochs_run": 12, "best_epoch": 7, "stopped_early": True, "options": {"epochs": 20},
+         "test": {"mse": 4.5}, "test_streaming": {"mse": 4.7}}))
+    (tmp_path / "trials" / "model=lstm-seed=0-units=8").mkdir()  # not one epoch yet: left out
+    (t,) = P.sweep_trials(tmp_path)
+    assert (t["kind"], t["units"], t["seed"], t["status"], t["epochs_run"], t["stopped_early"]) == \
+        ("GRU", 8, 0, "finished", 12, True)
