@@ -113,12 +113,22 @@ def anchor_models(work: Path) -> list[dict]:
     return out
 
 
+def code_digest() -> str:
+    """sha256 of the code that writes and measures the C (codegen, the ARM harness): a cached
+    measurement holds only for the code it was made with."""
+    h = hashlib.sha256()
+    for f in sorted([*(ROOT / "ltc_edge" / "codegen").rglob("*"), *(ROOT / "ltc_edge" / "bench" / "arm").rglob("*")]):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def measure(model_file: str, work: Path) -> dict:
     """{precision: bench row} of `ltc bench --backend c --precision fp32,int8 --target cortex-m4
-    --task cheetah` on one model, cached under work by the model file's sha256."""
+    --task cheetah` on one model, cached under work by the model file's and the code's sha256."""
     from ltc_edge.bench.run import run_bench
 
-    digest = hashlib.sha256(Path(model_file).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(Path(model_file).read_bytes() + code_digest().encode()).hexdigest()[:16]
     cache = work / "bench" / f"{Path(model_file).parent.name}-{Path(model_file).stem}-{digest}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -190,19 +200,19 @@ def equal_accuracy(points: list[dict], key: str) -> list[dict]:
     return out
 
 
-def levels(points: list[dict], key: str) -> list[str]:
+def levels(points: list[dict], key: str, cost: str = "cost", unit: str = "cycles/step") -> list[str]:
     """The answer in words, one line per accuracy level (each front point): the cheapest cell that
     reaches it and, for every other kind that reaches it too, how much more its cheapest costs."""
     lines = []
-    have = [p for p in points if p.get(key) is not None and p.get("cost")]
-    for f in front(points, key):
+    have = [{**p, "cost": p[cost]} for p in points if p.get(key) is not None and p.get(cost)]
+    for f in front(have, key):
         reach = [q for q in have if q[key] <= f[key]]
         others = {}
         for q in sorted(reach, key=lambda q: q["cost"]):
             others.setdefault(q["kind"], q)
         rest = [f"{label(q)} {q['cost'] / f['cost']:.2f}x" for k, q in others.items() if k != f["kind"]]
         missing = [k for k in KINDS if k not in others and any(q["kind"] == k for q in have)]
-        lines.append(f"MSE <= {f[key]:.3f}: cheapest {label(f)} ({f['cost']:,.0f} cycles/step)"
+        lines.append(f"MSE <= {f[key]:.3f}: cheapest {label(f)} ({f['cost']:,.0f} {unit})"
                      + (f"; the cheapest of each other kind as accurate: {', '.join(rest)}" if rest else "")
                      + (f"; not reached by {', '.join(missing)}" if missing else ""))
     return lines
@@ -228,10 +238,12 @@ def plot(points: list[dict], xkey: str, xlabel: str, path: Path) -> None:
             ax.scatter(x, p[key], color=colours[p["kind"]], s=90 if anchor else 40, edgecolor="black" if anchor else None,
                        marker="*" if anchor else ("o" if p["precision"] == "fp32" else "v"))
             ax.annotate(str(p["units"]), (x, p[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        sweep = [p for p in points if p["source"] == "sweep"]
-        f = front([{**p, "cost": p[xkey] if xkey != "cost" else p["cost"]} for p in sweep], key)
-        if f:
-            ax.step([p["cost"] for p in f], [p[key] for p in f], where="post", color="grey", lw=1, label="front (sweep)")
+        for source, style, name in (("sweep", "-", "front (sweep)"), ("converged table", "--", "front (converged)")):
+            mine = [{**p, "cost": p[xkey] if xkey != "cost" else p["cost"]} for p in points if p["source"] == source]
+            f = front(mine, key)
+            if f:
+                ax.step([p["cost"] for p in f], [p[key] for p in f], where="post", color="grey", ls=style, lw=1,
+                        label=name)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test MSE")
@@ -337,6 +349,7 @@ def answer(points: list[dict], proto: dict) -> list[str]:
     sweep = [p for p in points if p["source"] == "sweep"]
     out = ["Converged (the recorded 200-epoch, 5-seed table; 32 units only; fp32; windowed test MSE; the M4 cost of "
            "the same architectures):", *(f"  {s}" for s in levels(anchor, "test_mse")),
+           *(f"  in flash, {s}" for s in levels(anchor, "test_mse", "flash_bytes", "bytes of flash")),
            *(f"  {s}" for s in rival_lines(anchor, "test_mse"))]
     out.append(f"Short schedule (this sweep: at most {proto['epochs_cap']} epochs, patience {proto['patience']}; "
                f"{proto['trials_finished']} of {proto['trials_planned']} trials finished, "
@@ -366,7 +379,7 @@ def main():
     proto = protocol(a.config, trials)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     result = {"what": "cheetah: test MSE vs Cortex-M4 cost per cell kind and size, fp32 and int8 C", "protocol": proto,
-              "commit": commit.strip(), "points": points, "answer": answer(points, proto),
+              "commit": commit.strip(), "code_digest": code_digest(), "points": points, "answer": answer(points, proto),
               "equal_accuracy": {key: equal_accuracy([p for p in points if p["source"] == src], key)
                                  for key, src in (("test_mse", "sweep"), ("test_mse_streamed", "sweep"))},
               "equal_accuracy_converged": equal_accuracy([p for p in points if p["source"] == "converged table"],
