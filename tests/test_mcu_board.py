@@ -266,3 +266,27 @@ def test_a_board_that_fails_the_handshake_is_one_line_and_stopped(model, mode, m
     with pytest.raises(BoardError, match=message):
         load(model, backend="mcu:cortex-m4", serial=f"socket://127.0.0.1:{port}", flash_cmd=cmd, connect_timeout=3)
     assert not subprocess.run(["pgrep", "-f", f"fake_board.py {port} "], capture_output=True).stdout
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_nucleo_f4_board_on_qemu_netduinoplus2(model):
+    """The built-in STM32F4 Nucleo board (USART2 on PA2/PA3, RCC/GPIO set up by the driver) runs on
+    qemu's STM32F405 machine, whose USART2 is the second -serial: the step on the board equals the
+    host C's."""
+    from ltc_edge.runtime import load
+
+    port = free_port()
+    cmd = (f"qemu-system-arm -M netduinoplus2 -nographic -monitor none -serial null "
+           f"-serial tcp:127.0.0.1:{port},server=on,wait=on -kernel {{elf}}")
+    board = load(model, backend="mcu:cortex-m4", serial=f"socket://127.0.0.1:{port}", flash_cmd=cmd,
+                 board="nucleo-f4")
+    host = load(model, backend="c")
+    x = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    try:
+        worst = max(float(np.abs(np.array(board.step(x[t], 0.05)) - np.array(host.step(x[t], 0.05))).max())
+                    for t in range(len(x)))
+        d = board.backend.describe()
+    finally:
+        board.backend.close()
+    assert worst <= 1e-4 and d["steps_on_board"] == 30

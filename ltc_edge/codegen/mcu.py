@@ -3,11 +3,10 @@ bench runner, firmware/mcu/bench_main.c) and the `mcu` runtime backend (processo
 firmware/mcu/pil_main.c). Both are the generated C + the Cortex-M start-up and platform of
 firmware/cortex_m (output on the board's UART: -DPLATFORM_UART) + a board's UART driver.
 
-Boards (BOARDS, a plain dict: name -> UART driver and linker script). To add a real board, e.g. an
-STM32 Nucleo-F446RE (USART2 on the ST-LINK's virtual COM port), write nucleo.c with
-uart_init / uart_putc / uart_getc (clock the GPIOA and USART2, PA2/PA3 as AF7, BRR for 115200) and
-nucleo.ld (a copy of firmware/cortex_m/mps2.ld with FLASH at 0x08000000, 512K and RAM at
-0x20000000, 128K), then pass --board-c nucleo.c (the .ld beside it), or add an entry here.
+Boards (BOARDS, a plain dict: name -> UART driver and linker script). To add a real board, write
+board.c with uart_init / uart_putc / uart_getc (firmware/mcu/uart_stm32f4.c, the STM32F4 Nucleo's
+USART2, is a worked example) and board.ld (stm32f4.ld or firmware/cortex_m/mps2.ld with your FLASH
+and RAM), then pass --board-c board.c (the .ld beside it), or add an entry here.
 """
 
 from __future__ import annotations
@@ -33,6 +32,9 @@ BOARDS = {  # name -> the UART driver (uart_init/uart_putc/uart_getc) and the li
     "mps2-an386": {"uart": MCU / "uart_cmsdk.c", "ld": CM / "mps2.ld"},  # Cortex-M4 (qemu -M mps2-an386)
     "mps2-an500": {"uart": MCU / "uart_cmsdk.c", "ld": CM / "mps2.ld"},  # Cortex-M7 (qemu -M mps2-an500)
     "microbit": {"uart": MCU / "uart_nrf51.c", "ld": CM / "microbit.ld"},  # Cortex-M0 (qemu -M microbit)
+    # Cortex-M4F: STM32F4 Nucleo-64 (F401RE/F411RE/F446RE), USART2 on the ST-LINK's virtual COM port;
+    # also qemu -M netduinoplus2 (USART2 = its second -serial)
+    "nucleo-f4": {"uart": MCU / "uart_stm32f4.c", "ld": MCU / "stm32f4.ld"},
 }
 DEFAULT_BOARD = {"cortex-m0": "microbit", "cortex-m3": "mps2-an385", "cortex-m4": "mps2-an386",
                  "cortex-m7": "mps2-an500"}
