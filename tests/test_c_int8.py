@@ -189,6 +189,7 @@ def test_int8_wide_fan_in_layout(tmp_path):
 
 @pytest.mark.parametrize("kind,kw,msg", [
     ("cfc", dict(units=8), "supports ltc, lstm, gru models, not 'cfc'"),
+    ("gru", dict(units=251), r"an LSTM or a GRU supports inputs \+ units <= 255, got 5 \+ 251"),
     ("ltc", dict(units=6, solver="euler"), "needs the LTC state bounds"),
 ])
 def test_int8_refusals(tmp_path, kind, kw, msg):

@@ -100,7 +100,7 @@ def _c_range(config, raw, x, dt):
 def quantize(config: dict, raw: dict, fixed_dt: float, calib_x) -> dict:
     n, n_in = int(config["cell"]["units"]), int(config["input_size"])
     if n_in + n > 255:
-        raise CodegenError(f"int8 C export of an {config['cell']['kind'].upper()} supports inputs + units <= 255")
+        raise CodegenError(f"int8 C export of an LSTM or a GRU supports inputs + units <= 255, got {n_in} + {n}")
     Pm = F.model_prepare(F.NumpyOps, {k: np.asarray(v, np.float32) for k, v in raw.items()}, config)
     x = np.zeros((1, n_in)) if calib_x is None else np.asarray(calib_x, np.float64).reshape(-1, n_in)
     xf = np.array([c_int.frac_bits(32767, float(b)) for b in np.abs(x).max(0) * 1.25])
