@@ -49,6 +49,9 @@ def model_task(model, task, flags: dict, need: str | None = None):
 # ltc bench -------------------------------------------------------------------------------
 
 
+CLOCK_HZ = typer.Option(None, "--clock-hz", help="ARM: clock (Hz) for the estimated time per step = cycles "
+                        "(Cortex-M, estimated; arm64: instructions) / clock, not measured (default: cortex-m0 48e6, "
+                        "cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9).")
 SSH_OPTS = typer.Option("", "--ssh-opts", help="ssh:// targets: extra options for the system ssh, e.g. "
                         "\"-i KEY -o StrictHostKeyChecking=accept-new\" (your ~/.ssh/config applies too).")
 BOARD_PYTHON = typer.Option("python3", "--board-python", help="ssh:// targets: the Python to run there (needs "
@@ -85,10 +88,7 @@ def bench(
                                                          "or an .npz x [N, T, in] (default: the task's data)."),
     robustness: bool = typer.Option(False, "--robustness", help="Also run `ltc analyze robustness` on every "
                                                                 "benched model x backend x precision (OUT/robustness)."),
-    clock_hz: Optional[float] = typer.Option(None, "--clock-hz", help="ARM: clock (Hz) for the estimated time per step "
-                                             "= cycles (Cortex-M, estimated; arm64: instructions) / clock, not measured "
-                                             "(default: cortex-m0 48e6, cortex-m3 72e6, cortex-m4 168e6, arm64 1.5e9)."),
-    board: Optional[str] = BOARD, board_c: Optional[Path] = BOARD_C,
+    clock_hz: Optional[float] = CLOCK_HZ, board: Optional[str] = BOARD, board_c: Optional[Path] = BOARD_C,
     ssh_opts: str = SSH_OPTS, board_python: str = BOARD_PYTHON,
 ):
     """Latency (p50/p90/p99), throughput, size, memory and accuracy per model x backend x precision x target.
@@ -338,6 +338,8 @@ def sweep(
                                                      "this machine with `ray start`) or ray://head:10001; "
                                                      "overrides the config's ray.address. Default (or local): a fresh local "
                                                      "Ray for this sweep, never a stale one left running."),
+    resume: bool = typer.Option(False, help="Continue an interrupted sweep in OUT: trials it already holds "
+                                            "(same config, artifacts intact) are not run again."),
 ):
     """Hyper-parameter search on Ray Tune: each trial trains, exports to ONNX and times the step;
     results meet in one accuracy-vs-latency Pareto table (the test metric over windows and streamed
@@ -347,7 +349,8 @@ def sweep(
     CONFIG keys: task, epochs, batch_size, seed; a task_options table, the task's data options as
     `ltc train` takes them (csv/npz: data, inputs, targets, time, seq_len, stride, split; paths
     relative to the config's folder); a search table of lists to grid over (model, units, wiring,
-    lr, ode_unfolds, seed); a ray table (num_cpus, cpus_per_trial, max_concurrent, address)."""
+    lr, ode_unfolds, seed); a ray table (num_cpus, cpus_per_trial, max_concurrent, max_failures, address).
+    Trials need no shared filesystem: their artifacts come home to OUT as bytes, sha256-checked."""
     from rich.console import Console
 
     from .sweep import check_task, groups_table, ray_init_args, read_config, run_sweep, table, trials
@@ -365,7 +368,9 @@ def sweep(
     where = ray_init_args(cfg.get("ray") or {})["address"]
     console.print(f"sweep: {len(trials(cfg))} trials on task {cfg['task']} "
                   f"({'a fresh local Ray' if where == 'local' else 'Ray at ' + where})")
-    summary = run_sweep(cfg, out)
+    summary = run_sweep(cfg, out, resume=resume)
+    if summary["resumed"]:
+        console.print(f"resumed: {summary['resumed']} finished trial(s) in {out} not run again")
     if summary["rows"]:
         console.print(table(summary))
     if summary.get("groups"):
