@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ltc_edge.bench.sweep import groups, groups_table, ray_init_args, read_config, run_sweep, table, trials
+from ltc_edge.bench.sweep import (groups, groups_table, pack_artifacts, ray_init_args, read_config, receive_artifacts,
+                                  run_sweep, table, trials)
+from ltc_edge.errors import LtcEdgeError
 from ltc_edge.cli import app
 
 pytest.importorskip("ray")
@@ -143,7 +145,9 @@ def test_paper_table_from_the_trials_of_a_sweep_cut_short(tmp_path):
                                       ("task='digits'\n[search]\nmodel=['ltc']\n[ray]\nnum_cpus=0",
                                        "ray.num_cpus must be >= 1"),
                                       ("task='digits'\n[search]\nmodel=['ltc']\n[ray]\ncpus_per_trial=0",
-                                       "ray.cpus_per_trial must be > 0")])
+                                       "ray.cpus_per_trial must be > 0"),
+                                      ("task='digits'\n[search]\nmodel=['ltc']\n[ray]\nmax_failures=-1",
+                                       "ray.max_failures must be >= 0, got -1")])
 def test_bad_configs_are_one_line_errors(tmp_path, text, msg):
     cfg = tmp_path / "s.toml"
     cfg.write_text(text)
@@ -174,7 +178,10 @@ class _NoRay(Exception):
 def _fake_ray(monkeypatch) -> list:
     import ray
 
+    from ltc_edge.bench import sweep
+
     calls = []
+    monkeypatch.setattr(sweep, "_probe", lambda address: None)  # no cluster to reach: ray.init is the stand-in
 
     def init(**kwargs):
         calls.append(kwargs)
@@ -194,9 +201,9 @@ def test_no_address_means_a_fresh_local_ray(tmp_path, monkeypatch):
     cfg.write_text("task='cheetah'\n[search]\nmodel=['ltc']\n[ray]\nnum_cpus=3\n")
     local = {"address": "local", "num_cpus": 3, "include_dashboard": False, "log_to_driver": False}
     r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o")])
-    assert isinstance(r.exception, _NoRay) and calls == [local] and "a fresh local Ray" in r.output
+    assert "cannot connect to Ray at local: _NoRay" in r.output and calls == [local] and "a fresh local Ray" in r.output
     r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"), "--address", "local"])
-    assert isinstance(r.exception, _NoRay) and calls[-1] == local
+    assert r.exit_code == 1 and calls[-1] == local
     # an address given joins that cluster as is, without num_cpus (Ray refuses it when joining)
     r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"), "--address", "ray://head:10001"])
     assert calls[-1] == {"address": "ray://head:10001", "log_to_driver": False} and "Ray at ray://head:10001" in r.output
@@ -223,7 +230,7 @@ def test_task_options_paths_are_the_config_folders_and_bad_data_fails_before_ray
     (tmp_path / "cfg" / "s.toml").write_text(text.replace("[search]", "seq_len=8\nsplit=[0.8, 0.15, 0.05]\n[search]"))
     (tmp_path / "cfg" / "log.csv").write_text("t,u,y\n" + "\n".join(rows) + "\n")
     r = CliRunner().invoke(app, ["sweep", "cfg/s.toml", "--out", "o"])
-    assert isinstance(r.exception, _NoRay) and len(calls) == 1
+    assert "_NoRay" in r.output and len(calls) == 1
     assert "warning: the test split is 15 rows (2 windows)" in r.output
     for options, msg in (("task_options=3", "task_options must be a [task_options] table"),
                          ("[task_options]\ndata='log.csv'\ninputs='u'\ntargets='y'\nfoo=1",
@@ -280,7 +287,8 @@ def test_a_trial_on_a_csv_streams_like_ltc_eval(tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     row = run_trial({"trial": {"model": "lstm", "units": 4}, "task": "csv", "task_options": cfg["task_options"],
-                     "epochs": 1, "batch_size": 4, "out_dir": str(tmp_path / "trials")})
+                     "epochs": 1, "batch_size": 4})
+    receive_artifacts(row, tmp_path / "trials" / "t")  # the bytes it sent, written where the driver is
     r = CliRunner().invoke(app, ["eval", row["model_file"], "--streaming", "--json"])
     got = json.loads(r.output.strip().splitlines()[-1])
     assert row["metric"] == pytest.approx(got["mse"], rel=1e-5)
@@ -324,3 +332,142 @@ def test_local_two_worker_sweep(tmp_path, monkeypatch):
     # digits has 10 classes: after six epochs both beat chance (0.1) clearly (a 16-neuron auto-NCP
     # LTC needs ~5 epochs at lr 0.02 to leave the plateau: 0.27 after 3, 0.57 after 5)
     assert min(r["metric"] for r in summary["rows"]) > 0.4
+
+
+def test_artifacts_come_home_by_value_sha256_checked(tmp_path):
+    """Issue 26: a trial sends its files as bytes (no shared filesystem); the driver writes them
+    under its own OUT, every sha256 checked, and refuses a damaged or escaping file."""
+    node = tmp_path / "node"
+    (node / "onnx").mkdir(parents=True)
+    (node / "model.safetensors").write_bytes(b"\x00weights" * 300)
+    (node / "onnx" / "model.onnx").write_bytes(b"onnx-bytes")
+    (node / "model.metrics.json").write_text('{"test": {"mse": 0.5}}')
+    sent = pack_artifacts(node)
+    row = receive_artifacts({"metric": 0.5, "artifacts": sent}, tmp_path / "home" / "model=lstm")
+    home = tmp_path / "home" / "model=lstm"
+    assert row["model_file"] == str(home / "model.safetensors") and "artifacts" not in row
+    assert (home / "model.safetensors").read_bytes() == b"\x00weights" * 300
+    assert (home / "onnx" / "model.onnx").read_bytes() == b"onnx-bytes"
+    assert sorted(row["artifacts_sha256"]) == ["model.metrics.json", "model.safetensors", "onnx/model.onnx"]
+    import base64
+    import hashlib
+
+    assert row["artifacts_sha256"]["onnx/model.onnx"] == hashlib.sha256(b"onnx-bytes").hexdigest()
+    files = json.loads(sent)
+    files["model.safetensors"]["data"] = base64.b64encode(b"\x00weightz" * 300).decode()  # damaged on the way
+    with pytest.raises(LtcEdgeError, match="model.safetensors arrived damaged .sha256 mismatch.; not written"):
+        receive_artifacts({"artifacts": json.dumps(files)}, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # nothing written, not even the intact files
+    escaping = {"../../evil": {"sha256": hashlib.sha256(b"x").hexdigest(), "data": base64.b64encode(b"x").decode()}}
+    with pytest.raises(LtcEdgeError, match="points outside its trial folder"):
+        receive_artifacts({"artifacts": json.dumps(escaping)}, tmp_path / "home" / "t2")
+
+
+def _fake_fit(tmp_path, monkeypatch) -> list:
+    """sweep._fit as a stand-in: each trial 'trains' on a node of its own (a temp folder) and
+    comes home through record_trial as the Tune callback brings it; the grids it was given."""
+    from ltc_edge.bench import sweep
+
+    runs = []
+
+    def fit(cfg, grid, out):
+        runs.append([sweep.trial_name(t) for t in grid])
+        key = sweep.sweep_key(sweep.trial_base(cfg))
+        for i, t in enumerate(grid):
+            node = tmp_path / "node" / sweep.trial_name(t)
+            node.mkdir(parents=True, exist_ok=True)
+            (node / "model.safetensors").write_bytes(f"model {t}".encode())
+            row = {"param_model": t["model"], "param_units": t["units"], "metric": 0.1 * t["units"],
+                   "metric_name": "mse", "p50_us": 10.0 + i, "parameters": 5, "artifacts": pack_artifacts(node)}
+            sweep.record_trial(out, key, t, row)
+        return []
+
+    monkeypatch.setattr(sweep, "_fit", fit)
+    return runs
+
+
+def test_resume_runs_only_the_trials_out_does_not_hold(tmp_path, monkeypatch):
+    """--resume: finished trials (recorded under the same config, artifacts intact) are not run
+    again; a damaged artifact or another config's record is."""
+    runs = _fake_fit(tmp_path, monkeypatch)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("task='digits'\n[search]\nmodel=['lstm']\nunits=[4, 8, 16]\n")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert runs[-1] == ["model=lstm-units=4", "model=lstm-units=8", "model=lstm-units=16"]
+    (out / "trials" / "model=lstm-units=8" / "row.json").unlink()  # killed before it came home
+    (out / "trials" / "model=lstm-units=16" / "model.safetensors").write_bytes(b"truncated")
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(out), "--resume"])
+    assert r.exit_code == 0 and "resumed: 1 finished trial(s)" in r.output, r.output
+    assert runs[-1] == ["model=lstm-units=8", "model=lstm-units=16"]
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["resumed"] == 1 and sorted(r["param_units"] for r in summary["rows"]) == [4, 8, 16]
+    assert (out / "trials" / "model=lstm-units=16" / "model.safetensors").read_bytes() == b"model {'model': 'lstm', 'units': 16}"
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(out), "--resume"])
+    assert runs[-1] == ["model=lstm-units=8", "model=lstm-units=16"] and len(runs) == 2  # all held: no Ray at all
+    assert json.loads((out / "sweep.json").read_text())["resumed"] == 3
+    cfg.write_text("task='digits'\nepochs=5\n[search]\nmodel=['lstm']\nunits=[4, 8, 16]\n")  # another config
+    CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(out), "--resume"])
+    assert len(runs[-1]) == 3
+
+
+def test_tune_gets_the_failure_budget_and_the_artifacts_callback(tmp_path, monkeypatch):
+    """ray.max_failures reaches Tune's FailureConfig (a trial whose node dies is re-run, a bounded
+    number of times); the driver-side callback brings the artifacts home."""
+    import ray
+    from ray import tune
+
+    from ltc_edge.bench import sweep
+
+    seen = {}
+
+    class Tuner:
+        def __init__(self, trainable, param_space, tune_config, run_config):
+            seen.update(run_config=run_config, space=param_space)
+
+        def fit(self):
+            return []
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(tune, "Tuner", Tuner)
+    cfg = {"task": "digits", "search": {"model": ["lstm"]}, "ray": {"max_failures": 3}}
+    assert sweep._fit(cfg, trials(cfg), tmp_path) == []
+    assert seen["run_config"].failure_config.max_failures == 3
+    assert type(seen["run_config"].callbacks[0]).__name__ == "ArtifactsHome" and "out_dir" not in seen["space"]
+    sweep._fit({**cfg, "ray": {}}, trials(cfg), tmp_path)
+    assert seen["run_config"].failure_config.max_failures == 2  # the default
+
+
+def test_unreachable_or_unauthorised_cluster_is_one_line(tmp_path, monkeypatch):
+    """A bad address fails within seconds, one line naming the fix (Ray itself retries for
+    minutes, printing warnings); a token refusal names RAY_AUTH_MODE=token and the token."""
+    import socket
+    import time
+
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    from ltc_edge.bench.sweep import connect
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # a port nothing listens on
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("task='digits'\n[search]\nmodel=['lstm']\n")
+    start = time.time()
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"), "--address", f"ray://127.0.0.1:{port}"])
+    assert r.exit_code == 1 and time.time() - start < 10 and "Traceback" not in r.output
+    assert f"error: cannot reach Ray at ray://127.0.0.1:{port} (Connection refused): start Ray there" in r.output
+    assert len(r.output.strip().splitlines()) == 2  # the "sweep: N trials" line, then the error
+    with pytest.raises(LtcEdgeError, match="is not auto, local, HOST:PORT or ray://HOST:PORT"):
+        connect({"address": "head"})
+
+    def refused(**kwargs):
+        raise AuthenticationError("Authentication failed: invalid or missing token")
+
+    monkeypatch.setattr(ray, "init", refused)
+    with pytest.raises(LtcEdgeError, match="refused this driver .token authentication.: set RAY_AUTH_MODE=token"
+                                           " and the cluster's token here: RAY_AUTH_TOKEN"):
+        connect({"address": "auto"})

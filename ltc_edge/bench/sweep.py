@@ -37,6 +37,12 @@ sweep.json gains "groups": each configuration's metric as mean, std (n-1) and ra
     num_cpus = 2               # local Ray only
     cpus_per_trial = 1
     max_concurrent = 2
+    max_failures = 2           # a trial whose node (or worker) dies is re-run up to 2 more times
+
+Trials need no shared filesystem: each trains in a temp folder on its node and sends its
+artifacts (model file, ONNX export, metrics) home as bytes with their sha256; the driver checks
+and writes them under OUT/trials/NAME/ as each trial finishes, with a record (row.json) that
+`ltc sweep --resume` reads to skip finished trials after an interrupted sweep.
 
 The data is loaded once before Ray starts (bad data: one error line; doubts such as a tiny test
 split: warnings). Each trial's row holds the test metric over windows (state reset each, as
@@ -46,12 +52,16 @@ model runs on a device (`streaming_metric`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
+import tempfile
 import time
 from pathlib import Path
 
 from ..errors import LtcEdgeError
+from ..fileio import atomic_write_bytes, read_bytes
 from ..nn import WIRINGS
 from ..nn.functional import CELLS
 from . import args as A
@@ -185,6 +195,7 @@ _RAY_CHECKS = {
     "num_cpus": lambda v: A.integer(v, "ray.num_cpus"),
     "cpus_per_trial": lambda v: A.positive(v, "ray.cpus_per_trial"),
     "max_concurrent": lambda v: A.integer(v, "ray.max_concurrent"),
+    "max_failures": lambda v: A.integer(v, "ray.max_failures", low=0),
 }
 
 
@@ -258,7 +269,52 @@ def trial_name(t: dict) -> str:
 
 
 def run_trial(params: dict) -> dict:
-    """Train one configuration, export it to ONNX fp32 and time the exported step."""
+    """Train one configuration in a temp folder of the node it runs on, export it to ONNX fp32 and
+    time the exported step. The row carries the artifacts' bytes (`artifacts`): the driver writes
+    them (receive_artifacts), whichever node trained them."""
+    with tempfile.TemporaryDirectory(prefix="ltc-trial-") as tmp:
+        row = _train_trial(params, Path(tmp))
+        row["artifacts"] = pack_artifacts(Path(tmp))
+    return row
+
+
+def pack_artifacts(folder: Path) -> str:
+    """Every file under folder as {relative path: {sha256, base64 data}}, one JSON string (Tune
+    keeps it as one metric, not flattened)."""
+    files = {}
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        files[f.relative_to(folder).as_posix()] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                                   "data": base64.b64encode(data).decode()}
+    return json.dumps(files)
+
+
+def receive_artifacts(row: dict, folder: Path) -> dict:
+    """Write a trial's artifacts (row["artifacts"], from pack_artifacts) under the driver's
+    folder, atomically, once every file's sha256 matches; the row then names the driver's paths
+    (model_file) and the hashes (artifacts_sha256). A mismatch writes nothing: LtcEdgeError."""
+    folder = Path(folder).resolve()
+    sent = json.loads(row.pop("artifacts"))
+    files = {}
+    for rel, a in sent.items():
+        target = (folder / rel).resolve()
+        if folder not in target.parents:
+            raise LtcEdgeError(f"{folder.name}: artifact path {rel!r} points outside its trial folder")
+        data = base64.b64decode(a["data"])
+        if hashlib.sha256(data).hexdigest() != a["sha256"]:
+            raise LtcEdgeError(f"{folder.name}: artifact {rel} arrived damaged (sha256 mismatch); not written")
+        files[target] = data
+    if "model.safetensors" not in sent:
+        raise LtcEdgeError(f"{folder.name}: the trial sent no model.safetensors")
+    for target, data in files.items():
+        atomic_write_bytes(target, data)
+    row["model_file"] = str(folder / "model.safetensors")
+    row["artifacts_sha256"] = {rel: a["sha256"] for rel, a in sorted(sent.items())}
+    return row
+
+
+def _train_trial(params: dict, out: Path) -> dict:
+    """run_trial's work, its files under out."""
     import numpy as np
 
     from ..export import get_exporter
@@ -279,7 +335,6 @@ def run_trial(params: dict) -> dict:
     # the task and data the model was trained on, as `ltc train` stores them: eval, export and
     # analyze default to it
     model.config["task"] = task_record(params["task"], params.get("task_options", {}), task)
-    out = Path(params["out_dir"]) / trial_name(t)
     lr = float(t.get("lr", default_lr(task, kind)))
     batch = int(params.get("batch_size") or task.defaults.get("batch_size", 16))
     start = time.time()
@@ -302,12 +357,11 @@ def run_trial(params: dict) -> dict:
             "valid_metric": float(metrics["valid"][task.metric]),
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"], "p50_us": lat["p50_us"], "p99_us": lat["p99_us"],
             "parameters": counts["parameters"], "synapses": counts["synapses"], "train_s": round(train_s, 2),
-            "onnx_nodes": manifest.get("node_count"), "onnx_bytes": manifest.get("size_bytes"),
-            "model_file": str(out / "model.safetensors")}
+            "onnx_nodes": manifest.get("node_count"), "onnx_bytes": manifest.get("size_bytes")}
 
 
 ROW_KEYS = ("metric", "metric_name", "streaming_metric", "valid_metric", "best_epoch", "epochs_run", "p50_us", "p99_us",
-            "parameters", "synapses", "train_s", "onnx_nodes", "onnx_bytes", "model_file")
+            "parameters", "synapses", "train_s", "onnx_nodes", "onnx_bytes", "artifacts")
 
 
 def ray_init_args(rcfg: dict) -> dict:
@@ -321,44 +375,141 @@ def ray_init_args(rcfg: dict) -> dict:
             "log_to_driver": False}
 
 
+AUTH_FIX = ("set RAY_AUTH_MODE=token and the cluster's token here: RAY_AUTH_TOKEN, or the token file "
+            "(~/.ray/auth_token, or RAY_AUTH_TOKEN_PATH) copied from the head (`ray get-auth-token` there)")
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A TCP connect to a host:port or ray://host:port address, bounded: Ray itself retries an
+    unreachable address for minutes, printing a screen of warnings."""
+    import socket
+
+    hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise LtcEdgeError(f"--address {address!r} is not auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise LtcEdgeError(f"cannot reach Ray at {address} ({why}): start Ray there (`ray start --head`; "
+                           f"ray:// clients use port 10001, drivers on a node the GCS port 6379) or fix --address")
+
+
+def connect(args: dict) -> None:
+    """ray.init(**args), a failure one line that names the fix."""
+    import ray
+
+    address = args["address"]
+    if address not in ("local", "auto"):
+        _probe(address)
+    try:
+        ray.init(**args)
+    except Exception as e:
+        text = str(e)
+        if type(e).__name__ == "AuthenticationError" or "auth" in text.lower() and "token" in text.lower():
+            raise LtcEdgeError(f"Ray at {address} refused this driver (token authentication): {AUTH_FIX}") from None
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        hint = "; start one with `ray start --head`, or leave --address out for a local Ray" if address == "auto" else ""
+        raise LtcEdgeError(f"cannot connect to Ray at {address}: {first}{hint}") from None
+
+
+def trial_base(cfg: dict) -> dict:
+    """What every trial shares (the config without its grid)."""
+    return {"task": cfg["task"], "task_options": cfg.get("task_options", {}), "epochs": cfg.get("epochs", 3),
+            "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0),
+            "compile": cfg.get("compile", False), "patience": cfg.get("patience")}
+
+
+def sweep_key(base: dict) -> str:
+    """A finished trial counts for --resume only under the same shared settings (task, data, epochs...)."""
+    return hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record_trial(out: Path, key: str, trial: dict, row: dict) -> dict:
+    """A finished trial, home: its artifacts under OUT/trials/NAME/ (sha256-checked), then its
+    record row.json (written last: a record means every file is there)."""
+    folder = out / "trials" / trial_name(trial)
+    row = receive_artifacts({k: v for k, v in row.items() if k.startswith("param_") or k in ROW_KEYS}, folder)
+    atomic_write_bytes(folder / "row.json", json.dumps({"sweep_key": key, "trial": trial, "row": row}).encode())
+    return row
+
+
+def finished_trials(out: Path, key: str, grid: list) -> dict:
+    """The grid's trials OUT already holds, recorded under the same key with every artifact
+    intact: {trial name: row}."""
+    done = {}
+    for t in grid:
+        folder = out / "trials" / trial_name(t)
+        try:
+            rec = json.loads(read_bytes(folder / "row.json", "trial record", 1 << 20))
+            intact = all(hashlib.sha256(read_bytes(folder / rel, "artifact")).hexdigest() == sha
+                         for rel, sha in rec["row"]["artifacts_sha256"].items())
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # no record, or a damaged one: the trial runs again
+        if intact and rec.get("sweep_key") == key and rec.get("trial") == t:
+            done[trial_name(t)] = rec["row"]
+    return done
+
+
+def _home_callback(out: Path, key: str, errors: list):
+    """A Tune callback (runs in the driver) that brings each finished trial's artifacts home."""
+    from ray import tune
+
+    class ArtifactsHome(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            t = trial.config["trial"]
+            try:
+                record_trial(out, key, t, dict(trial.last_result))
+            except (LtcEdgeError, OSError, KeyError) as e:
+                errors.append({"trial": t, "error": str(e)})
+
+    return ArtifactsHome()
+
+
 def _fit(cfg: dict, grid: list, out: Path) -> tuple[list, list]:
-    """Run the grid on Ray Tune (started here unless the caller has one): (rows, failed)."""
+    """Run the grid on Ray Tune (started here unless the caller has one): the failed trials (the
+    finished ones are recorded under out as they end)."""
     import ray
     from ray import tune
 
     rcfg = cfg.get("ray") or {}
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(**ray_init_args(rcfg))
+        connect(ray_init_args(rcfg))
+    errors = []
     try:
-        base = {"task": cfg["task"], "task_options": cfg.get("task_options", {}), "epochs": cfg.get("epochs", 3),
-                "batch_size": cfg.get("batch_size"), "seed": cfg.get("seed", 0),
-                "compile": cfg.get("compile", False), "patience": cfg.get("patience"),
-                "out_dir": str(out / "trials")}
+        base = trial_base(cfg)
         trainable = tune.with_resources(run_trial, {"cpu": float(rcfg.get("cpus_per_trial", 1))})
+        run_config = tune.RunConfig(storage_path=str(out / "ray"), name="sweep", verbose=0,
+                                    failure_config=tune.FailureConfig(max_failures=int(rcfg.get("max_failures", 2))),
+                                    callbacks=[_home_callback(out, sweep_key(base), errors)])
         tuner = tune.Tuner(trainable, param_space={**base, "trial": tune.grid_search(grid)},
                            tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
-                           run_config=tune.RunConfig(storage_path=str(out / "ray"), name="sweep", verbose=0))
-        rows, failed = [], []
-        for r in tuner.fit():
-            if r.error is not None:
-                failed.append({"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]})
-            else:
-                rows.append({k: v for k, v in r.metrics.items() if k.startswith("param_") or k in ROW_KEYS})
+                           run_config=run_config)
+        failed = [{"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]}
+                  for r in tuner.fit() if r.error is not None]
     finally:
         if started_here:
             ray.shutdown()
-    return rows, failed
+    return failed + errors
 
 
-def run_sweep(cfg: dict, out: Path) -> dict:
-    from ..nn.modelfile import atomic_write_bytes
+def run_sweep(cfg: dict, out: Path, resume: bool = False) -> dict:
+    """The sweep; with resume, the trials OUT already holds (finished_trials) are not run again."""
     from .report import pareto_front
     from .timing import machine_info
 
     out = Path(out).resolve()
     grid = trials(cfg)
-    rows, failed = _fit(cfg, grid, out)
+    key = sweep_key(trial_base(cfg))
+    earlier = finished_trials(out, key, grid) if resume else {}
+    todo = [t for t in grid if trial_name(t) not in earlier]
+    for t in todo:  # an older record of a trial run again is stale, whether or not it succeeds now
+        (out / "trials" / trial_name(t) / "row.json").unlink(missing_ok=True)
+    failed = _fit(cfg, todo, out) if todo else []
+    done = finished_trials(out, key, grid)
+    rows = [done[trial_name(t)] for t in grid if trial_name(t) in done]
     higher = bool(rows) and rows[0]["metric_name"] == "accuracy"
     front = pareto_front([(r["p50_us"], r["metric"]) for r in rows], higher) if rows else []
     for i, r in enumerate(rows):
@@ -366,7 +517,7 @@ def run_sweep(cfg: dict, out: Path) -> dict:
     rows.sort(key=lambda r: (-r["metric"] if higher else r["metric"]))
     address = ray_init_args(cfg.get("ray") or {})["address"]
     summary = {"task": cfg["task"], "epochs": cfg.get("epochs", 3), "patience": cfg.get("patience"),
-               "trials": len(grid), "failed": failed,
+               "trials": len(grid), "resumed": len(earlier), "failed": failed,
                "ray_address": address, "machine": machine_info(), "rows": rows}
     if any("param_seed" in r for r in rows):
         summary["groups"] = groups(rows)
