@@ -9,6 +9,7 @@ over 300 steps; measured 0.6-1.6% with the int8 constants at dt 1, 0.02 and 0.3;
 before gave 0.1-1.1%), the states within 3% of the state bounds' span (measured <= 0.7%)."""
 
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -379,3 +380,26 @@ def test_int8_lstm_dsp_step_on_cortex_m(tmp_path, kind, name, n_in, kw):
     assert m4 < m4c < runs["cortex-m3"]["instructions_per_step"], (m4, m4c, runs["cortex-m3"]["instructions_per_step"])
     if name == "lstm19":
         assert m4 <= 4000, m4
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_int8_lstm_dsp_step_builds_at_every_level(tmp_path, kind):
+    """The DSP step's C builds warning-free for the M4, M7 and M33 at -O0 (the C intrinsics: the
+    asm's fixed registers need an optimised build), -Og, -Os and -O3."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc missing")
+    m = build_model(kind, 5, seed=0, **ODD)
+    gen = int8.generate(m.config, _raw(m), prefix="m8", calib_x=_inputs(m.config))
+    for name, text in gen["files"].items():
+        (tmp_path / name).write_text(text)
+    for cpu in ("cortex-m4", "cortex-m7", "cortex-m33"):
+        for opt in ("-O0", "-Og", "-Os", "-O3"):
+            r = subprocess.run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", opt, "-std=c99", "-Wall", "-Werror",
+                                "-pedantic", "-DM8_INTEGER_ONLY", "-c", "-o", str(tmp_path / "m.o"),
+                                str(tmp_path / "m8.c")], capture_output=True, text=True)
+            assert r.returncode == 0, (cpu, opt, r.stderr[-500:])
+            if opt == "-Os":
+                asm = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "m.o")],
+                                     capture_output=True, text=True).stdout
+                assert re.search(r"\bsmlad\b", asm), cpu
