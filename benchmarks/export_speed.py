@@ -183,7 +183,7 @@ def main(argv=None):
 
         for k, (m, fdt) in {"ltc_edge_executorch": (model, None), "ltc_edge_fixed_dt_executorch": (model, 1.0),
                             "lstm_ltc_edge_executorch": (lstm, None)}.items():
-            graph = build_graph(m, fixed_dt=fdt)
+            graph = E.step_graph(m, fixed_dt=fdt)
             content = E.to_program(graph)
             timers[k], res = executorch_timer(content, lstm_feeds if k.startswith("lstm") else feeds,
                                               graph.input_names())

@@ -65,7 +65,7 @@ def test_fp32_pte_within_drift_budget_and_described(fp32_export, tmp_path):
     pte = out / "model.pte"
     assert on_disk["format"] == "executorch" and on_disk["files"]["model"]["size_bytes"] == pte.stat().st_size
     assert [i["name"] for i in on_disk["inputs"]] == ["x", "state", "dt"] and on_disk["inputs"][0]["shape"] == [1, 8]
-    assert on_disk["details"]["delegates"].get("XnnpackBackend", 0) >= 1  # the step runs in XNNPACK
+    assert on_disk["delegates"] == {"XnnpackBackend": 1} and on_disk["portable_ops"] == {}  # XNNPACK runs it all
     assert (out / "MODEL_CARD.md").exists()
     r = runner.invoke(app, ["info", str(out)])
     assert r.exit_code == 0 and "executorch" in r.output, r.output
@@ -96,7 +96,7 @@ def test_runtime_refuses_swapped_or_bad_program_in_one_line(fp32_export, tmp_pat
     (bad / "model.pte").write_bytes(b"\0" * 64)  # not the bytes the manifest hashed
     with pytest.raises(ModelLoadError, match="sha256|size"):
         load(bad)
-    with pytest.raises(ModelLoadError, match="an executorch export, not onnx"):
+    with pytest.raises(ModelLoadError, match="executorch export, not onnx"):
         load(out, backend="onnxruntime")
 
 
@@ -109,6 +109,18 @@ def test_int8_pte_within_metric_budget(tmp_path):
     man = E.export(model, tmp_path / "q", precision="int8", calibration=str(npz))
     metric = man["drift"]["metric"]
     assert man["drift"]["within_budget"] and metric["rel_delta"] <= 0.05 and metric["name"] == "mse"
-    assert man["quantization"]["calibration_rows"] > 0
+    assert man["quantization"]["calibration_rows"] > 0 and man["quantization"]["activations"] == "static"
+    assert man["drift"]["max_abs"] > 1e-4  # really quantised: not the fp32 step
+    assert man["delegates"] == {"XnnpackBackend": 1} and man["portable_ops"] == {}
     ctrl = load(tmp_path / "q")
     assert np.isfinite(ctrl.step(np.zeros(8, np.float32), 0.5)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cfc", "lstm", "gru", "ctrnn", "node"])
+def test_fp32_other_cells_within_drift_budget(kind, tmp_path):
+    model = build_model(kind, 5, seed=0, units=8, **({"backbone_units": 16} if kind == "cfc" else {})).eval()
+    man = E.export(model, tmp_path / kind, fixed_dt=0.1 if kind == "node" else None)
+    assert man["drift"]["steps"] >= 1000 and man["drift"]["max_abs"] <= 1e-4
+    ctrl = load(tmp_path / kind)
+    assert np.isfinite(ctrl.step(np.ones(5, np.float32), 0.1)).all()

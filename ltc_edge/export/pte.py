@@ -27,15 +27,16 @@ DELEGATE = "XnnpackBackend"
 
 
 class LinearOps(F.TorchOps):
-    """TorchOps with each constant product as `linear`: the XNNPACK quantizer annotates
-    linear, not the addmm of a [in, out] weight, so int8 sees the LTC's products."""
+    """TorchOps with each constant product as `linear`: XNNPACK's partitioner and quantizer
+    take linear with a constant weight, not the addmm of a [in, out] weight (left to portable
+    kernels, unquantised); the transpose is folded into the constant before lowering."""
 
     def addmm(self, c, a, b):
         return c + self._torch.nn.functional.linear(a, b.t())
 
 
 class LinearStepGraph(StepGraph):
-    """graph.py's step graph, its products written as linear (for the PT2E int8 flow)."""
+    """graph.py's step graph (the same inputs, outputs, constants), its products as linear."""
 
     ops = None
 
@@ -43,6 +44,10 @@ class LinearStepGraph(StepGraph):
         if LinearStepGraph.ops is None:
             LinearStepGraph.ops = LinearOps()
         return F.model_step(self.ops, self.prepared(), x, state, self._dt(dt), self.config)
+
+
+def step_graph(model, fixed_dt=None) -> LinearStepGraph:
+    return LinearStepGraph(model.eval(), fixed_dt).eval()
 
 
 def _quantized(module, scheme: str, samples):
@@ -61,17 +66,21 @@ def _quantized(module, scheme: str, samples):
 
 
 def to_program(graph, precision: str = "fp32", samples=None, scheme: str = "static") -> bytes:
-    """The .pte bytes of a step graph (batch 1): torch.export, PT2E int8 if asked, XNNPACK."""
+    """The .pte bytes of a step graph (batch 1; a LinearStepGraph delegates whole): torch.export,
+    PT2E int8 if asked, constants folded (the weights' transposes), lowered to XNNPACK."""
     import torch
 
     args = graph.sample_inputs(1)
     with quiet(), torch.no_grad():  # torchao / executorch print notices from Python and C++
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
+        from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
         exported = torch.export.export(graph, args, strict=False)
-        if precision == "int8":
+        if precision == "int8":  # convert_pt2e folds the weights itself (and must keep its dequantize nodes)
             exported = torch.export.export(_quantized(exported.module(), scheme, samples), args, strict=False)
+        else:
+            exported = constant_prop_pass(exported)
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
         return bytes(edge.to_executorch().buffer)
 
@@ -113,10 +122,19 @@ def runner(content: bytes, names):
     return run
 
 
+def _program_or_refusal(graph, precision, samples, scheme) -> bytes:
+    """to_program, or one line naming why torch.export / the lowering refused the graph."""
+    try:
+        return to_program(graph, precision, samples, scheme)
+    except Exception as e:  # torch.export and exir raise many types; the CLI shows one line
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ValueError(f"executorch {precision}: the {graph.config['cell']['kind']} step graph cannot be "
+                         f"exported ({type(e).__name__}: {reason}); nothing written") from None
+
+
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
            drift_steps: int | None = None, **kw) -> dict:
     from . import drift as D
-    from .graph import build_graph
     from .quantize import representative_samples
 
     t0 = time.perf_counter()
@@ -127,12 +145,11 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
-    graph = build_graph(model, fixed_dt=fixed_dt) if precision == "fp32" else \
-        LinearStepGraph(model.eval(), fixed_dt).eval()
+    graph = step_graph(model, fixed_dt)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
     samples = representative_samples(model, data, graph) if precision == "int8" else None
     for scheme in INT8_SCHEMES if precision == "int8" else ("",):
-        content = to_program(graph, precision, samples, scheme)
+        content = _program_or_refusal(graph, precision, samples, scheme)
         drift = D.drift_check(model, runner(content, graph.input_names()), data, precision, fixed_dt=fixed_dt,
                               steps=drift_steps or D.DRIFT_STEPS, lanes=2)
         if drift["within_budget"]:
