@@ -171,6 +171,19 @@ def test_unfold_and_wired_kinds_come_from_the_cells():
     assert set(unfold_kinds()) <= set(CELLS) and set(wired_kinds()) <= set(CELLS)
 
 
+@pytest.fixture
+def ray_tmpdir(monkeypatch):
+    """A Ray of the test's own (RAY_TMPDIR: its sessions, sockets, ray_current_cluster), apart
+    from any other Ray on this machine; short, as Ray's unix socket paths must be."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="ltcray", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", folder)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class _NoRay(Exception):
     """Raised by a stand-in ray.init: the test needs the arguments, not a cluster."""
 
@@ -297,7 +310,7 @@ def test_a_trial_on_a_csv_streams_like_ltc_eval(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_local_two_worker_sweep(tmp_path, monkeypatch):
+def test_local_two_worker_sweep(tmp_path, monkeypatch, ray_tmpdir):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # a stale address: no --address must not join it
     cfg = tmp_path / "sweep.toml"
     cfg.write_text('task = "digits"\nepochs = 6\nbatch_size = 32\n'
@@ -329,6 +342,13 @@ def test_local_two_worker_sweep(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["eval", rows[("gru", 1)]["model_file"]])
     assert r.exit_code == 0 and f"{rows[('gru', 1)]['metric']:.4f}"[:5] in r.output, r.output
     assert any(r["pareto"] for r in summary["rows"])
+    import hashlib
+
+    for row in rows.values():  # every artifact came home under OUT, as its trial hashed it
+        folder = Path(row["model_file"]).parent
+        assert folder.parent == tmp_path / "out" / "trials" and "onnx/model.onnx" in row["artifacts_sha256"]
+        for rel, sha in row["artifacts_sha256"].items():
+            assert hashlib.sha256((folder / rel).read_bytes()).hexdigest() == sha
     # digits has 10 classes: after six epochs both beat chance (0.1) clearly (a 16-neuron auto-NCP
     # LTC needs ~5 epochs at lr 0.02 to leave the plateau: 0.27 after 3, 0.57 after 5)
     assert min(r["metric"] for r in summary["rows"]) > 0.4
@@ -471,3 +491,158 @@ def test_unreachable_or_unauthorised_cluster_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(LtcEdgeError, match="refused this driver .token authentication.: set RAY_AUTH_MODE=token"
                                            " and the cluster's token here: RAY_AUTH_TOKEN"):
         connect({"address": "auto"})
+
+
+def _kill_ray_of(folder: str) -> None:
+    """SIGKILL the Ray processes a killed driver left (their command lines name its RAY_TMPDIR)."""
+    import os
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and folder in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.mark.slow
+def test_driver_killed_then_resume_does_not_rerun_finished_trials(tmp_path, ray_tmpdir):
+    """Issue 26: the driver SIGKILLed after its first trial came home; `--resume` runs only the
+    others, the finished one's record and model untouched."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("task='digits'\nepochs=1\n[search]\nmodel=['lstm']\nunits=[4, 6, 8]\n"
+                   "[ray]\nnum_cpus=1\nmax_concurrent=1\n")
+    out = tmp_path / "out"
+    ltc = Path(sys.executable).with_name("ltc")
+    driver = subprocess.Popen([str(ltc), "sweep", str(cfg), "--out", str(out)], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.time() + 240
+    while not list(out.glob("trials/*/row.json")) and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.1)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    _kill_ray_of(ray_tmpdir)
+    held = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("trials/*/row.json")}
+    models = {p.parent / "model.safetensors": (p.parent / "model.safetensors").read_bytes() for p in held}
+    assert 1 <= len(held) < 3 and not (out / "sweep.json").exists()
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(out), "--resume"])
+    assert r.exit_code == 0 and f"resumed: {len(held)} finished trial(s)" in r.output, r.output
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["resumed"] == len(held) and len(summary["rows"]) == 3 and not summary["failed"]
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in held} == held  # not run again
+    assert {p: p.read_bytes() for p in models} == models
+    for row in summary["rows"]:
+        assert Path(row["model_file"]).is_file() and 0.0 <= row["metric"] <= 1.0
+
+
+def _free_ports(n: int) -> list:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _ray_start(ray_bin: Path, tmpdir: str, args: list, prefix: tuple = (), block: bool = False):
+    """`ray start` with every port its own (never the defaults another Ray on this machine holds)."""
+    import os
+    import subprocess
+
+    ports = _free_ports(6)
+    names = ("ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+             "metrics-export-port", "runtime-env-agent-port", "node-manager-port")
+    cmd = [*prefix, str(ray_bin), "start", *args, "--num-cpus=1", "--disable-usage-stats",
+           *(f"--{n}={p}" for n, p in zip(names, ports)), *(["--block"] if block else [])]
+    env = {**os.environ, "RAY_TMPDIR": tmpdir}
+    if block:
+        return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, env=env, check=True, timeout=180, capture_output=True)
+
+
+def _wait_for_nodes(address: str, n: int, seconds: float = 180) -> None:
+    import time
+
+    import ray
+
+    ray.init(address=address, log_to_driver=False)
+    try:
+        deadline = time.time() + seconds
+        while sum(x["Alive"] for x in ray.nodes()) < n:
+            assert time.time() < deadline, f"the cluster never had {n} nodes"
+            time.sleep(1)
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_two_node_cluster_without_shared_disk(tmp_path, ray_tmpdir, monkeypatch):
+    """Issue 26, on loopback: a worker node whose raylet has its own mount namespace with a private
+    tmpfs over the sweep folder (as a second machine's disk). Healthy: every model comes home,
+    loadable on the head. Worker killed mid-trial: the trial is re-run on the head, none lost."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"]).returncode:
+        pytest.skip("needs root and unshare -m (a mount namespace for the worker node)")
+    ray_bin = Path(sys.executable).with_name("ray")
+    worker_tmp = tempfile.mkdtemp(prefix="ltcrayw", dir="/tmp")
+    out = tmp_path / "out"
+    out.mkdir()
+    (gcs,) = _free_ports(1)
+    address = f"127.0.0.1:{gcs}"
+    _ray_start(ray_bin, ray_tmpdir, ["--head", f"--port={gcs}", "--include-dashboard=false"])
+    worker = None
+    try:
+        private = ("unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{out}" && exec "$0" "$@"')
+        worker = _ray_start(ray_bin, worker_tmp, [f"--address={address}"], prefix=private, block=True)
+        _wait_for_nodes(address, 2)
+        monkeypatch.setenv("RAY_ADDRESS", "")
+        cfg = tmp_path / "s.toml"
+        cfg.write_text("task='digits'\nepochs=1\n[search]\nmodel=['lstm']\nunits=[4, 6, 8]\n"
+                       "[ray]\nmax_concurrent=2\nmax_failures=2\n")
+        r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(out), "--address", address])
+        assert r.exit_code == 0, r.output
+        summary = json.loads((out / "sweep.json").read_text())
+        assert len(summary["rows"]) == 3 and not summary["failed"]
+        assert len({row["node"] for row in summary["rows"]}) == 2  # trials trained on both nodes
+        for row in summary["rows"]:
+            got = CliRunner().invoke(app, ["eval", row["model_file"]])
+            assert got.exit_code == 0 and f"{row['metric']:.3f}" in got.output, got.output
+        # the worker node dies while both trials train: the one it held is re-run on the head
+        cfg.write_text("task='digits'\nepochs=2\n[search]\nmodel=['gru']\nunits=[4, 6]\n"
+                       "[ray]\nmax_concurrent=2\nmax_failures=2\n")
+        driver = subprocess.Popen([str(Path(sys.executable).with_name("ltc")), "sweep", str(cfg), "--out",
+                                   str(tmp_path / "out2"), "--address", address], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 240
+        while len(list((tmp_path / "out2" / "ray" / "sweep").glob("run_trial_*"))) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+        os.killpg(worker.pid, signal.SIGKILL)
+        _kill_ray_of(worker_tmp)
+        text = driver.communicate(timeout=480)[0]
+        assert driver.returncode == 0, text
+        summary = json.loads((tmp_path / "out2" / "sweep.json").read_text())
+        assert len(summary["rows"]) == 2 and not summary["failed"], summary["failed"]
+        assert all(Path(row["model_file"]).is_file() for row in summary["rows"])
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        _kill_ray_of(worker_tmp)
+        _kill_ray_of(ray_tmpdir)
+        shutil.rmtree(worker_tmp, ignore_errors=True)

@@ -275,7 +275,18 @@ def run_trial(params: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="ltc-trial-") as tmp:
         row = _train_trial(params, Path(tmp))
         row["artifacts"] = pack_artifacts(Path(tmp))
+    row["node"] = _node_id()
     return row
+
+
+def _node_id() -> str | None:
+    """The Ray node this trial ran on (None outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - a label only, never a reason to lose the trial
+        return None
 
 
 def pack_artifacts(folder: Path) -> str:
@@ -361,7 +372,7 @@ def _train_trial(params: dict, out: Path) -> dict:
 
 
 ROW_KEYS = ("metric", "metric_name", "streaming_metric", "valid_metric", "best_epoch", "epochs_run", "p50_us", "p99_us",
-            "parameters", "synapses", "train_s", "onnx_nodes", "onnx_bytes", "artifacts")
+            "parameters", "synapses", "train_s", "onnx_nodes", "onnx_bytes", "artifacts", "node")
 
 
 def ray_init_args(rcfg: dict) -> dict:
