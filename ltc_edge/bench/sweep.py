@@ -408,21 +408,44 @@ def _probe(address: str, timeout: float = 5.0) -> None:
 
 
 def connect(args: dict) -> None:
-    """ray.init(**args), a failure one line that names the fix."""
+    """ray.init(**args), quietly: Ray's own output while connecting (a retry warning a second
+    for ~20 s when the token is refused) goes to a file, read only to tell an auth failure; a
+    failure is one line that names the fix."""
+    import os
+    import sys
+
     import ray
 
     address = args["address"]
     if address not in ("local", "auto"):
         _probe(address)
-    try:
-        ray.init(**args)
-    except Exception as e:
-        text = str(e)
-        if type(e).__name__ == "AuthenticationError" or "auth" in text.lower() and "token" in text.lower():
-            raise LtcEdgeError(f"Ray at {address} refused this driver (token authentication): {AUTH_FIX}") from None
-        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-        hint = "; start one with `ray start --head`, or leave --address out for a local Ray" if address == "auto" else ""
-        raise LtcEdgeError(f"cannot connect to Ray at {address}: {first}{hint}") from None
+    with tempfile.TemporaryFile() as noise:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(noise.fileno(), 2)
+        try:
+            ray.init(**args)
+            failure = None
+        except Exception as e:  # noqa: BLE001 - Ray raises many kinds; each becomes one line
+            failure = e
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        noise.seek(0)
+        said = noise.read().decode(errors="replace")
+    if failure is not None:
+        raise LtcEdgeError(connect_error(address, failure, said)) from None
+
+
+def connect_error(address: str, e: Exception, said: str) -> str:
+    """The one line for a failed ray.init (e), with what Ray printed meanwhile (said)."""
+    text = f"{e}\n{said}"
+    if type(e).__name__ == "AuthenticationError" or "InvalidAuthToken" in text or "Unauthenticated" in text:
+        return f"Ray at {address} refused this driver (token authentication): {AUTH_FIX}"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    hint = "; start one with `ray start --head`, or leave --address out for a local Ray" if address == "auto" else ""
+    return f"cannot connect to Ray at {address}: {first}{hint}"
 
 
 def trial_base(cfg: dict) -> dict:
