@@ -652,7 +652,7 @@ def test_two_node_cluster_without_shared_disk(tmp_path, ray_tmpdir, monkeypatch)
         assert len({row["node"] for row in summary["rows"]}) == 2  # trials trained on both nodes
         for row in summary["rows"]:
             got = CliRunner().invoke(app, ["eval", row["model_file"]])
-            assert got.exit_code == 0 and f"{row['metric']:.3f}" in got.output, got.output
+            assert got.exit_code == 0 and f"accuracy: {row['metric']:.6g}" in got.output, got.output
         # the worker node dies while both trials train: the one it held is re-run on the head
         cfg.write_text("task='digits'\nepochs=2\n[search]\nmodel=['gru']\nunits=[4, 6]\n"
                        "[ray]\nmax_concurrent=2\nmax_failures=2\n")
