@@ -634,9 +634,9 @@ def test_two_node_cluster_without_shared_disk(tmp_path, ray_tmpdir, monkeypatch)
     out.mkdir()
     (gcs,) = _free_ports(1)
     address = f"127.0.0.1:{gcs}"
-    _ray_start(ray_bin, ray_tmpdir, ["--head", f"--port={gcs}", "--include-dashboard=false"])
     worker = None
     try:
+        _ray_start(ray_bin, ray_tmpdir, ["--head", f"--port={gcs}", "--include-dashboard=false"])
         private = ("unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{out}" && exec "$0" "$@"')
         worker = _ray_start(ray_bin, worker_tmp, [f"--address={address}"], prefix=private, block=True)
         _wait_for_nodes(address, 2)
