@@ -113,7 +113,7 @@ def bench(
     if kinds:  # a short schedule ranks cells by how fast they learn, not by where they converge
         console.print(f"[dim]--kinds trained each model --epochs {epochs}, a short schedule: the accuracy ranking can "
                       "change with training. Converged cheetah cells at equal accuracy on the Cortex-M4: "
-                      "benchmarks/results/pareto_m4.json (README, LTC vs LSTM).[/dim]")
+                      "benchmarks/results/pareto_m4.json (docs/results.md).[/dim]")
     if robustness:
         _bench_robustness(results, out, spec, flags)
 

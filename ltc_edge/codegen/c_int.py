@@ -355,7 +355,7 @@ def c_init(values) -> str:
     return "{" + ", ".join(str(int(v)) for v in values) + "}"
 
 
-DOCUMENTED_INTEGER_ONLY = "LTC_MODEL_INTEGER_ONLY"  # the README's switch: selects the integer-only build whatever the prefix
+DOCUMENTED_INTEGER_ONLY = "LTC_MODEL_INTEGER_ONLY"  # the documented switch (docs: quantisation, int8 C): selects the integer-only build whatever the prefix
 
 
 def integer_only_alias(up: str) -> dict:

@@ -66,7 +66,7 @@ FLASH_CMD = typer.Option(None, "--flash-cmd", help="mcu: the command that flashe
 BOARD = typer.Option(None, "--board", help="mcu: the board's UART driver: mps2-an385, mps2-an386, mps2-an500, "
                                            "microbit (default: the core's qemu board).")
 BOARD_C = typer.Option(None, "--board-c", help="mcu: your board's uart_init/uart_putc/uart_getc in FILE.c, its "
-                                               "linker script FILE.ld beside it (README: adding a board).")
+                                               "linker script FILE.ld beside it (docs/tutorials/ltc-vs-lstm.md: adding a board).")
 CLOCK_HZ = typer.Option(None, "--clock-hz", help="mcu: the board's clock (Hz): step cycles also in µs.")
 
 
