@@ -1,7 +1,8 @@
 """Is an LTC better than an LSTM on a Cortex-M4, at equal accuracy? (issue 24, item 4)
 
-Reads the trials of `ltc sweep benchmarks/pareto_m4.toml` (finished ones and ones cut short: their
-best validation epoch so far, marked), measures every trained model as `ltc bench --backend c
+Reads the trials of `ltc sweep benchmarks/pareto_m4.toml` (RUNS/trials/NAME/: finished ones, and
+ones cut short where their files are there: their best validation epoch so far, marked, kept out of
+the verdict; `ltc sweep ... --resume` finishes a sweep that was stopped), measures every trained model as `ltc bench --backend c
 --precision fp32,int8 --target cortex-m4 --task cheetah` does (run_bench: the exported C, golden-
 checked under qemu-system-arm; instructions per step under -icount; the cycle estimate of
 ltc_edge/bench/arm/cycles.py; flash and RAM; the test MSE of the same C run on the host, over
@@ -147,9 +148,9 @@ def config_points(trials: list[dict], measured: dict) -> list[dict]:
     by = {}
     for t in trials:
         for precision, row in measured[t["model_file"]].items():
-            by.setdefault((t["source"], t["kind"], t["units"], precision), []).append((t, row))
-    points = []
-    for (source, kind, units, precision), items in by.items():
+            by.setdefault((t["source"], t["kind"], t["units"], precision, t.get("status")), []).append((t, row))
+    points = []  # seeds cut short are a point of their own: not averaged with finished ones
+    for (source, kind, units, precision, _), items in by.items():
         t0, r0 = items[0]
         ok = [(t, r) for t, r in items if not r.get("skipped")]
         p = {"source": source, "kind": kind, "units": units, "precision": precision,
@@ -346,15 +347,17 @@ def rival_lines(points: list[dict], key: str) -> list[str]:
 def answer(points: list[dict], proto: dict) -> list[str]:
     """The verdict in words: the converged evidence first, then this sweep's short schedule."""
     anchor = [p for p in points if p["source"] == "converged table"]
-    sweep = [p for p in points if p["source"] == "sweep"]
+    # the verdict compares trials under the same schedule: a trial cut short stays in the table only
+    sweep = [p for p in points if p["source"] == "sweep" and set(p["status"]) == {"finished"}]
     out = ["Converged (the recorded 200-epoch, 5-seed table; 32 units only; fp32; windowed test MSE; the M4 cost of "
            "the same architectures):", *(f"  {s}" for s in levels(anchor, "test_mse")),
            *(f"  in flash, {s}" for s in levels(anchor, "test_mse", "flash_bytes", "bytes of flash")),
            *(f"  {s}" for s in rival_lines(anchor, "test_mse"))]
     out.append(f"Short schedule (this sweep: at most {proto['epochs_cap']} epochs, patience {proto['patience']}; "
                f"{proto['trials_finished']} of {proto['trials_planned']} trials finished, "
-               f"{len(proto['trials_cut_short'])} cut short, {len(proto['trials_not_started'])} not started; NOT "
-               "converged: it ranks how fast a cell learns, fp32 and int8 together):")
+               f"{len(proto['trials_cut_short'])} cut short (in the table, not in these lines), "
+               f"{len(proto['trials_not_started'])} not started; NOT converged: it ranks how fast a cell learns; "
+               "fp32 and int8 together):")
     out += [f"  windowed {s}" for s in levels(sweep, "test_mse")]
     out += [f"  windowed, fp32: {s}" for s in rival_lines([p for p in sweep if p["precision"] == "fp32"], "test_mse")]
     out += [f"  streamed {s}" for s in levels(sweep, "test_mse_streamed")]
@@ -380,8 +383,9 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     result = {"what": "cheetah: test MSE vs Cortex-M4 cost per cell kind and size, fp32 and int8 C", "protocol": proto,
               "commit": commit.strip(), "code_digest": code_digest(), "points": points, "answer": answer(points, proto),
-              "equal_accuracy": {key: equal_accuracy([p for p in points if p["source"] == src], key)
-                                 for key, src in (("test_mse", "sweep"), ("test_mse_streamed", "sweep"))},
+              "equal_accuracy": {key: equal_accuracy([p for p in points if p["source"] == "sweep"
+                                                      and set(p["status"]) == {"finished"}], key)
+                                 for key in ("test_mse", "test_mse_streamed")},
               "equal_accuracy_converged": equal_accuracy([p for p in points if p["source"] == "converged table"],
                                                          "test_mse"),
               "weights_do_not_change_the_cost": weight_check(trials, a.work),

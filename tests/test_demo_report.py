@@ -138,7 +138,7 @@ def test_conclusion_cites_the_recorded_converged_pareto(tmp_path):
     summary, results = _inputs(m4_skipped=False)
     summary["recorded"] = got
     text = conclusion(summary, results)
-    assert ("recorded at 200 epochs (5 seeds, 32 units; benchmarks/results/pareto_m4.json) the test MSE is "
-            "LSTM-32 2.420, LTC-NCP-32 2.648.") in text
-    assert "matched by the LSTM-32 fp32 (MSE 2.420) at 20,000 cycles: the LTC-NCP costs 1.50x" in text
+    assert ("Converged, as recorded at 200 epochs (5 seeds, 32 units; benchmarks/results/pareto_m4.json), the test "
+            "MSE is LSTM-32 2.420, LTC-NCP-32 2.648.") in text
+    assert "matched or beaten by the LSTM-32 fp32 (MSE 2.420) at 20,000 cycles: the LTC-NCP costs 1.50x" in text
     assert recorded_pareto(tmp_path / "missing.json") is None
