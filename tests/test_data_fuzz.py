@@ -123,6 +123,18 @@ def test_npz_files_give_a_clean_error_or_finite_windows(tmp_path_factory, a, b, 
     _check(path, seq_len=4)
 
 
+def test_npz_whose_central_directory_claims_a_future_zip_version(tmp_path):
+    """A damaged byte in the central directory ("zip file version 11.9": zipfile raises
+    NotImplementedError from the constructor): one clean ValueError, as for other damage."""
+    raw = bytearray(_npz_bytes({"a": np.zeros(8), "b": np.zeros(8), "c": np.zeros(8)}))
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[cd + 6] = 119  # the first member's "version needed to extract"
+    path = tmp_path / "d.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="not an npz archive"):
+        load_series(path, inputs="a,b", targets="c")
+
+
 def test_npz_header_claiming_huge_arrays_is_refused_before_allocating(tmp_path):
     """A .npy header inside the zip that claims 1e10 floats: refused from the header."""
     buf = io.BytesIO()

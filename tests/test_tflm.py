@@ -47,10 +47,12 @@ def test_tflm_backend_refuses_what_it_cannot_run(tmp_path):
 
     path = tmp_path / "m.safetensors"
     save(ltc(), path)
-    with pytest.raises(ModelLoadError, match="tflm backend runs export folders"):
+    with pytest.raises(ModelLoadError, match="the tflm backend runs an export of the model"):
         load(path, "tflm")
-    with pytest.raises(LtcEdgeError, match="arena_size"):
-        load(path, "tflm", arena_size=12)
+    from ltc_edge.runtime.tflm_backend import TFLMBackend
+
+    with pytest.raises(LtcEdgeError, match="arena_size"):  # checked before the file is opened
+        TFLMBackend(path, arena_size=12)
 
 
 @pytest.mark.slow

@@ -180,7 +180,7 @@ def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
     with os.fdopen(fd, "rb") as f:
         try:
             zf = zipfile.ZipFile(f)
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError):  # damaged: "zip file version 11.9"
             raise ValueError(f"{path}: not an npz archive (np.savez writes one; a .npy file is not)") from None
         arrays, budget = {}, MAX_ARRAY_BYTES
         with zf:
