@@ -341,7 +341,8 @@ def _label_points(fig, ax, xy, labels):
 def _plot_latency(plt, rows: list, results: dict):
     """Latency by backend and precision (p50 bars, p99 whiskers)."""
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows)), 4.5))
-    labels = [f"{r['model']}\n{r['backend']}/{r['precision']}" for r in rows]
+    labels = [f"{r['model']}\n{r['backend']}/{r['precision']}" + ("" if r["target"] == "cpu" else f"\n@{r['target']}")
+              for r in rows]  # where it ran, when not this host's CPU (cuda, an ssh:// board)
     ax.bar(range(len(rows)), [r["latency"]["1"]["p50_us"] for r in rows],
            yerr=[[0] * len(rows), [r["latency"]["1"]["p99_us"] - r["latency"]["1"]["p50_us"] for r in rows]],
            color=[COLORS.get(r.get("cell"), "gray") for r in rows], capsize=2)
