@@ -124,3 +124,20 @@ def test_fp32_other_cells_within_drift_budget(kind, tmp_path):
     assert man["drift"]["steps"] >= 1000 and man["drift"]["max_abs"] <= 1e-4
     ctrl = load(tmp_path / kind)
     assert np.isfinite(ctrl.step(np.ones(5, np.float32), 0.1)).all()
+
+
+def test_lowering_refusal_keeps_the_whole_reason_on_one_line(tmp_path, monkeypatch):
+    """The reason torch.export / the lowering gives is shown whole (it was cut at 200 characters),
+    its line breaks folded into one line."""
+    reason = "op aten.foo not supported:\n" + " ".join(f"detail{i}" for i in range(60)) + " END"
+
+    def refuse(*a, **k):
+        raise RuntimeError(reason)
+
+    monkeypatch.setattr(E, "to_program", refuse)
+    with pytest.raises(ValueError) as e:
+        E.export(ltc(), tmp_path / "o")
+    msg = str(e.value)
+    assert "\n" not in msg and len(reason) > 300
+    assert msg.endswith("detail59 END); nothing written") and "op aten.foo not supported: detail0" in msg
+    assert not (tmp_path / "o").exists()

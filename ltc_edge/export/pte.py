@@ -127,7 +127,7 @@ def _program_or_refusal(graph, precision, samples, scheme) -> bytes:
     try:
         return to_program(graph, precision, samples, scheme)
     except Exception as e:  # torch.export and exir raise many types; the CLI shows one line
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        reason = " ".join(str(e).split()) or type(e).__name__  # whole, on one line
         raise ValueError(f"executorch {precision}: the {graph.config['cell']['kind']} step graph cannot be "
                          f"exported ({type(e).__name__}: {reason}); nothing written") from None
 
