@@ -3,645 +3,37 @@ no global mutable state (the caller owns a state struct), loops only over existi
 synapses (CSR lists of prepared constants for the LTC and for masked CfC layers).
 
 Numpy-only (no torch), below both export and runtime: `generate(config, raw)` works from a
-model file's contents, `compile_library` builds a host shared library. The exporter (format
+model file's contents. The pieces live beside it: cliterals.py (C literals and constant
+tables), cells.py (the fp32 cells), toolchain.py (CFLAGS, `compile_library`, the golden
+harness); their public names are importable from here too. The exporter (format
 "c", drift-checked like every format) is ltc_edge/export/c.py; the runtime's C backend uses
 this module to build a .safetensors model on the fly. The templates live in
 ltc_edge/codegen/templates/; the cell math they implement mirrors ltc_edge/nn/functional.py
 and is pinned against it by golden tests (tests/test_c_codegen.py).
 
 Nothing from a model file reaches the generated code as text except numbers we format and
-names that pass `_word` (letters, digits, '_', '-', '.').
+names that pass `plain_name` (letters, digits, '_', '-', '.').
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-from string import Template
-
 import numpy as np
 
-from ltc_edge.errors import LtcEdgeError
-from ltc_edge.fileio import set_umask_mode
+from ltc_edge.codegen.cells import CELL_GENERATORS, FPV4_TEST, UNROLL_MAX_SYNAPSES, UNROLL_MODES  # noqa: F401
+from ltc_edge.codegen.cliterals import (  # noqa: F401  (the C generator's public names, one import away)
+    CodegenError, Consts, as_int, c_identifier, c_text, flit, plain_name, resolve_ifs, str_array,
+    template, word_text)
+from ltc_edge.codegen.toolchain import CFLAGS, FIRMWARE, compile_library, find_cc, golden_header  # noqa: F401
 from ltc_edge.nn import functional as F
 
-TEMPLATES = Path(__file__).with_name("templates")
-# the project's flags; the generated code is also clean under these warnings (tested)
-CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wdouble-promotion"]
 PRECISIONS = ("fp32",)
-
-
-class CodegenError(LtcEdgeError):
-    """A model or option the C generator cannot handle."""
-
-
-CExportError = CodegenError  # the name the exporter's callers know
-
-
-def _tmpl(name: str) -> Template:
-    return Template((TEMPLATES / name).read_text())
-
-
-def _resolve_ifs(text: str) -> str:
-    """Drop the template's `#if 0|1 / #if !0|1 ... #else ... #endif` blocks decided at export
-    time (nested), so the generated source carries no dead code; other lines pass through."""
-    out, stack = [], []  # stack: [branch taken?, in #else?]
-    for line in text.splitlines(keepends=True):
-        m = re.fullmatch(r"#if (!?)([01])\s*", line)
-        if m:
-            stack.append([(m.group(2) == "1") != (m.group(1) == "!"), False])
-        elif line.strip() == "#else" and stack:
-            stack[-1][1] = True
-        elif line.strip() == "#endif" and stack:
-            stack.pop()
-        elif all(taken != in_else for taken, in_else in stack):
-            out.append(line)
-    return "".join(out)
 
 
 def math_source() -> str:
     """The generated code's own math (exp2_, expf_, sigmoid_, tanh_; no libm) as a C99 fragment
     with its include: every generated model carries this text (tests/test_c_math.py pins its
     error bounds)."""
-    return "#include <stdint.h>\n" + _tmpl("math.c.in").template
-
-
-def _word(value) -> str:
-    """A config string bound for a C comment or identifier: letters, digits, '_', '-', '.'
-    only. Strings from a model file never reach generated code unchecked (a '*/' could
-    close the comment and add code that runs when the library is loaded)."""
-    s = str(value)
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", s):
-        raise CExportError(f"refusing to put {s[:40]!r} into C code: not a plain name")
-    return s
-
-
-def _int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise CExportError(f"{what} must be an integer, got {value!r}")
-    return int(value)
-
-
-def flit(v) -> str:
-    """A float32 as the shortest C literal that round-trips."""
-    v = np.float32(v)
-    if not np.isfinite(v):
-        raise CExportError(f"cannot export a non-finite constant ({v})")
-    return np.format_float_scientific(v, unique=True, trim="0") + "f"
-
-
-class _Consts:
-    """Collects `static const` arrays; tracks their size (flash)."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-        self.bytes = 0
-        self.max_int = 0
-        self.names: set[str] = set()
-        self.n_ints = 0
-
-    @property
-    def idx_type(self) -> str:
-        return "uint8_t" if self.max_int < 256 else "uint16_t" if self.max_int < 65536 else "uint32_t"
-
-    @property
-    def idx_size(self) -> int:
-        return {"uint8_t": 1, "uint16_t": 2, "uint32_t": 4}[self.idx_type]
-
-    def floats(self, name, values) -> str:
-        a = np.asarray(values, dtype=np.float32).ravel()
-        self._emit("float", name, [flit(v) for v in a], 4)
-        return name
-
-    def ints(self, name, values) -> str:
-        a = np.asarray(values, dtype=np.int64).ravel()
-        self.max_int = max(self.max_int, int(a.max()) if a.size else 0)
-        self._emit("idx_t", name, [str(int(v)) for v in a], 0)  # size counted in text()
-        self.n_ints += max(1, a.size)
-        return name
-
-    def u8(self, name, values) -> str:
-        a = np.asarray(values, dtype=np.int64).ravel()
-        if a.size and (a.min() < 0 or a.max() > 255):
-            raise CExportError(f"{name}: a value outside 0..255")
-        self._emit("uint8_t", name, [str(int(v)) for v in a], 1)
-        return name
-
-    def merge_counts(self, other: "_Consts") -> None:
-        """Count another collection's arrays (emitted elsewhere, e.g. inside an #if) in this one."""
-        self.bytes += other.bytes
-        self.max_int = max(self.max_int, other.max_int)
-        self.n_ints += other.n_ints
-
-    def _emit(self, ctype, name, items, size):
-        if name in self.names:
-            raise CExportError(f"duplicate C constant {name}")
-        self.names.add(name)
-        if not items:  # C99 has no zero-length arrays; never read
-            items = ["0"]
-        self.bytes += size * len(items)
-        body = ",".join(items)
-        # wrap long lines for readability
-        chunks, line = [], ""
-        for it in items:
-            if len(line) + len(it) > 96:
-                chunks.append(line)
-                line = ""
-            line += it + ","
-        chunks.append(line)
-        body = "\n    ".join(chunks).rstrip(",")
-        self.lines.append(f"static const {ctype} {name}[{len(items)}] = {{\n    {body}}};")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-    @property
-    def total_bytes(self) -> int:
-        return self.bytes + self.idx_size * self.n_ints
-
-
-def _csr(mask: np.ndarray):
-    """CSR over rows of a [rows, cols] boolean mask: (row_ptr, col_idx, (r, c) pairs)."""
-    rows, cols = np.nonzero(mask)
-    order = np.lexsort((cols, rows))
-    rows, cols = rows[order], cols[order]
-    row_ptr = np.zeros(mask.shape[0] + 1, dtype=np.int64)
-    np.add.at(row_ptr, rows + 1, 1)
-    return np.cumsum(row_ptr), cols, rows
-
-
-def _solver_code(method: str, unfolds: int, n: int) -> str:
-    """The explicit solvers' C loop (solver.c.in); the semi-implicit update lives in the LTC cell."""
-    unfolds, n = _int(unfolds, "ode_unfolds"), _int(n, "units")
-    explicit = [k for k, s in F.SOLVERS.items() if s.step is not None and "c" in s.backends]
-    if method not in explicit:
-        raise CExportError(f"C export runs the explicit solvers {', '.join(explicit)} here, not {method!r}")
-    return _tmpl("solver.c.in").substitute(METHOD=method, UNFOLDS=unfolds, N=n, RK4=int(method == "rk4"))
-
-
-# --------------------------------------------------------------------------------------
-# cells
-
-
-UNROLL_MODES = ("auto", "on", "off")
-UNROLL_MAX_SYNAPSES = 512  # "auto" unrolls an LTC whose recurrent and sensory lists each have <= this many
-_PAD = 8                   # synapse lists and neuron vectors are padded to a multiple of this (SIMD width)
-_LOG2E = 1.4426950408889634
-
-
-def _pad(n: int) -> int:
-    return max(_PAD, -(-n // _PAD) * _PAD)
-
-
-def _ltc_lists(C: _Consts, P: dict, cfg: dict, sparse: bool, padded: bool) -> dict:
-    """Synapse lists by postsynaptic neuron: the gate constants a = -sigma*log2(e) (folded at
-    export time) and mu, w, w*erev (zero-padded when `padded`); the CSR rows and presynaptic
-    indices. Returns {tag: (row_ptr, pre)}. The gate is 1/(1 + 2^(a*(v - mu))): a - mu first
-    keeps the float32 error at numpy's (a folded a*v + b loses digits to cancellation)."""
-    adj = np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0
-    sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
-    if not sparse:  # the same model, every pair visited (masked weights are 0)
-        adj, sadj = np.ones_like(adj), np.ones_like(sadj)
-    lists, vals = {}, {}
-    for tag, mask, pre in (("R", adj, ""), ("S", sadj, "sensory_")):
-        row, col, post = _csr(mask.T)  # rows = post, cols = pre
-        sigma = np.asarray(P[pre + "sigma"], np.float64)[col, post]
-        mu = np.asarray(P[pre + "mu"], np.float64)[col, post]
-        values = {"A": -sigma * _LOG2E, "MU": mu,
-                  "W": np.asarray(P[pre + "w"])[col, post], "WE": np.asarray(P[pre + "w_erev"])[col, post]}
-        size = _pad(len(col)) if padded else len(col)
-        for name, val in values.items():
-            C.floats(f"{tag}_{name}", np.pad(np.asarray(val, np.float64), (0, size - len(col))))
-        if not padded:
-            C.ints(f"{tag}_ROW", row)
-            C.ints(f"{tag}_PRE", col)
-        lists[tag], vals[tag] = (row, col), values
-    return lists, vals
-
-
-def _io_maps(C: _Consts, P: dict) -> tuple[str, str]:
-    imap, omap = "x_in[i]", "v[i]"
-    if P.get("input_w") is not None:
-        imap += " * " + C.floats("IN_W", P["input_w"]) + "[i]"
-    if P.get("input_b") is not None:
-        imap += " + " + C.floats("IN_B", P["input_b"]) + "[i]"
-    if P.get("output_w") is not None:
-        omap += " * " + C.floats("OUT_W", P["output_w"]) + "[i]"
-    if P.get("output_b") is not None:
-        omap += " + " + C.floats("OUT_B", P["output_b"]) + "[i]"
-    return imap, omap
-
-
-def _ltc_unroll(cfg: dict, sparse: bool, unroll: str) -> bool:
-    if unroll not in UNROLL_MODES:
-        raise CExportError(f"unroll must be one of {', '.join(UNROLL_MODES)}, got {unroll!r}")
-    if cfg.get("solver", "semi_implicit") != "semi_implicit" or unroll == "off":
-        return False  # the explicit solvers keep the loop form
-    if unroll == "on":
-        return True
-    n, n_in = _int(cfg["units"], "units"), _int(cfg["input_size"], "input_size")
-    if not sparse:
-        return max(n * n, n_in * n) <= UNROLL_MAX_SYNAPSES
-    adj, sadj = (int(np.count_nonzero(np.asarray(cfg["wiring"][k]))) for k in ("adjacency", "sensory_adjacency"))
-    return max(adj, sadj) <= UNROLL_MAX_SYNAPSES
-
-
-def _sums(out: str, base: str, row, g: str, n: int, indent: str) -> str:
-    """Straight-line `out[j] = base[j] + (g[k0] + g[k1] + ...)` for each neuron j (its CSR row)."""
-    lines = []
-    for j in range(n):
-        terms = " + ".join(f"{g}[{k}]" for k in range(row[j], row[j + 1]))
-        lines.append(f"{indent}{out}[{j}] = {base}[{j}]" + (f" + ({terms});" if terms else ";"))
-    return "\n".join(lines)
-
-
-def _gather(dst: str, src: str, pre, size: int, indent: str) -> str:
-    return "\n".join([f"{indent}{dst}[{k}] = {src}[{int(p)}];" for k, p in enumerate(pre)]
-                     + [f"{indent}{dst}[{k}] = 0.0f;" for k in range(len(pre), size)])
-
-
-SAFE_T = 120.0  # the bounded gates' |a*(v - mu)| limit: exp2_bounded_ is exact to |t| <= 126
-
-
-def _safe_ranges(P: dict, cfg: dict, lists, bounds) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per neuron, the state range in which every recurrent gate it drives has |a*(v - mu)| <=
-    SAFE_T, or None when some range does not hold the neuron's LTC bounds (`bounds`: lo, hi or
-    None) and the reset state 0, with a margin of 1 (the gates then keep exp2_'s clamp). Clamping the gates' view of the state to it changes
-    nothing for a state the model can reach, and keeps exp2_bounded_ defined for any other."""
-    n = _int(cfg["units"], "units")
-    row, pre = lists["R"]
-    post = np.repeat(np.arange(n), np.diff(row))
-    sigma = np.asarray(P["sigma"], np.float64)[pre, post]
-    mu = np.asarray(P["mu"], np.float64)[pre, post]
-    reach = SAFE_T / (np.abs(sigma) * _LOG2E + 1e-30)
-    lo, hi = np.full(n, -3.0e38), np.full(n, 3.0e38)
-    np.maximum.at(lo, pre, mu - reach)
-    np.minimum.at(hi, pre, mu + reach)
-    if bounds is None:
-        return None
-    need_lo, need_hi = bounds[0] - 1.0, bounds[1] + 1.0  # F.ltc_state_bounds holds the reset state 0
-    return (lo, hi) if bool(np.all(lo <= need_lo) and np.all(hi >= need_hi)) else None
-
-
-def _ltc_unrolled_code(lists, subst: dict, safe=None) -> str:
-    n = subst["N"]
-    (rrow, rpre), (srow, spre) = lists["R"], lists["S"]
-    nrp, nsp, npad = _pad(len(rpre)), _pad(len(spre)), _pad(n)
-    sens = (_sums("bn", "GLEAK_VLEAK", srow, "gwe", n, "    ") + "\n"
-            + _sums("bd", "GLEAK", srow, "gw", n, "    "))
-    pads = [f"    bn[{j}] = bd[{j}] = vv[{j}] = num[{j}] = den[{j}] = 0.0f;" for j in range(n, npad)]
-    pads += [f"    num[{j}] = den[{j}] = 0.0f;" for j in range(n) if rrow[j] == rrow[j + 1]]
-    pads += [f"    s[{k}] = 0.0f;" for k in range(len(rpre), nrp)]
-    busy = [j for j in range(n) if rrow[j] < rrow[j + 1]]
-    sums = "\n".join(
-        f"        num[{j}] = {' + '.join(f'gwe[{k}]' for k in range(rrow[j], rrow[j + 1]))};\n"
-        f"        den[{j}] = {' + '.join(f'gw[{k}]' for k in range(rrow[j], rrow[j + 1]))};" for j in busy)
-    return _tmpl("cell_ltc_unrolled.c.in").substitute(
-        subst, NG=max(nrp, nsp), NP=npad, NRP=nrp, NSP=nsp, **_bounded_parts(safe, n, npad),
-        SENSORY_GATHER=_gather("s", "x", spre, nsp, "    "), SENSORY_SUMS=sens, PAD_INIT="\n".join(pads),
-        GATHER=_gather("s", "vv" if safe is None else "vc", rpre, len(rpre), "        "), SUMS=sums)
-
-
-def _safe_loop(idx: str, src: str, count: int, indent: str) -> str:
-    """`vc[idx] = safe_(src[idx], idx)` over count states: the gates' clamped view."""
-    return f"{indent}for ({idx} = 0; {idx} < {count}; ++{idx})\n{indent}    vc[{idx}] = safe_({src}[{idx}], {idx});\n"
-
-
-def _bounded_parts(safe, n: int, npad: int, loop: bool = False) -> dict:
-    """The LTC step's pieces for bounded recurrent gates: the gates read vc, the states clamped
-    by safe_, and skip exp2_'s clamp (no pieces when `safe` is None). `loop`: the loop form (the
-    unrolled one clamps its padded vector: that loop vectorises)."""
-    if safe is None:
-        return dict(GATES_BOUNDED="", GATES_R="gates", SYNAPSES_BOUNDED="", SYN_R="synapses", V_GATES="v",
-                    VC_DECL="", VC_INIT="", VC_UPDATE="")
-    if loop:
-        init, update = _safe_loop("j", "v", n, " " * 8), _safe_loop("j", "v", n, " " * 12)
-    else:
-        init, update = "\n" + _safe_loop("i", "vv", npad, " " * 4).rstrip("\n"), _safe_loop("i", "vv", npad, " " * 8)
-    safe_code = _tmpl("safe_state.c.in").template
-    return dict(GATES_BOUNDED=safe_code + _tmpl("gates_bounded.c.in").template, GATES_R="gates_bounded",
-                SYNAPSES_BOUNDED=safe_code + _tmpl("synapses_bounded.c.in").template, SYN_R="synapses_bounded",
-                V_GATES="vc", VC_DECL=f", vc[{n if loop else npad}]", VC_INIT=init, VC_UPDATE=update)
-
-
-def _cell_ltc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
-    n, m, n_in = (_int(cfg[k], k) for k in ("units", "motor_size", "input_size"))
-    sparse = opts["sparse"]
-    unrolled = _ltc_unroll(cfg, sparse, opts["unroll"])
-    solver = cfg.get("solver", "semi_implicit")
-    fpv4 = solver == "semi_implicit" and max(n, n_in) <= 249  # its byte streams hold counts and indices + 6
-    Cp = _Consts() if fpv4 else C  # the portable form's own arrays (inside #else when there is an FPv4 form)
-    lists, vals = _ltc_lists(Cp, P, cfg, sparse, padded=unrolled)
-    C.floats("CM", np.pad(np.asarray(P["cm"], np.float64), (0, _pad(n) - n), constant_values=1.0))
-    C.floats("GLEAK", P["gleak"])
-    C.floats("GLEAK_VLEAK", P["gleak_vleak"])
-    imap, omap = _io_maps(C, P)
-    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
-    counts = {tag: len(pre) for tag, (_, pre) in lists.items()}
-    subst = dict(N=n, MOTOR=m, IN=n_in, NSYN=counts["R"], NSSYN=counts["S"], UNFOLDS=unfolds,
-                 SOLVER=_word(solver), EPS=flit(cfg.get("epsilon", 1e-8)), INPUT_MAP=imap, OUTPUT_MAP=omap)
-    safe = _safe_ranges(P, cfg, lists, opts.get("bounds")) if solver == "semi_implicit" else None
-    if safe is not None:  # the unrolled form's padding neurons (state 0) get the widest range
-        pad = (0, _pad(n) - n if unrolled else 0)
-        Cp.floats("V_SAFE_LO", np.pad(safe[0], pad, constant_values=-3.0e38))
-        Cp.floats("V_SAFE_HI", np.pad(safe[1], pad, constant_values=3.0e38))
-    if unrolled:
-        code = _ltc_unrolled_code(lists, subst, safe)
-    elif solver == "semi_implicit":
-        parts = _bounded_parts(safe, n, n, loop=True)
-        update = _tmpl("ltc_semi_implicit.c.in").substitute(subst, **parts).rstrip("\n")
-        code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE="", UPDATE_CODE=update,
-                                                 SYNAPSES_BOUNDED=parts["SYNAPSES_BOUNDED"])
-    else:
-        ode = _tmpl("ltc_ode.c.in").substitute(subst, SOLVER_CODE=_solver_code(solver, unfolds, n))
-        code = _tmpl("cell_ltc.c.in").substitute(subst, ODE_CODE=ode, SYNAPSES_BOUNDED="",
-                                                 UPDATE_CODE="    ode_solve(v, dt, num_s, den_s);")
-    if fpv4:
-        code = _fpv4_or_portable(C, _fpv4_code(lists, vals, subst), Cp, code)
-    return code, {"synapses": counts["R"], "sensory_synapses": counts["S"], "unrolled": unrolled, "fpv4": fpv4}
-
-
-# the builds that run the LTC's FPv4 form (cell_ltc_fpv4.c.in): Thumb-2 cores with an FPv4-or-later
-# FPU, GCC or clang, optimised (-O0 keeps a frame pointer: too few registers for the assembly);
-# -DLTC_EDGE_PORTABLE_C opts out
-FPV4_TEST = ("defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4) \\\n"
-             "    && defined(__ARM_FEATURE_FMA) && defined(__OPTIMIZE__) && !defined(LTC_EDGE_PORTABLE_C)")
-
-
-def _fpv4_or_portable(C: _Consts, fpv4_code: str, Cp: _Consts, portable_code: str) -> str:
-    """A cell's two steps behind the one #if: the FPv4 step, else the portable one with its own
-    arrays (Cp, counted in C's sizes too)."""
-    C.merge_counts(Cp)
-    return ("/* optimised GCC/clang builds for Cortex-M4F/M7/M33 compile the FPv4 step; the rest, or any\n"
-            " * build with -DLTC_EDGE_PORTABLE_C, the portable step after #else */\n"
-            f"#if {FPV4_TEST}\n{fpv4_code}#else\n/* the portable step */\n{Cp.text()}{portable_code}#endif\n")
-
-
-def _fpv4_code(lists, vals, subst: dict) -> str:
-    """The LTC step for FPv4 cores: per list one record {a, b, w, w*erev} per synapse (t = a v + b,
-    b = -a mu folded here: one fused multiply-add there) and one byte stream (per neuron: its
-    synapse count, then its presynaptic indices)."""
-    F4 = _Consts()
-    for tag in ("S", "R"):
-        (row, pre), v = lists[tag], vals[tag]
-        a = np.asarray(v["A"], np.float64)
-        F4.floats(f"FV_{tag}", np.stack([a, -a * np.asarray(v["MU"], np.float64), v["W"], v["WE"]], axis=1))
-        F4.u8(f"FV_{tag}P", [b for j in range(len(row) - 1)
-                             for b in (row[j + 1] - row[j], *(pre[row[j]:row[j + 1]] + 6))])
-    return _tmpl("cell_ltc_fpv4.c.in").substitute(subst, FV_CONSTANTS=F4.text().rstrip("\n"))
-
-
-def _linear_call(C: _Consts, name: str, W, b, x: str, y: str, sparse: bool) -> str:
-    W = np.asarray(W, dtype=np.float32)
-    n_out, n_in = W.shape
-    bname = C.floats(f"{name}_B", b) if b is not None else "0"
-    nz = W != 0
-    if sparse and nz.mean() < 0.6:
-        row, col, rows = _csr(nz)
-        C.ints(f"{name}_ROW", row)
-        C.ints(f"{name}_COL", col)
-        C.floats(f"{name}_VAL", W[rows, col])
-        return f"sparse({n_out}, {name}_ROW, {name}_COL, {name}_VAL, {bname}, {x}, {y});"
-    C.floats(f"{name}_W", W)
-    return f"dense({n_out}, {n_in}, {name}_W, {bname}, {x}, {y});"
-
-
-_ERF = """static inline float erf_(float x) /* Abramowitz & Stegun 7.1.26: absolute error 1.5e-7 */
-{
-    const float a = abs_(x), t = 1.0f / (1.0f + 0.3275911f * a);
-    const float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f
-                    + t * 1.061405429f))));
-    const float r = 1.0f - p * expf_(-a * a);
-    return x < 0.0f ? -r : r;
-}
-"""
-ACTIVATIONS_C = {  # the CfC backbone activation (F.ACTIVATIONS), over the math of math.c.in
-    "lecun_tanh": "static inline float act_lecun_tanh(float x) { return 1.7159f * tanh_(0.666f * x); }\n",
-    "tanh": "static inline float act_tanh(float x) { return tanh_(x); }\n",
-    "relu": "static inline float act_relu(float x) { return x > 0.0f ? x : 0.0f; }\n",
-    "silu": "static inline float act_silu(float x) { return x * sigmoid_(x); }\n",
-    "gelu": _ERF + "static inline float act_gelu(float x) { return 0.5f * x * (1.0f + erf_(x * 0.70710678f)); }\n",
-}
-
-
-def _cell_cfc(C: _Consts, P: dict, cfg: dict, opts: dict) -> tuple[str, dict]:
-    sparse = opts["sparse"]
-    mode = _word(cfg.get("mode", "default"))
-    act = _word(cfg.get("activation", "lecun_tanh"))
-    if act not in F.ACTIVATIONS or act not in ACTIVATIONS_C:
-        raise CExportError(f"unknown CfC activation {act!r}")
-    fpv4 = _cfc_fpv4(P, cfg, mode, act)
-    Cp = C if fpv4 is None else _Consts()  # the portable step's arrays: inside its #else when there is an FPv4 step
-    blocks, steps, start, maxh = [], [], 0, 1
-    layers = F.cfc_layers(cfg)
-    for bi, (prefix, n_in, hid, bu, bl, _mask) in enumerate(layers):
-        pre = f"B{bi}"
-        bb_code, cur, width = "", "z", n_in + hid
-        for k in range(bl):
-            call = _linear_call(Cp, f"{pre}_BB{k}", P[f"{prefix}backbone{k}_weight"],
-                                P[f"{prefix}backbone{k}_bias"], cur, f"bb{k}", sparse)
-            bb_code += (f"    float bb{k}[{bu}];\n    {call}\n"
-                        f"    for (i = 0; i < {bu}; ++i) bb{k}[i] = act_{act}(bb{k}[i]);\n")
-            cur, width = f"bb{k}", bu
-        lin = {}
-        for head in (["ff1"] if mode == "pure" else ["ff1", "ff2", "time_a", "time_b"]):
-            var = {"ff1": "f1", "ff2": "f2", "time_a": "ta", "time_b": "tb"}[head]
-            lin[head] = _linear_call(Cp, f"{pre}_{head.upper()}", P[f"{prefix}{head}_weight"],
-                                     P[f"{prefix}{head}_bias"], cur, var, sparse)
-        if mode == "pure":
-            Cp.floats(f"{pre}_A", P[f"{prefix}A"])
-            Cp.floats(f"{pre}_W_TAU", P[f"{prefix}w_tau"])
-        blocks.append(_tmpl("cell_cfc_block.c.in").substitute(
-            B=bi, NIN=n_in, H=hid, MODE=mode, BL=bl, BU=bu, PURE=int(mode == "pure"),
-            NO_GATE=int(mode == "no_gate"), BACKBONE_CODE=bb_code, FF1_CALL=lin["ff1"],
-            FF2_CALL=lin.get("ff2", ""), TA_CALL=lin.get("time_a", ""), TB_CALL=lin.get("time_b", "")))
-        src = "x" if bi == 0 else f"h + {start - layers[bi - 1].hidden}"
-        steps.append(f"    cfc_block_{bi}({src}, h + {start}, dt, tmp);\n"
-                     f"    for (i = 0; i < {hid}; ++i) h[{start} + i] = tmp[i];")
-        maxh = max(maxh, hid)
-        start += hid
-    last_h = layers[-1].hidden
-    steps.append(f"    for (i = 0; i < {last_h}; ++i) y[i] = h[{start - last_h} + i];")
-    code = _tmpl("cell_cfc.c.in").substitute(
-        N=_int(cfg["units"], "units"), NBLOCKS=len(layers),
-        WIRING=(_word(cfg["wiring"]["kind"]) if cfg.get("wiring") else "no wiring"),
-        CELL_OUT=last_h, ACTIVATION=ACTIVATIONS_C[act] if "act_" in "".join(blocks) else "",
-        BLOCKS="\n".join(blocks), MAXH=maxh, STEP_CODE="\n".join(steps))
-    return (code if fpv4 is None else _fpv4_or_portable(C, fpv4, Cp, code)), {}
-
-
-_FR_ACT_SCALE = {"lecun_tanh": (0.666, 1.7159), "tanh": (1.0, 1.0)}  # act(x) = b tanh(a x): (a, b)
-
-
-def _cfc_fpv4(P: dict, cfg: dict, mode: str, act: str) -> str | None:
-    """cell_cfc_fpv4.c.in for an unwired CfC in default or no_gate mode whose backbone activation is
-    a tanh (lecun_tanh, tanh); None for the rest (they keep the portable step only)."""
-    if cfg.get("wiring") or mode not in ("default", "no_gate") or act not in _FR_ACT_SCALE:
-        return None
-    (prefix, n_in, n, bu, bl, _), = F.cfc_layers(cfg)
-    f64 = (lambda k: np.asarray(P[prefix + k], np.float64))
-    a, b = _FR_ACT_SCALE[act]
-    layers, src, gain = [], [("x", slice(0, n_in)), ("h", slice(n_in, n_in + n))], 1.0
-    buffers = backbone = ""
-    for k in range(bl):
-        w = f64(f"backbone{k}_weight") * gain
-        phases = [(name, w[None, :, cols], 0) for name, cols in src]
-        layers.append(_fr_layer(f"fr_bb{k}", f64(f"backbone{k}_bias")[None], phases, np.array([-2 * _LOG2E * a])))
-        buffers += f"    float bb{k}[FR_BB{k}_SUMS];\n"
-        backbone += (f"    fr_bb{k}({', '.join(name for name, _ in src)}, bb{k});\n"
-                     f"    for (i = 0; i < {bu}; ++i)\n        bb{k}[i] = fr_tanh(bb{k}[i], &st);\n")
-        src, gain = [(f"bb{k}", slice(0, bu))], b
-    heads = ("ff1", "ff2", "time_a", "time_b")
-    w = np.stack([f64(f"{hd}_weight") for hd in heads]) * gain
-    layers.append(_fr_layer("fr_heads", np.stack([f64(f"{hd}_bias") for hd in heads]),
-                            [(name, w[:, :, cols], 0) for name, cols in src], _fr_scales("ttss")))
-    return _tmpl("cell_cfc_fpv4.c.in").substitute(
-        N=n, MODE=mode, BL=bl, BU=bu, ACT=act, NO_GATE=int(mode == "no_gate"), BUFFERS=buffers, BACKBONE=backbone,
-        HEADS_IN=", ".join(name for name, _ in src), FPV4_PARTS=_fpv4_rnn_parts("CfC", layers))
-
-
-def _cell_ctrnn(C, P, cfg, opts):
-    n = _int(cfg["units"], "units")
-    C.floats("W_IH", P["weight_ih"])
-    C.floats("W_HH", P["weight_hh"])
-    C.floats("BIAS", P["bias"])
-    C.floats("INV_TAU", P["inv_tau"])
-    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
-    return _tmpl("cell_ctrnn.c.in").substitute(
-        N=n, IN=_int(cfg["input_size"], "input_size"),
-        SOLVER_CODE=_solver_code(cfg.get("solver", "euler"), unfolds, n)), {}
-
-
-def _cell_node(C, P, cfg, opts):
-    n, hf = _int(cfg["units"], "units"), _int(cfg.get("ode_hidden", cfg["units"]), "ode_hidden")
-    for key, name in (("f1_weight", "F1_W"), ("f1_bias", "F1_B"), ("f2_weight", "F2_W"), ("f2_bias", "F2_B"),
-                      ("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias", "BIAS")):
-        C.floats(name, P[key])
-    unfolds = _int(cfg.get("ode_unfolds", 6), "ode_unfolds")
-    return _tmpl("cell_node.c.in").substitute(
-        N=n, HF=hf, IN=_int(cfg["input_size"], "input_size"),
-        SOLVER_CODE=_solver_code(cfg.get("solver", "rk4"), unfolds, n)), {}
-
-
-def _cell_lstm(C, P, cfg, opts):
-    n, n_in = _int(cfg["units"], "units"), _int(cfg["input_size"], "input_size")
-    Cp = _Consts()
-    Cp.floats("W_IH", P["weight_ih"])
-    Cp.floats("W_HH", P["weight_hh"])
-    Cp.floats("BIAS", P["bias"])
-    portable = _tmpl("cell_lstm.c.in").substitute(N=n, IN=n_in)
-    gates = [slice(g * n, (g + 1) * n) for g in range(4)]  # i, f, g, o
-    wx, wh = (np.stack([np.asarray(P[k], np.float64)[s] for s in gates]) for k in ("weight_ih", "weight_hh"))
-    bias = np.stack([np.asarray(P["bias"], np.float64)[s] for s in gates])
-    fpv4 = _fpv4_rnn_parts("LSTM", [_fr_layer("fr_mac", bias, [("x", wx, 0), ("h", wh, 0)], _fr_scales("ssts"))])
-    return _fpv4_or_portable(C, _tmpl("cell_lstm_fpv4.c.in").substitute(N=n, FPV4_PARTS=fpv4), Cp, portable), {}
-
-
-def _cell_gru(C, P, cfg, opts):
-    n, n_in = _int(cfg["units"], "units"), _int(cfg["input_size"], "input_size")
-    Cp = _Consts()
-    for key, name in (("weight_ih", "W_IH"), ("weight_hh", "W_HH"), ("bias_ih", "B_IH"), ("bias_hh", "B_HH")):
-        Cp.floats(name, P[key])
-    portable = _tmpl("cell_gru.c.in").substitute(N=n, IN=n_in)
-    (r, z, g), f64 = [slice(k * n, (k + 1) * n) for k in range(3)], (lambda k: np.asarray(P[k], np.float64))
-    bi, bh = f64("bias_ih"), f64("bias_hh")
-    # kinds n_x, r, z, n_h (cell_gru_fpv4.c.in): x feeds the first three, h the last three
-    bias = np.stack([bi[g], bi[r] + bh[r], bi[z] + bh[z], bh[g]])
-    wx = np.stack([f64("weight_ih")[s] for s in (g, r, z)])
-    wh = np.stack([f64("weight_hh")[s] for s in (r, z, g)])
-    fpv4 = _fpv4_rnn_parts("GRU", [_fr_layer("fr_mac", bias, [("x", wx, 0), ("h", wh, 1)], _fr_scales("tsst"))])
-    return _fpv4_or_portable(C, _tmpl("cell_gru_fpv4.c.in").substitute(N=n, FPV4_PARTS=fpv4), Cp, portable), {}
-
-
-_FR_SUMS = 12  # pre-activations per block of the RNN FPv4 step (rnn_fpv4.c.in): s20-s31
-_FR_SCALE = {"s": -_LOG2E, "t": -2.0 * _LOG2E}  # sigmoid(x) = 1/(1 + 2^t), t = -x log2(e); tanh: t = -2x log2(e)
-
-
-def _fr_scales(acts: str) -> np.ndarray:
-    """The scale of t for each gate kind's activation ("s" sigmoid, "t" tanh)."""
-    return np.array([_FR_SCALE[a] for a in acts])
-
-
-def _fr_layer(name: str, bias, phases, scale) -> tuple[str, str, np.ndarray]:
-    """One MAC function of the RNN FPv4 step (rnn_fpv4_mac.c.in) and its packed weights: bias [kinds,
-    units]; phases [(input, W [kinds it feeds, units, inputs], its first kind)]; scale [kinds]: t's
-    scale, folded into the rows here. Per block of 12 / kinds units one record: its 12 biases
-    (kind-major), then per input of each phase the weights of the kinds it feeds (units past the
-    last: zeros)."""
-    kinds, n = bias.shape
-    per = _FR_SUMS // kinds
-    blocks = -(-n // per)
-    pad = ((0, 0), (0, blocks * per - n), (0, 0))
-    bias = np.pad(bias * scale[:, None], pad[:2])
-    ws = [np.pad(w * scale[k0:k0 + len(w), None, None], pad) for _, w, k0 in phases]
-    record = []
-    for b in range(blocks):
-        u = slice(b * per, (b + 1) * per)
-        record += [bias[:, u].ravel()] + [w[:, u, :].transpose(2, 0, 1).ravel() for w in ws]
-    upper = name.upper()
-    code = _tmpl("rnn_fpv4_mac.c.in").substitute(
-        NAME=name, UPPER=upper, SUMS=blocks * _FR_SUMS, BLOCKS=blocks,
-        WHAT=" and ".join(f"{x} ({w.shape[2]})" for x, w, _ in phases),
-        PARAMS=", ".join(f"const float *{x}" for x, _, _ in phases),
-        INPUTS=", ".join(f'[{x}] "r"({x})' for x, _, _ in phases),
-        PHASES="".join(_fr_mac_lines(x, per, range(k0, k0 + len(w)), w.shape[2], 2 + i)
-                       for i, (x, w, k0) in enumerate(phases)))
-    return name, code, np.concatenate(record)
-
-
-def _fpv4_rnn_parts(kind: str, layers) -> str:
-    """rnn_fpv4.c.in with the layers' MAC functions and their weights (NAME_W), from _fr_layer."""
-    F4 = _Consts()
-    for name, _, w in layers:
-        F4.floats(f"{name.upper()}_W", w)
-    return _tmpl("rnn_fpv4.c.in").substitute(KIND=kind, FR_CONSTANTS=F4.text().rstrip("\n"),
-                                             MAC_FUNCTIONS="\n".join(code for _, code, _ in layers))
-
-
-def _fr_mac_lines(src: str, per: int, kinds, count: int, label: int) -> str:
-    """A MAC function's assembly for `count` inputs read from src, two per loop pass (then the odd
-    one): per input one vldm of the weights of `kinds` (contiguous) into s8.. and one vfma each
-    into their sums (s20 + per kind + unit)."""
-    n_w, first = per * len(kinds), 20 + per * kinds[0]
-
-    def one(reg):
-        return [f"vldmia   %[w]!, {{s8-s{7 + n_w}}}"] + [f"vfma.f32 s{first + i}, s{8 + i}, {reg}" for i in range(n_w)]
-
-    lines = [f"mov      %[p], %[{src}]"]
-    if count >= 2:
-        lines += [f"movw     %[c], #{count // 2}", f"{label}:", "vldmia   %[p]!, {s0-s1}", *one("s0"), *one("s1"),
-                  "subs     %[c], %[c], #1", f"bne      {label}b"]
-    if count % 2:
-        lines += ["vldmia   %[p]!, {s0}", *one("s0")]
-    return "".join(f'                     "{line}\\n\\t"\n' for line in lines)
-
-
-CELL_GENERATORS = {"ltc": _cell_ltc, "cfc": _cell_cfc, "ctrnn": _cell_ctrnn, "node": _cell_node,
-                   "lstm": _cell_lstm, "gru": _cell_gru}
-
-
-# --------------------------------------------------------------------------------------
-# whole model
-
-
-def c_identifier(prefix: str) -> str:
-    """A symbol prefix: a C identifier of at most 63 characters, not a C keyword or reserved."""
-    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", prefix) \
-            or prefix in C_KEYWORDS:
-        raise CExportError(f"C prefix must be a C identifier (a letter, then letters, digits or '_'; at most "
-                           f"63 characters; not a C keyword), got {str(prefix)[:40]!r}")
-    return prefix
-
-
-C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto if inline int long "
-    "register restrict return short signed sizeof static struct switch typedef union unsigned void volatile "
-    "while".split())
-_c_name = c_identifier
+    return "#include <stdint.h>\n" + template("math.c.in").template
 
 
 def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: float | None = None,
@@ -654,49 +46,49 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     UNROLL_MAX_SYNAPSES (512) entries (code and stack grow with the synapse count). Other cell
     kinds and the explicit LTC solvers have one form."""
     from ltc_edge import __version__
-    prefix = _c_name(prefix)
+    prefix = c_identifier(prefix)
     kind = config["cell"]["kind"]
     if kind not in CELL_GENERATORS:
-        raise CExportError(f"no C generator for cell kind {kind!r}")
+        raise CodegenError(f"no C generator for cell kind {kind!r}")
     if unroll not in UNROLL_MODES:
-        raise CExportError(f"unroll must be one of {', '.join(UNROLL_MODES)}, got {unroll!r}")
+        raise CodegenError(f"unroll must be one of {', '.join(UNROLL_MODES)}, got {unroll!r}")
     if fixed_dt is not None and not (float(fixed_dt) > 0 and np.isfinite(float(fixed_dt))):
-        raise CExportError(f"fixed_dt must be finite and > 0, got {fixed_dt}")
+        raise CodegenError(f"fixed_dt must be finite and > 0, got {fixed_dt}")
     raw = {k: np.asarray(v, dtype=np.float32) for k, v in raw.items()}
     P = F.model_prepare(F.NumpyOps, raw, config)
-    C = _Consts()
+    C = Consts()
     ltc_bounds = F.ltc_state_bounds(config, raw)[0] if kind == "ltc" else None
     cell_code, info = CELL_GENERATORS[kind](C, P["cell"], config["cell"],
                                             {"sparse": sparse, "unroll": unroll, "bounds": ltc_bounds})
     input_code, output_code = _model_io(C, P, config)
     bounds = _bounds_code(C, config, raw)
-    common = dict(PREFIX=prefix, UPPER=prefix.upper(), VERSION=_word(__version__), KIND=_word(kind),
+    common = dict(PREFIX=prefix, UPPER=prefix.upper(), VERSION=plain_name(__version__), KIND=plain_name(kind),
                   SUMMARY=_summary(config, info, sparse))
     facts_h, facts_c = header_facts(config, raw, prefix, fixed_dt)
     header = _header(config, common, fixed_dt, bounds, facts_h)
     code = cell_code + input_code + output_code
-    helpers = "".join(_tmpl(f).template for key, f in (("dense(", "helpers.c.in"), ("sparse(", "helpers_sparse.c.in"))
+    helpers = "".join(template(f).template for key, f in (("dense(", "helpers.c.in"), ("sparse(", "helpers_sparse.c.in"))
                       if key in code)
     uses_dt = F.model_uses_dt(config) and fixed_dt is None
-    source = _tmpl("model.c.in").substitute(
-        common, HEADER=f"{prefix}.h", MATH=_tmpl("math.c.in").template, HELPERS=helpers,
+    source = template("model.c.in").substitute(
+        common, HEADER=f"{prefix}.h", MATH=template("math.c.in").template, HELPERS=helpers,
         IDX_TYPEDEF=f"typedef {C.idx_type} idx_t; /* synapse / connection indices */\n" if C.n_ints else "",
         CONSTANTS=C.text(), CELL=cell_code,
         FIXED_DT_CODE=(f"    dt = {common['UPPER']}_FIXED_DT;\n" if fixed_dt is not None else "") + "    (void)i;\n",
         INPUT_CODE=input_code, OUTPUT_CODE=output_code, DT_CHECK_ARG="job->dt" if uses_dt else "0",
-        DT_CHECK_ONE="&dt" if uses_dt else "0", CELL_IN=_int(config["cell"]["input_size"], "input_size"),
+        DT_CHECK_ONE="&dt" if uses_dt else "0", CELL_IN=as_int(config["cell"]["input_size"], "input_size"),
         **bounds["source"]) + facts_c
     info.update({"weights_bytes": C.total_bytes, "index_type": C.idx_type, "sparse": bool(sparse),
                  "state_bounds_in_c": bounds["has"]})
-    return {"files": {f"{prefix}.h": header, f"{prefix}.c": _resolve_ifs(source)}, "info": info}
+    return {"files": {f"{prefix}.h": header, f"{prefix}.c": resolve_ifs(source)}, "info": info}
 
 
 def _summary(config, info, sparse) -> str:
     cell = config["cell"]
     wiring = cell.get("wiring")
-    s = (f"{_int(cell['units'], 'units')} units, {_int(config['input_size'], 'input_size')} inputs, "
-         f"{_int(config['output_size'], 'output_size')} outputs"
-         + (f", {_word(wiring['kind'])} wiring" if wiring else ""))
+    s = (f"{as_int(cell['units'], 'units')} units, {as_int(config['input_size'], 'input_size')} inputs, "
+         f"{as_int(config['output_size'], 'output_size')} outputs"
+         + (f", {plain_name(wiring['kind'])} wiring" if wiring else ""))
     if cell["kind"] == "ltc":
         s += f", {info['synapses']} + {info['sensory_synapses']} sensory synapses"
         s += "" if sparse else " (dense loops)"
@@ -704,7 +96,7 @@ def _summary(config, info, sparse) -> str:
     return s
 
 
-def _model_io(C: _Consts, P: dict, config: dict) -> tuple[str, str]:
+def _model_io(C: Consts, P: dict, config: dict) -> tuple[str, str]:
     """The normalisation before the cell and the readout / de-normalisation after it."""
     if P["input_mean"] is not None:
         C.floats("IN_MEAN", P["input_mean"])
@@ -730,7 +122,7 @@ def _model_io(C: _Consts, P: dict, config: dict) -> tuple[str, str]:
 BOUNDS_TOL = F.STATE_TOL  # the checked step's bounds: lo, hi -/+ F.bound_margin (the runtime's fp32 state_tol)
 
 
-def _bounds_code(C: _Consts, config: dict, raw: dict) -> dict:
+def _bounds_code(C: Consts, config: dict, raw: dict) -> dict:
     """STATE_LO / STATE_HI for the checked step (the LTC bounds, F.ltc_state_bounds, widened
     by BOUNDS_TOL like the runtime's guards), or finiteness only when there are none."""
     b, note = (F.ltc_state_bounds(config, raw) if config["cell"]["kind"] == "ltc"
@@ -756,35 +148,22 @@ def _header(config, common, fixed_dt, bounds, facts) -> str:
     kind = config["cell"]["kind"]
     upper = common["UPPER"]
     uses_dt = F.model_uses_dt(config)
-    return _tmpl("model.h.in").substitute(
-        common, INPUTS=_int(config["input_size"], "input_size"), OUTPUTS=_int(config["output_size"], "output_size"),
+    return template("model.h.in").substitute(
+        common, INPUTS=as_int(config["input_size"], "input_size"), OUTPUTS=as_int(config["output_size"], "output_size"),
         STATE_SIZE=F.state_size(config), DEFAULT_DT=flit(default_dt(config, fixed_dt)), FACTS=facts,
         FIXED_DT_DEFINE=f"#define {upper}_FIXED_DT {flit(fixed_dt)}\n" if fixed_dt is not None else "",
         DT_NOTE=(f" (ignored: exported with a fixed dt = {fixed_dt})" if fixed_dt is not None else
                  ("" if uses_dt else f" (unused by a {kind})")),
         DT_NOTE_CHECKED="" if uses_dt and fixed_dt is None else " (not checked: unused)",
-        HAS_BOUNDS=int(bounds["has"]), BOUNDS_NOTE="" if bounds["has"] else f" /* {_word_text(bounds['note'])} */",
+        HAS_BOUNDS=int(bounds["has"]), BOUNDS_NOTE="" if bounds["has"] else f" /* {word_text(bounds['note'])} */",
         BOUNDS_CLAUSE=(f" and inside the LTC state bounds\n * ({common['PREFIX']}_state_lo / {common['PREFIX']}_state_hi "
                        "below, widened by a small margin and to include the state it starts from)"
                        if bounds["has"] else " (no state bounds: finiteness only)"))
 
 
-def _word_text(s: str) -> str:
-    """A generated note for a C comment: plain characters only (never '*/')."""
-    return re.sub(r"[^A-Za-z0-9_ .,:'()-]", "", s)[:120]
-
 
 # --------------------------------------------------------------------------------------
 # header facts (firmware-facing): training dt, I/O names, normalisation, state bounds, identity
-
-_C_TEXT = re.compile(r"[A-Za-z0-9 _.,:;+\-=()\[\]/#%@&<>|~^!]{1,160}")
-
-
-def c_text(value) -> str | None:
-    """A config string as a safe C string-literal body (and comment text): plain printable
-    ASCII without quotes, backslashes, '?' (trigraphs), '*' ('*/') or '$', else None."""
-    s = str(value).strip()
-    return s if _C_TEXT.fullmatch(s) else None
 
 
 def io_names(config: dict) -> tuple[list[str], list[str]]:
@@ -803,9 +182,6 @@ def io_names(config: dict) -> tuple[list[str], list[str]]:
     return out[0], out[1]
 
 
-def _str_array(names) -> str:
-    return "{" + ", ".join(f'"{a}"' for a in names) + "}"
-
 
 def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[str, str]:
     """(header block, source definitions) stating what firmware needs to know about the model."""
@@ -818,7 +194,7 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     sha = model_sha256(config, raw)
     norm = config.get("normalization") or {}
     folded = [side for side in ("input", "output") if norm.get(f"{side}_mean") is not None]
-    lines = [f"/* model sha256 {sha}", f" * (config + tensors, ltc_edge.artifact.model_sha256); ltc-edge {_word(__version__)}",
+    lines = [f"/* model sha256 {sha}", f" * (config + tensors, ltc_edge.artifact.model_sha256); ltc-edge {plain_name(__version__)}",
              " * precision fp32 (float32 weights and arithmetic); no malloc, no stdio",
              f" * inputs  x[{len(ins)}]: {', '.join(ins)}", f" * outputs y[{len(outs)}]: {', '.join(outs)}",
              " * units: " + (f"raw; the training normalisation ({' and '.join(folded)} mean/std) is folded into the step"
@@ -826,14 +202,14 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
              " * dt: " + (f"fixed at export ({flit(fixed_dt)})" if fixed_dt is not None else
                           f"an input, in the unit the model was trained with; {up}_DEFAULT_DT = {flit(default_dt(config))}"),
              " * training dt: " + (c_text(dt_note(config)) or "see the model card"), " */",
-             f'#define {up}_MODEL_SHA256 "{sha}"', f'#define {up}_LTC_EDGE_VERSION "{_word(__version__)}"',
+             f'#define {up}_MODEL_SHA256 "{sha}"', f'#define {up}_LTC_EDGE_VERSION "{plain_name(__version__)}"',
              f'#define {up}_PRECISION "fp32"', f"#define {up}_NORMALISATION_FOLDED {int(bool(folded))}",
              f"#define {up}_NAME_SIZE {max(map(len, ins + outs)) + 1} /* longest name + its NUL */",
              f"extern const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE];",
              f"extern const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE];"]
-    src = [f"const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE] = {_str_array(ins)};",
-           f"const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE] = {_str_array(outs)};"]
-    bounds, note = F.ltc_state_bounds(config, raw) if kind == "ltc" else (None, f"a {_word(kind)} has no state bounds")
+    src = [f"const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE] = {str_array(ins)};",
+           f"const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE] = {str_array(outs)};"]
+    bounds, note = F.ltc_state_bounds(config, raw) if kind == "ltc" else (None, f"a {plain_name(kind)} has no state bounds")
     lines.append(f"#define {up}_HAS_STATE_BOUNDS {int(bounds is not None)}")
     if bounds is None:
         lines.append(f"/* no state bounds: {c_text(note) or 'see the manifest'} */")
@@ -846,63 +222,3 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     return "\n".join(lines) + "\n", "\n/* ---- model facts (declared in the header) ---- */\n" + "\n".join(src) + "\n"
 
 
-FIRMWARE = Path(__file__).with_name("firmware")  # golden-test harnesses, host and Cortex-M platforms
-
-
-def c_array(a) -> str:
-    """A float array (1-D or 2-D) as a C initializer of float32 literals."""
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim == 1:
-        return "{" + ",".join(flit(v) for v in a) + "}"
-    return "{\n  " + ",\n  ".join(c_array(r) for r in a) + "}"
-
-
-def golden_header(prefix: str, xs, dts, ys, *, tol: float = 1e-4, timing_steps: int = 200, source: str = "") -> str:
-    """golden_data.h for firmware/golden_main.c: inputs, dts and the reference outputs."""
-    prefix = _c_name(prefix)
-    xs, dts, ys = (np.asarray(a, dtype=np.float32) for a in (xs, dts, ys))
-    steps = len(xs)
-    return (f"/* golden data: {steps} steps of {c_text(source) or 'the reference model'} */\n"
-            f'#include "{prefix}.h"\n'
-            f"#define GOLDEN_STEPS {steps}\n#ifndef GOLDEN_TIMING_STEPS\n#define GOLDEN_TIMING_STEPS {int(timing_steps)}\n#endif\n"
-            f"#define GOLDEN_OUTPUTS {ys.shape[1]}\n#define GOLDEN_TOL {flit(tol)}\n"
-            f"#define GOLDEN_STATE_T {prefix}_state_t\n#define GOLDEN_STEP {prefix}_step\n"
-            f"#define GOLDEN_RESET {prefix}_reset\n"
-            f"static const float golden_x[{steps}][{xs.shape[1]}] = {c_array(xs)};\n"
-            f"static const float golden_dt[{steps}] = {c_array(dts)};\n"
-            f"static const float golden_y[{steps}][{ys.shape[1]}] = {c_array(ys)};\n")
-
-
-# --------------------------------------------------------------------------------------
-# compiling (host)
-
-
-def find_cc() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    return None
-
-
-def compile_library(c_file, lib_file=None, *, cc: str | None = None, flags=None) -> Path:
-    """Compile a generated .c into a shared library (atomically); returns its path."""
-    c_file = Path(c_file)
-    cc = cc or find_cc()
-    if cc is None:
-        raise CExportError("no C compiler found (set CC, or install gcc)")
-    lib_file = Path(lib_file) if lib_file else c_file.with_name(f"lib{c_file.stem}.so")
-    flags = list(CFLAGS if flags is None else flags)
-    fd, tmp = tempfile.mkstemp(prefix=f".{lib_file.name}.", suffix=".tmp", dir=lib_file.parent)
-    os.close(fd)
-    try:
-        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(c_file)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            first = (r.stderr.strip().splitlines() or ["?"])[0]
-            raise CExportError(f"compiling {c_file.name} failed: {first}")
-        set_umask_mode(tmp)
-        os.replace(tmp, lib_file)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return lib_file

@@ -50,7 +50,8 @@ from string import Template
 
 import numpy as np
 
-from ltc_edge.codegen.c import CodegenError, c_identifier, flit, header_facts
+from ltc_edge.codegen.c import header_facts
+from ltc_edge.codegen.cliterals import CodegenError, c_identifier, flit
 from ltc_edge.nn import functional as F
 
 TEMPLATES = Path(__file__).with_name("templates") / "int"
@@ -371,6 +372,17 @@ def integer_only_alias(up: str) -> dict:
                                    f"#define {own} 1\n#endif\n")}
 
 
+def float_api(prefix: str, q: dict, facts_c: str, *, to_q: str, from_q: str, state_scale: str = "") -> str:
+    """The float API of an integer-only step (templates/int/float_api.c.in, one fragment for the LTC
+    and the LSTM/GRU templates): inputs quantised by 2^input_frac_bits, outputs dequantised, the
+    state h[i] quantised as `h * to_q`, dequantised as `(float)h_q from_q`; `state_scale`: the
+    table to_q / from_q read (with its newline), if any."""
+    return Template((TEMPLATES / "float_api.c.in").read_text()).substitute(
+        PREFIX=prefix, UPPER=prefix.upper(), STATE_SCALE_DECL=state_scale, STATE_TO_Q=to_q, STATE_FROM_Q=from_q,
+        IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
+        OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}", FACTS_C=facts_c).removesuffix("\n")
+
+
 def int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
     """c.header_facts, restated for the integer step (precision line and macro)."""
     import re
@@ -420,9 +432,7 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
         T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
-        IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
-        OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
-        V_SCALE=flit(2.0 ** q["sv"]), V_UNIT=flit(2.0 ** -q["sv"]), FACTS_C=facts_c)
+        FLOAT_API=float_api(prefix, q, facts_c, to_q=flit(2.0 ** q["sv"]), from_q=f"* {flit(2.0 ** -q['sv'])}"))
     info = {"synapses": int(len(q["R"]["pre"])), "sensory_synapses": int(len(q["S"]["pre"])),
             "weights_bytes": nbytes["total"], "weights_bytes_by_kind": {k: v for k, v in nbytes.items() if k != "total"},
             "index_type": "uint8_t", "sparse": True, "fixed_dt": dt,

@@ -15,13 +15,12 @@ multi-row kernel runs in one pass (the template: templates/int/rnn_int.c.in).
 
 from __future__ import annotations
 
-from pathlib import Path
 from string import Template
 
 import numpy as np
 
 from ltc_edge.codegen import c_int
-from ltc_edge.codegen.c import CodegenError, flit
+from ltc_edge.codegen.cliterals import CodegenError, c_identifier, flit
 from ltc_edge.nn import functional as F
 
 
@@ -170,7 +169,6 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
              calib_x=None) -> dict:
     """Integer-only C sources for an LSTM or a GRU: {"files": {name: text}, "info": {...}}."""
     from ltc_edge import __version__
-    from ltc_edge.codegen.c import c_identifier
     from ltc_edge.nn.schema import default_dt
 
     kind = config["cell"]["kind"]
@@ -189,9 +187,9 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
         C_SHIFT=q["cf"] - (c_int.LUT_FRAC + 1), CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", GRU=int(not lstm),
         ROWS="i, f, g, o" if lstm else "r, z, n's input part n_x, n's hidden part n_h",
         CELL_NOTE=f", c in int16 Q{q['cf']} (from the calibration data's range, saturating), h in Q15" if lstm
-        else ", h in Q15", IN_SCALE="{" + ", ".join(flit(2.0 ** int(k)) for k in q["xf"]) + "}",
-        OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}",
-        C_SCALE=flit(2.0 ** q["cf"]), FACTS_C=facts_c)
+        else ", h in Q15", FLOAT_API=c_int.float_api(
+            prefix, q, facts_c, to_q="STATE_SCALE[i >= N]", from_q="/ STATE_SCALE[i >= N]",
+            state_scale=f"static const float STATE_SCALE[2] = {{32768.0f, {flit(2.0 ** q['cf'])}}}; /* h, c */\n"))
     quant = {"state_frac_bits": 15, **({"cell_frac_bits": q["cf"]} if lstm else {}),
              "input_frac_bits": [int(v) for v in q["xf"]], "output_frac_bits": [int(v) for v in q["yf"]],
              "sigmoid_lut_entries": c_int.LUT_N,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ltc_edge.codegen import c_int, c_int_lstm
-from ltc_edge.codegen.c import CodegenError, c_identifier, c_text
+from ltc_edge.codegen.cliterals import CodegenError, c_identifier, c_text
 
 GENERATORS = {"ltc": c_int.generate, "lstm": c_int_lstm.generate, "gru": c_int_lstm.generate}
 
