@@ -704,7 +704,8 @@ def main():
     if CM.missing_tools() or shutil.which("arm-none-eabi-g++") is None:
         sys.exit(f"error: missing {', '.join(CM.missing_tools() or ['arm-none-eabi-g++'])} (ltc_edge/bench/arm/setup.sh)")
     if cxx_headers_missing():
-        sys.exit("error: arm-none-eabi-g++ has no C++ headers (Debian/Ubuntu: apt install libstdc++-arm-none-eabi-newlib)")
+        sys.exit("error: arm-none-eabi-g++ has no C++ headers (ltc_edge/bench/arm/setup.sh installs them: "
+                 "libstdc++-arm-none-eabi-newlib)")
     work = Path(tempfile.mkdtemp(prefix="tflm-m4-"))
     try:
         CN.check_out(Path(a.out))

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi
-      binutils-arm-none-eabi qemu-user qemu-system-arm openssh-client openssh-server)
+      binutils-arm-none-eabi qemu-user qemu-system-arm openssh-client openssh-server
+      libstdc++-arm-none-eabi-newlib)  # the last: C++ headers for benchmarks/tflm_m4.py (TFLite-Micro)
 
 missing=()
 for p in "${PKGS[@]}"; do
