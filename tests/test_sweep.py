@@ -454,9 +454,116 @@ def test_tune_gets_the_failure_budget_and_the_artifacts_callback(tmp_path, monke
     cfg = {"task": "digits", "search": {"model": ["lstm"]}, "ray": {"max_failures": 3}}
     assert sweep._fit(cfg, trials(cfg), tmp_path) == []
     assert seen["run_config"].failure_config.max_failures == 3
-    assert type(seen["run_config"].callbacks[0]).__name__ == "ArtifactsHome" and "out_dir" not in seen["space"]
+    assert type(seen["run_config"].callbacks[0]).__name__ == "TrialEvents" and "out_dir" not in seen["space"]
+    assert seen["space"]["report_epochs"] is True and seen["run_config"].verbose == 0
     sweep._fit({**cfg, "ray": {}}, trials(cfg), tmp_path)
     assert seen["run_config"].failure_config.max_failures == 2  # the default
+
+
+class _Trial:
+    """What the progress callback reads of a Tune trial."""
+
+    def __init__(self, config, error=None):
+        self.config, self.last_result, self.num_failures, self.error = config, {}, 0, error
+
+    def get_error(self):
+        return self.error
+
+
+def test_progress_is_a_line_per_trial_event_and_rays_own_output_goes_to_its_log(tmp_path, monkeypatch):
+    """A 2-trial, 2-epoch sweep through run_trial and the driver, Tune stood in by a fake that calls
+    the callback's hooks as Tune does (tune.report each epoch) and training by a scripted one (the
+    real one: test_local_two_worker_sweep): a line per start, epoch and end, `k/N done` with an
+    ETA; what Tune prints itself lands in OUT/ray.log."""
+    import ray
+    from ray import tune
+
+    from ltc_edge.bench import sweep
+
+    def trained(params, out, on_epoch):
+        seed = params["trial"]["seed"]
+        for epoch, valid in ((1, 0.31 + seed), (2, 0.25 + seed)):
+            on_epoch({"epoch": epoch, "epochs": 2, "metric": "accuracy", "valid": valid,
+                      "best_valid": max(0.31 + seed, valid), "best_epoch": 1})
+        (out / "model.safetensors").write_bytes(b"weights %d" % seed)
+        return {"param_model": "gru", "param_units": 4, "param_seed": seed, "metric": 0.3 + seed / 10,
+                "metric_name": "accuracy", "best_epoch": 1, "epochs_run": 2, "p50_us": 20.0 - seed, "parameters": 9}
+
+    monkeypatch.setattr(sweep, "_train_trial", trained)
+
+    class Tuner:
+        def __init__(self, trainable, param_space, tune_config, run_config):
+            self.space, self.events = param_space, run_config.callbacks[0]
+
+        def fit(self):
+            print("| Configuration for experiment | sweep |")  # as Tune prints at verbose=0
+            for t in self.space["trial"]["grid_search"]:
+                trial = _Trial({**self.space, "trial": t})
+                self.events.on_trial_start(0, [], trial)
+                monkeypatch.setattr(tune, "report", lambda m: self.events.on_trial_result(0, [], trial, m))
+                trial.last_result = sweep.run_trial(trial.config)
+                self.events.on_trial_result(0, [], trial, trial.last_result)  # the final row: no line
+                self.events.on_trial_complete(0, [], trial)
+            return []
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(tune, "Tuner", Tuner)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("task='digits'\nepochs=2\nbatch_size=64\n[search]\nmodel=['gru']\nunits=[4]\nseed=[0, 1]\n")
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    rows = {row["param_seed"]: row for row in json.loads((tmp_path / "o" / "sweep.json").read_text())["rows"]}
+    for seed in (0, 1):
+        name = f"GRU-4 seed {seed}"
+        mine = [x for x in lines if x.startswith(name + "  ")]
+        assert [x.split("  ")[1] for x in mine] == ["started", "epoch 1/2", "epoch 2/2", "done"], mine
+        assert f"epoch 1/2  valid accuracy {0.31 + seed:.4g}  best {0.31 + seed:.4g} (epoch 1)  " in mine[1]
+        assert f"epoch 2/2  valid accuracy {0.25 + seed:.4g}  best {0.31 + seed:.4g} (epoch 1)  " in mine[2]
+        assert " node " in mine[2] and rows[seed]["metric"] == pytest.approx(0.3 + seed / 10)
+        assert f"done  test accuracy {0.3 + seed / 10:.4g}  best epoch 1/2  p50 {20.0 - seed:.1f} µs" in mine[3]
+    assert lines.index("GRU-4 seed 0  started") < lines.index("GRU-4 seed 1  started")
+    overall = [x for x in lines if " done" in x and "running" in x]
+    assert overall[0].startswith("1/2 done, 0 running  elapsed ") and "ETA " in overall[0]
+    assert overall[1].startswith("2/2 done, 0 running") and overall[1].endswith("ETA -")
+    assert "Configuration for experiment" not in r.output
+    assert "Configuration for experiment" in (tmp_path / "o" / "ray.log").read_text()
+
+
+def test_progress_says_failures_retries_and_an_eta_from_the_epochs_done(monkeypatch):
+    import io
+
+    from ltc_edge.bench import sweep_progress as P
+
+    clock = [1000.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: clock[0])
+    out, homes = io.StringIO(), []
+    progress = P.SweepProgress(4, out, lambda t, row: homes.append(t) or None, max_failures=2)
+    ltc = {"model": "ltc", "wiring": "auto-ncp", "units": 16, "seed": 1}
+    cfc = {"model": "cfc", "units": 8, "lr": 0.003, "ode_unfolds": 6}
+    trial = _Trial({"trial": ltc}, error=RuntimeError("Traceback...\nActorDiedError: the actor died"))
+    progress.handle({"kind": "start", "trial": ltc})
+    progress.handle({"kind": "start", "trial": cfc})
+    clock[0] += 30
+    progress.handle({"kind": "epoch", "trial": ltc, "report": {"epoch": 1, "epochs": 2, "metric": "mse", "valid": 0.52,
+                                                               "best_valid": 0.52, "best_epoch": 1, "node": "10.0.0.2/ab12cd"}})
+    progress.handle({"kind": "retry", "trial": ltc, "error": P._error_line(trial), "failures": 1})
+    clock[0] += 70
+    progress.handle({"kind": "done", "trial": cfc, "row": {"metric": 0.25, "metric_name": "mse", "best_epoch": 2,
+                                                          "epochs_run": 2, "p50_us": 12.34}})
+    progress.handle({"kind": "epoch", "trial": ltc, "report": {"epoch": 1, "epochs": 2, "metric": "mse", "valid": 0.5,
+                                                               "best_valid": 0.5, "best_epoch": 1, "node": "10.0.0.1/ef34ab"}})
+    progress.handle({"kind": "error", "trial": ltc, "error": "ValueError: training diverged"})
+    lines = out.getvalue().splitlines()
+    assert lines[2] == "LTC-NCP-16 seed 1  epoch 1/2  valid mse 0.52  best 0.52 (epoch 1)  30s  node 10.0.0.2/ab12cd"
+    assert lines[3] == "LTC-NCP-16 seed 1  lost (ActorDiedError: the actor died); retry 1 of 2"
+    assert lines[4] == "CFC-8 unfolds 6 lr 0.003  done  test mse 0.25  best epoch 2/2  p50 12.3 µs  1m40s  node ?"
+    # 100 s spent, 1 of 4 trials done (the retried one starts over): 3 more at 100 s each
+    assert lines[5] == "1/4 done, 1 running  elapsed 1m40s  ETA 5m00s"
+    assert lines[6] == "LTC-NCP-16 seed 1  epoch 1/2  valid mse 0.5  best 0.5 (epoch 1)  1m10s  node 10.0.0.1/ef34ab"
+    assert lines[7] == "LTC-NCP-16 seed 1  FAILED after 1m10s: ValueError: training diverged"
+    assert lines[8] == "2/4 done (1 failed), 0 running  elapsed 1m40s  ETA 1m40s"
+    assert homes == [cfc] and P.duration(3725) == "1h02m"
 
 
 def test_unreachable_or_unauthorised_cluster_is_one_line(tmp_path, monkeypatch):

@@ -330,11 +330,15 @@ def test_patience_stops_after_epochs_without_a_better_validation(tmp_path, monke
         return {**got, "accuracy": next(accuracies)} if split == "valid" else got
 
     monkeypatch.setattr(loop, "evaluate", scripted)
-    lines = []
+    lines, epochs = [], []
     model = build_task_model(t, "lstm", units=4, seed=0)
     m = train(t, model, tmp_path / "m.safetensors", TrainOptions(epochs=8, lr=0.01, batch_size=32, patience=3),
-              progress=False, log=lines.append)
+              progress=False, log=lines.append, on_epoch=epochs.append)
     assert m["epochs_run"] == 5 and m["best_epoch"] == 2 and m["stopped_early"] is True
+    # on_epoch (what `ltc sweep` reports live): each epoch's validation and the best so far
+    assert [(e["epoch"], e["epochs"], e["valid"], e["best_valid"], e["best_epoch"]) for e in epochs] == [
+        (1, 8, 0.5, 0.5, 1), (2, 8, 0.6, 0.6, 2), (3, 8, 0.6, 0.6, 2), (4, 8, 0.55, 0.6, 2), (5, 8, 0.6, 0.6, 2)]
+    assert {e["metric"] for e in epochs} == {"accuracy"}
     assert m["options"]["patience"] == 3 and m["valid"]["accuracy"] == 0.6
     assert any(s.startswith("early stop: no better validation accuracy in 3 epochs") for s in lines)
     off = train(t, build_task_model(t, "lstm", units=4, seed=0), tmp_path / "n.safetensors",

@@ -58,6 +58,7 @@ import itertools
 import json
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import LtcEdgeError
@@ -272,11 +273,28 @@ def run_trial(params: dict) -> dict:
     """Train one configuration in a temp folder of the node it runs on, export it to ONNX fp32 and
     time the exported step. The row carries the artifacts' bytes (`artifacts`): the driver writes
     them (receive_artifacts), whichever node trained them."""
+    on_epoch = _epoch_reporter() if params.get("report_epochs") else None
     with tempfile.TemporaryDirectory(prefix="ltc-trial-") as tmp:
-        row = _train_trial(params, Path(tmp))
+        row = _train_trial(params, Path(tmp), on_epoch)
         row["artifacts"] = pack_artifacts(Path(tmp))
     row["node"] = _node_id()
     return row
+
+
+def _epoch_reporter():
+    """on_epoch for train(): each epoch's summary to Tune (the driver prints it live), with the
+    node it runs on (its IP and the start of its Ray node id: loopback nodes share an IP)."""
+    import ray
+    from ray import tune
+
+    from .sweep_progress import EPOCH_KEYS
+
+    node = f"{ray.util.get_node_ip_address()}/{(_node_id() or '')[:6]}"
+
+    def report(summary: dict) -> None:
+        tune.report({k: v for k, v in {**summary, "node": node}.items() if k in EPOCH_KEYS})
+
+    return report
 
 
 def _node_id() -> str | None:
@@ -324,8 +342,8 @@ def receive_artifacts(row: dict, folder: Path) -> dict:
     return row
 
 
-def _train_trial(params: dict, out: Path) -> dict:
-    """run_trial's work, its files under out."""
+def _train_trial(params: dict, out: Path, on_epoch=None) -> dict:
+    """run_trial's work, its files under out; on_epoch(summary) after every epoch."""
     import numpy as np
 
     from ..export import get_exporter
@@ -354,7 +372,7 @@ def _train_trial(params: dict, out: Path) -> dict:
                                  compile=bool(params.get("compile", False)), patience=params.get("patience")),
                     spec={"task": params["task"], "task_options": params.get("task_options", {}), "model": kind,
                           "wiring": t.get("wiring"), "units": int(t.get("units", 32)), "sweep_trial": t},
-                    progress=False, log=lambda s: None)
+                    progress=False, log=lambda s: None, on_epoch=on_epoch)
     train_s = time.time() - start
     best = load(out / "model.safetensors")
     manifest = get_exporter("onnx")(best, out / "onnx", precision="fp32", force=True)
@@ -419,7 +437,7 @@ def connect(args: dict) -> None:
     address = args["address"]
     if address not in ("local", "auto"):
         _probe(address)
-    with tempfile.TemporaryFile() as noise:
+    with tempfile.TemporaryFile() as noise, _client_log() as client_said:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(noise.fileno(), 2)
@@ -433,15 +451,42 @@ def connect(args: dict) -> None:
             os.dup2(saved, 2)
             os.close(saved)
         noise.seek(0)
-        said = noise.read().decode(errors="replace")
+        said = noise.read().decode(errors="replace") + "\n".join(client_said)
     if failure is not None:
         raise LtcEdgeError(connect_error(address, failure, said)) from None
+
+
+@contextmanager
+def _client_log():
+    """What Ray's client (ray://) says at debug level while connecting: the only place a refused
+    token shows ("Received when checking init: Invalid or missing authentication token"); its
+    ray.init just times out after ~30 s with "ray client connection timeout"."""
+    import logging
+
+    said = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    logger, handler = logging.getLogger("ray.util.client.worker"), Keep(logging.DEBUG)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # its debug lines stay off the terminal
+    logger.addHandler(handler)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def connect_error(address: str, e: Exception, said: str) -> str:
     """The one line for a failed ray.init (e), with what Ray printed meanwhile (said)."""
     text = f"{e}\n{said}"
-    if type(e).__name__ == "AuthenticationError" or "InvalidAuthToken" in text or "Unauthenticated" in text:
+    if type(e).__name__ == "AuthenticationError" or any(
+            sign in text for sign in ("InvalidAuthToken", "Unauthenticated", "missing authentication token")):
         return f"Ray at {address} refused this driver (token authentication): {AUTH_FIX}"
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     hint = "; start one with `ray start --head`, or leave --address out for a local Ray" if address == "auto" else ""
@@ -486,46 +531,91 @@ def finished_trials(out: Path, key: str, grid: list) -> dict:
     return done
 
 
-def _home_callback(out: Path, key: str, errors: list):
-    """A Tune callback (runs in the driver) that brings each finished trial's artifacts home."""
+def _recorder(out: Path, key: str, errors: list):
+    """record(trial, row) for the driver: a finished trial home (record_trial); a failure is kept
+    in errors and returned as its text."""
+    def record(t: dict, row: dict) -> str | None:
+        try:
+            record_trial(out, key, t, dict(row))
+        except (LtcEdgeError, OSError, KeyError) as e:
+            errors.append({"trial": t, "error": str(e)})
+            return str(e)
+        return None
+
+    return record
+
+
+def _tuner(cfg: dict, grid: list, out: Path, sink, client: bool):
+    """The Tune run of the grid; each trial's events (start, epochs, end) go to sink. On a ray://
+    client Tune runs on the head, so its storage is the head's default (out is this machine's)."""
     from ray import tune
 
-    class ArtifactsHome(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            t = trial.config["trial"]
-            try:
-                record_trial(out, key, t, dict(trial.last_result))
-            except (LtcEdgeError, OSError, KeyError) as e:
-                errors.append({"trial": t, "error": str(e)})
-
-    return ArtifactsHome()
-
-
-def _fit(cfg: dict, grid: list, out: Path) -> tuple[list, list]:
-    """Run the grid on Ray Tune (started here unless the caller has one): the failed trials (the
-    finished ones are recorded under out as they end)."""
-    import ray
-    from ray import tune
+    from .sweep_progress import tune_callback
 
     rcfg = cfg.get("ray") or {}
-    started_here = not ray.is_initialized()
-    if started_here:
-        connect(ray_init_args(rcfg))
-    errors = []
+    trainable = tune.with_resources(run_trial, {"cpu": float(rcfg.get("cpus_per_trial", 1))})
+    run_config = tune.RunConfig(storage_path=None if client else str(out / "ray"), name="sweep", verbose=0,
+                                failure_config=tune.FailureConfig(max_failures=int(rcfg.get("max_failures", 2))),
+                                callbacks=[tune_callback(sink)])
+    return tune.Tuner(trainable, param_space={**trial_base(cfg), "report_epochs": True,
+                                              "trial": tune.grid_search(grid)},
+                      tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
+                      run_config=run_config)
+
+
+def _fit_with_progress(cfg: dict, grid: list, out: Path, progress):
+    """tuner.fit(), its trial events to progress.handle: directly where Tune runs in this process;
+    through a Ray queue drained here on a ray:// client (where Tune runs on the head)."""
+    import threading
+
+    import ray
+    from ray.util.queue import Empty, Queue
+
+    if not ray.util.client.ray.is_connected():
+        return _tuner(cfg, grid, out, progress.handle, client=False).fit()
+    queue, stop = Queue(actor_options={"num_cpus": 0}), threading.Event()
+
+    def drain():
+        while not stop.is_set():
+            try:
+                progress.handle(queue.get(timeout=0.5))
+            except Empty:
+                pass
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
     try:
-        base = trial_base(cfg)
-        trainable = tune.with_resources(run_trial, {"cpu": float(rcfg.get("cpus_per_trial", 1))})
-        run_config = tune.RunConfig(storage_path=str(out / "ray"), name="sweep", verbose=0,
-                                    failure_config=tune.FailureConfig(max_failures=int(rcfg.get("max_failures", 2))),
-                                    callbacks=[_home_callback(out, sweep_key(base), errors)])
-        tuner = tune.Tuner(trainable, param_space={**base, "trial": tune.grid_search(grid)},
-                           tune_config=tune.TuneConfig(max_concurrent_trials=int(rcfg.get("max_concurrent", 2))),
-                           run_config=run_config)
-        failed = [{"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]}
-                  for r in tuner.fit() if r.error is not None]
+        results = _tuner(cfg, grid, out, queue.put, client=True).fit()
     finally:
+        stop.set()
+        drainer.join()
+    while not queue.empty():  # what arrived after the last poll
+        progress.handle(queue.get_nowait())
+    return results
+
+
+def _fit(cfg: dict, grid: list, out: Path) -> list:
+    """Run the grid on Ray Tune (started here unless the caller has one), a line per trial event on
+    the terminal and Ray's own output in OUT/ray.log: the failed trials (the finished ones are
+    recorded under out as they end)."""
+    import ray
+
+    from .sweep_progress import SweepProgress, ray_output_to
+
+    rcfg, errors = cfg.get("ray") or {}, []
+    with ray_output_to(out / "ray.log") as terminal:
+        started_here = not ray.is_initialized()
         if started_here:
-            ray.shutdown()
+            connect(ray_init_args(rcfg))
+        try:
+            progress = SweepProgress(len(grid), terminal, _recorder(out, sweep_key(trial_base(cfg)), errors),
+                                     int(rcfg.get("max_failures", 2)))
+            results = _fit_with_progress(cfg, grid, out, progress)
+        finally:
+            if started_here:
+                ray.shutdown()
+    failed = [{"trial": r.config.get("trial"), "error": str(r.error).splitlines()[-1][:300]}
+              for r in results if r.error is not None]
     return failed + errors
 
 

@@ -489,13 +489,15 @@ def _finish(run: _Run, t0: float) -> dict:
 def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptions, *,
           spec: dict | None = None, resume: bool = False, progress: bool | None = None,
           log: Callable[[str], None] | None = None,
-          on_batch: Callable[[int, int], None] | None = None) -> dict:
+          on_batch: Callable[[int, int], None] | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train `model` on `task`; the best-on-validation model is saved at `out`, the
     checkpoint at `out`.ckpt (after every epoch) and the metrics at <out>.metrics.json.
 
     resume: continue from the checkpoint (its model and options win; `opts.epochs` may
     extend the run). on_batch(epoch, batch) is called after every optimiser step (tests
-    use it to simulate an interrupt). Returns the metrics dict.
+    use it to simulate an interrupt); on_epoch(summary) after every epoch (epoch, epochs, metric,
+    valid, best_valid, best_epoch: `ltc sweep` reports it live). Returns the metrics dict.
     """
     out = Path(out)
     check_outputs(out, task.info.get("data"))
@@ -529,6 +531,10 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
             te = time.time()
             losses = _train_epoch(run, epoch, bar, on_batch)
             bar.print(_end_epoch(run, epoch, losses, time.time() - te))
+            if on_epoch is not None:
+                on_epoch({"epoch": epoch + 1, "epochs": run.opts.epochs, "metric": task.metric,
+                          "valid": run.history[-1]["valid"][task.metric], "best_valid": run.best["metric"],
+                          "best_epoch": run.best["epoch"]})
     finally:
         bar.stop()
     return _finish(run, t0)
