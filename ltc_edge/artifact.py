@@ -23,6 +23,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import precision as precisions
 from .errors import ModelLoadError, UnsafeFileError
 from .fileio import LIMITS, atomic_write_bytes, open_regular, read_bytes
 
@@ -33,9 +34,10 @@ OPTIONAL_ROLES = {"c": ("library",                                   # built for
                         "cmake", "cmake_toolchain", "golden_data", "golden_main", "golden_harness",
                         "golden_platform_host", "cmake_toolchain_m0", "cmake_toolchain_m3", "golden_linker_m0",
                         "golden_platform_m4", "golden_startup_m4", "golden_linker_m4",  # --layout cmake
-                        "arduino_properties", "arduino_example")}                     # --layout arduino
+                        "arduino_properties", "arduino_example"),                     # --layout arduino
+                 "onnx": ("ort", "model_b1")}  # --ort: ONNX Runtime Mobile's .ort, the batch-1 graph for NNAPI/CoreML
 COMMON_OPTIONAL_ROLES = ("card",)  # MODEL_CARD.md (every export since schema v2 exports add it; older ones lack it)
-PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
+PRECISIONS = precisions.names()  # the one registry: ltc_edge/precision.py
 GRAPH_KINDS = ("step", "sequence")
 MAX_SIZE = 1 << 20            # inputs, outputs, state: far above any model the schema admits
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
@@ -436,7 +438,22 @@ def describe(path) -> dict:
             "prefix": m.prefix, "files": {role: asdict(_entry(e)) for role, e in m.files.items()},
             "size_bytes": sum(_entry(e).size_bytes for e in m.files.values()),
             "drift_within_budget": drift.get("within_budget"), "drift_max_abs": drift.get("max_abs"),
+            "ort_mobile": ort_mobile_fact(m.details.get("ort_mobile")),
             "ltc_edge_version": m.versions.get("ltc-edge"), **task_facts(m.config or {})}
+
+
+def ort_mobile_fact(mobile) -> str | None:
+    """An --ort export's ONNX Runtime Mobile facts in one phrase (`ltc info`): onnxruntime's mobile
+    usability verdict and each provider's, and how closely model.ort / model_b1.onnx follow model.onnx."""
+    if not isinstance(mobile, dict):
+        return None
+    use, check = mobile.get("usability") or {}, mobile.get("check") or {}
+    eps = ", ".join(f"{ep} {v.get('verdict')}" for ep, v in (use.get("providers") or {}).items()
+                    if isinstance(v, dict))
+    worst = max((v for v in (check.get("max_abs") or {}).values() if isinstance(v, (int, float))), default=None)
+    return (f"usability check {'passes' if use.get('passes') else 'FAILS'} on {use.get('checked')} ({eps}); "
+            f"model.ort, model_b1.onnx within max-abs {worst if worst is None else f'{worst:.2g}'} of model.onnx "
+            f"over {check.get('steps')} chained steps")
 
 
 def dt_fact(m: Manifest) -> str:

@@ -43,32 +43,46 @@ def register(command, load_reference=None):
         layout: Optional[str] = typer.Option(
             None, "--layout", help="c: flat (default: header, source, host library), cmake (a CMake library "
                                    "target + golden test + arm-none-eabi toolchain file) or arduino (a library)."),
+        ort: bool = typer.Option(
+            False, "--ort", help="onnx: also model.ort (ONNX Runtime Mobile's format) and model_b1.onnx (batch fixed "
+                                 "to 1, for the NNAPI / CoreML providers), both checked against model.onnx; "
+                                 "onnxruntime's mobile usability verdict goes in the manifest."),
         unroll: Optional[str] = typer.Option(
             None, "--unroll", help="c, LTC: auto (default: up to 512 synapses per list), on, off: straight-line "
                                    "or loops; Cortex-M4F/M7/M33 builds take its FPv4 assembly step."),
     ):
         """Export a model as a static, unrolled step graph (ONNX, TFLite, ExecuTorch) or C99 source + library,
         drift-checked against the torch model (fp32: max-abs <= 1e-4 over >= 1000 steps)."""
-        from . import get_exporter
-        from .manifest import check_out_dir, check_precision
-
-        exporter = get_exporter(fmt)  # unknown format: one-line ValueError
-        check_precision(precision, ("fp32", "fp16", "int8", "int8-full", "int8-tflm"))  # each exporter narrows it
-        if fixed_dt is not None and not (0 < fixed_dt < 3.4e38):
-            raise ValueError(f"--fixed-dt must be a positive finite number, got {fixed_dt}")
-        if not model.exists():
-            raise FileNotFoundError(f"{model}: no such model file")
-        check_out_dir(out, model)
-        from ..nn.modelfile import load
-
         extra = {} if calibration_method is None else {"calibration_method": calibration_method}
-        extra.update(_c_options(fmt, prefix, layout, unroll))
-        ref, note = (calibration, None) if load_reference is None else load_reference(model, calibration, precision)
-        if note:
-            typer.echo(f"note: {note}", err=True)
-        manifest = exporter(load(model), out, precision=precision, calibration=ref, fixed_dt=fixed_dt, force=force,
-                            **extra)
-        _summary(manifest, out)
+        if ort:
+            extra["ort"] = True
+        _run(model, fmt, out, precision, calibration, fixed_dt, force, extra, load_reference, (prefix, layout, unroll))
+
+
+def _run(model: Path, fmt: str, out: Path, precision: str, calibration, fixed_dt, force: bool, extra: dict,
+         load_reference, c_options: tuple) -> None:
+    """export_cmd's work: the arguments checked (one line each), the model loaded, exported, summarised."""
+    from . import get_exporter
+    from .manifest import check_out_dir, check_precision
+
+    exporter = get_exporter(fmt)  # unknown format: one-line ValueError
+    check_precision(precision)  # any registry name (ltc_edge/precision.py); each exporter narrows it
+    if fixed_dt is not None and not (0 < fixed_dt < 3.4e38):
+        raise ValueError(f"--fixed-dt must be a positive finite number, got {fixed_dt}")
+    if extra.get("ort") and fmt != "onnx":
+        raise ValueError(f"--ort applies to --format onnx only (ONNX Runtime Mobile), not {fmt}")
+    if not model.exists():
+        raise FileNotFoundError(f"{model}: no such model file")
+    check_out_dir(out, model)
+    from ..nn.modelfile import load
+
+    extra.update(_c_options(fmt, *c_options))
+    ref, note = (calibration, None) if load_reference is None else load_reference(model, calibration, precision)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    manifest = exporter(load(model), out, precision=precision, calibration=ref, fixed_dt=fixed_dt, force=force,
+                        **extra)
+    _summary(manifest, out)
 
 
 def _c_options(fmt: str, prefix, layout, unroll) -> dict:
@@ -105,6 +119,9 @@ def _summary(manifest: dict, out: Path):
     if quant.get("excluded_nodes"):
         kept = len(quant["excluded_nodes"])
         parts.append(f"{kept} of {kept + quant['quantized_nodes']} products left out of int8 (mixed precision)")
+    mobile = (manifest.get("ort_mobile") or {}).get("usability")
+    if mobile:
+        parts.append(f"model.ort + model_b1.onnx (mobile usability check {'passes' if mobile['passes'] else 'FAILS'})")
     if manifest.get("fixed_dt_source"):
         parts.append(f"dt fixed at {manifest['fixed_dt']:g} from {manifest['fixed_dt_source']}")
     if drift.get("skipped"):

@@ -1,9 +1,10 @@
 """ONNX export: the unrolled static step graph (graph.py) -> .onnx, fp32 / fp16 / int8
 (weight-only int8 by default; static QDQ with a calibration method: quantize.py), checked
 (onnx.checker, onnxruntime vs onnx.reference) and drift-checked before it is written.
+With ort=True (`--ort`) also model.ort and model_b1.onnx for ONNX Runtime Mobile (ort_mobile.py).
 
     export(model, out_dir, precision="fp32", calibration=None, fixed_dt=None, force=False,
-           calibration_method=None) -> manifest dict (also out_dir/manifest.json)
+           calibration_method=None, ort=False) -> manifest dict (also out_dir/manifest.json)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import precision as precisions
 from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, versions
 
 OPSET = 18
@@ -118,28 +120,37 @@ def reference_check(model, sess, graph, batch: int = 3, seed: int = 0) -> float:
     return float(max(np.abs(np.asarray(u, np.float64) - np.asarray(v, np.float64)).max() for u, v in zip(a, b)))
 
 
+def check_options(precision, calibration, calibration_method, kw) -> None:
+    """The ONNX exporter's options, checked before anything is built (one-line errors)."""
+    check_precision(precision, "onnx")
+    if kw:
+        raise ValueError(f"onnx export: unknown option(s) {', '.join(sorted(kw))}")
+    if calibration_method is not None and precisions.is_float(precision):
+        raise ValueError("--calibration-method applies to int8 only")
+    if calibration_method is not None and calibration_method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {calibration_method!r}; "
+                         f"choose one of {', '.join(CALIBRATION_METHODS)}")
+    if precisions.needs_calibration(precision, "onnx") and calibration is None:
+        raise ValueError(f"{precision} needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+
+
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
            calibration_method: str | None = None, opset: int = OPSET, sequence_length: int | None = None,
-           drift_steps: int | None = None, **kw) -> dict:
+           drift_steps: int | None = None, ort: bool = False, **kw) -> dict:
     import onnx
 
     from . import drift as D
+    from . import ort_mobile
     from .graph import build_graph
     from .quantize import int8_onnx
 
     import logging
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT quantiser chatter
-    check_precision(precision)
-    if kw:
-        raise ValueError(f"onnx export: unknown option(s) {', '.join(sorted(kw))}")
-    if calibration_method is not None and precision != "int8":
-        raise ValueError("--calibration-method applies to int8 only")
+    check_options(precision, calibration, calibration_method, kw)
+    if ort and sequence_length:
+        raise ValueError("--ort applies to step graphs (a sequence graph has no ORT Mobile variant here)")
     method = calibration_method  # None: weight-only int8; a method: static QDQ calibrated with it
-    if method is not None and method not in CALIBRATION_METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
-    if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     graph = build_graph(model, fixed_dt=fixed_dt, sequence_length=sequence_length)
@@ -151,9 +162,10 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
                              fixed_dt=fixed_dt, steps=drift_steps or D.DRIFT_STEPS)
 
     extra, drift = {}, None
-    if precision == "fp32":
+    quantized = precisions.method(precision, "onnx")
+    if quantized is None:
         onnx_model = fp32
-    elif precision == "fp16":
+    elif quantized == "float16":
         onnx_model = to_fp16(fp32)
     else:
         onnx_model, extra["quantization"], drift = int8_onnx(fp32, model, graph, data, method,
@@ -164,14 +176,18 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
         drift = {"skipped": "drift is checked on step graphs"}
     elif drift is None:
         drift = drift_of(onnx_model)
-    float_compute = precision != "int8" or extra["quantization"].get("scheme") == "weight-only"
+    float_compute = precisions.is_float(precision) or extra["quantization"].get("scheme") == "weight-only"
     ref_err = reference_check(onnx_model, sess, graph) if float_compute and not sequence_length else None
     set_metadata(onnx_model, model.config, precision, fixed_dt, graph, drift)
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         onnx.save(onnx_model, path)
+        files = {"model": path}
+        if ort:  # model.ort + model_b1.onnx, checked against model.onnx (export/ort_mobile.py)
+            mobile_files, extra["ort_mobile"] = ort_mobile.write(path, onnx_model, data, graph.state_size)
+            files.update(mobile_files)
         manifest = base_manifest(
-            "onnx", precision, model, graph, {"model": path}, opset=opset, ir_version=int(onnx_model.ir_version),
+            "onnx", precision, model, graph, files, opset=opset, ir_version=int(onnx_model.ir_version),
             node_count=len(onnx_model.graph.node), op_histogram=op_histogram(onnx_model),
             fp32_node_count=len(fp32.graph.node), reference_evaluator_max_abs=ref_err,
             drift=drift, versions=versions("onnx", "onnxruntime", "onnxscript"), **extra)

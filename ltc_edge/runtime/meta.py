@@ -66,9 +66,9 @@ def meta_from_manifest(m: artifact.Manifest, source) -> ModelMeta:
     return meta
 
 
-def open_artifact(path, fmt: str, role: str = "model"):
+def open_artifact(path, fmt: str, role: str | None = "model"):
     """(manifest or None, the file to load, its verified bytes or None) for a model file or an
-    export folder. Where a manifest.json is there, it is schema-checked and every file it
+    export folder (role None: the file `path` names, the "model" file for a folder). Where a manifest.json is there, it is schema-checked and every file it
     names is size- and sha256-checked before anything reads it; the returned bytes are the
     ones that were hashed (load those, not the path: nothing can swap them in between)."""
     path = Path(path)
@@ -82,6 +82,8 @@ def open_artifact(path, fmt: str, role: str = "model"):
         raise ModelLoadError(f"{folder}: a {m.format} export, not {fmt}")
     if not path.is_dir() and path.name not in {p.name for p in paths.values()}:
         raise ModelLoadError(f"{path}: not one of the files its folder's {artifact.MANIFEST} names")
+    if role is None:  # the role of the file named (an --ort export's model.ort), or the main model
+        role = next((r for r, p in paths.items() if not path.is_dir() and p.name == path.name), "model")
     if role not in paths:
         raise ModelLoadError(f"{folder}: the manifest names no {role} file")
     return m, paths[role], artifact.read_checked(m, folder, role)

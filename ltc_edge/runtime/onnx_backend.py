@@ -1,7 +1,8 @@
 """onnxruntime backend: a one-step ONNX graph with inputs x[B, in], state[B, S], dt[B, 1]
 (dt absent when exported with a fixed dt) and outputs y, new_state. With a manifest (an
 export folder, or a .onnx inside one) the bytes onnxruntime parses are the sha256-checked ones;
-a bare .onnx is taken as the user's own file, sizes read from the graph."""
+a bare .onnx is taken as the user's own file, sizes read from the graph. An --ort export's
+model.ort or model_b1.onnx runs when named (onnxruntime reads the ORT format's bytes as well)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class OnnxBackend(Backend):
         except ImportError:
             raise BackendUnavailableError("the onnxruntime backend needs onnxruntime: "
                                           "pip install 'ltc-edge[onnx]'") from None
-        manifest, path, data = open_artifact(path, "onnx")
+        manifest, path, data = open_artifact(path, "onnx", role=None)  # a folder: model.onnx; or model.ort
         if data is None:  # a bare .onnx: sizes come from the graph
             data = _read_model(path)
         so = ort.SessionOptions()
