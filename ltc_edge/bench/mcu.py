@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import precision as precisions
 from ..codegen import mcu
 from ..errors import BoardError
 from ..runtime.serial_backend import Board
@@ -45,7 +46,7 @@ def mcu_row(job: dict, out: Path, source: Path, board_opts: dict) -> dict:
     board = mcu.board_files(core, board_opts.get("board"), board_opts.get("board_c"))
     work = out / "mcu" / f"{Path(job['model']).stem}-{core}-{job['precision']}"
     defines = []
-    if job["precision"] == "int8":
+    if precisions.integer_c(job["precision"]):
         defines = CM.prepare_int8(job["model"], work, steps=50, timing_steps=20, source=source)["defines"]
     else:
         arm.prepare(job["model"], work, steps=50, timing_steps=20, source=source)

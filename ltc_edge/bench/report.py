@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import precision as precisions
+
 SCHEMA = "ltc-edge-bench/2"
 # what each figure is: written into results.json and used for the table and report headers
 FIGURES = {
@@ -357,7 +359,7 @@ def _plot_latency(plt, rows: list, results: dict):
 # the file a row measures: the .safetensors for torch/numpy, else the backend's export format
 ROW_FORMAT = {"torch": "safetensors", "numpy": "safetensors", "onnxruntime": "onnx", "tflite": "tflite", "c": "c",
               "executorch": "executorch"}
-PRECISION_ORDER = ("fp32", "fp16", "int8", "int8-full")
+PRECISION_ORDER = precisions.names(bench=True)  # the registry's order (ltc_edge/precision.py)
 
 
 def row_format(row: dict) -> str:

@@ -18,22 +18,25 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..precision import REFERENCE, integer_c, is_float
+from ..precision import names as precision_names
 from ..codegen.mcu import CORES as MCU_CORES
 from . import report
 from .timing import machine_info
 
 BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c", "executorch")
-PRECISIONS = ("fp32", "fp16", "int8", "int8-full")
+PRECISIONS = precision_names(bench=True)  # the registry's (ltc_edge/precision.py)
 TARGETS = ("cpu", "cuda", "arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
 MCU_TARGETS = tuple(f"mcu:{c}" for c in MCU_CORES)  # a board on a serial port (bench/mcu.py)
 TARGETS += MCU_TARGETS
-# which precisions each backend runs (others are not combinations, so they are not rows)
-BACKEND_PRECISIONS = {"torch": ("fp32",), "numpy": ("fp32",), "onnxruntime": ("fp32", "fp16", "int8"),
-                      "tflite": PRECISIONS, "c": ("fp32", "int8"), "executorch": ("fp32", "int8")}
 TARGET_BACKENDS = {"cpu": BACKENDS, "cuda": ("torch", "onnxruntime"),
                    **{t: ("c",) for t in ARM_TARGETS + MCU_TARGETS}}
 EXPORT_FORMAT = {"onnxruntime": "onnx", "tflite": "tflite", "c": "c", "executorch": "executorch"}
+# which precisions each backend runs (others are not combinations, so they are not rows): the
+# model file's own for torch / numpy, else what its format writes
+BACKEND_PRECISIONS = {"torch": (REFERENCE,), "numpy": (REFERENCE,),
+                      **{b: precision_names(fmt, bench=True) for b, fmt in EXPORT_FORMAT.items()}}
 METRIC_KEYS = ("metric", "metric_streaming", "metric_streaming_error")  # what a worker reports of the task
 
 
@@ -115,7 +118,7 @@ def _reference(job: dict, task, calibration: str | None, cache: dict):
     """int8 calibration data for a job (loaded once): --calibration for that model (a task name,
     CSV or NPZ, through train.reference.model_reference), else the benchmark task's data, else
     None (the export then says int8 needs calibration)."""
-    if not job["precision"].startswith("int8"):
+    if is_float(job["precision"]):
         return None
     key = ("reference", job["model"] if calibration else None)
     if key not in cache:
@@ -331,9 +334,10 @@ def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache, mcu_options
     """One ARM row, built from the very C files the bench exported for the host `c` rows (so the
     host-run task metric is that of the same source): golden check and instructions per step
     under qemu, flash/RAM (Cortex-M), and the time per step estimated at a stated clock."""
-    if job["precision"] not in ("fp32", "int8"):
-        return {"skipped": f"C on {job['target']} runs fp32 and int8"}
-    if job["target"] == "arm64" and job["precision"] != "fp32":
+    if job["precision"] not in precision_names("c"):
+        return {"skipped": f"C on {job['target']} runs {' and '.join(precision_names('c'))}"}
+    integer = integer_c(job["precision"])
+    if job["target"] == "arm64" and integer:
         return {"skipped": "C on arm64 runs fp32 here (the int8 step: --target cortex-m0/m3/m4)"}
     missing = _missing_arm_tools(job)
     if missing:
@@ -343,7 +347,7 @@ def _arm_row(job: dict, out: Path, spec, reference, clock_hz, cache, mcu_options
         from . import mcu
 
         row = mcu.mcu_row(job, out, source, mcu_options)
-    elif job["target"] == "arm64" or (job["target"] == "cortex-m4" and job["precision"] == "fp32"):
+    elif job["target"] == "arm64" or (job["target"] == "cortex-m4" and not integer):
         row = _m4_or_aarch64_row(job, out, source)
     else:
         row = _cortex_m_row(job, out, source)
@@ -415,7 +419,7 @@ def _cortex_m_row(job: dict, out: Path, source: Path) -> dict:
     from .arm import cycles
 
     work = out / "arm" / f"{Path(job['model']).stem}-{job['target']}-{job['precision']}"
-    if job["precision"] == "int8":
+    if integer_c(job["precision"]):
         defines = CM.prepare_int8(job["model"], work, steps=50, timing_steps=20, source=source)["defines"]
     else:
         defines = []

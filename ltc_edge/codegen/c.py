@@ -24,10 +24,8 @@ from ltc_edge.codegen.cliterals import (  # noqa: F401  (the C generator's publi
     CodegenError, Consts, as_int, c_identifier, c_text, flit, plain_name, resolve_ifs, str_array,
     template, word_text)
 from ltc_edge.codegen.toolchain import CFLAGS, FIRMWARE, compile_library, find_cc, golden_header  # noqa: F401
+from ltc_edge import precision as precisions
 from ltc_edge.nn import functional as F
-
-PRECISIONS = ("fp32",)
-
 
 def math_source() -> str:
     """The generated code's own math (exp2_, expf_, sigmoid_, tanh_; no libm) as a C99 fragment
@@ -183,8 +181,10 @@ def io_names(config: dict) -> tuple[list[str], list[str]]:
 
 
 
-def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[str, str]:
-    """(header block, source definitions) stating what firmware needs to know about the model."""
+def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None,
+                 precision: str = precisions.REFERENCE) -> tuple[str, str]:
+    """(header block, source definitions) stating what firmware needs to know about the model
+    (`precision`: the registry's name of the step, ltc_edge/precision.py)."""
     from ltc_edge import __version__
     from ltc_edge.artifact import model_sha256
     from ltc_edge.nn.schema import default_dt, dt_note
@@ -195,7 +195,7 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
     norm = config.get("normalization") or {}
     folded = [side for side in ("input", "output") if norm.get(f"{side}_mean") is not None]
     lines = [f"/* model sha256 {sha}", f" * (config + tensors, ltc_edge.artifact.model_sha256); ltc-edge {plain_name(__version__)}",
-             " * precision fp32 (float32 weights and arithmetic); no malloc, no stdio",
+             f" * precision {precision} ({precisions.PRECISIONS[precision]['c_note']}); no malloc, no stdio",
              f" * inputs  x[{len(ins)}]: {', '.join(ins)}", f" * outputs y[{len(outs)}]: {', '.join(outs)}",
              " * units: " + (f"raw; the training normalisation ({' and '.join(folded)} mean/std) is folded into the step"
                              if folded else "as trained (the model has no normalisation)"),
@@ -203,7 +203,7 @@ def header_facts(config: dict, raw: dict, prefix: str, fixed_dt=None) -> tuple[s
                           f"an input, in the unit the model was trained with; {up}_DEFAULT_DT = {flit(default_dt(config))}"),
              " * training dt: " + (c_text(dt_note(config)) or "see the model card"), " */",
              f'#define {up}_MODEL_SHA256 "{sha}"', f'#define {up}_LTC_EDGE_VERSION "{plain_name(__version__)}"',
-             f'#define {up}_PRECISION "fp32"', f"#define {up}_NORMALISATION_FOLDED {int(bool(folded))}",
+             f'#define {up}_PRECISION "{precision}"', f"#define {up}_NORMALISATION_FOLDED {int(bool(folded))}",
              f"#define {up}_NAME_SIZE {max(map(len, ins + outs)) + 1} /* longest name + its NUL */",
              f"extern const char {prefix}_input_names[{up}_INPUTS][{up}_NAME_SIZE];",
              f"extern const char {prefix}_output_names[{up}_OUTPUTS][{up}_NAME_SIZE];"]

@@ -52,6 +52,7 @@ import numpy as np
 
 from ltc_edge.codegen.c import header_facts
 from ltc_edge.codegen.cliterals import CodegenError, c_identifier, flit
+from ltc_edge import precision as precisions
 from ltc_edge.nn import functional as F
 
 TEMPLATES = Path(__file__).with_name("templates") / "int"
@@ -384,16 +385,9 @@ def float_api(prefix: str, q: dict, facts_c: str, *, to_q: str, from_q: str, sta
 
 
 def int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
-    """c.header_facts, restated for the integer step (precision line and macro)."""
-    import re
-
-    h, src = header_facts(config, raw, prefix, fixed_dt)
+    """c.header_facts for the integer step (its precision line and macro)."""
+    h2, src = header_facts(config, raw, prefix, fixed_dt, precision=precisions.INT8)
     up = prefix.upper()
-    h2 = re.sub(r"precision fp32( \([^)\n]*\))?", "precision int8 (integer-only step: int16 states, int8/int16 "
-                "constants, int32 sums)", h)
-    h2 = re.sub(rf'#define {up}_PRECISION "fp32"', f'#define {up}_PRECISION "int8"', h2)
-    if f'{up}_PRECISION "int8"' not in h2 or "precision fp32" in h2:
-        raise CodegenError("int8 C: the header facts changed shape (update ltc_edge/codegen/c_int.py)")
     # the float facts (state bounds) are left out of an integer-only build, like the float API
     h2 = "\n".join(f"#ifndef {up}_INTEGER_ONLY\n{line}\n#endif" if "float" in line and line.startswith("extern")
                     else line for line in h2.split("\n"))

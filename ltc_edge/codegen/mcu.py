@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .. import precision as precisions
 from ..errors import BoardError
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
@@ -124,5 +125,5 @@ def pil_firmware(work: Path, config: dict, raw: dict, core: str, board: dict, *,
 
 def bench_firmware(work: Path, prefix: str, precision: str, core: str, board: dict, defines=()) -> dict:
     """The bench firmware of the C and golden data that ltc_edge/bench/arm prepared in `work`."""
-    flags = [*defines, "-DMCU_INT8"] if precision == "int8" else list(defines)
+    flags = [*defines, "-DMCU_INT8"] if precisions.integer_c(precision) else list(defines)
     return build(work, f"bench_{precision}", core, board, [MCU / "bench_main.c", f"{prefix}.c"], flags)

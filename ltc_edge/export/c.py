@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import precision as precisions
 from ..artifact import FileEntry, Manifest, model_fields
 from ..codegen import c as cgen
 from .manifest import TempDir, as_model, check_out_dir, finish, io_specs, versions
 
-PRECISIONS = ("fp32", "int8")  # int8: integer-only LTC step (ltc_edge/codegen/c_int.py)
 
 
 def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_dt=None, force: bool = False,
@@ -41,8 +41,8 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
 
     if kw:
         raise cgen.CodegenError(f"C export: unknown option(s) {', '.join(sorted(kw))}")
-    if precision not in PRECISIONS:
-        raise cgen.CodegenError(f"C export supports precision {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in precisions.names("c"):
+        raise cgen.CodegenError(f"C export supports precision {', '.join(precisions.names('c'))}, not {precision!r}")
     prefix, layout = cgen.c_identifier(prefix), L.check_layout(layout)
     cc = cgen.find_cc()
     if build is True and layout != "flat":
@@ -52,11 +52,12 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     raw = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
-    data = D.load_reference(calibration, model.config, fixed_dt=None if precision == "int8" else fixed_dt)
+    integer = precisions.integer_c(precision)
+    if precisions.needs_calibration(precision, "c") and calibration is None:
+        raise ValueError(f"{precision} needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    data = D.load_reference(calibration, model.config, fixed_dt=None if integer else fixed_dt)
     dt_source = None
-    if precision == "int8":  # dt folded in: the given one, else the calibration data's (drift.fold_dt)
+    if integer:  # dt folded in: the given one, else the calibration data's (drift.fold_dt)
         fixed_dt, dt_source = D.fold_dt(data, model.config, fixed_dt)
     gen = _generate(model.config, raw, prefix, fixed_dt, sparse, precision, data, unroll)
     golden = _golden(model, gen, prefix, precision, fixed_dt, data, cc) if layout == "cmake" else None
@@ -74,7 +75,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
             manifest.files["library"] = FileEntry.of(lib)
             manifest.drift = _drift(model, tmp, manifest, data, precision, fixed_dt, drift_steps or D.DRIFT_STEPS)
             seen = manifest.drift.pop("states_seen")
-            if precision == "int8" and model.config["cell"]["kind"] == "ltc":
+            if integer and model.config["cell"]["kind"] == "ltc":
                 _state_check(manifest, model.config, raw, seen)
             if build is False or layout != "flat":
                 del manifest.files["library"]
@@ -83,7 +84,7 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
 
 
 def _generate(config, raw, prefix, fixed_dt, sparse, precision, data, unroll) -> dict:
-    if precision == "int8":
+    if precisions.integer_c(precision):
         from ..codegen import int8
 
         return int8.generate(config, raw, prefix=prefix, fixed_dt=fixed_dt, calib_x=data.calib_x)
@@ -97,7 +98,7 @@ def _golden(model, gen, prefix, precision, fixed_dt, data, cc) -> str:
     from . import drift as D
 
     n_in, n_state = int(model.config["input_size"]), cgen.F.state_size(model.config)
-    if precision == "int8":
+    if precisions.integer_c(precision):
         x = data.calib_x if data.calib_x is not None else data.x
         return L.golden_int(gen, prefix, np.asarray(x).reshape(-1, n_in), int(model.config["output_size"]),
                             n_state, cc)
@@ -136,7 +137,7 @@ def _manifest(model, raw, folder: Path, files: dict, prefix, precision, fixed_dt
         details={**info, "layout": layout, "cflags": cgen.CFLAGS,
                  "model": {k: v for k, v in model.counts().items() if v is not None},
                  "functions": {n: f"{prefix}_{n}" for n in ("reset", "step", "step_batch", "sizes")
-                               + (("step_q",) if precision == "int8" else ("step_checked", "step_batch_checked"))}})
+                               + (("step_q",) if precisions.integer_c(precision) else ("step_checked", "step_batch_checked"))}})
 
 
 def _digest(path: Path) -> tuple[str, int]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import precision as precisions
 from ..codegen import c as cgen
 
 LAYOUTS = ("flat", "cmake", "arduino")
@@ -46,7 +47,6 @@ FILE_ROLES = {
     "arduino": {"header": "src/{p}.h", "source": "src/{p}.c", "arduino_properties": "library.properties",
                 "arduino_example": "examples/{p}_demo/{p}_demo.ino"},
 }
-INT8_ROLES = {"golden_data": "golden/golden_int_data.h", "golden_main": "golden/golden_int_main.c"}  # cmake, int8
 # toolchain role -> (CMAKE_SYSTEM_PROCESSOR, what, float flags)
 CORES = {"cmake_toolchain": ("cortex-m4", "a Cortex-M4 with a single-precision FPU (hard float)",
                              "-mfloat-abi=hard -mfpu=fpv4-sp-d16"),
@@ -61,7 +61,7 @@ def check_layout(layout: str) -> str:
 
 
 def paths(layout: str, prefix: str, precision: str = "fp32") -> dict:
-    roles = {**FILE_ROLES[layout], **(INT8_ROLES if layout == "cmake" and precision == "int8" else {})}
+    roles = {**FILE_ROLES[layout], **precisions.file_roles(precision, "c", layout)}  # int8 cmake: its golden files
     return {role: p.format(p=prefix) for role, p in roles.items()}
 
 
@@ -154,14 +154,14 @@ def write_layout(folder: Path, layout: str, prefix: str, gen_files: dict, golden
     where = paths(layout, prefix, precision)
     texts = {"header": gen_files[f"{prefix}.h"], "source": gen_files[f"{prefix}.c"]}
     if layout == "cmake":
-        fw, int8 = cgen.FIRMWARE, precision == "int8"
+        fw, integer = cgen.FIRMWARE, precisions.integer_c(precision)
         texts.update({role: TOOLCHAIN.format(cpu=cpu, what=what, fpu=fpu, file=Path(where[role]).name)
                       for role, (cpu, what, fpu) in CORES.items()})
         texts.update({"cmake": CMAKE.replace("@MAIN@", Path(where["golden_main"]).name)
-                      .replace("@INTEGER_ONLY@", INTEGER_ONLY if int8 else "")
+                      .replace("@INTEGER_ONLY@", INTEGER_ONLY if integer else "")
                       .replace("@P@", prefix).replace("@UP@", prefix.upper()),
                       "golden_data": golden,
-                      "golden_main": (fw / ("golden_int_main.c" if int8 else "golden_main.c")).read_text(),
+                      "golden_main": (fw / Path(where["golden_main"]).name).read_text(),  # the precision's harness
                       "golden_harness": (fw / "golden_harness.h").read_text(),
                       "golden_platform_host": (fw / "platform_linux.c").read_text(),
                       "golden_platform_m4": (fw / "cortex_m" / "platform_cm.c").read_text(),

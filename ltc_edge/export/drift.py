@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import precision as precisions
 from ..fileio import LIMITS, open_regular
 
-BUDGETS = {"fp32": {"max_abs": 1e-4}, "fp16": {"max_abs": 1e-2}, "int8": {"metric_rel": 0.05}}
+BUDGETS = precisions.drift_budgets()  # name -> budget, from the registry (ltc_edge/precision.py)
 DRIFT_STEPS = 1000
 
 

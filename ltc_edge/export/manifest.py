@@ -14,12 +14,11 @@ import warnings
 from pathlib import Path
 
 from .. import artifact
+from .. import precision as precisions
 from ..artifact import Manifest
 from ..errors import LtcEdgeError, UnsafeFileError
 from ..fileio import clean_leftovers, foreign_entries, replace_dir
 from ..nn.schema import default_dt
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @contextlib.contextmanager
@@ -59,7 +58,9 @@ def as_model(model):
     return model
 
 
-def check_precision(precision: str, allowed=PRECISIONS) -> str:
+def check_precision(precision: str, fmt: str | None = None) -> str:
+    """`precision` if the registry (ltc_edge/precision.py) has it for `fmt` (any format when None)."""
+    allowed = precisions.names(fmt)
     if precision not in allowed:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(allowed)}")
     return precision

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from ..nn import functional as F
 from .graph import StepGraph
+from .. import precision as precisions
 from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, quiet, versions
 
 FILE = "model.pte"
-PRECISIONS = ("fp32", "int8")
+FORMAT = "executorch"
 INT8_SCHEMES = ("static", "dynamic")  # tried in order until the drift check passes
 DELEGATE = "XnnpackBackend"
 
@@ -77,7 +78,7 @@ def to_program(graph, precision: str = "fp32", samples=None, scheme: str = "stat
         from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
         exported = torch.export.export(graph, args, strict=False)
-        if precision == "int8":  # convert_pt2e folds the weights itself (and must keep its dequantize nodes)
+        if precisions.method(precision, FORMAT):  # convert_pt2e folds the weights itself (and must keep its dequantize nodes)
             exported = torch.export.export(_quantized(exported.module(), scheme, samples), args, strict=False)
         else:
             exported = constant_prop_pass(exported)
@@ -138,30 +139,31 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     from .quantize import representative_samples
 
     t0 = time.perf_counter()
-    check_precision(precision, PRECISIONS)
+    check_precision(precision, FORMAT)
     if kw:
         raise ValueError(f"executorch export: unknown option(s) {', '.join(sorted(kw))}")
-    if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
+    quantized = precisions.method(precision, FORMAT) is not None
+    if precisions.needs_calibration(precision, FORMAT) and calibration is None:
+        raise ValueError(f"{precision} needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
     graph = step_graph(model, fixed_dt)
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
-    samples = representative_samples(model, data, graph) if precision == "int8" else None
-    for scheme in INT8_SCHEMES if precision == "int8" else ("",):
+    samples = representative_samples(model, data, graph) if quantized else None
+    for scheme in INT8_SCHEMES if quantized else ("",):
         content = _program_or_refusal(graph, precision, samples, scheme)
         drift = D.drift_check(model, runner(content, graph.input_names()), data, precision, fixed_dt=fixed_dt,
                               steps=drift_steps or D.DRIFT_STEPS, lanes=2)
         if drift["within_budget"]:
             break
-    quantization = None if precision == "fp32" else {
+    quantization = None if not quantized else {
         "scheme": f"PT2E XNNPACKQuantizer, per-channel int8 weights, {scheme} int8 activations",
         "activations": scheme, "calibration_rows": len(samples), "calibration_data": data.source}
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         path.write_bytes(content)
         manifest = base_manifest(
-            "executorch", precision, model, graph, {"model": path}, batch=1, **program_ops(content),
+            FORMAT, precision, model, graph, {"model": path}, batch=1, **program_ops(content),
             export_seconds=round(time.perf_counter() - t0, 2), drift=drift, quantization=quantization,
             versions=versions("executorch", "torchao"))
         for spec in manifest.inputs + manifest.outputs:

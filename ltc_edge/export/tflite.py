@@ -26,17 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import precision as precisions
 from .manifest import TempDir, as_model, base_manifest, check_out_dir, check_precision, finish, quiet, versions
 
 FILE = "model.tflite"
-PRECISIONS = ("fp32", "fp16", "int8", "int8-full", "int8-tflm")
-STATIC = ("int8-full", "int8-tflm")  # precisions that need calibration data
 # int8-tflm schemes, tried in order until the drift check passes: tflm_plan's integer group (the
 # synapse pre-activations and sigmoids) in int8 or int16 activations, the update products 16x8
 # (int16 activations, per-channel int8 weights); else every product's weights int8 (per tensor)
 # computed in float (TFLM dequantises them); else the same with the update products' weights in
 # float (a small fully connected LTC's bang-bang controller needs that; its int16 sigmoids miss)
 TFLM_SCHEMES = ("int8", "int16", "weight-only", "weight-only-float-update")
+TFLM_INTEGER_SCHEMES = TFLM_SCHEMES[:2]  # the schemes with integer activations (8 or 16 bits)
+
+
+def _for_tflm(precision: str) -> bool:
+    """The precision whose quantisation is TFLite-Micro's plan (int8-tflm: drift-checked in TFLM)."""
+    return precisions.method(precision, "tflite") == "tflm"
 
 
 def convert_fp32(graph) -> bytes:
@@ -52,9 +57,10 @@ def _recipe(precision):
     from ai_edge_quantizer import qtyping, recipe, recipe_manager
     from ai_edge_quantizer.recipe import AlgorithmName
 
-    if precision == "int8":
+    quantized = precisions.method(precision, "tflite")
+    if quantized == "dynamic":
         return recipe.dynamic_wi8_afp32()
-    if precision == "int8-full":
+    if quantized == "static":
         return recipe.static_wi8_ai8()
     rm = recipe_manager.RecipeManager()  # fp16: weights cast to float16, float compute
     rm.add_quantization_config(
@@ -146,7 +152,7 @@ def _tflm_recipe(fp32: bytes, scheme: str = "int8"):
                                   operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8,
                                   granularity=qtyping.QuantGranularity.TENSORWISE)
     G = qtyping.QuantGranularity
-    static = (("integer", int(scheme[3:]), G.TENSORWISE), ("update", 16, G.CHANNELWISE)) if scheme in ("int8", "int16") \
+    static = (("integer", int(scheme[3:]), G.TENSORWISE), ("update", 16, G.CHANNELWISE)) if scheme in TFLM_INTEGER_SCHEMES \
         else ()
     for group, bits, granularity in static:
         if plan[group]:
@@ -161,10 +167,9 @@ def quantize(fp32: bytes, precision: str, samples=None, names=None, scheme: str 
     TFLM_SCHEMES."""
     from ai_edge_quantizer import quantizer
 
-    if precision == "fp32":
+    if precisions.method(precision, "tflite") is None:
         return fp32
-    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32, scheme)[0] if precision == "int8-tflm"
-                            else _recipe(precision))
+    q = quantizer.Quantizer(fp32, _tflm_recipe(fp32, scheme)[0] if _for_tflm(precision) else _recipe(precision))
     with quiet():
         calib = None
         if q.need_calibration:
@@ -265,7 +270,7 @@ def constant_bytes(content: bytes) -> dict:
 def _drift_runner(content: bytes, precision: str, graph):
     """The exported bytes as a drift-check runner: in TFLite-Micro's interpreter for
     int8-tflm (the component the file is for), else in LiteRT's."""
-    if precision != "int8-tflm":
+    if not _for_tflm(precision):
         return runner(interpreter(content), graph.input_names())
     from ..errors import LtcEdgeError
     from ..runtime.tflm_backend import TFLMStepper
@@ -279,13 +284,13 @@ def _drift_runner(content: bytes, precision: str, graph):
 
 
 def _quantization_info(precision, fp32, content, data, samples, scheme="int8") -> dict | None:
-    if precision == "fp32":
+    if precisions.method(precision, "tflite") is None:
         return None
     info = {"constant_bytes": constant_bytes(content), "fp32_constant_bytes": constant_bytes(fp32),
             "fp32_file_bytes": len(fp32)}
     if samples is not None:
         info.update(calibration_rows=len(samples), calibration_data=data.source)
-    if precision == "int8-tflm" and scheme in ("int8", "int16"):
+    if _for_tflm(precision) and scheme in TFLM_INTEGER_SCHEMES:
         plan = tflm_plan(fp32)
         info.update(interpreter="tflite-micro", scheme=scheme, integer_activation_bits=int(scheme[3:]),
                     integer_ops=len(plan["integer"]), update_products_16x8=len(plan["update"]),
@@ -294,7 +299,7 @@ def _quantization_info(precision, fp32, content, data, samples, scheme="int8") -
                                 "sigmoids; int16 out of the numerator / denominator products; float in the "
                                 "state update and its division",
                     weights="int8 (symmetric): per tensor, per channel in the numerator / denominator products")
-    elif precision == "int8-tflm":
+    elif _for_tflm(precision):
         info.update(interpreter="tflite-micro", scheme=scheme, activations="float (the integer schemes missed "
                     "the drift budget)", weights="int8 per tensor, dequantised by TFLM, in every product"
                     + (" but the numerator / denominator ones (float)" if scheme == "weight-only-float-update" else ""))
@@ -310,10 +315,11 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     from .quantize import representative_samples
 
     t0 = time.perf_counter()
-    check_precision(precision, PRECISIONS)
+    check_precision(precision, "tflite")
     if kw:
         raise ValueError(f"tflite export: unknown option(s) {', '.join(sorted(kw))}")
-    if precision in STATIC and calibration is None:
+    static = precisions.needs_calibration(precision, "tflite")
+    if static and calibration is None:
         raise ValueError(f"{precision} needs calibration data: --calibration TASK or an .npz file with x [N, T, in]")
     check_out_dir(out_dir, model if isinstance(model, (str, Path)) else None)
     model = as_model(model)
@@ -321,9 +327,9 @@ def export(model, out_dir, *, precision: str = "fp32", calibration=None, fixed_d
     data = D.load_reference(calibration, model.config, fixed_dt=fixed_dt)
     fp32 = convert_fp32(graph)
     t1 = time.perf_counter()
-    samples = representative_samples(model, data, graph) if precision in STATIC else None
+    samples = representative_samples(model, data, graph) if static else None
     tq = time.perf_counter() - t1
-    for scheme in TFLM_SCHEMES if precision == "int8-tflm" else ("int8",):
+    for scheme in TFLM_SCHEMES if _for_tflm(precision) else ("int8",):
         t = time.perf_counter()
         content = quantize(fp32, precision, samples, graph.input_names(), scheme=scheme)
         tq += time.perf_counter() - t
@@ -345,15 +351,14 @@ def _checked(model, content, precision, graph, data, fixed_dt, drift_steps):
     if custom or any(k.startswith("FLEX") for k in hist):
         raise ValueError(f"tflite export produced non-builtin ops {custom}: not portable to plain TFLite")
     run = _drift_runner(content, precision, graph)
-    budget_precision = "int8" if precision in STATIC else precision
     try:
-        return hist, D.drift_check(model, run, data, budget_precision, fixed_dt=fixed_dt,
+        return hist, D.drift_check(model, run, data, precision, fixed_dt=fixed_dt,
                                    steps=drift_steps or D.DRIFT_STEPS, lanes=2)
     except RuntimeError as e:  # a kernel refusing its quantised inputs: no file is better than one that fails
         reason = str(e).strip().splitlines()[0]
         hint = " (an int8 denominator rounded to zero: keep the LTC's division in float with --precision int8)" \
             if "div.cc" in reason else ""
-        where = "TFLite-Micro" if precision == "int8-tflm" else "LiteRT"
+        where = "TFLite-Micro" if _for_tflm(precision) else "LiteRT"
         raise ValueError(f"tflite {precision}: {where} cannot run the quantised graph on the calibration data: "
                          f"{reason}{hint}; nothing written") from None
 
@@ -362,13 +367,13 @@ def _write(out_dir, model, graph, precision, content, hist, drift, force, quanti
     with TempDir(out_dir) as tmp:
         path = tmp / FILE
         path.write_bytes(content)
-        extra = {"interpreter": "tflite-micro"} if precision == "int8-tflm" else {}
+        extra = {"interpreter": "tflite-micro"} if _for_tflm(precision) else {}
         manifest = base_manifest(
             "tflite", precision, model, graph, {"model": path}, batch=1, op_count=sum(hist.values()), op_histogram=hist,
             builtin_ops_only=True, signature="serving_default", export_seconds=seconds, **extra,
             drift=drift, quantization=quantization,
             versions=versions("litert-torch", "ai-edge-litert", "ai-edge-quantizer",
-                              *(("tflite-micro",) if precision == "int8-tflm" else ())))
+                              *(("tflite-micro",) if _for_tflm(precision) else ())))
         for spec in manifest.inputs + manifest.outputs:
             spec["shape"] = [1 if d == "batch" else d for d in spec["shape"]]
         return finish(tmp, Path(out_dir), manifest, force)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ltc_edge import artifact
+from ltc_edge import precision as precisions
 from ltc_edge.codegen import c as cgen
 from ltc_edge.errors import LtcEdgeError
 
@@ -83,7 +84,7 @@ class CBackend(Backend):
             (folder / name).write_text(text)
         lib = self._compile(folder / f"{prefix}.c")
         man = artifact.Manifest(
-            format="c", precision="fp32", prefix=prefix, **artifact.model_fields(config, raw),
+            format="c", precision=precisions.REFERENCE, prefix=prefix, **artifact.model_fields(config, raw),
             files={role: artifact.FileEntry.of(folder / n) for role, n in
                    (("header", f"{prefix}.h"), ("source", f"{prefix}.c"), ("library", lib.name))},
             details=gen["info"])

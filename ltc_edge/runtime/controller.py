@@ -31,6 +31,7 @@ import threading
 
 import numpy as np
 
+from ltc_edge import precision as precisions
 from ltc_edge.nn import functional as F
 
 from .backend import (GUARD_MODES, MAX_BATCH, STATUS_BAD_DT, STATUS_NONFINITE_INPUT, STATUS_NONFINITE_STATE,
@@ -101,7 +102,7 @@ def _choice(value, choices, what):
 
 def _check_tol(tol, precision):
     if tol is None:  # float rounding for fp32; quantized models drift further
-        return F.STATE_TOL if precision in ("fp32", "fp16", "float32") else 0.05
+        return F.STATE_TOL if precisions.is_float(precision) else 0.05
     if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
         raise RuntimeInputError(f"state_tol must be a number, got {type(tol).__name__} {short_repr(tol)}")
     # NaN or inf would switch the bound check off silently: state_check='off' says so openly

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import precision as precisions
 from .backend import Backend, check_options, short_repr
 from .errors import BackendUnavailableError, ModelLoadError, RuntimeInputError
 from .meta import attach_bounds, meta_from_manifest, open_artifact
 from .tflite_backend import _assign
 
-PRECISIONS = ("fp32", "int8-tflm")
+PRECISIONS = precisions.names("tflite", tflm=True)  # what TFLite-Micro runs (fp32, int8-tflm)
 MIN_ARENA = 64 * 1024   # bytes of tensor arena at least (the interpreter's default is 10x the model)
 MAX_ARENA = 64 << 20
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from .. import precision as precisions
 from .stored import SERIES_TASKS, load_model_task, stored_task_name
 
 
@@ -44,7 +45,7 @@ def model_reference(model, spec: str | None = None, precision: str = "fp32", con
         config = read(model)[0]
     stored = stored_task_name(config)
     if spec is None:
-        if stored is None and precision.startswith("int8"):  # never calibrated on made-up inputs
+        if stored is None and not precisions.is_float(precision):  # never calibrated on made-up inputs
             raise ValueError(f"{model} stores no training task (e.g. an ncps import), and {precision} needs "
                              "calibration data from real inputs: pass --calibration DATA.npz (x [N, T, in], optional dt and y) or a task name")
         if stored is None:
@@ -52,7 +53,7 @@ def model_reference(model, spec: str | None = None, precision: str = "fp32", con
         try:
             name, _, td = load_model_task(model, config=config, data_flag="--calibration")
         except ValueError as e:  # DataFileError (moved / changed), or a stored task that cannot load
-            if precision.startswith("int8"):
+            if not precisions.is_float(precision):
                 raise
             return None, f"drift checked on synthetic inputs: {e}"
         return from_task(td, name), None

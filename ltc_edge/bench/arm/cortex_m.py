@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import precision as precisions
+
 FIRMWARE = Path(__file__).resolve().parents[2] / "codegen" / "firmware"
 CM = FIRMWARE / "cortex_m"
 TARGETS = {
@@ -147,7 +149,7 @@ def _kv(text: str) -> dict:
 def run_golden(out: Path, prefix: str, target: str, kind: str, defines=(), timeout: int = 300) -> dict:
     """Build the golden harness (int8: golden_int_main.c; fp32: golden_main.c) and the size probes
     for `target`, run the harness under qemu with -icount shift=0."""
-    main, probe = ((FIRMWARE / "golden_int_main.c", "size_probe_int.c") if kind == "int8"
+    main, probe = ((FIRMWARE / "golden_int_main.c", "size_probe_int.c") if precisions.integer_c(kind)
                    else (FIRMWARE / "golden_main.c", "size_probe.c"))
     t = TARGETS[target]
     elf = f"golden_{kind}_{target}.elf"

@@ -34,6 +34,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from ... import precision as precisions
+
 COND = {"eq", "ne", "cs", "cc", "hs", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al"}
 MULTI = {"ldm", "ldmia", "ldmdb", "ldmfd", "stm", "stmia", "stmdb", "stmea", "push", "pop",
          "vldm", "vldmia", "vldmdb", "vstm", "vstmia", "vstmdb", "vpush", "vpop"}  # 1 + N words
@@ -259,7 +261,7 @@ int main(void)
 def write_timing_main(out: Path, kind: str) -> Path:
     """cycles_main_<kind>.c in out, beside golden_data.h (fp32) or golden_int_data.h (int8): build
     it with the model's C, -DGOLDEN_TIMING_STEPS=STEPS and the firmware folder on the include path."""
-    data, step, ytype = (("golden_int_data.h", "GOLDEN_STEP_Q(&s, golden_xq[k], y)", "int16_t") if kind == "int8"
+    data, step, ytype = (("golden_int_data.h", "GOLDEN_STEP_Q(&s, golden_xq[k], y)", "int16_t") if precisions.integer_c(kind)
                          else ("golden_data.h", "GOLDEN_STEP(&s, golden_x[k], golden_dt[k], y)", "float"))
     path = Path(out) / f"cycles_main_{kind}.c"
     path.write_text(TIMING_MAIN.format(data=data, step=step, ytype=ytype))
