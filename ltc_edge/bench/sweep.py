@@ -44,6 +44,11 @@ artifacts (model file, ONNX export, metrics) home as bytes with their sha256; th
 and writes them under OUT/trials/NAME/ as each trial finishes, with a record (row.json) that
 `ltc sweep --resume` reads to skip finished trials after an interrupted sweep.
 
+While it runs, the driver prints a line per trial event (started, each epoch with its validation
+metric and the best so far, done, failed, retried; which node) and `k/N done ... ETA` after each
+trial ends (sweep_progress.py); Ray's own output goes to OUT/ray.log. On a ray:// client Tune runs
+on the head and the events come to the driver through a Ray queue.
+
 The data is loaded once before Ray starts (bad data: one error line; doubts such as a tiny test
 split: warnings). Each trial's row holds the test metric over windows (state reset each, as
 training measures it) and streamed over the whole test series with the state carried, as the
