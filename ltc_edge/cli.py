@@ -153,22 +153,6 @@ def _show(value) -> str:
     return str(value)
 
 
-@command()
-def demo(out: Path = typer.Option(Path("demo-out"), help="Folder for models, exports, report and plots."),
-         seed: int = typer.Option(0, help="Random seed."),
-         epochs: int = typer.Option(12, help="Cheetah training epochs per model (the paper uses 200)."),
-         pendulum_rounds: int = typer.Option(16, help="Most pendulum DAgger rounds (student rollouts labelled by the expert; stops once within 1% of the expert on its selection episodes)."),
-         quick: bool = typer.Option(False, help="A seconds-long smoke run (tiny data, one epoch)."),
-         robustness: bool = typer.Option(True, help="Run the short robustness sweep of the cheetah models "
-                                                    "(report section 6; a few seconds of CPU).")):
-    """The whole pipeline in minutes: train an NCP-wired LTC and an LSTM on HalfCheetah, export them
-    (ONNX, TFLite: fp32 + int8; C), benchmark them, write the report and plots, and run a cloned
-    pendulum controller (cloned with DAgger) closed-loop; report.md covers every stage."""
-    from .bench.demo import run_demo
-
-    run_demo(out, seed=seed, epochs=epochs, pendulum_rounds=pendulum_rounds, quick=quick, robustness=robustness)
-
-
 def _model_reference(model, spec, precision):
     """`ltc export --calibration SPEC` (a task name, a CSV, an NPZ, or None: the model's stored
     task) -> the export drift check's reference data and a note (export never imports train)."""
@@ -179,7 +163,7 @@ def _model_reference(model, spec, precision):
 
 # Each package owns its commands (ltc_edge/<pkg>/commands.py defines register(command));
 # those modules import nothing heavy at import time, so `ltc --help` stays fast.
-for _pkg in ("train", "export", "runtime", "bench"):
+for _pkg in ("demo", "train", "export", "runtime", "bench", "analyze"):
     try:
         _mod = __import__(f"ltc_edge.{_pkg}.commands", fromlist=["register"])
     except ModuleNotFoundError as _e:

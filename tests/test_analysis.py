@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ltc_edge.bench import bounds, expressivity
+from ltc_edge.analyze import bounds, expressivity
 from ltc_edge.cli import app
 from ltc_edge.nn import build_model, save, load
 from ltc_edge.nn.prune import prune_config, prune_model, synapse_counts
@@ -91,7 +91,7 @@ def test_trajectory_lengths_grow_with_weight_scale_for_ctrnn():
 
 
 def test_solver_study_orders_and_adjoint():
-    from ltc_edge.bench import solvers
+    from ltc_edge.analyze import solvers
 
     m = build_model("ltc", 4, 2, wiring="auto-ncp", units=10, seed=2)
     table = solvers.solver_table(m, unfolds=[2, 4, 8], steps=10, batch=2)
@@ -159,7 +159,7 @@ def test_prune_cli_fine_tunes_and_exports_sparse_c(tmp_path):
 def test_solver_study_on_instantaneous_neurons():
     """Training's clamp cm >= 0 can leave neurons with cm = 0: no explicit ODE exists for them.
     The study says so, measures against a fine semi-implicit reference, and skips the adjoint."""
-    from ltc_edge.bench import solvers
+    from ltc_edge.analyze import solvers
 
     m = build_model("ltc", 4, 2, wiring="auto-ncp", units=10, seed=2)
     with torch.no_grad():

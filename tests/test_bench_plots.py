@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from ltc_edge import plots
 from ltc_edge.bench import report
 
 
@@ -36,12 +37,12 @@ def test_size_plot_data_groups_by_format():
 def test_labels_do_not_overlap_even_for_crowded_points():
     anchors = [(100.0, 100.0)] * 3 + [(104.0, 101.0), (300.0, 40.0), (302.0, 44.0)]
     sizes = [(60.0, 7.0), (80.0, 7.0), (50.0, 7.0), (70.0, 7.0), (40.0, 7.0), (90.0, 7.0)]
-    offsets = report.place_labels(anchors, sizes, bounds=(0, 0, 600, 400))
-    boxes = [report.label_box(a, o, s) for a, o, s in zip(anchors, offsets, sizes)]
+    offsets = plots.place_labels(anchors, sizes, bounds=(0, 0, 600, 400))
+    boxes = [plots.label_box(a, o, s) for a, o, s in zip(anchors, offsets, sizes)]
     for a, b in itertools.combinations(boxes, 2):
-        assert report.overlap_area(a, b) == 0, (a, b)
+        assert plots.overlap_area(a, b) == 0, (a, b)
     for box, (x, y) in zip(boxes, anchors):  # none covers a marker, all stay inside the axes
-        assert report.overlap_area(box, (x - 5, y - 5, x + 5, y + 5)) == 0
+        assert plots.overlap_area(box, (x - 5, y - 5, x + 5, y + 5)) == 0
         assert 0 <= box[0] and box[2] <= 600 and 0 <= box[1] and box[3] <= 400
 
 

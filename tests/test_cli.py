@@ -96,7 +96,7 @@ def _check_demo_robustness(summary: dict, report: str, out) -> None:
     """The report's robustness section carries the sweep's own numbers: the clean MSEs are the
     models' on the sampled test rows (re-run here on numpy), the LSTM ignores dt (jitter leaves
     it exactly as it was), the LTC does not."""
-    from ltc_edge.bench import robustness as R
+    from ltc_edge.analyze import robustness as R
     from ltc_edge.runtime import load
     from ltc_edge.train.tasks import load_task
 

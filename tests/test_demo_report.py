@@ -3,7 +3,7 @@ words come from the run's own numbers (pure formatting, no training)."""
 
 from pathlib import Path
 
-from ltc_edge.bench.demo_report import conclusion, markdown
+from ltc_edge.demo.report import conclusion, markdown
 
 
 def _row(model, backend, target="cpu", precision="fp32", p50=10.0, skipped=None, **kw):
@@ -62,7 +62,7 @@ def test_conclusion_states_the_trade_off_from_the_numbers():
 
 def _robustness(ltc_rel: dict, lstm_rel: dict) -> dict:
     """A demo robustness result (the sweep's schema) from ratios to clean per perturbation level."""
-    from ltc_edge.bench.robustness import DEMO_LEVELS, PERTURBATIONS
+    from ltc_edge.analyze.robustness import DEMO_LEVELS, PERTURBATIONS
 
     def model(name, clean, rel):
         return {"name": name, "clean": clean,
@@ -75,7 +75,7 @@ def _robustness(ltc_rel: dict, lstm_rel: dict) -> dict:
 
 
 def test_robustness_section_says_where_the_ltc_degrades_less_or_more():
-    from ltc_edge.bench.demo_report import robustness_sentence
+    from ltc_edge.demo.report import robustness_sentence
 
     ltc = {"noise": (1.1, 1.5), "drop": (1.4, 2.5), "resample": (1.2, 1.0), "jitter": (1.05, 1.2),
            "stuck": (1.3,), "zeroed": (1.002,)}
@@ -122,7 +122,7 @@ def test_no_speed_ratio_against_a_baseline_built_with_less_care():
 def test_conclusion_cites_the_recorded_converged_pareto(tmp_path):
     import json
 
-    from ltc_edge.bench.demo import recorded_pareto
+    from ltc_edge.demo.pipeline import recorded_pareto
 
     rec = {"points": [{"source": "converged table", "precision": "fp32", "kind": k, "units": 32, "test_mse": m,
                        "epochs_cap": 200, "seeds": [0, 1, 2, 3, 4], "cost": c}

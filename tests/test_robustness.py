@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ltc_edge.bench import robustness as R
+from ltc_edge.analyze import robustness as R
 from ltc_edge.cli import app
 from ltc_edge.train.taskdata import Split
 
@@ -190,7 +190,7 @@ def test_robustness_refuses_a_task_of_another_input_size(csv_models, tmp_path):
 
 def test_models_of_the_same_file_name_keep_apart(tmp_path):
     """model.safetensors of two sweep trials: each named with its folder, not both 'model'."""
-    from ltc_edge.bench.analyses import _deploy
+    from ltc_edge.analyze.analyses import _deploy
     from ltc_edge.nn import build_model, save
 
     files = []
@@ -213,7 +213,7 @@ def test_one_state_bound_for_every_consumer(csv_models, tmp_path):
     old manifest lower bound > 0): the guard, manifest, C STATE_LO/HI, `analyze bounds` and
     robustness all use F.ltc_state_bounds, which holds 0, and a long run from reset stays in."""
     from ltc_edge import artifact
-    from ltc_edge.bench import bounds as B
+    from ltc_edge.analyze import bounds as B
     from ltc_edge.codegen import c as cgen
     from ltc_edge.nn import functional as F
     from ltc_edge.nn import read
@@ -305,7 +305,7 @@ def test_spreads_below_float_rounding_print_as_zero():
 
 
 def test_robustness_plots_use_the_bench_colour_of_each_cell_kind():
-    from ltc_edge.bench.report import COLORS
+    from ltc_edge.plots import COLORS
 
     models = [{"kind": "ltc"}, {"kind": "lstm"}, {"kind": "ltc"}, {"kind": "mystery"}]
     styles = R.line_styles(models)

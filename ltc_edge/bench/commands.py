@@ -1,4 +1,4 @@
-"""`ltc bench`, `ltc analyze`, `ltc prune`, `ltc sweep`: one function per command (imports stay
+"""`ltc bench`, `ltc prune`, `ltc sweep`: one function per command (imports stay
 inside them, so `ltc --help` stays fast). Each checks its arguments first (bench/args.py: one
 line per bad value), then hands over to the module that does the work."""
 
@@ -10,40 +10,14 @@ from typing import List, Optional
 import typer
 
 from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL
+from ..train.commands import MODEL_DATA, MODEL_INPUTS, MODEL_TARGETS, MODEL_TIME
+from ..train.stored import data_flags, model_task
 from . import args as A
 
 
 def register(command):
-    for fn in (bench, analyze, prune, sweep):
+    for fn in (bench, prune, sweep):
         command()(fn)
-
-
-# the data options bench, prune and analyze share with ltc eval (default: the model's stored task)
-DATA = typer.Option(None, help="csv/npz: another data file (default: the one the model was trained on, "
-                               "checked by sha256).")
-INPUTS = typer.Option(None, help="csv/npz: input columns (default: the model's).")
-TARGETS = typer.Option(None, help="csv/npz: target columns (default: the model's).")
-TIME = typer.Option(None, "--time", help="csv/npz: timestamp column (default: the model's).")
-
-
-def _data_flags(data, inputs, targets, time) -> dict:
-    return {"data": data, "inputs": inputs, "targets": targets, "time": time}
-
-
-def model_task(model, task, flags: dict, need: str | None = None):
-    """(name, load_task options) of the data a command runs `model` on: --task / --data ... when
-    given, else the task stored in the model (its data file sha256-checked); None when the model
-    stores none and nothing was given (an error naming the option `need` when given)."""
-    from ..nn.modelfile import read
-    from ..train.stored import resolve_task, stored_task_name
-
-    config = read(model)[0]
-    given = task is not None or any(v is not None for v in flags.values())
-    if not given and stored_task_name(config) is None:
-        if need:
-            raise ValueError(f"{need} needs --task ({model} stores no task)")
-        return None
-    return resolve_task(model, config, task, flags)
 
 
 # ltc bench -------------------------------------------------------------------------------
@@ -82,8 +56,8 @@ def bench(
                                                     "kind sized to the reference's parameter count), or both."),
     wiring: Optional[str] = typer.Option(None, help="--kinds: wiring for ltc/cfc (ltc default: full)."),
     epochs: int = typer.Option(5, help="--kinds: training epochs per model (a short schedule)."),
-    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
-    time: Optional[str] = TIME, serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD,
+    data: Optional[Path] = MODEL_DATA, inputs: Optional[str] = MODEL_INPUTS, targets: Optional[str] = MODEL_TARGETS,
+    time: Optional[str] = MODEL_TIME, serial: Optional[str] = SERIAL, flash_cmd: Optional[str] = FLASH_CMD,
     calibration: Optional[str] = typer.Option(None, help="int8 calibration: a task name, a CSV (the model's columns) "
                                                          "or an .npz x [N, T, in] (default: the task's data)."),
     robustness: bool = typer.Option(False, "--robustness", help="Also run `ltc analyze robustness` on every "
@@ -103,7 +77,7 @@ def bench(
 
     lists, batches, models = _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task, models, out)
     console = wide_console()
-    flags = _data_flags(data, inputs, targets, time)
+    flags = data_flags(data, inputs, targets, time)
     models, spec = _models_and_task(console, models, kinds, task, flags, (units, match, wiring, epochs), out)
     results = run_with_progress(console, models, **lists, batches=batches, task=spec and spec[0],
                                 task_options=spec and spec[1], calibration=calibration, out=out, min_seconds=seconds,
@@ -151,7 +125,7 @@ def _check_bench_args(backend, precision, target, batch, seconds, clock_hz, task
 def _bench_robustness(results: dict, out: Path, spec, flags) -> None:
     """The robustness sweep over what the bench ran: .safetensors models on numpy / c, and the
     ONNX / TFLite exports (each precision) it wrote under OUT/artifacts."""
-    from .analyses import robustness
+    from ..analyze.analyses import robustness
     from .run import EXPORT_FORMAT
 
     targets, backends = [], []
@@ -225,68 +199,6 @@ def _train_kinds(console, kinds, spec, units, match, wiring, epochs, out) -> lis
     return paths
 
 
-# ltc analyze -----------------------------------------------------------------------------
-
-
-def analyze(
-    what: str = typer.Argument(..., help="trajectory (latent trajectory length), bounds (LTC theorems), "
-                                         "solvers (Euler / semi-implicit / RK4 x unfolds, BPTT vs adjoint) or "
-                                         "robustness (metric under noise, dropped samples, rate changes, jitter, "
-                                         "sensor faults)."),
-    target: str = typer.Argument(..., help="trajectory: a cell kind (ltc, ctrnn, node, lstm), 'all', or a "
-                                           "model file; bounds, solvers: an LTC model file; robustness: model "
-                                           "files or export folders, comma-separated."),
-    width: int = typer.Option(32, help="trajectory: layer width k."),
-    depth: int = typer.Option(4, help="trajectory: number of stacked layers."),
-    sigma_w: str = typer.Option("1,2,4,8", help="trajectory: comma list of weight scales σ_w."),
-    steps: Optional[int] = typer.Option(None, help="trajectory: points on the input circle (default 100) / "
-                                                   "bounds: steps per sequence (100) / solvers: steps (50)."),
-    sequences: Optional[int] = typer.Option(None, help="bounds: random input sequences (default 32); "
-                                                       "robustness: test sequences used at most (default 256)."),
-    backend: str = typer.Option("numpy", help="robustness: runtime backend(s) for .safetensors models, "
-                                              "comma-separated (numpy, onnx, tflite, c); export folders use their own."),
-    seeds: int = typer.Option(3, help="robustness: seeds per perturbation level (mean and spread reported)."),
-    task: Optional[str] = typer.Option(None, help="bounds, robustness: this task's test inputs (default: the model's "
-                                                  "stored task and data file; bounds: random inputs when it has none)."),
-    states: Optional[Path] = typer.Option(None, help="bounds: also check states recorded elsewhere "
-                                                     "(.npy [..., neurons], e.g. from a quantized export)."),
-    seed: int = typer.Option(0, help="Random seed."),
-    out: Path = typer.Option(Path("analysis-out"), help="Folder for the JSON and PNG."),
-    random_inputs: bool = typer.Option(False, "--random", help="bounds: random inputs (large, dt over two "
-                                                               "decades) even when the model stores a task."),
-    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
-    time: Optional[str] = TIME,
-):
-    """Check LTC claims on your models: trajectory-length expressivity, and the paper's bounds on
-    time constants and states (violations reported per neuron)."""
-    from .analyses import ANALYSES, STEPS
-
-    if what not in ANALYSES:
-        raise ValueError(f"unknown analysis {what!r}; choose {', '.join(ANALYSES)}")
-    steps = STEPS[what] if steps is None else steps
-    sequences = (256 if what == "robustness" else 32) if sequences is None else sequences
-    _check_analyze_args(what, target, width, depth, steps, sequences, task, seed, out, states)
-    A.integer(seeds, "--seeds")
-    if what == "bounds" and not random_inputs:
-        task = model_task(target, task, _data_flags(data, inputs, targets, time))
-    ANALYSES[what](target, width=width, depth=depth, sigma_ws=A.number_list(sigma_w, "--sigma-w"), steps=steps,
-                   sequences=sequences, task=task, states=states, seed=seed, out=out, backend=backend, seeds=seeds,
-                   data_flags=_data_flags(data, inputs, targets, time))
-
-
-def _check_analyze_args(what, target, width, depth, steps, sequences, task, seed, out, states) -> None:
-    A.integer(width, "--width")
-    A.integer(depth, "--depth")
-    A.integer(steps, "--steps", low={"trajectory": 2, "robustness": 0}.get(what, 1))  # an arc needs two points
-    A.integer(sequences, "--sequences")
-    A.integer(seed, "--seed", low=0)
-    A.task_name(task)
-    inputs = [states] + [t for t in target.split(",") if Path(t).suffix == ".safetensors"]
-    for name in ("trajectory_length.json", "bounds.json", "solvers.json", "robustness.json", "robustness.md"):
-        A.output_not_input(out / name, *inputs)
-    A.output_not_input(out, *inputs)
-
-
 # ltc prune -------------------------------------------------------------------------------
 
 
@@ -300,14 +212,14 @@ def prune(
     lr: Optional[float] = typer.Option(None, help="Fine-tuning learning rate (task default otherwise)."),
     time_c: bool = typer.Option(True, help="Time the generated C step of each pruned net (needs a C compiler)."),
     out: Path = typer.Option(Path("pruned"), help="A .safetensors file (one sparsity) or a folder."),
-    data: Optional[Path] = DATA, inputs: Optional[str] = INPUTS, targets: Optional[str] = TARGETS,
-    time: Optional[str] = TIME,
+    data: Optional[Path] = MODEL_DATA, inputs: Optional[str] = MODEL_INPUTS, targets: Optional[str] = MODEL_TARGETS,
+    time: Optional[str] = MODEL_TIME,
 ):
     """Magnitude-prune an LTC's synapses, fine-tune with the mask fixed, and report metric and C step
     time vs sparsity. Exports of the pruned net carry the sparsity (the C loops over kept synapses)."""
     levels = _check_prune_args(model, sparsity, task, fine_tune_epochs, lr, out)
     need = "--fine-tune-epochs" if fine_tune_epochs else None
-    spec = model_task(model, task, _data_flags(data, inputs, targets, time), need=need)
+    spec = model_task(model, task, data_flags(data, inputs, targets, time), need=need)
     from . import prune_run
 
     prune_run.run_prune(model, levels, task=spec, fine_tune_epochs=fine_tune_epochs, lr=lr, time_c=time_c, out=out)

@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 from .. import precision as precisions
+from ..plots import COLORS, label_points, pyplot, save
 
 SCHEMA = "ltc-edge-bench/2"
 # what each figure is: written into results.json and used for the table and report headers
@@ -57,9 +58,6 @@ FIGURES = {
                   "SysTick tick is one of the emulated board's clock, not a real cycle)",
 }
 ARM_TARGETS = ("arm64", "cortex-m0", "cortex-m3", "cortex-m4")
-# LTC and LSTM are the comparison users come for: they get the strong colours
-COLORS = {"ltc": "tab:red", "lstm": "tab:blue", "cfc": "tab:orange", "ctrnn": "tab:green",
-          "node": "tab:purple", "gru": "tab:cyan"}
 
 
 def write_json(path: Path, results: dict) -> None:
@@ -241,10 +239,7 @@ def no_plots_reason(results: dict) -> str:
 def make_plots(results: dict, out_dir: Path) -> list[str]:
     """PNG plots; returns their paths (none when matplotlib is not installed)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         return []
     out_dir = Path(out_dir)
@@ -253,7 +248,7 @@ def make_plots(results: dict, out_dir: Path) -> list[str]:
     sized = [r for r in measured_rows(results) if r.get("file_bytes")]
     plots = ((pts, _plot_pareto, "latency_vs_accuracy.png"), (rows, _plot_latency, "latency_by_backend.png"),
              (sized, _plot_sizes, "size_by_precision.png"))
-    return [_save(draw(plt, chosen, results), out_dir / name) for chosen, draw, name in plots if chosen]
+    return [save(draw(plt, chosen, results), out_dir / name) for chosen, draw, name in plots if chosen]
 
 
 def _plot_pareto(plt, pts: list, results: dict):
@@ -277,67 +272,8 @@ def _plot_pareto(plt, pts: list, results: dict):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()  # the layout first: labels are placed in display points
-    _label_points(fig, ax, xy, [f"{r['model']} {r['backend']}/{r['precision']}" for r in pts])
+    label_points(fig, ax, xy, [f"{r['model']} {r['backend']}/{r['precision']}" for r in pts])
     return fig
-
-
-# label offsets (points) tried in turn, nearest first: right/left, above/below, then further out
-LABEL_OFFSETS = [(5, 3), (5, -3), (-5, 3), (-5, -3)] + \
-    [(dx, dy) for r in (12, 22, 34, 48, 64) for dy in (r, -r) for dx in (5, -5)]
-
-
-def label_box(anchor, offset, size):
-    """(x0, y0, x1, y1) of a label of `size` put at anchor + offset, growing away from it."""
-    (ax_, ay), (dx, dy), (w, h) = anchor, offset, size
-    x0 = ax_ + dx if dx >= 0 else ax_ + dx - w
-    y0 = ay + dy if dy >= 0 else ay + dy - h
-    return x0, y0, x0 + w, y0 + h
-
-
-def overlap_area(a, b) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
-def place_labels(anchors, sizes, offsets=LABEL_OFFSETS, marker: float = 5.5, bounds=None) -> list[tuple]:
-    """A simple label placer (adjustText-like): each label, in turn, takes the first offset
-    whose box overlaps no label placed before, no marker (squares of side 2*marker around the
-    anchors) and stays inside `bounds` (x0, y0, x1, y1: the axes); where none is free, the
-    least overlapping. Units are display points."""
-    placed = []
-    markers = [(x - marker, y - marker, x + marker, y + marker) for x, y in anchors]
-    out = []
-    for anchor, size in zip(anchors, sizes):
-        best = None
-        for off in offsets:
-            box = label_box(anchor, off, size)
-            cost = sum(overlap_area(box, b) for b in placed + markers)
-            if bounds is not None:
-                cost += (box[2] - box[0]) * (box[3] - box[1]) - overlap_area(box, bounds)
-            if best is None or cost < best[0]:
-                best = (cost, off, box)
-            if cost == 0:
-                break
-        placed.append(best[2])
-        out.append(best[1])
-    return out
-
-
-def _label_points(fig, ax, xy, labels):
-    """Text labels beside the points that neither overlap each other nor the markers."""
-    texts = [ax.annotate(t, p, fontsize=6, xytext=(0, 0), textcoords="offset points", in_layout=False)
-             for t, p in zip(labels, xy)]
-    fig.canvas.draw()
-    renderer, k = fig.canvas.get_renderer(), 72.0 / fig.dpi  # pixels -> points
-    sizes = [(t.get_window_extent(renderer).width * k, t.get_window_extent(renderer).height * k) for t in texts]
-    anchors = [tuple(v * k for v in ax.transData.transform(p)) for p in xy]
-    bounds = tuple(v * k for v in ax.get_window_extent(renderer).extents)
-    for t, (dx, dy) in zip(texts, place_labels(anchors, sizes, bounds=bounds)):
-        t.set_position((dx, dy))
-        t.set_ha("left" if dx >= 0 else "right")
-        t.set_va("bottom" if dy >= 0 else "top")
-        if abs(dy) > 6:  # a thin leader line from a label moved away to its point
-            ax.annotate("", t.xy, xytext=(dx, dy), textcoords="offset points", in_layout=False,
-                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "gray"})
 
 
 def _plot_latency(plt, rows: list, results: dict):
@@ -399,18 +335,6 @@ def _plot_sizes(plt, sized: list, results: dict):
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return fig
-
-
-def _save(fig, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return str(path)
 
 
 def terminal_table(results: dict):

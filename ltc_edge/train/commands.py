@@ -36,6 +36,12 @@ SPLIT = typer.Option(None, help="csv/npz: chronological train,valid,test fractio
                                 "(0, 1), summing to at most 1 (default 0.7,0.15,0.15).")
 DATA_DIR = typer.Option(None, "--data-dir", help="fashion-mnist: folder of the IDX files (default: Debian's "
                                                  "install path).")
+# the data options of the commands run on a trained model (bench, prune, analyze; default: the model's stored task)
+MODEL_DATA = typer.Option(None, help="csv/npz: another data file (default: the one the model was trained on, "
+                                     "checked by sha256).")
+MODEL_INPUTS = typer.Option(None, help="csv/npz: input columns (default: the model's).")
+MODEL_TARGETS = typer.Option(None, help="csv/npz: target columns (default: the model's).")
+MODEL_TIME = typer.Option(None, "--time", help="csv/npz: timestamp column (default: the model's).")
 
 
 def parse_wiring_args(model: str, wiring: str | None, text: str | None) -> dict | None:

@@ -163,6 +163,26 @@ def load_model_task(model, task: str | None = None, flags: dict | None = None, c
     return name, opts, load_task(name, **opts)
 
 
+def data_flags(data, inputs, targets, time) -> dict:
+    """The data options of a command run on a model (--data, --inputs, --targets, --time) as flags."""
+    return {"data": data, "inputs": inputs, "targets": targets, "time": time}
+
+
+def model_task(model, task, flags: dict, need: str | None = None):
+    """(name, load_task options) of the data a command runs `model` on: --task / --data ... when
+    given, else the task stored in the model (its data file sha256-checked); None when the model
+    stores none and nothing was given (an error naming the option `need` when given)."""
+    from ..nn.modelfile import read
+
+    config = read(model)[0]
+    given = task is not None or any(v is not None for v in flags.values())
+    if not given and stored_task_name(config) is None:
+        if need:
+            raise ValueError(f"{need} needs --task ({model} stores no task)")
+        return None
+    return resolve_task(model, config, task, flags)
+
+
 def stored_task_name(config: dict) -> str | None:
     """The stored task's name, or None."""
     stored = (config or {}).get("task")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..precision import REFERENCE
+
 
 def _f(v, digits: int = 3) -> str:
     if v is None:
@@ -194,7 +196,7 @@ def _ratio_words(a: float, b: float, more: str, less: str) -> str:
 
 def _pick(results: dict, model: str, backend: str, target: str = "cpu"):
     for r in results["rows"]:
-        if (r["model"], r["backend"], r["precision"], r["target"]) == (model, backend, "fp32", target) \
+        if (r["model"], r["backend"], r["precision"], r["target"]) == (model, backend, REFERENCE, target) \
                 and not r.get("skipped"):
             return r
     return None

@@ -104,13 +104,9 @@ def sweep(kinds=KINDS, width=32, depth=4, sigma_ws=(1.0, 2.0, 4.0, 8.0), sigma_b
 
 
 def plot(result: dict, path) -> str:
-    import matplotlib
+    from ..plots import COLORS, pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .report import COLORS, _save
-
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
     sig = max(result["sigma_ws"])
     for run in result["runs"]:
@@ -133,4 +129,4 @@ def plot(result: dict, path) -> str:
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, __import__("pathlib").Path(path))
+    return save(fig, path)

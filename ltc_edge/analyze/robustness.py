@@ -391,10 +391,10 @@ def closed_loop_markdown(cl: dict) -> list[str]:
 
 
 def line_styles(models: list[dict]) -> list[dict]:
-    """Per model: its cell kind's colour from the bench plots' map (report.COLORS: a model has
+    """Per model: its cell kind's colour from the plots' shared map (plots.COLORS: a model has
     one colour in every plot) and, for a second model of the same kind (another backend or
     precision), its own line style and marker."""
-    from .report import COLORS
+    from ..plots import COLORS
 
     seen: dict = {}
     styles = []
@@ -407,11 +407,9 @@ def line_styles(models: list[dict]) -> list[dict]:
 
 def plot(result: dict, path) -> str:
     """One panel per perturbation: metric relative to clean vs level, a line per model."""
-    import matplotlib
+    from ..plots import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(result["levels"])
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
@@ -429,10 +427,7 @@ def plot(result: dict, path) -> str:
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save(fig, path, dpi=110)
 
 
 # --- closed loop (pendulum): the deployed model vs the expert under the same perturbation ---

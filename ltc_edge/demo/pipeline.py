@@ -18,13 +18,14 @@ from pathlib import Path
 
 from ..errors import LtcEdgeError
 from ..fileio import atomic_write_bytes
+from ..precision import REFERENCE
 
 
 def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 16, quick: bool = False,
              robustness: bool = True) -> dict:
     from rich.rule import Rule
 
-    from .run import wide_console
+    from ..bench.run import wide_console
 
     if epochs < 1 or pendulum_rounds < 0:  # before any work (a bad value would fail minutes in)
         raise LtcEdgeError(f"demo needs --epochs >= 1 and --pendulum-rounds >= 0, got {epochs} and {pendulum_rounds}")
@@ -65,7 +66,7 @@ def _robustness(console, models: dict, backends, quick: bool, seed: int, summary
     """A short robustness sweep of the cheetah models for the report (a few seconds of CPU)."""
     from rich.rule import Rule
 
-    from .robustness import demo_sweep
+    from ..analyze.robustness import demo_sweep
 
     console.print(Rule("robustness: the cheetah LTC-NCP and LSTM on perturbed test inputs"))
     t0 = time.time()
@@ -101,8 +102,8 @@ def _train_cheetah(console, out: Path, seed: int, epochs: int, quick: bool, summ
 
 def _bench(console, out: Path, models: dict, quick: bool):
     """Export and bench every model; (results, the backends used)."""
-    from . import report
-    from .run import run_with_progress
+    from ..bench import report
+    from ..bench.run import run_with_progress
 
     targets = ["cpu"] if quick else ["cpu", "cortex-m4"]  # missing ARM tools: a skipped row with the reason
     backends = ["numpy", "onnxruntime"] + ([] if quick else ["tflite"])
@@ -169,7 +170,7 @@ def recorded_pareto(path: Path = RECORDED_PARETO) -> dict | None:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    anchor = [p for p in rec.get("points", []) if p["source"] == "converged table" and p["precision"] == "fp32"]
+    anchor = [p for p in rec.get("points", []) if p["source"] == "converged table" and p["precision"] == REFERENCE]
     if not anchor:
         return None
     eq = next((e for e in rec.get("equal_accuracy_converged", []) if e["point"].startswith("LTC-NCP-")), None)
@@ -200,7 +201,7 @@ def m4_steps(bench_out: Path, models: dict) -> dict:
 def _finish(console, out: Path, summary: dict, results: dict, models: dict) -> None:
     from rich.rule import Rule
 
-    from .demo_report import conclusion, markdown
+    from .report import conclusion, markdown
 
     summary["m4_steps"] = m4_steps(out / "bench", models)
     summary["recorded"] = recorded_pareto()

@@ -226,15 +226,9 @@ def _adjoint_gradient(adj, x, dt: float, unfolds: int):
 
 
 def plot(table: dict, path) -> str:
-    import matplotlib
+    from ..plots import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pathlib import Path
-
-    from .report import _save
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for solver, color in zip(SOLVERS, ("tab:red", "tab:blue", "tab:green")):
         rs = [r for r in table["rows"] if r["solver"] == solver]
@@ -250,4 +244,4 @@ def plot(table: dict, path) -> str:
         ax.set_title(f"{title} (dt = {table['dt']})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    return save(fig, path)
