@@ -334,6 +334,13 @@ def test_local_two_worker_sweep(tmp_path, monkeypatch, ray_tmpdir):
     g = {x["param_model"]: x for x in summary["groups"]}
     assert g["gru"]["n"] == 2 and g["gru"]["min"] < g["gru"]["mean"] < g["gru"]["max"] and g["gru"]["std"] > 0
     assert g["ltc"]["n"] == 1 and "over seeds" in r.output
+    # live progress from the trials' own epoch reports; Tune's tables off the terminal, in OUT/ray.log
+    lines = r.output.splitlines()
+    for name in ("LTC-NCP-16 lr 0.02", "GRU-16 lr 0.02 seed 0", "GRU-16 lr 0.02 seed 1"):
+        assert f"{name}  started" in lines and any(x.startswith(f"{name}  epoch 6/6  valid accuracy ") for x in lines)
+        assert any(x.startswith(f"{name}  done  test accuracy ") for x in lines)
+    assert any(x.startswith("3/3 done, 0 running") for x in lines) and "Configuration for experiment" not in r.output
+    assert "Trial status" not in r.output and (tmp_path / "out" / "ray.log").is_file()
     # a trial's model stores its task as `ltc train` does, so eval / export / analyze default to it
     from ltc_edge.nn.modelfile import read
 
@@ -607,6 +614,7 @@ def test_a_refused_token_is_told_from_rays_retry_noise_which_stays_off_the_termi
 
     import ray
 
+    from ltc_edge.bench import sweep
     from ltc_edge.bench.sweep import connect
 
     def init(**kwargs):
@@ -629,6 +637,16 @@ def test_a_refused_token_is_told_from_rays_retry_noise_which_stays_off_the_termi
                                            "Please specify the one to connect to; start one with `ray start --head`"):
         connect({"address": "auto"})
     assert "noise" not in capfd.readouterr().err
+
+    def no_client(**kwargs):  # Ray's own words where grpcio is missing (a minimal `pip install ray`)
+        raise ValueError("Ray Client requires pip package `ray[client]`. If you installed the minimal Ray (e.g. "
+                         "`pip install ray`), please reinstall by executing `pip install ray[client]`.")
+
+    monkeypatch.setattr(ray, "init", no_client)
+    monkeypatch.setattr(sweep, "_probe", lambda address: None)
+    with pytest.raises(LtcEdgeError, match=r'^ray://head:10001: a ray:// address needs Ray.s client: '
+                                           r'pip install "ray\[client\]" \(in ltc-edge\[sweep\]\)$'):
+        connect({"address": "ray://head:10001"})
 
 
 def _kill_ray_of(folder: str) -> None:
@@ -696,9 +714,9 @@ def _ray_start(ray_bin: Path, tmpdir: str, args: list, prefix: tuple = (), block
     import os
     import subprocess
 
-    ports = _free_ports(5)  # no ray-client-server-port: naming one needs ray[client]
+    ports = _free_ports(6)
     names = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-             "metrics-export-port", "runtime-env-agent-port", "node-manager-port")
+             "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "dashboard-port")
     cmd = [*prefix, str(ray_bin), "start", *args, "--num-cpus=1", "--disable-usage-stats",
            *(f"--{n}={p}" for n, p in zip(names, ports)), *(["--block"] if block else [])]
     env = {**os.environ, "RAY_TMPDIR": tmpdir}
@@ -784,3 +802,50 @@ def test_two_node_cluster_without_shared_disk(tmp_path, ray_tmpdir, monkeypatch)
         _kill_ray_of(worker_tmp)
         _kill_ray_of(ray_tmpdir)
         shutil.rmtree(worker_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_ray_client_address_end_to_end(tmp_path, ray_tmpdir, monkeypatch):
+    """Issue 26: `ltc sweep --address ray://HOST:PORT` on a token-auth head started with the Ray
+    Client server. Tune then runs on the head: the progress lines still reach this terminal and
+    every artifact comes home under OUT here. Without the token: the one auth line, no retries."""
+    import os
+    import subprocess
+
+    pytest.importorskip("grpc")  # ray[client]
+    ray_bin = Path(sys.executable).with_name("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # as Ray 2.60 clusters need; the token: ~/.ray/auth_token
+    gcs, client = _free_ports(2)
+    ltc = str(Path(sys.executable).with_name("ltc"))
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("task='digits'\nepochs=2\nbatch_size=64\n[search]\nmodel=['gru']\nunits=[4]\nseed=[0, 1]\n")
+    out = tmp_path / "out"
+    try:
+        _ray_start(ray_bin, ray_tmpdir, ["--head", f"--port={gcs}", f"--ray-client-server-port={client}",
+                                         "--include-dashboard=false"])
+        sweep = [ltc, "sweep", str(cfg), "--out", str(out), "--address", f"ray://127.0.0.1:{client}"]
+        r = subprocess.run(sweep, capture_output=True, text=True, timeout=480)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        lines = r.stdout.splitlines()
+        assert lines[0] == f"sweep: 2 trials on task digits (Ray at ray://127.0.0.1:{client})"
+        summary = json.loads((out / "sweep.json").read_text())
+        assert len(summary["rows"]) == 2 and not summary["failed"]
+        assert summary["ray_address"] == f"ray://127.0.0.1:{client}"
+        for row in summary["rows"]:
+            name = f"GRU-4 seed {row['param_seed']}"
+            assert any(x.startswith(f"{name}  epoch 2/2  valid accuracy ") for x in lines), r.stdout
+            assert any(x.startswith(f"{name}  done  test accuracy {row['metric']:.4g}  ") for x in lines)
+            assert Path(row["model_file"]).parent.parent == out / "trials"
+            got = CliRunner().invoke(app, ["eval", row["model_file"]])
+            assert got.exit_code == 0 and f"accuracy: {row['metric']:.6g}" in got.output, got.output
+        assert any(x.startswith("2/2 done, 0 running") for x in lines) and "Trial status" not in r.stdout
+        env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+        r = subprocess.run(sweep[:4] + [str(tmp_path / "o2")] + sweep[5:], capture_output=True, text=True,
+                           timeout=300, env=env)
+        assert r.returncode == 1 and r.stderr.startswith(
+            f"error: Ray at ray://127.0.0.1:{client} refused this driver (token authentication): "
+            "set RAY_AUTH_MODE=token"), r.stdout + r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and len(r.stdout.strip().splitlines()) == 1
+    finally:
+        _kill_ray_of(ray_tmpdir)
+        _kill_ray_of(f"--port={client}\x00")  # the client server's command line does not name the folder

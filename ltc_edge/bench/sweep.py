@@ -493,6 +493,8 @@ def connect_error(address: str, e: Exception, said: str) -> str:
     if type(e).__name__ == "AuthenticationError" or any(
             sign in text for sign in ("InvalidAuthToken", "Unauthenticated", "missing authentication token")):
         return f"Ray at {address} refused this driver (token authentication): {AUTH_FIX}"
+    if "requires pip package `ray[client]`" in text:  # Ray's client needs grpcio, not in a minimal ray
+        return f"{address}: a ray:// address needs Ray's client: pip install \"ray[client]\" (in ltc-edge[sweep])"
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     hint = "; start one with `ray start --head`, or leave --address out for a local Ray" if address == "auto" else ""
     return f"cannot connect to Ray at {address}: {first}{hint}"
