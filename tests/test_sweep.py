@@ -570,6 +570,16 @@ def test_progress_says_failures_retries_and_an_eta_from_the_epochs_done(monkeypa
     assert lines[6] == "LTC-NCP-16 seed 1  epoch 1/2  valid mse 0.5  best 0.5 (epoch 1)  1m10s  node 10.0.0.1/ef34ab"
     assert lines[7] == "LTC-NCP-16 seed 1  FAILED after 1m10s: ValueError: training diverged"
     assert lines[8] == "2/4 done (1 failed), 0 running  elapsed 1m40s  ETA 1m40s"
+    gru = {"model": "gru", "units": 8}
+    progress.handle({"kind": "start", "trial": gru})
+    clock[0] += 59
+    report = {"epoch": 5, "epochs": 10, "metric": "mse", "valid": 0.4, "best_valid": 0.4, "best_epoch": 5, "node": "n"}
+    progress.handle({"kind": "epoch", "trial": gru, "report": report})
+    assert out.getvalue().splitlines()[-1].startswith("GRU-8  epoch 5/10")  # the last k/N line is 59 s old
+    clock[0] += 1
+    progress.handle({"kind": "epoch", "trial": gru, "report": {**report, "epoch": 6}})
+    # a minute since the last: 2.6 of 4 in 160 s, 1.4 more take 86 s
+    assert out.getvalue().splitlines()[-1] == "2/4 done (1 failed), 1 running  elapsed 2m40s  ETA 1m26s"
     assert homes == [cfc] and P.duration(3725) == "1h02m"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 # what a trial's per-epoch report carries (run_trial sends it with tune.report)
 EPOCH_KEYS = ("epoch", "epochs", "metric", "valid", "best_valid", "best_epoch", "node")
 WIRING_LABELS = {"auto-ncp": "NCP"}
+OVERALL_EVERY_S = 60  # the k/N done line after each trial's end, and at least this often on epochs
 
 
 def trial_label(t: dict) -> str:
@@ -83,7 +84,7 @@ class SweepProgress:
     def __init__(self, total: int, out, record, max_failures: int):
         self.total, self.out, self.record, self.max_failures = total, out, record, max_failures
         self.t0, self.started, self.fraction, self.node = time.monotonic(), {}, {}, {}
-        self.ended, self.done, self.failed = set(), 0, 0
+        self.ended, self.done, self.failed, self.last_overall = set(), 0, 0, self.t0
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -108,6 +109,8 @@ class SweepProgress:
         best = "-" if r.get("best_valid") is None else f"{r['best_valid']:.4g} (epoch {r['best_epoch']})"
         self.say(f"{key}  epoch {r['epoch']}/{r['epochs']}  valid {r['metric']} {r['valid']:.4g}  best {best}  "
                  f"{self._elapsed(key)}  node {self.node[key]}")
+        if time.monotonic() - self.last_overall >= OVERALL_EVERY_S:  # long trials: the ETA between their ends too
+            self.say(self.overall())
 
     def _on_done(self, key, t, event):
         row = event["row"]
@@ -144,6 +147,7 @@ class SweepProgress:
         spent = time.monotonic() - self.t0
         eta = duration(spent * (self.total - part) / part) if 0 < part < self.total else "-"
         failed = f" ({self.failed} failed)" if self.failed else ""
+        self.last_overall = time.monotonic()
         return f"{finished}/{self.total} done{failed}, {running} running  elapsed {duration(spent)}  ETA {eta}"
 
 
