@@ -262,7 +262,9 @@ def sweep(
     `ltc train` takes them (csv/npz: data, inputs, targets, time, seq_len, stride, split; paths
     relative to the config's folder); a search table of lists to grid over (model, units, wiring,
     lr, ode_unfolds, seed); a ray table (num_cpus, cpus_per_trial, max_concurrent, max_failures, address).
-    Trials need no shared filesystem: their artifacts come home to OUT as bytes, sha256-checked."""
+    Trials need no shared filesystem: their artifacts come home to OUT as bytes, sha256-checked.
+    While it runs: a line per trial event (start, epoch, done, failed, retried) and k/N done with an
+    ETA; Ray's own output goes to OUT/ray.log."""
     from rich.console import Console
 
     from .sweep import check_task, groups_table, ray_init_args, read_config, run_sweep, table, trials
