@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -216,12 +214,13 @@ def targets(values: dict) -> dict:
 
 
 def machine() -> dict:
+    """The project's machine facts plus the compiler and whether valgrind is there."""
     from ltc_edge.codegen import c as cgen
+    from ltc_edge.machine import machine_info
 
     cc = cgen.find_cc()
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "cc": subprocess.run([cc, "--version"], capture_output=True,
-                                                             text=True).stdout.splitlines()[0],
+    return {**machine_info(), "cc": subprocess.run([cc, "--version"], capture_output=True,
+                                                   text=True).stdout.splitlines()[0],
             "valgrind": shutil.which("valgrind") is not None}
 
 

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ltc_edge.nn.model import Model, from_ncps  # noqa: E402
-from ltc_edge.train.loop import machine_info, make_step_fn, run_sequence  # noqa: E402
+from ltc_edge.machine import machine_info  # noqa: E402
+from ltc_edge.train.loop import make_step_fn, run_sequence  # noqa: E402
 from ltc_edge.train.tasks import load_task  # noqa: E402
 
 

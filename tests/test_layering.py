@@ -1,7 +1,7 @@
 """Imports point down only. Walks every module of ltc_edge (module-level imports and those
 inside functions) and fails on an import that points up or across:
 
-  nn, errors, fileio, plots -> nothing above them (plots: matplotlib only)
+  nn, errors, fileio, plots, machine -> nothing above them (plots: matplotlib only; machine: stdlib)
   artifact, codegen       -> nn, errors, fileio (and each other: artifact never imports codegen)
   runtime                 -> never export, train, bench, analyze, demo, cli
   export                  -> never train, bench, analyze, demo, cli
@@ -25,10 +25,11 @@ LOWEST = {"errors", "fileio"}
 COMMANDS = {"analyze", "bench", "demo", "cli"}  # the command families above train, and the CLI
 ABOVE_NN = {"artifact", "codegen", "runtime", "export", "train"} | COMMANDS
 FORBIDDEN = {
-    "errors": {"nn", "fileio", "plots"} | ABOVE_NN,
-    "fileio": {"nn", "plots"} | ABOVE_NN,
-    "plots": {"nn", "errors", "fileio"} | ABOVE_NN,
-    "nn": {"plots"} | ABOVE_NN,
+    "errors": {"nn", "fileio", "plots", "machine"} | ABOVE_NN,
+    "fileio": {"nn", "plots", "machine"} | ABOVE_NN,
+    "plots": {"nn", "errors", "fileio", "machine"} | ABOVE_NN,
+    "machine": {"nn", "errors", "fileio", "plots"} | ABOVE_NN,
+    "nn": {"plots", "machine"} | ABOVE_NN,
     "artifact": ABOVE_NN - {"artifact"},
     "codegen": ABOVE_NN - {"codegen", "artifact"},
     "runtime": {"export", "train"} | COMMANDS,

@@ -501,6 +501,7 @@ def test_progress_is_a_line_per_trial_event_and_rays_own_output_goes_to_its_log(
     class Tuner:
         def __init__(self, trainable, param_space, tune_config, run_config):
             self.space, self.events = param_space, run_config.callbacks[0]
+            ray.cloudpickle.dumps(run_config)  # as Tune keeps it in the experiment's state
 
         def fit(self):
             print("| Configuration for experiment | sweep |")  # as Tune prints at verbose=0

@@ -22,12 +22,12 @@ JSON schema (robustness.json, "schema": "ltc-edge/robustness/1"):
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
+from ..machine import machine_info
 from ..train.taskdata import Split
 
 SCHEMA = "ltc-edge/robustness/1"
@@ -203,10 +203,6 @@ def metric(ys: np.ndarray, split: Split, kind: str) -> float:
     return float(np.nanmean(err ** 2))  # NaN targets: inserted samples, not scored
 
 
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()}
-
-
 # --- the sweep ------------------------------------------------------------------------------
 
 
@@ -270,7 +266,7 @@ def sweep(models: list[Deployed], test: Split, ctx: Context, kind: str, *, seeds
             variants = [p.apply(test, level, np.random.default_rng([seed, i, j]), ctx) for seed in range(seeds)]
             for entry, row in zip(result, _point(models, variants, kind, clean)):
                 entry["perturbations"].setdefault(name, []).append({"level": level, **row})
-    return {"schema": SCHEMA, "machine": machine(), "seeds": list(range(seeds)), "levels": levels,
+    return {"schema": SCHEMA, "machine": machine_info(), "seeds": list(range(seeds)), "levels": levels,
             "units": {n: PERTURBATIONS[n].unit for n in names}, "models": result}
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from ..precision import REFERENCE, integer_c, is_float
 from ..precision import names as precision_names
 from ..codegen.mcu import CORES as MCU_CORES
+from ..machine import machine_info
 from . import report
-from .timing import machine_info
 
 BACKENDS = ("torch", "numpy", "onnxruntime", "tflite", "c", "executorch")
 PRECISIONS = precision_names(bench=True)  # the registry's (ltc_edge/precision.py)

@@ -629,7 +629,7 @@ def _fit(cfg: dict, grid: list, out: Path) -> list:
 def run_sweep(cfg: dict, out: Path, resume: bool = False) -> dict:
     """The sweep; with resume, the trials OUT already holds (finished_trials) are not run again."""
     from .report import pareto_front
-    from .timing import machine_info
+    from ..machine import machine_info
 
     out = Path(out).resolve()
     grid = trials(cfg)

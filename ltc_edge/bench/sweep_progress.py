@@ -86,6 +86,11 @@ class SweepProgress:
         self.t0, self.started, self.fraction, self.node = time.monotonic(), {}, {}, {}
         self.ended, self.done, self.failed, self.last_overall = set(), 0, 0, self.t0
 
+    def __getstate__(self):
+        """Tune pickles its callbacks (and so this handler) into the experiment's state file: all
+        but the terminal stream, which does not pickle and is of no use in a restored copy."""
+        return {**self.__dict__, "out": None}
+
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 

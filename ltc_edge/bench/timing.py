@@ -1,12 +1,10 @@
-"""Latency measurement and machine facts (numpy only).
+"""Latency measurement and peak memory (numpy only; the machine facts: ltc_edge/machine.py).
 
 Timing is never asserted in tests: benchmarks report it, with the machine it ran on.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 
@@ -76,37 +74,3 @@ def _proc_status_kib(field: str) -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def machine_info() -> dict:
-    """What the numbers were measured on: enough to compare runs."""
-    info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "processor": _cpu_model()}
-    versions = {}
-    for name in ("numpy", "torch", "onnx", "onnxruntime", "ai_edge_litert", "tflite_runtime", "litert_torch", "ncps"):
-        mod = sys.modules.get(name)
-        if mod is None:
-            try:
-                from importlib.metadata import version
-
-                versions[name] = version(name.replace("_", "-"))
-            except Exception:
-                continue
-        else:
-            versions[name] = getattr(mod, "__version__", "?")
-    from .. import __version__
-
-    versions["ltc_edge"] = __version__
-    info["versions"] = versions
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()

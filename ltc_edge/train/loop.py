@@ -13,7 +13,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from ..fileio import LIMITS, atomic_write_bytes, read_bytes
+from ..machine import machine_info
 from ..nn import functional as F
 from ..nn import modelfile
 from ..nn.model import Model, make_config
@@ -318,21 +318,6 @@ def _better(task, new, best):
     if best is None:
         return True
     return new > best if task.higher_is_better else new < best
-
-
-def machine_info() -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
 
 
 def _resume(ckpt_file: Path, model: Model, opts: TrainOptions, spec: dict):
