@@ -75,7 +75,7 @@ def guard_overhead(config, raw, rounds: int = 41, n: int = 5000) -> dict:
         return (time.thread_time() - t) / n * 1e9
 
     tests = {"bare_c_step": bare, "ctypes_unchecked": lambda: per_step(be.run),
-             "ctypes_checked": lambda: per_step(be.run_checked),
+             "ctypes_checked": lambda: per_step(be.run_guarded),
              "controller_step": lambda: per_step(lambda: ctrl.step(x))}
     ns, ratio = {k: [] for k in tests}, {k: [] for k in tests}
     for _ in range(rounds):

@@ -244,7 +244,7 @@ def narrowed(tmp_path_factory):
     for be in backends:
         lo, hi = be.meta.bounds
         be.meta.bounds = (lo + 0.35 * (hi - lo), hi - 0.35 * (hi - lo))
-    assert backends[1].checks_in_c and not backends[0].checks_in_c
+    assert backends[1].native_guards and not backends[0].native_guards
     return backends
 
 

@@ -13,11 +13,12 @@ from .meta import ModelMeta
 # traced buffers for an LTC-19 NCP take about 14 KB per row: 0.9 GB at MAX_BATCH)
 MAX_BATCH = 65_536
 
-# Backends that check in native code (checks_in_c = True; the C backend) take the Controller's
-# bounds once, bind_guards(lo, hi, GUARD_MODES[state_check]), and return one of these status
-# codes from run_checked() or checked_call()() (the generated C header's <PREFIX>_OK ...
-# defines), `where` naming
-# the bad x index / dt row / state index, or the smallest neuron index outside the bounds.
+# Backends that run the Controller's checks in their own step (native_guards = True: the input
+# checks, the state bounds and the rollback of a rejected step, e.g. in compiled code) take the
+# Controller's bounds once, bind_guards(lo, hi, GUARD_MODES[state_check], x), and return one of
+# these status codes from run_guarded() or guarded_call()() (the generated C header's <PREFIX>_OK
+# ... defines), `where` naming the bad x index / dt row / state index, or the smallest neuron
+# index outside the bounds. The Controller then only maps a status to its error.
 STATUS_OK, STATUS_NONFINITE_INPUT, STATUS_BAD_DT, STATUS_NONFINITE_STATE, STATUS_OUT_OF_BOUNDS = range(5)
 GUARD_MODES = {"raise": 0, "clip": 1, "off": 2}
 
@@ -59,7 +60,7 @@ def short_repr(value, limit: int = 40) -> str:
 
 class Backend:
     name = "?"
-    checks_in_c = False  # see STATUS_OK above
+    native_guards = False  # see STATUS_OK above: True adds bind_guards, run_guarded, guarded_call, where
 
     meta: ModelMeta
     # inputs (written by the Controller): x[B, in], h[B, S] (the state), dt[B, 1]
@@ -77,6 +78,22 @@ class Backend:
         self.h_new = np.zeros((batch, m.state_size), np.float32)
 
     def run(self) -> None:
+        raise NotImplementedError
+
+    # -- native guards (native_guards = True only) --------------------------------------
+    def bind_guards(self, lo, hi, mode: int, x=None) -> None:
+        """Pre-bind the guarded step's bounds: lo, hi float32 [batch, S] arrays (kept alive and
+        updated in place by the caller) or None (finiteness only); mode: a GUARD_MODES value; x:
+        a float32 [batch, in] array the guarded step reads instead of self.x, or None."""
+        raise NotImplementedError
+
+    def run_guarded(self) -> int:
+        """The guarded step: a status code (STATUS_OK = 0); `where` then holds the index it names."""
+        raise NotImplementedError
+
+    def guarded_call(self):
+        """run_guarded as a no-argument callable (the Controller's fast path), valid until the
+        next bind."""
         raise NotImplementedError
 
     def describe(self) -> dict:

@@ -14,7 +14,8 @@ library's own sizes symbol must agree with the manifest.
 Guards in C: libraries of this version have `<prefix>_step_batch_checked`, which checks the
 inputs, steps, checks the new state against the controller's bounds and restores it on a
 violation, in one ctypes call with pre-bound pointers. The backend then says
-`checks_in_c = True` and the Controller leaves those checks to it (same errors, same policies).
+`native_guards = True` (the Backend contract, runtime/backend.py) and the Controller leaves those
+checks to it (same errors, same policies).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class CBackend(Backend):
             raise ModelLoadError(f"{path}: cannot load the compiled library ({str(e).splitlines()[0]})") from None
         self.meta = meta_from_manifest(self.manifest, path)
         self._fn, self._checked = self._bind_symbols(path, self.manifest.prefix)
-        self.checks_in_c = self._checked is not None
+        self.native_guards = self._checked is not None
         self._guard = (None, None, GUARD_MODES["raise"])
         self.library = path
         self.bind(batch)
@@ -141,10 +142,7 @@ class CBackend(Backend):
         self.bind_guards(*self._guard)
 
     def bind_guards(self, lo, hi, mode: int, x=None) -> None:
-        """Pre-bind the checked step's bounds: lo, hi float32 [batch, S] arrays (kept alive and
-        updated in place by the caller) or None (finiteness only); mode: GUARD_MODES value; x:
-        a float32 [batch, in] array the checked step reads instead of self.x (kept alive by the
-        caller), or None."""
+        """Backend.bind_guards: the checked step's pointers (x kept alive by the caller)."""
         self._guard = (lo, hi, mode)
         job = self._job
         job.lo, job.hi, xp = (None if a is None else a.ctypes.data_as(_FLOAT_P) for a in (lo, hi, x))
@@ -154,12 +152,12 @@ class CBackend(Backend):
     def run(self) -> None:
         self._fn(*self._args)
 
-    def run_checked(self) -> int:
-        """The checked step: a status code (OK = 0); `where` then holds the index it names."""
+    def run_guarded(self) -> int:
+        """Backend.run_guarded: <prefix>_step_batch_checked on the pre-bound job."""
         return self._checked(self._job_ref)
 
-    def checked_call(self):
-        """run_checked as a no-argument callable without a Python frame (valid until the next
+    def guarded_call(self):
+        """run_guarded as a no-argument callable without a Python frame (valid until the next
         bind). It keeps the GIL through the call (a PyDLL handle of the same library): the
         step is microseconds, and releasing and re-taking the GIL costs ~10% of it."""
         fn = getattr(ctypes.PyDLL(self.lib._name), self._checked.__name__)
@@ -173,7 +171,7 @@ class CBackend(Backend):
     def describe(self) -> dict:
         d = self.manifest.details
         return {"library": str(self.library), "weights_bytes": d.get("weights_bytes"), "sparse": d.get("sparse"),
-                "unrolled": d.get("unrolled"), "checks_in_c": self.checks_in_c}
+                "unrolled": d.get("unrolled"), "checks_in_c": self.native_guards}
 
 
 def _write_private(path: Path, data: bytes) -> None:

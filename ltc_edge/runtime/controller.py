@@ -15,9 +15,10 @@ Guards (the same for every backend):
     (clamp into the bounds) or 'off'. Bounds and state_tol must be finite (checked at load).
 A rejected step changes nothing: state, held inputs and outputs keep their values.
 The step path allocates no arrays: inputs are copied into the backend's buffers and every
-check writes into preallocated boolean buffers. A backend that checks in native code
-(`checks_in_c`: the C backend) gets the bounds and the state policy once and does the input
-and state checks and the rollback in its one call; the errors and policies are the same.
+check writes into preallocated boolean buffers. A backend with native guards (the Backend
+contract's `native_guards`, runtime/backend.py) gets the bounds and the state policy once and
+does the input and state checks and the rollback in its one call; the errors and policies are
+the same. The Controller never asks which backend it drives.
 
 Threads: a Controller may be shared; step/reset/state= hold a lock, so steps from several
 threads run one at a time (the backends' interpreters are not re-entrant). The returned y
@@ -259,15 +260,15 @@ class Controller:
         self._state_view.flags.writeable = False
         self._stage_mv = memoryview(self._stage_row)
         self._dt_value = None  # the one value the dt buffer holds throughout, when known
-        self._c_guard = b.checks_in_c
-        self._c_call = None  # the checked C step as a no-argument call (nonfinite 'raise')
-        if self._c_guard:
-            # nonfinite 'raise': C reads x from the staging buffer, so a rejected step leaves b.x alone
+        self._native = b.native_guards
+        self._guarded_call = None  # the backend's guarded step as a no-argument call (nonfinite 'raise')
+        if self._native:
+            # nonfinite 'raise': the backend reads x from the staging buffer, so a rejected step leaves b.x alone
             raw = self.nonfinite == "raise"
             b.bind_guards(self._lo, self._hi, GUARD_MODES[self.state_check], x=self._stage if raw else None)
             if raw:
-                self._c_call = b.checked_call()
-        self._fast_shape = (n_in,) if self._c_call is not None and batch == 1 else None
+                self._guarded_call = b.guarded_call()
+        self._fast_shape = (n_in,) if self._guarded_call is not None and batch == 1 else None
         self._fast_shape_2d = (1, n_in)
         self._default_dt = self.meta.default_dt
 
@@ -312,7 +313,7 @@ class Controller:
         Bad input raises a RuntimeInputError and commits nothing. Thread-safe (one step at a
         time); the returned view is overwritten by the next step."""
         if self._fast_shape is not None:
-            # batch 1, checks in C: the shortest path (the same checks) for a float32 or float64
+            # batch 1, native guards: the shortest path (the same checks) for a float32 or float64
             # x of shape [in] or [1, in]; anything else goes the general way below, before any
             # state changes. acquire/try/release: half the cost of `with lock`.
             lock = self._lock
@@ -323,9 +324,9 @@ class Controller:
                     if not ((dt is None and self._dt_value == self._default_dt)
                             or (type(dt) is float and dt == self._dt_value)):
                         self._set_dt_raw(dt)
-                    status = self._c_call()
+                    status = self._guarded_call()
                     if status:
-                        self._c_reject(status, False)
+                        self._reject(status, False)
                     return y
             finally:
                 lock.release()
@@ -341,19 +342,19 @@ class Controller:
                 single = False
             else:
                 raise self._x_shape_error(a)
-            if self._c_call is not None:  # checks in C, nonfinite 'raise': the short path
+            if self._guarded_call is not None:  # native guards, nonfinite 'raise': the short path
                 _copy_f32(self._stage_row if single else self._stage, a)
                 if dt is not None or self._dt_value != self.meta.default_dt:
                     self._set_dt_raw(dt)
-                status = self._c_call()
+                status = self._guarded_call()
                 if status:
-                    self._c_reject(status, False)
+                    self._reject(status, False)
                 return self._y_row if single else self._y_view
             saved = self._load_x(a, single, dt)  # True: b.x is restored on a rejection
-            if self._c_guard:
-                status = b.run_checked()
+            if self._native:
+                status = b.run_guarded()
                 if status:
-                    self._c_reject(status, saved)
+                    self._reject(status, saved)
             else:
                 if self._in_place:  # the backend updates the state in place: keep the last good one
                     np.copyto(self._h_good, b.h)
@@ -386,7 +387,7 @@ class Controller:
             out = self._y_view
         else:
             return None
-        token = _quiet_set(_QUIET_EXTOBJ)  # beyond float32's range becomes inf (C rejects it), unwarned
+        token = _quiet_set(_QUIET_EXTOBJ)  # beyond float32's range becomes inf (the guards reject it), unwarned
         try:
             self._stage_row[...] = x
         finally:
@@ -418,7 +419,7 @@ class Controller:
         return True
 
     def _set_dt_raw(self, dt):
-        """_set_dt when x went unchecked into the staging buffer (C checks it before stepping):
+        """_set_dt when x went unchecked into the staging buffer (the backend checks it before stepping):
         as in _load_x, a non-finite x is reported before a bad dt."""
         try:
             self._set_dt(dt)
@@ -427,8 +428,8 @@ class Controller:
                 raise NonFiniteInputError(_X_NONFINITE) from None
             raise
 
-    def _c_reject(self, status, held):
-        """A step the C checks refused (nothing committed: C restored the state and y)."""
+    def _reject(self, status, held):
+        """A step the backend's guards refused (nothing committed: it restored the state and y)."""
         if held:
             np.copyto(self.backend.x, self._x_held)
         if status == STATUS_NONFINITE_INPUT:
