@@ -35,7 +35,7 @@ FORBIDDEN = {
     "runtime": {"export", "train"} | COMMANDS,
     "export": {"train"} | COMMANDS,
     "train": COMMANDS,
-    "analyze": {"demo", "cli"},  # bench too, once the option checks leave bench/args.py
+    "analyze": {"bench", "demo", "cli"},
     "bench": {"demo", "cli"},
     "demo": {"cli"},
 }

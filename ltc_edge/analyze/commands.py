@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..bench import args as A
+from ..train import options as A
 from ..train.commands import MODEL_DATA, MODEL_INPUTS, MODEL_TARGETS, MODEL_TIME
 from ..train.stored import data_flags, model_task
 

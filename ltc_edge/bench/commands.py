@@ -1,5 +1,5 @@
 """`ltc bench`, `ltc prune`, `ltc sweep`: one function per command (imports stay
-inside them, so `ltc --help` stays fast). Each checks its arguments first (bench/args.py: one
+inside them, so `ltc --help` stays fast). Each checks its arguments first (train/options.py: one
 line per bad value), then hands over to the module that does the work."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import List, Optional
 import typer
 
 from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL
+from ..train import options as A
 from ..train.commands import MODEL_DATA, MODEL_INPUTS, MODEL_TARGETS, MODEL_TIME
 from ..train.stored import data_flags, model_task
-from . import args as A
 
 
 def register(command):

@@ -70,7 +70,7 @@ from ..errors import LtcEdgeError
 from ..fileio import atomic_write_bytes, read_bytes
 from ..nn import WIRINGS
 from ..nn.functional import CELLS
-from . import args as A
+from ..train import options as A
 
 KNOWN_TOP = {"task", "task_options", "epochs", "batch_size", "seed", "compile", "patience", "search", "ray"}
 KNOWN_SEARCH = {"model", "units", "wiring", "lr", "ode_unfolds", "seed"}

@@ -14,7 +14,7 @@ import typer
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
 from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL, mcu_options
-from .options import MAX_COUNT, check_int, check_series_numbers, check_train_numbers, use_compile
+from .options import MAX_COUNT, check_series_numbers, check_train_numbers, integer, optional, use_compile
 from .outputs import check_outputs
 from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
 from .streaming import streaming_phrase
@@ -137,7 +137,7 @@ def train_cmd(
     ltc train --task csv --data f.csv --inputs a,b --targets c --time t --seq-len 32.
     """
     check_train_numbers(units, epochs, lr, batch_size, seed, grad_clip)
-    check_int("--patience", patience, 1, MAX_COUNT)
+    optional(integer, patience, "--patience", 1, MAX_COUNT)
     wargs = parse_wiring_args(model, wiring, wiring_args)
     topts = task_options(task, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes)
     check_outputs(out, data)  # before any data is read or epoch run

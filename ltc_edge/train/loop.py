@@ -28,7 +28,7 @@ from ..nn import functional as F
 from ..nn import modelfile
 from ..nn.model import Model, make_config
 from ..nn.wirings import WIRINGS
-from .options import COMPILE_NOTICE, MAX_UNITS, check_int
+from .options import COMPILE_NOTICE, MAX_UNITS, integer
 from .outputs import check_outputs, checkpoint_path, metrics_path  # noqa: F401  (re-exported)
 from .streaming import final_streaming
 from .taskdata import Split, TaskData
@@ -57,7 +57,7 @@ def build_task_model(task: TaskData, kind: str, *, units: int = 32, wiring: str 
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
-    check_int("units", units, 1, MAX_UNITS)
+    integer(units, "units", 1, MAX_UNITS)
     out = task.output_size
     wargs = dict(wiring_args or {})
     if wiring is not None and kind not in WIRED_MODELS:
