@@ -2,6 +2,7 @@
 inside functions) and fails on an import that points up or across:
 
   nn, errors, fileio, plots, machine -> nothing above them (plots: matplotlib only; machine: stdlib)
+  precision               -> nothing of ltc_edge (the registry every layer reads: plain data)
   artifact, codegen       -> nn, errors, fileio (and each other: artifact never imports codegen)
   runtime                 -> never export, train, bench, analyze, demo, cli
   export                  -> never train, bench, analyze, demo, cli
@@ -29,6 +30,7 @@ FORBIDDEN = {
     "fileio": {"nn", "plots", "machine"} | ABOVE_NN,
     "plots": {"nn", "errors", "fileio", "machine"} | ABOVE_NN,
     "machine": {"nn", "errors", "fileio", "plots"} | ABOVE_NN,
+    "precision": {"nn", "errors", "fileio", "plots", "machine"} | ABOVE_NN,
     "nn": {"plots", "machine"} | ABOVE_NN,
     "artifact": ABOVE_NN - {"artifact"},
     "codegen": ABOVE_NN - {"codegen", "artifact"},
