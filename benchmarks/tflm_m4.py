@@ -244,10 +244,14 @@ def io_specs(content: bytes) -> dict:
     dtypes = {S.TensorType.FLOAT32: np.float32, S.TensorType.INT8: np.int8, S.TensorType.INT16: np.int16,
               S.TensorType.INT32: np.int32}
 
+    signature = {}  # tensor index -> the serving signature's name (x, state, y, new_state)
+    for sd in m.signatureDefs or []:
+        signature.update({tm.tensorIndex: tm.name.decode() for tm in (sd.inputs or []) + (sd.outputs or [])})
+
     def spec(i):
         t = sg.tensors[i]
         qp = t.quantization
-        return {"name": t.name.decode(), "dtype": dtypes[t.type], "size": int(np.prod(t.shape)),
+        return {"name": signature.get(i, t.name.decode()), "dtype": dtypes[t.type], "size": int(np.prod(t.shape)),
                 "scale": float(qp.scale[0]) if qp is not None and qp.scale is not None and len(qp.scale) else None,
                 "zero_point": int(qp.zeroPoint[0]) if qp is not None and qp.zeroPoint is not None and len(qp.zeroPoint)
                 else 0}
@@ -260,7 +264,9 @@ def io_specs(content: bytes) -> dict:
 # the build: TFLM's sources (and CMSIS-NN's) compiled once into a library, the firmware per model
 
 
-def kernel_sources(tflm: Path, ops, cmsis_nn: Path | None) -> list[Path]:
+def kernel_sources(tflm: Path, ops, cmsis_nn: Path | None, reference=()) -> list[Path]:
+    """The kernel sources of `ops`: CMSIS-NN's where TFLM has one (and cmsis_nn is given), unless
+    the op is in `reference`."""
     kdir = tflm / MICRO / "kernels"
     out = []
     for op in ops:
@@ -268,7 +274,7 @@ def kernel_sources(tflm: Path, ops, cmsis_nn: Path | None) -> list[Path]:
             raise RuntimeError(f"this script has no kernel list for the op {op} (add it to OPS)")
         for name in OPS[op][1]:
             opt = kdir / "cmsis_nn" / f"{name}.cc"
-            out.append(opt if cmsis_nn is not None and opt.is_file() else kdir / f"{name}.cc")
+            out.append(opt if cmsis_nn is not None and opt.is_file() and op not in reference else kdir / f"{name}.cc")
     return out
 
 
@@ -279,12 +285,12 @@ def includes(dirs: dict) -> list[str]:
     return inc
 
 
-def compile_library(dirs: dict, ops, build: Path) -> Path:
+def compile_library(dirs: dict, ops, build: Path, reference=()) -> Path:
     """libtflm.a in build: TFLM's core, the kernels of `ops` (and CMSIS-NN's int sources), each
     object cached in build/obj by a hash of its path and flags (a kept --build folder rebuilds
-    nothing)."""
+    nothing). `reference`: ops to take from the reference kernels all the same."""
     cmsis_nn = dirs.get("cmsis_nn")
-    sources = [dirs["tflm"] / s for s in CORE] + kernel_sources(dirs["tflm"], ops, cmsis_nn)
+    sources = [dirs["tflm"] / s for s in CORE] + kernel_sources(dirs["tflm"], ops, cmsis_nn, reference)
     if cmsis_nn is not None:
         sources += sorted(p for d in CMSIS_NN_DIRS for p in (cmsis_nn / "Source" / d).glob("*.c")
                           if not re.search(r"_f(16|32)\.c$|arm_nntables_flt\.c$", p.name))
@@ -351,6 +357,13 @@ extern "C" {
 void operator delete(void *) noexcept {}
 void operator delete(void *, unsigned int) noexcept {}
 extern "C" void __cxa_pure_virtual(void) { platform_exit(4); }
+/* TFLM's TFLITE_ABORT: newlib's abort() pulls in signal() and malloc() */
+extern "C" void abort(void) noexcept
+{
+    platform_exit(5);
+    for (;;) {
+    }
+}
 
 typedef tflite::MicroMutableOpResolver<N_OPS> Resolver;
 alignas(16) static uint8_t arena[ARENA_BYTES];
@@ -524,9 +537,10 @@ def measure_tflm(dirs: dict, lib: Path, content: bytes, spec: dict, feed, xs, ou
 # the host's interpreters on the same file and inputs
 
 
-def host_outputs(content: bytes, spec: dict, feed, xs: np.ndarray, which: str) -> list:
+def host_outputs(content: bytes, spec: dict, feed, xs: np.ndarray, which: str, stateless: bool = False) -> list:
     """Every step's outputs [per output: steps x size] from the host's LiteRT ('litert') or
-    TFLite-Micro ('tflm', reference kernels), the state fed back as on the M4."""
+    TFLite-Micro ('tflm', reference kernels), the state fed back as on the M4 (stateless: the
+    variable tensors reset before every step instead)."""
     n_in = len(spec["inputs"])
     x_in = next(k for k, i in enumerate(spec["inputs"]) if i["name"] == "x")
     if which == "litert":
@@ -536,17 +550,19 @@ def host_outputs(content: bytes, spec: dict, feed, xs: np.ndarray, which: str) -
         ind, outd = it.get_input_details(), it.get_output_details()
         set_in = lambda k, v: it.set_tensor(ind[k]["index"], v)  # noqa: E731
         get_out = lambda k: it.get_tensor(outd[k]["index"])  # noqa: E731
-        invoke = it.invoke
+        invoke, reset = it.invoke, it.reset_all_variables
     else:
         from tflite_micro.python.tflite_micro import runtime
 
         it = runtime.Interpreter.from_bytes(content)
-        set_in, get_out, invoke = (lambda k, v: it.set_input(v, k)), it.get_output, it.invoke
+        set_in, get_out, invoke, reset = (lambda k, v: it.set_input(v, k)), it.get_output, it.invoke, it.reset
     shapes = {k: (1, 1, i["size"]) if n_in == 1 else (1, i["size"]) for k, i in enumerate(spec["inputs"])}
     if feed:
         set_in(feed[0], np.zeros(shapes[feed[0]], spec["inputs"][feed[0]]["dtype"]))
     outs = [[] for _ in spec["outputs"]]
     for row in xs:
+        if stateless:
+            reset()
         set_in(x_in, np.asarray(row, spec["inputs"][x_in]["dtype"]).reshape(shapes[x_in]))
         invoke()
         for k in range(len(outs)):
@@ -574,8 +590,10 @@ def agreement(m4: list, host: dict, spec: dict) -> dict:
 FLOAT_TOLERANCE, LSB_TOLERANCE = 1e-3, 2  # the M4 vs the host's TFLite-Micro (reference kernels)
 
 
-def tflm_models(work: Path, x: np.ndarray) -> dict:
-    """{row name: (.tflite bytes, the M4's x per step, state feed or None, source model file)}."""
+def tflm_models(work: Path, x: np.ndarray, cmsis_nn: bool) -> dict:
+    """{row name: {content: .tflite bytes, xs: the M4's x per step, feed: (state input, new state
+    output) or None, file: the model, quantization, reference: ops on TFLM's reference kernels
+    even with CMSIS-NN, stateless: whether the kernel drops its state between Invokes}}."""
     from ltc_edge.nn.modelfile import read
 
     exports = project_exports(work, x)
@@ -586,35 +604,46 @@ def tflm_models(work: Path, x: np.ndarray) -> dict:
         file, content, manifest = exports[name]
         spec = io_specs(content)
         ins, outs = [i["name"] for i in spec["inputs"]], [o["name"] for o in spec["outputs"]]
-        rows[f"tflm_{name}_int8_tflm"] = (content, x.astype(np.float32), (ins.index("state"), outs.index("new_state")),
-                                          file, manifest.get("quantization", {}).get("scheme"))
-    rows["tflm_lstm19_op_int8"] = (lstm_bytes, q["xq"], None, exports["lstm19"][0], "int8x8_16")
+        state_out = outs.index(sorted(outs)[1])  # the export's signature outputs, sorted: y, the new state
+        rows[f"tflm_{name}_int8_tflm"] = {"content": content, "xs": x.astype(np.float32), "file": file,
+                                          "feed": (ins.index("state"), state_out), "reference": (),
+                                          "quantization": manifest.get("quantization", {}).get("scheme")}
+    lstm = {"content": lstm_bytes, "xs": q["xq"], "file": exports["lstm19"][0], "feed": None, "quantization": "int8x8_16"}
+    # TFLM's CMSIS-NN kernel of this op hands arm_lstm_unidirectional_s8 a scratch cell state and no
+    # hidden state: every Invoke starts from zero (a whole sequence per Invoke); its reference kernel
+    # keeps the state in the variable tensors
+    if cmsis_nn:
+        rows["tflm_lstm19_op_int8_cmsis_nn"] = {**lstm, "reference": (), "stateless": True}
+    rows["tflm_lstm19_op_int8_reference"] = {**lstm, "reference": ("UNIDIRECTIONAL_SEQUENCE_LSTM",)}
     return rows
 
 
-def tflm_row(dirs, lib, content, xs, feed, out: Path) -> dict:
+def tflm_row(dirs, lib, content, xs, feed, out: Path, stateless: bool = False) -> dict:
     spec = io_specs(content)
     res, m4 = measure_tflm(dirs, lib, content, spec, feed, xs, out)
-    host = {which: host_outputs(content, spec, feed, xs, which) for which in ("tflm", "litert")}
+    host = {which: host_outputs(content, spec, feed, xs, which, stateless) for which in ("tflm", "litert")}
     check = agreement(m4, host, spec)
     worst = [v for k, v in check.items() if "_vs_tflm_max_" in k]
     tol = [FLOAT_TOLERANCE if o["dtype"] == np.float32 else LSB_TOLERANCE for o in spec["outputs"]]
     res["passed"] = all(w <= t for w, t in zip(worst, tol))
     res["ops"] = spec["ops"]
+    res["keeps_state_between_invokes"] = not stateless
     return {**res, "correctness": check}
 
 
 def run(dirs: dict, work: Path, build: Path, with_project: bool = True) -> dict:
     x = np.random.default_rng(0).standard_normal((STEPS, INPUTS))  # as cortex_m.prepare_int8's default
-    models = tflm_models(work, x)
-    ops = sorted(set().union(*(io_specs(m[0])["ops"] for m in models.values())))
-    lib = compile_library(dirs, ops, build)
+    models = tflm_models(work, x, "cmsis_nn" in dirs)
+    ops = sorted(set().union(*(io_specs(m["content"])["ops"] for m in models.values())))
     rows = {}
-    for name, (content, xs, feed, _, scheme) in models.items():
-        rows[name] = {"quantization": scheme, **tflm_row(dirs, lib, content, xs, feed, work / name)}
+    for name, m in models.items():
+        lib = compile_library(dirs, ops, build, m["reference"])
+        kernels = "reference" if "cmsis_nn" not in dirs or m["reference"] else "cmsis_nn"
+        rows[name] = {"quantization": m["quantization"], "kernels": kernels,
+                      **tflm_row(dirs, lib, m["content"], m["xs"], m["feed"], work / name, m.get("stateless", False))}
     if with_project:
         for name in ("ncp19", "lstm19"):
-            r = CM.measure(models[f"tflm_{name}_int8_tflm"][3], work / f"project_{name}", targets=(TARGET,),
+            r = CM.measure(models[f"tflm_{name}_int8_tflm"]["file"], work / f"project_{name}", targets=(TARGET,),
                            timing_steps=TIMING_STEPS)[TARGET]
             rows.update({f"project_{name}_int8": CN._row(r["int8"]), f"project_{name}_fp32_fpv4": CN._row(r["fp32_fpv4"]),
                          f"project_{name}_fp32_portable": CN._row(r["fp32"])})

@@ -78,6 +78,17 @@ def test_lstm_op_tflite_runs_in_litert_as_the_integer_model():
     assert h.shape == (40, T.CN.UNITS) and d.max() <= 1 and (d == 0).mean() > 0.9
 
 
+def test_stateless_host_steps_are_fresh_sequences():
+    """stateless=True (how TFLM's CMSIS-NN LSTM kernel runs): step k is a fresh run on x[k] alone."""
+    raw, x = _lstm_raw(2)
+    content, q = T.lstm_tflite(raw, x[:6])
+    spec = T.io_specs(content)
+    kept = T.host_outputs(content, spec, None, q["xq"], "litert")[0]
+    fresh = T.host_outputs(content, spec, None, q["xq"], "litert", stateless=True)[0]
+    alone = T.host_outputs(content, spec, None, q["xq"][3:4], "litert")[0]
+    assert (fresh[0] == kept[0]).all() and (fresh[3] == alone[0]).all() and (fresh[1:] != kept[1:]).any()
+
+
 def _checkouts():
     dirs = {k: os.environ.get(v) for k, v in ENV.items()}
     if not all(dirs[k] for k in ("tflm", "flatbuffers", "gemmlowp", "ruy")):
@@ -103,7 +114,9 @@ def test_lstm_op_on_the_m4_matches_the_host_tflm(tmp_path):
         pytest.skip("the ARM toolchain (with C++ headers) or qemu-system-arm is missing")
     raw, x = _lstm_raw()
     content, q = T.lstm_tflite(raw, x)
-    lib = T.compile_library(dirs, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], tmp_path / "build")
+    # the reference kernel: TFLM's CMSIS-NN kernel of this op does not keep the state between Invokes
+    lib = T.compile_library(dirs, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], tmp_path / "build",
+                            reference=("UNIDIRECTIONAL_SEQUENCE_LSTM",))
     row = T.tflm_row(dirs, lib, content, q["xq"], None, tmp_path / "m4")
     assert row["passed"] and row["correctness"]["h_vs_tflm_max_lsb"] <= T.LSB_TOLERANCE
     assert 1000 < row["instructions_per_step"] < 200000 and row["arena_used_bytes"] > 57
