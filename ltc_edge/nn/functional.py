@@ -57,6 +57,13 @@ class NumpyOps:
         return np.concatenate(xs, axis=axis)
 
     @staticmethod
+    def place(shape, rows, cols, vals):
+        """zeros(shape) with vals at (rows[k], cols[k])."""
+        out = np.zeros(shape, dtype=vals.dtype)
+        out[rows, cols] = vals
+        return out
+
+    @staticmethod
     def silu(x):
         return x * NumpyOps.sigmoid(x)
 
@@ -86,6 +93,10 @@ class TorchOps:
 
     def concat(self, xs, axis):
         return self._torch.cat(xs, dim=axis)
+
+    def place(self, shape, rows, cols, vals):  # differentiable in vals
+        t = self._torch
+        return vals.new_zeros(shape).index_put((t.as_tensor(rows), t.as_tensor(cols)), vals)
 
 
 _TORCH_OPS = None
@@ -214,18 +225,57 @@ def synaptic(xp, v, mu, sigma, w, w_erev):
     return xp.sum(a * w_erev, 1), xp.sum(a * w, 1)
 
 
+# Training takes the synapse-list form (ltc_prepare_lists) when at most this share of the
+# possible recurrent synapses exists (an NCP wiring, a pruned or isolated net): the dense form
+# computes and masks all N x N gates, the list form only the synapses there are.
+LISTS_MAX_DENSITY = 0.5
+
+
+def ltc_prepare_lists(xp, P, cfg):
+    """ltc_prepare's P plus each synapse once in a list, as matrices (differentiable in the
+    parameters): gate pre-activations z = v @ sv + b, then num = a @ we, den = a @ w (a =
+    sigmoid(z)). P itself when the wiring is denser than LISTS_MAX_DENSITY."""
+    adj = np.abs(np.asarray(cfg["wiring"]["adjacency"])) > 0
+    if adj.mean() > LISTS_MAX_DENSITY:
+        return P
+    out = dict(P)
+    sadj = np.abs(np.asarray(cfg["wiring"]["sensory_adjacency"])) > 0
+    for key, mask, pfx in (("lists", adj, ""), ("sensory_lists", sadj, "sensory_")):
+        pre, post = np.nonzero(mask)
+        e = np.arange(len(pre))
+        sigma = P[pfx + "sigma"][pre, post]
+        out[key] = {"sv": xp.place((mask.shape[0], len(pre)), pre, e, sigma), "b": -sigma * P[pfx + "mu"][pre, post],
+                    "we": xp.place((len(pre), mask.shape[1]), e, post, P[pfx + "w_erev"][pre, post]),
+                    "w": xp.place((len(pre), mask.shape[1]), e, post, P[pfx + "w"][pre, post])}
+    return out
+
+
+def synaptic_lists(xp, v, L):
+    """synaptic() over ltc_prepare_lists' matrices."""
+    a = xp.sigmoid(xp.addmm(L["b"], v, L["sv"]))
+    return a @ L["we"], a @ L["w"]
+
+
+def recurrent_synaptic(xp, P, v):
+    if "lists" in P:
+        return synaptic_lists(xp, v, P["lists"])
+    return synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+
+
 def ltc_sensory(xp, P, x):
     """Input map and sensory synapses: they depend on the input only, so once per step."""
     if P["input_w"] is not None:
         x = x * P["input_w"]
     if P["input_b"] is not None:
         x = x + P["input_b"]
+    if "sensory_lists" in P:
+        return synaptic_lists(xp, x, P["sensory_lists"])
     return synaptic(xp, x, P["sensory_mu"], P["sensory_sigma"], P["sensory_w"], P["sensory_w_erev"])
 
 
 def ltc_rhs(xp, P, v, num_s, den_s):
     """dv/dt of the LTC ODE: (gleak*(vleak - v) + sum_j w_j*gate_j*(erev_j - v)) / cm."""
-    num, den = synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+    num, den = recurrent_synaptic(xp, P, v)
     return (P["gleak_vleak"] + num + num_s - (P["gleak"] + den + den_s) * v) / P["cm"]
 
 
@@ -239,7 +289,7 @@ def ltc_step(xp, P, x, v, dt, cfg):
         # ncps's fused step: v' = (cm/Δ v + gleak vleak + Σ w g erev) / (cm/Δ + gleak + Σ w g)
         cm_t = P["cm"] / (dt / unfolds)
         for _ in range(unfolds):
-            num, den = synaptic(xp, v, P["mu"], P["sigma"], P["w"], P["w_erev"])
+            num, den = recurrent_synaptic(xp, P, v)
             numerator = cm_t * v + P["gleak_vleak"] + (num + num_s)
             denominator = cm_t + P["gleak"] + (den + den_s)
             v = numerator / (denominator + eps)
@@ -311,7 +361,8 @@ def ltc_state_bounds(config: dict, raw: dict):
 # sensory ones, which depend on the input only, are its constant-per-step C), a sigmoid, and
 # one product each for the numerator and the denominator sums: with a dt input
 #     a = sigmoid(v @ s + z_x);  v = (cm_t*v + a @ we) / (cm_t + a @ w),  cm_t = cm / (dt/unfolds)
-# (6 graph nodes), and with a fixed dt cm_t is a constant. Masks are folded into the lists, the
+# (6 graph nodes), and with a fixed dt cm_t is a constant divided out of both sums,
+#     v = (v + a @ (we/cm_t)) / (1 + a @ (w/cm_t))   (4 graph nodes: no product with v). Masks are folded into the lists, the
 # input mapping into the sensory pre-activations, the output mapping into one matrix.
 
 LTC_STATIC_MAX = 1 << 16  # units * synapses above this: the matrices get big, keep the dense form
@@ -353,9 +404,10 @@ def ltc_prepare_static(xp, P, cfg, fixed_dt=None):
     S = {"static": True, "sv": sv, "sx": sx, "b": b, "we": we, "w": w, "out": out,
          "out_b": np.zeros(m) if g["output_b"] is None else g["output_b"]}
     if fixed_dt is None:  # cm / (dt / unfolds), per row at run time
-        S["cm_u"], S["cm_t"] = g["cm"] * unfolds, None
-    else:
-        S["cm_u"], S["cm_t"] = None, g["cm"] / (float(fixed_dt) / unfolds)
+        S["cm_u"], S["ones"] = g["cm"] * unfolds, None
+    else:  # a constant cm_t, divided out of both sums: v = (v + a @ we/cm_t) / (1 + a @ w/cm_t)
+        cm_t = g["cm"] / (float(fixed_dt) / unfolds)
+        S["we"], S["w"], S["cm_u"], S["ones"] = we / cm_t, w / cm_t, None, np.ones(n)
     like = P["w"]
     return {k: (v if v is None or isinstance(v, bool) else _as(like, np.asarray(v, dtype=np.float32)))
             for k, v in S.items()}
@@ -363,10 +415,13 @@ def ltc_prepare_static(xp, P, cfg, fixed_dt=None):
 
 def _ltc_step_static(xp, P, x, v, dt, cfg):
     z_x = xp.addmm(P["b"], x, P["sx"])  # sensory pre-activations: once per step
-    cm_t = P["cm_t"] if P["cm_t"] is not None else P["cm_u"] / dt
+    cm_t = None if P["cm_u"] is None else P["cm_u"] / dt  # None: a fixed dt, cm_t folded into we, w
     for _ in range(cfg.get("ode_unfolds", 6)):
         a = xp.sigmoid(xp.addmm(z_x, v, P["sv"]))
-        v = xp.addmm(cm_t * v, a, P["we"]) / xp.addmm(cm_t, a, P["w"])
+        if cm_t is None:  # no product with v: 4 graph nodes an unfold
+            v = xp.addmm(v, a, P["we"]) / xp.addmm(P["ones"], a, P["w"])
+        else:
+            v = xp.addmm(cm_t * v, a, P["we"]) / xp.addmm(cm_t, a, P["w"])
     return xp.addmm(P["out_b"], v, P["out"]), v
 
 
@@ -643,6 +698,17 @@ def model_step(xp, P, x, h, dt, config):
 
 
 STATIC_PREPARE = {"ltc": ltc_prepare_static}
+TRAINING_PREPARE = {"ltc": ltc_prepare_lists}
+
+
+def model_prepare_training(xp, raw, config):
+    """model_prepare, then the cell's fastest differentiable form where it has one
+    (TRAINING_PREPARE): what training and its evaluation step with."""
+    P = model_prepare(xp, raw, config)
+    fold = TRAINING_PREPARE.get(config["cell"]["kind"])
+    if fold is not None:
+        P["cell"] = fold(xp, P["cell"], config["cell"])
+    return P
 
 
 def model_prepare_static(xp, raw, config, fixed_dt=None):

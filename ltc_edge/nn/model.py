@@ -221,8 +221,11 @@ class Model(nn.Module):
     def raw_params(self) -> dict:
         return dict(self.named_parameters())
 
-    def prepared(self) -> dict:
-        return F.model_prepare(F.ops_for(next(self.parameters())), self.raw_params(), self.config)
+    def prepared(self, training: bool = False) -> dict:
+        """The parameter-only constants of a step; training=True: the form that trains fastest
+        (an LTC with a sparse wiring: synapse lists), the same outputs to float rounding."""
+        prepare = F.model_prepare_training if training else F.model_prepare
+        return prepare(F.ops_for(next(self.parameters())), self.raw_params(), self.config)
 
     def initial_state(self, batch: int = 1) -> torch.Tensor:
         p = next(self.parameters())

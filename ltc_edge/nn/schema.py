@@ -339,7 +339,25 @@ def _option_value(v, path) -> None:
 
 
 _TOP_REQUIRED = ("format", "format_version", "input_size", "output_size", "readout", "cell")
-_TOP_OPTIONAL = ("normalization", "task", "dt_input")
+_TOP_OPTIONAL = ("normalization", "task", "dt_input", "isolation")
+ISOLATE_BY = ("magnitude", "gradient", "fisher")  # train/isolate.py's statistics
+
+
+def _isolation(rec, path) -> None:
+    """`ltc train --isolate`'s record: the fraction, the statistic, the epoch, counts per tensor."""
+    if rec is None:
+        return
+    _object(rec, path, ("fraction", "by", "at_epoch", "isolated"), ("left",))
+    _number(rec["fraction"], f"{path}.fraction", 0.0, 1.0)
+    _enum(rec["by"], f"{path}.by", ISOLATE_BY)
+    _int(rec["at_epoch"], f"{path}.at_epoch", 0, 2 ** 31)
+    for key in ("isolated", "left"):
+        counts = rec.get(key)
+        if counts is not None and not isinstance(counts, dict):
+            fail(f"{path}.{key}", "must be a JSON object", counts)
+        for name, n in (counts or {}).items():
+            _plain(name, f"{path}.{key}")
+            _int(n, f"{path}.{key}.{name}", 0, 2 ** 31)
 
 
 def validate_config(config) -> None:
@@ -366,6 +384,7 @@ def validate_config(config) -> None:
         fail("output_size", f"must equal the cell's {cell_out} outputs when readout is false", n_out)
     _normalization(config.get("normalization"), "normalization", {"input": n_in, "output": n_out})
     _task(config.get("task"), "task")
+    _isolation(config.get("isolation"), "isolation")
     n_params = parameter_count(config)
     if n_params > MAX_PARAMETERS:
         fail("cell", f"implies {n_params} parameters, more than MAX_PARAMETERS = {MAX_PARAMETERS}", show=False)

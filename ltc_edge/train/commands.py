@@ -14,6 +14,7 @@ import typer
 from ..nn.functional import CELLS
 from ..nn.wirings import WIRINGS
 from ..runtime.commands import BOARD, BOARD_C, FLASH_CMD, SERIAL, mcu_options
+from .isolate import check_isolation
 from .options import MAX_COUNT, check_series_numbers, check_train_numbers, integer, optional, use_compile
 from .outputs import check_outputs
 from .stored import SERIES_TASKS, task_options, task_record  # noqa: F401  (re-exported)
@@ -60,7 +61,8 @@ def parse_wiring_args(model: str, wiring: str | None, text: str | None) -> dict 
     return wargs
 
 
-def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, compile, patience=None):
+def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, compile, patience=None, isolate=None,
+                   isolate_by="magnitude", isolate_at=1):
     from .loop import TrainOptions, default_lr
 
     d = td.defaults
@@ -68,7 +70,8 @@ def _train_options(td, model: str, epochs, lr, batch_size, seed, grad_clip, comp
     clip = d.get("grad_clip") if grad_clip is None else (grad_clip if grad_clip > 0 else None)  # 0 = off
     return TrainOptions(epochs=ep, lr=default_lr(td, model) if lr is None else lr,
                         batch_size=d.get("batch_size", 16) if batch_size is None else batch_size, seed=seed,
-                        grad_clip=clip, compile=use_compile(compile), patience=patience)
+                        grad_clip=clip, compile=use_compile(compile), patience=patience, isolate=isolate,
+                        isolate_by=isolate_by, isolate_at=isolate_at)
 
 
 def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, resume, progress, dt_input=False):
@@ -90,6 +93,17 @@ def _run_training(task, topts, model, out, wiring, wargs, units, numbers: dict, 
     typer.echo(f"best epoch {m['best_epoch']}{stop}: valid {td.metric} {m['valid'][td.metric]:.5g}, "
                f"test {td.metric} {m['test'][td.metric]:.5g} (windows, state reset each)  -> {out}\n"
                f"  {streaming_phrase(td.metric, m['test_streaming'])}: how it runs on a device")
+
+
+# ltc train --isolate (train/isolate.py)
+ISOLATE = typer.Option(None, "--isolate", help="Cut this fraction (0 to 1) of the cell's connections out of "
+                       "training after --isolate-at epochs: zeroed and frozen; an LTC's synapses leave the wiring, "
+                       "so its step computes fewer (LSTM/GRU/CfC: smaller, not faster). Default: off.")
+ISOLATE_BY = typer.Option("magnitude", "--isolate-by", help="Which connections: the lowest by magnitude |w|, "
+                          "gradient mean |w*g| or fisher mean g^2*w^2/2 (gradient and fisher: measured over the "
+                          "epoch before).")
+ISOLATE_AT = typer.Option(1, "--isolate-at", help="Isolate after this many epochs (0: before training, magnitude "
+                          "only). The model file is the best epoch after isolation.")
 
 
 def train_cmd(
@@ -128,6 +142,7 @@ def train_cmd(
     dt_input: bool = typer.Option(False, "--dt-input", help="Give the cell the elapsed time dt (divided by "
                                                             "the training median dt) as one more input: an "
                                                             "LSTM/GRU that knows the time step."),
+    isolate: Optional[float] = ISOLATE, isolate_by: str = ISOLATE_BY, isolate_at: int = ISOLATE_AT,
 ):
     """Train a model on a task; keeps the epoch with the best validation metric. The final report
     gives the test metric over windows (state reset each, as in training) and streamed over the whole
@@ -138,11 +153,13 @@ def train_cmd(
     """
     check_train_numbers(units, epochs, lr, batch_size, seed, grad_clip)
     optional(integer, patience, "--patience", 1, MAX_COUNT)
+    check_isolation(isolate, isolate_by, isolate_at, epochs)
     wargs = parse_wiring_args(model, wiring, wiring_args)
     topts = task_options(task, data, data_dir, inputs, targets, time, seq_len, stride, split, episodes)
     check_outputs(out, data)  # before any data is read or epoch run
     numbers = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "grad_clip": grad_clip,
-               "compile": compile, "patience": patience}
+               "compile": compile, "patience": patience, "isolate": isolate, "isolate_by": isolate_by,
+               "isolate_at": isolate_at}
     _run_training(task, topts, model, out, wiring, wargs, units, numbers, resume, progress, dt_input)
 
 

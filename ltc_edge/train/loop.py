@@ -28,6 +28,7 @@ from ..nn import functional as F
 from ..nn import modelfile
 from ..nn.model import Model, make_config
 from ..nn.wirings import WIRINGS
+from . import isolate
 from .options import COMPILE_NOTICE, MAX_UNITS, integer
 from .outputs import check_outputs, checkpoint_path, metrics_path  # noqa: F401  (re-exported)
 from .streaming import final_streaming
@@ -169,7 +170,7 @@ def make_step_fn(config: dict, compile: bool = False, chunk: int = 1):
 
 def run_sequence(model: Model, step_fn, x: torch.Tensor, dt: torch.Tensor | None, last_only=False):
     """x[B, T, in] -> y[B, T, out] (or y[B, out] with last_only), `step_fn.chunk` steps per call."""
-    P = model.prepared()
+    P = model.prepared(training=True)
     B, T, _ = x.shape
     h = model.initial_state(B)
     K = getattr(step_fn, "chunk", 1)
@@ -266,6 +267,9 @@ class TrainOptions:
     compile_chunk: int = 4
     eval_batch_size: int = 512
     patience: int | None = None  # stop after this many epochs without a better validation metric
+    isolate: float | None = None  # the fraction of connections cut out of training (train/isolate.py)
+    isolate_by: str = "magnitude"
+    isolate_at: int = 1  # after this many epochs
 
 
 def _save_checkpoint(ck: dict, path: Path) -> None:
@@ -328,13 +332,17 @@ def _resume(ckpt_file: Path, model: Model, opts: TrainOptions, spec: dict):
     ck = _load_checkpoint(ckpt_file)
     if ck.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{ckpt_file}: unsupported checkpoint version {ck.get('version')}")
-    if ck["config"]["cell"] != model.config["cell"] or ck["config"]["input_size"] != model.config["input_size"]:
+    if isolate.unwired(ck["config"]["cell"]) != isolate.unwired(model.config["cell"]) or \
+            ck["config"]["input_size"] != model.config["input_size"]:
         raise ValueError(f"{ckpt_file}: the checkpoint holds a different model "
                          f"({ck['config']['cell']['kind']}); resume with the same --model/--wiring/--units")
     opts = TrainOptions(**{**ck["options"], "epochs": opts.epochs, "compile": opts.compile,
                            "compile_chunk": opts.compile_chunk, "eval_batch_size": opts.eval_batch_size,
                            "patience": opts.patience})
     model.load_state_dict(ck["state"])
+    if ck["config"].get("isolation"):  # an isolated run: its wiring lost synapses, its record says which
+        model.config.update(cell=ck["config"]["cell"], isolation=ck["config"]["isolation"])
+        isolate.restore(model)
     spec = {**ck.get("spec", {}), **{k: v for k, v in spec.items() if k == "command"}}
     return opts, ck["history"], ck["best"], ck["epoch"], ck["optim"], spec
 
@@ -391,6 +399,7 @@ class _Run:
     step_fn: Callable = None
     eval_step: Callable = None
     batches: int = 0
+    grad_stats: isolate.GradStats | None = None  # collected in the epoch before isolation
 
 
 def _train_epoch(run: _Run, epoch: int, bar: _Bar, on_batch) -> list[float]:
@@ -403,6 +412,8 @@ def _train_epoch(run: _Run, epoch: int, bar: _Bar, on_batch) -> list[float]:
         loss = obj.loss(run_sequence(model, run.step_fn, x, dt, last_only=obj.last_only), y)
         run.optim.zero_grad(set_to_none=True)
         loss.backward()
+        if run.grad_stats is not None:
+            run.grad_stats.add()
         if opts.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
         run.optim.step()
@@ -420,11 +431,30 @@ def _train_epoch(run: _Run, epoch: int, bar: _Bar, on_batch) -> list[float]:
     return losses
 
 
-def _end_epoch(run: _Run, epoch: int, losses: list[float], train_time: float) -> str:
+def _isolation_due(run: _Run, epoch: int, bar: _Bar) -> None:
+    """--isolate: collect gradient statistics in the epoch before, isolate at its start."""
+    opts, model = run.opts, run.model
+    if not opts.isolate or model.config.get("isolation"):
+        return
+    if epoch == opts.isolate_at - 1 and opts.isolate_by != "magnitude":
+        run.grad_stats = isolate.GradStats(model)
+    if epoch == opts.isolate_at:
+        cut = isolate.choose(model, opts.isolate, opts.isolate_by, run.grad_stats)
+        record = {"fraction": opts.isolate, "by": opts.isolate_by, "at_epoch": opts.isolate_at}
+        bar.print(isolate.apply(model, run.optim, cut, record))
+        # the model file is the isolated model: the best epoch is chosen among those after isolation
+        run.best = {"metric": None, "epoch": None, "state": None, "valid": None}
+        run.grad_stats = None
+        run.step_fn = make_step_fn(model.config, compile=opts.compile, chunk=opts.compile_chunk)  # new wiring
+        run.eval_step = make_step_fn(model.config)
+
+
+def _end_epoch(run: _Run, epoch: int, losses: list[float], train_time: float, cpu_time: float = 0.0) -> str:
     """Validate, keep the best model, write the checkpoint; returns the epoch's log line."""
     task, model, opts = run.task, run.model, run.opts
     valid = evaluate(model, task, "valid", opts.eval_batch_size, run.eval_step)
-    rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "valid": valid, "train_s": round(train_time, 3)}
+    rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "valid": valid, "train_s": round(train_time, 3),
+           "train_cpu_s": round(cpu_time, 3)}
     run.history.append(rec)
     improved = _better(task, valid[task.metric], run.best["metric"])
     if improved:
@@ -513,9 +543,10 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
                 bar.print(f"early stop: no better validation {task.metric} in {run.opts.patience} epochs "
                           f"(best epoch {run.best['epoch']})")
                 break
-            te = time.time()
+            _isolation_due(run, epoch, bar)
+            te, tc = time.time(), time.process_time()
             losses = _train_epoch(run, epoch, bar, on_batch)
-            bar.print(_end_epoch(run, epoch, losses, time.time() - te))
+            bar.print(_end_epoch(run, epoch, losses, time.time() - te, time.process_time() - tc))
             if on_epoch is not None:
                 on_epoch({"epoch": epoch + 1, "epochs": run.opts.epochs, "metric": task.metric,
                           "valid": run.history[-1]["valid"][task.metric], "best_valid": run.best["metric"],
