@@ -219,7 +219,7 @@ def levels(points: list[dict], key: str, cost: str = "cost", unit: str = "cycles
     return lines
 
 
-def plot(points: list[dict], xkey: str, xlabel: str, path: Path) -> None:
+def plot(points: list[dict], xkey: str, xlabel: str, path: Path, converged: bool = False) -> None:
     """Test MSE (windows | streamed) vs an M4 cost, one colour per kind (fp32 o, int8 v; the
     converged 32-unit anchor *), each panel's Pareto front over the sweep's points as a line."""
     import matplotlib
@@ -239,8 +239,10 @@ def plot(points: list[dict], xkey: str, xlabel: str, path: Path) -> None:
             ax.scatter(x, p[key], color=colours[p["kind"]], s=90 if anchor else 40, edgecolor="black" if anchor else None,
                        marker="*" if anchor else ("o" if p["precision"] == "fp32" else "v"))
             ax.annotate(str(p["units"]), (x, p[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        for source, style, name in (("sweep", "-", "front (sweep)"), ("converged table", "--", "front (converged)")):
-            mine = [{**p, "cost": p[xkey] if xkey != "cost" else p["cost"]} for p in points if p["source"] == source]
+        fronts = ((("sweep", "converged table"), "-", "front (converged: sweep + table)"),) if converged else \
+            ((("sweep",), "-", "front (sweep)"), (("converged table",), "--", "front (converged)"))
+        for sources, style, name in fronts:
+            mine = [{**p, "cost": p[xkey] if xkey != "cost" else p["cost"]} for p in points if p["source"] in sources]
             f = front(mine, key)
             if f:
                 ax.step([p["cost"] for p in f], [p[key] for p in f], where="post", color="grey", ls=style, lw=1,
@@ -303,6 +305,12 @@ def weight_check(trials: list[dict], work: Path) -> dict | None:
             "what": "[trained, untrained] M4 cost of the same architecture"}
 
 
+def converged_schedule(cfg: dict) -> bool:
+    """Trained to convergence: a cap of at least 100 epochs with early stopping on validation (a
+    trial that reached the cap instead is named in protocol's trials_at_cap)."""
+    return cfg.get("epochs", 0) >= 100 and bool(cfg.get("patience"))
+
+
 def protocol(config: Path, trials: list[dict]) -> dict:
     from ltc_edge.bench.sweep import read_config
     from ltc_edge.bench.sweep import trials as grid
@@ -321,7 +329,8 @@ def protocol(config: Path, trials: list[dict]) -> dict:
             "trials_finished": len(finished), "trials_cut_short": [name(t) for t in done if t["status"] != "finished"],
             "trials_not_started": missing,
             "complete": len(finished) == len(planned) and bool(planned),
-            "converged": False if cfg.get("epochs", 0) < 100 else None,
+            "converged": converged_schedule(cfg),
+            "trials_at_cap": [name(t) for t in finished if not t.get("stopped_early")],
             "cost": "Cortex-M4 under qemu-system-arm (mps2-an386), not a board: instructions per step from -icount; "
                     "cycles per step ESTIMATED from the executed instruction mix with the Cortex-M4 TRM timings, "
                     "zero-wait-state memory (ltc_edge/bench/arm/cycles.py); flash and RAM of the model's C at -O2",
@@ -345,23 +354,40 @@ def rival_lines(points: list[dict], key: str) -> list[str]:
 
 
 def answer(points: list[dict], proto: dict) -> list[str]:
-    """The verdict in words: the converged evidence first, then this sweep's short schedule."""
+    """The verdict in words. A converged sweep and the converged table are one evidence (every size,
+    fp32 over windows), then the sweep's own fp32 + int8 C, windowed and streamed; a short sweep
+    only ranks how fast a cell learns and is kept apart from the converged table."""
     anchor = [p for p in points if p["source"] == "converged table"]
     # the verdict compares trials under the same schedule: a trial cut short stays in the table only
     sweep = [p for p in points if p["source"] == "sweep" and set(p["status"]) == {"finished"}]
-    out = ["Converged (the recorded 200-epoch, 5-seed table; 32 units only; fp32; windowed test MSE; the M4 cost of "
-           "the same architectures):", *(f"  {s}" for s in levels(anchor, "test_mse")),
-           *(f"  in flash, {s}" for s in levels(anchor, "test_mse", "flash_bytes", "bytes of flash")),
-           *(f"  {s}" for s in rival_lines(anchor, "test_mse"))]
-    out.append(f"Short schedule (this sweep: at most {proto['epochs_cap']} epochs, patience {proto['patience']}; "
-               f"{proto['trials_finished']} of {proto['trials_planned']} trials finished, "
-               f"{len(proto['trials_cut_short'])} cut short (in the table, not in these lines), "
-               f"{len(proto['trials_not_started'])} not started; NOT converged: it ranks how fast a cell learns; "
-               "fp32 and int8 together):")
+    if proto["converged"]:
+        both = anchor + [p for p in sweep if p["precision"] == "fp32"]
+        out = [f"Converged, fp32, test MSE over windows, every size ({sweep_words(proto)}; the other 32-unit "
+               "cells: the 200-epoch, 5-seed table):", *(f"  {s}" for s in levels(both, "test_mse")),
+               *(f"  in flash, {s}" for s in levels(both, "test_mse", "flash_bytes", "bytes of flash")),
+               *(f"  {s}" for s in rival_lines(both, "test_mse"))]
+        out.append(f"This sweep's C, fp32 and int8 together ({sweep_words(proto)}):")
+    else:
+        out = ["Converged (the recorded 200-epoch, 5-seed table; 32 units only; fp32; windowed test MSE; the M4 "
+               "cost of the same architectures):", *(f"  {s}" for s in levels(anchor, "test_mse")),
+               *(f"  in flash, {s}" for s in levels(anchor, "test_mse", "flash_bytes", "bytes of flash")),
+               *(f"  {s}" for s in rival_lines(anchor, "test_mse"))]
+        out.append(f"Short schedule ({sweep_words(proto)}; NOT converged: it ranks how fast a cell learns; "
+                   "fp32 and int8 together):")
     out += [f"  windowed {s}" for s in levels(sweep, "test_mse")]
     out += [f"  windowed, fp32: {s}" for s in rival_lines([p for p in sweep if p["precision"] == "fp32"], "test_mse")]
     out += [f"  streamed {s}" for s in levels(sweep, "test_mse_streamed")]
     return out
+
+
+def sweep_words(proto: dict) -> str:
+    """The sweep's schedule and completeness in a few words."""
+    at_cap = proto.get("trials_at_cap") or []
+    return (f"this sweep: at most {proto['epochs_cap']} epochs, early stop after {proto['patience']} without a "
+            f"better validation MSE; {proto['trials_finished']} of {proto['trials_planned']} trials finished, "
+            f"{len(at_cap)} at the cap{' (' + ', '.join(at_cap) + ')' if at_cap else ''}, "
+            f"{len(proto['trials_cut_short'])} cut short (in the table, not in these lines), "
+            f"{len(proto['trials_not_started'])} not started")
 
 
 def main():
@@ -391,8 +417,9 @@ def main():
               "weights_do_not_change_the_cost": weight_check(trials, a.work),
               "plots": ["pareto_m4_cycles.png", "pareto_m4_flash.png"]}
     plot(points, "cost", "estimated Cortex-M4 cycles per step (qemu instruction mix x TRM timings)",
-         a.out.parent / "pareto_m4_cycles.png")
-    plot(points, "flash_bytes", "Cortex-M4 flash of the model's C (bytes, -O2)", a.out.parent / "pareto_m4_flash.png")
+         a.out.parent / "pareto_m4_cycles.png", proto["converged"])
+    plot(points, "flash_bytes", "Cortex-M4 flash of the model's C (bytes, -O2)", a.out.parent / "pareto_m4_flash.png",
+         proto["converged"])
     atomic_write_bytes(a.out, json.dumps(result, indent=1).encode())
     text = markdown(result)
     atomic_write_bytes(a.out.with_suffix(".md"), text.encode())

@@ -49,3 +49,31 @@ def test_trial_folders_and_cut_short_trials(tmp_path):
     (t,) = P.sweep_trials(tmp_path)
     assert (t["kind"], t["units"], t["seed"], t["status"], t["epochs_run"], t["stopped_early"]) == \
         ("GRU", 8, 0, "finished", 12, True)
+
+
+def _proto(converged, at_cap=()):
+    return {"converged": converged, "epochs_cap": 200 if converged else 20, "patience": 20 if converged else 5,
+            "trials_finished": 4, "trials_planned": 4, "trials_at_cap": list(at_cap), "trials_cut_short": [],
+            "trials_not_started": []}
+
+
+def test_a_converged_sweep_and_the_converged_table_are_one_verdict():
+    table = [{**p, "source": "converged table"} for p in POINTS if p["units"] == 32]
+    sweep = [{**_p("LSTM", 8, 3.8, 8000.0), "status": ["finished"], "test_mse_streamed": 3.7},
+             {**_p("GRU", 8, 3.4, 6000.0), "status": ["finished"], "test_mse_streamed": 3.4}]
+    lines = P.answer(table + sweep, _proto(True, ["GRU-8 seed 1"]))
+    assert lines[0].startswith("Converged, fp32, test MSE over windows, every size (this sweep: at most 200 epochs")
+    assert "1 at the cap (GRU-8 seed 1)" in lines[0]
+    # the 8-unit GRU from the sweep is the cheapest at its accuracy, beside the table's 32-unit cells
+    assert lines[1].startswith("  MSE <= 3.400: cheapest GRU-8 fp32 (6,000 cycles/step); the cheapest of each other "
+                               "kind as accurate: LSTM-32 fp32 7.17x")
+    assert lines[2].startswith("  MSE <= 2.420: cheapest LSTM-32 fp32 (43,000 cycles/step)")
+    short = P.answer(table + sweep, _proto(False))
+    assert short[0].startswith("Converged (the recorded 200-epoch, 5-seed table; 32 units only")
+    assert not any("GRU-8" in s for s in short[:5])  # a short schedule stays out of the converged lines
+
+
+def test_converged_schedule_needs_a_long_cap_and_early_stopping():
+    assert P.converged_schedule({"epochs": 200, "patience": 20})
+    assert not P.converged_schedule({"epochs": 20, "patience": 5})
+    assert not P.converged_schedule({"epochs": 200})
