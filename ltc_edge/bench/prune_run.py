@@ -59,7 +59,7 @@ def _row(level: float, path: Path, model, task_data, time_c: bool) -> dict:
 def run_prune(model: Path, levels, *, task=None, fine_tune_epochs: int = 0, lr=None, time_c: bool = True,
               out: Path = Path("pruned")) -> dict:
     """Arguments are checked by the command (commands.py); writes the models and the report.
-    `task`: a name, or (name, load_task options) as commands.model_task gives them."""
+    `task`: a name, or (name, load_task options) as train.stored.model_task gives them."""
     from ..nn import load
 
     base = load(model)
