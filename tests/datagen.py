@@ -17,3 +17,15 @@ def oscillator_csv(path, rows: int = 360, seed: int = 11):
         x[i] = x[i - 1] + h * v[i]
     path.write_text("time_s,force,position\n" + "".join(f"{t[i]:.6f},{u[i]:.6f},{x[i]:.6f}\n" for i in range(rows)))
     return np.loadtxt(path, delimiter=",", skiprows=1).T
+
+
+def small_digits(n_train: int = 256, n_eval: int = 64):
+    """The digits task cut to n_train training and n_eval validation/test sequences: training tests
+    that must stay fast."""
+    from ltc_edge.train import tasks
+
+    t = tasks.load_task("digits")
+    t.train = tasks.Split(t.train.x[:n_train], t.train.y[:n_train])
+    t.valid = tasks.Split(t.valid.x[:n_eval], t.valid.y[:n_eval])
+    t.test = tasks.Split(t.test.x[:n_eval], t.test.y[:n_eval])
+    return t

@@ -5,13 +5,14 @@ update) through later epochs and a resume, the model file's record, the LTC's sy
 import numpy as np
 import pytest
 import torch
+from datagen import small_digits
 from typer.testing import CliRunner
 
 from ltc_edge.cli import app
 from ltc_edge.nn import functional as F
 from ltc_edge.nn.modelfile import load
 from ltc_edge.nn.model import build_model
-from ltc_edge.train import isolate, tasks
+from ltc_edge.train import isolate
 from ltc_edge.train.loop import TrainOptions, build_task_model, train
 
 runner = CliRunner()
@@ -21,12 +22,8 @@ def _quiet(_msg):
     pass
 
 
-def _small_digits(n_train=64):
-    t = tasks.load_task("digits")
-    t.train = tasks.Split(t.train.x[:n_train], t.train.y[:n_train])
-    t.valid = tasks.Split(t.valid.x[:32], t.valid.y[:32])
-    t.test = tasks.Split(t.test.x[:32], t.test.y[:32])
-    return t
+def _small_digits():
+    return small_digits(64, 32)
 
 
 def test_the_statistics_are_the_ones_a_model_file_may_record():

@@ -16,6 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from datagen import small_digits  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from ltc_edge.cli import app  # noqa: E402
@@ -288,11 +289,7 @@ def test_a_refused_streaming_step_is_reported_not_fatal(tmp_path, monkeypatch):
 
 
 def _small_digits(n_train=256):
-    t = tasks.load_task("digits")
-    t.train = tasks.Split(t.train.x[:n_train], t.train.y[:n_train])
-    t.valid = tasks.Split(t.valid.x[:64], t.valid.y[:64])
-    t.test = tasks.Split(t.test.x[:64], t.test.y[:64])
-    return t
+    return small_digits(n_train)
 
 
 def test_short_training_decreases_loss(tmp_path):
