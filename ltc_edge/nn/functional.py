@@ -362,8 +362,9 @@ def ltc_state_bounds(config: dict, raw: dict):
 # one product each for the numerator and the denominator sums: with a dt input
 #     a = sigmoid(v @ s + z_x);  v = (cm_t*v + a @ we) / (cm_t + a @ w),  cm_t = cm / (dt/unfolds)
 # (6 graph nodes), and with a fixed dt cm_t is a constant divided out of both sums,
-#     v = (v + a @ (we/cm_t)) / (1 + a @ (w/cm_t))   (4 graph nodes: no product with v). Masks are folded into the lists, the
-# input mapping into the sensory pre-activations, the output mapping into one matrix.
+#     v = (v + a @ (we/cm_t)) / (1 + a @ (w/cm_t))   (5 graph nodes: no product with v).
+# Masks are folded into the lists, the input mapping into the sensory pre-activations, the
+# output mapping into one matrix.
 
 LTC_STATIC_MAX = 1 << 16  # units * synapses above this: the matrices get big, keep the dense form
 _ALWAYS_ON = 40.0          # pre-activation of the constant synapse: float32 sigmoid(40) == 1.0
@@ -418,7 +419,7 @@ def _ltc_step_static(xp, P, x, v, dt, cfg):
     cm_t = None if P["cm_u"] is None else P["cm_u"] / dt  # None: a fixed dt, cm_t folded into we, w
     for _ in range(cfg.get("ode_unfolds", 6)):
         a = xp.sigmoid(xp.addmm(z_x, v, P["sv"]))
-        if cm_t is None:  # no product with v: 4 graph nodes an unfold
+        if cm_t is None:  # no product with v: 5 graph nodes an unfold
             v = xp.addmm(v, a, P["we"]) / xp.addmm(P["ones"], a, P["w"])
         else:
             v = xp.addmm(cm_t * v, a, P["we"]) / xp.addmm(cm_t, a, P["w"])
