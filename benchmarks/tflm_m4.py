@@ -112,8 +112,8 @@ OPS = {"ADD": ("AddAdd", ["add", "add_common"]), "MUL": ("AddMul", ["mul", "mul_
                                         ["unidirectional_sequence_lstm", "lstm_eval", "lstm_eval_common"])}
 # the CMSIS-NN source folders TFLM's kernels of OPS call into (TFLM compiles all of Source/; the
 # linker keeps the same functions either way)
-CMSIS_NN_DIRS = ("ActivationFunctions", "BasicMathFunctions", "FullyConnectedFunctions", "LSTMFunctions",
-                 "NNSupportFunctions")
+CMSIS_NN_DIRS = ("ActivationFunctions", "BasicMathFunctions", "ConvolutionFunctions", "FullyConnectedFunctions",
+                 "LSTMFunctions", "NNSupportFunctions")  # FULLY_CONNECTED int8 may call arm_convolve_1x1_s8_fast
 CPP_TYPES = {np.float32: 4, np.int8: 1, np.int16: 2, np.int32: 4}
 
 
@@ -304,7 +304,7 @@ def compile_library(dirs: dict, ops, build: Path, reference=()) -> Path:
         key = hashlib.sha256(" ".join([str(src), *cmd]).encode()).hexdigest()[:16]
         obj = objdir / f"{src.stem}-{key}.o"
         if not obj.is_file():
-            CN._run(["nice", "-n", "10", *cmd, "-c", "-o", f"{obj}.tmp", str(src)], build)
+            _run([*cmd, "-c", "-o", f"{obj}.tmp", str(src)], build)
             os.replace(f"{obj}.tmp", obj)
         return obj
 
@@ -314,6 +314,17 @@ def compile_library(dirs: dict, ops, build: Path, reference=()) -> Path:
     if not lib.is_file():
         CN._run(["arm-none-eabi-ar", "rcs", str(lib), *map(str, objs)], build)
     return lib
+
+
+def _run(cmd, cwd) -> None:
+    """A compile or link at nice 10 (the machine is shared); its failure in one line that names
+    the tool and, for a link, the undefined symbols."""
+    r = subprocess.run(["nice", "-n", "10", *cmd], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        undefined = sorted(set(re.findall(r"undefined reference to `([^']+)'", r.stderr)))
+        why = f"undefined {', '.join(undefined)}" if undefined else " ".join((r.stderr or r.stdout).split())[-400:]
+        what = next((c for c in cmd if c.endswith(".elf")), cmd[-1])  # the firmware linked, or the source
+        raise RuntimeError(f"{cmd[0]} failed on {Path(what).name}: {why}")
 
 
 def _c_array(name: str, data: bytes) -> str:
@@ -476,7 +487,7 @@ def firmware(dirs: dict, lib: Path, content: bytes, spec: dict, feed, xs, out: P
     calls = "".join(f"put_output({k}, OUT{k}_SIZE, OUT{k}_KIND); " for k in range(len(spec["outputs"])))
     (out / "tflm_main.cc").write_text(MAIN.replace("OUTPUTS", calls))
     inc = [*includes(dirs), "-I.", f"-I{CM.FIRMWARE}"]
-    cxx = ["nice", "-n", "10", "arm-none-eabi-g++", *COMMON, *CXXFLAGS, *inc, f"-DARENA_BYTES={arena}"]
+    cxx = ["arm-none-eabi-g++", *COMMON, *CXXFLAGS, *inc, f"-DARENA_BYTES={arena}"]
     platform = []
     for src in (CM.CM / "platform_cm.c", CM.CM / "startup_cm.c"):
         obj = out / f"{src.stem}.o"
@@ -487,7 +498,7 @@ def firmware(dirs: dict, lib: Path, content: bytes, spec: dict, feed, xs, out: P
                       ("tflm_cycles.elf", [f"-DGOLDEN_TIMING_STEPS={cycles.STEPS}", "-DTIMING_ONLY"]),
                       ("probe_model.elf", ["-DPROBE", "-DGOLDEN_TIMING_STEPS=1"]),
                       ("probe_base.elf", ["-DPROBE", "-DNO_MODEL", "-DGOLDEN_TIMING_STEPS=1"])):
-        CN._run([*cxx, *defs, "-o", elf, "tflm_main.cc", str(lib), *platform, *ld, "-lm"], out)
+        _run([*cxx, *defs, "-o", elf, "tflm_main.cc", str(lib), *platform, *ld, "-lm"], out)
 
 
 def run_golden(out: Path, spec: dict) -> tuple[dict, list]:
@@ -724,8 +735,9 @@ def main():
         ap.add_argument(f"--{name}", metavar="DIR", help=f"a checkout of github.com/{repo}")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tflm_m4.json"))
     ap.add_argument("--no-project", action="store_true", help="only the TFLM rows (skip the project's rows)")
-    ap.add_argument("--build", metavar="DIR", help="keep TFLM's objects here (reused by a later run); default: a "
-                                                   "temp folder, removed")
+    ap.add_argument("--build", metavar="DIR", help="keep TFLM's objects here, reused by a later run with the same "
+                                                   "checkouts (objects are keyed by path and flags, not content); "
+                                                   "default: a temp folder, removed")
     a = ap.parse_args()
     dirs = check_sources(a)
     if isinstance(dirs, str):
