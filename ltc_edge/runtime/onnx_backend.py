@@ -79,7 +79,7 @@ class OnnxBackend(Backend):
 
     def _session(self, batch):
         """An onnxruntime session of the verified bytes; with `batch`, the graph's symbolic "batch"
-        dimension fixed to it (static shapes: a step about 0.9x the time, export_speed.json)."""
+        dimension fixed to it (static shapes: a step about 0.95x the time, benchmarks/results/ort_speed.json)."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -103,8 +103,8 @@ class OnnxBackend(Backend):
     def _bound_io(self):
         """An IOBinding of OrtValues over this backend's own buffers: onnxruntime reads x, state
         (and dt) where the Controller wrote them and writes y and new_state in place, so a step
-        builds no feed dict and allocates no output arrays (about 0.7x the time of sess.run's step
-        for the LTC-19 NCP: benchmarks/results/export_speed.json)."""
+        builds no feed dict and allocates no output arrays (about 0.72x the time of sess.run's step
+        for the LTC-19 NCP: benchmarks/results/ort_speed.json)."""
         from onnxruntime import OrtValue
 
         io = self.sess.io_binding()
