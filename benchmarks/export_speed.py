@@ -97,15 +97,7 @@ def ort_bound_timer(proto, feeds, threads: int = 1, **config):
         keep.append(ort.OrtValue.ortvalue_from_numpy(buf))
         io.bind_ortvalue_output(o.name, keep[-1])
     sess.run_with_iobinding(io)
-    res = [b.copy() for b in outs]
-
-    def run(n):
-        t = time.perf_counter()
-        for _ in range(n):
-            sess.run_with_iobinding(io)
-        return (time.perf_counter() - t) / n * 1e6
-
-    return run, res
+    return per_step_us(lambda: sess.run_with_iobinding(io)), [b.copy() for b in outs]
 
 
 def runtime_timer(proto, feeds):
@@ -122,15 +114,18 @@ def runtime_timer(proto, feeds):
         if name in feeds:
             buf[...] = feeds[name]
     b.run()
-    res = [b.y.copy(), b.h_new.copy()]
+    return per_step_us(b.run), [b.y.copy(), b.h_new.copy()]
 
+
+def per_step_us(call):
+    """run(n) -> µs per call of `call()` over n calls."""
     def run(n):
         t = time.perf_counter()
         for _ in range(n):
-            b.run()
+            call()
         return (time.perf_counter() - t) / n * 1e6
 
-    return run, res
+    return run
 
 
 TARGET = 0.2  # issue 27: ltc-edge's onnxruntime step <= 0.2x the naive ncps export's (was 0.4x)

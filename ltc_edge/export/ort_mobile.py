@@ -63,6 +63,8 @@ def to_ort(onnx_path: Path, ort_path: Path) -> None:
 
 
 def _session(path: Path):
+    """One thread, quiet; a .ort file read as the ORT format (onnx.session's twin: importing it
+    here would make an import cycle, onnx.py imports this module)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
