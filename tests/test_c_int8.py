@@ -237,6 +237,30 @@ def test_int8_lstm_thumb1_mul_hi_same_integers(tmp_path, kind):
     assert "#pragma GCC unroll" in gen["files"]["m8.c"] and "smlad" in gen["files"]["m8.c"]
 
 
+def test_int8_saturation_fragment_shared_and_exact(tmp_path):
+    """sat16 and table_index (templates/int/saturate.c.in) are one fragment in the LTC and the
+    LSTM/GRU sources; the index is one SSAT only for a power-of-two table (T_N = 32: 5 bits, LUT_N =
+    512: 9 bits), the portable clamp_ on every core otherwise; the clamp gives exactly
+    -n/2..n/2-1 and the int16 range (host build)."""
+    import ctypes
+
+    from ltc_edge.codegen import c_int
+
+    assert "__ssat((i), 5)" in c_int.saturate("T_N", 32) and "__ssat((i), 9)" in c_int.saturate("LUT_N", 512)
+    odd = c_int.saturate("TN", 24)
+    assert odd.count("#define table_index(i) clamp_((i), -TN / 2, TN / 2 - 1)") == 2 and "__ssat((i)" not in odd
+    for kind, table, n in (("ltc", "T_N", c_int.T_N), ("lstm", "LUT_N", c_int.LUT_N)):
+        m = build_model(kind, 5, seed=0, units=8, output_size=2)
+        text = int8.generate(m.config, _raw(m), prefix="m8", calib_x=_inputs(m.config))["files"]["m8.c"]
+        assert text.count(c_int.saturate(table, n)) == 1 and text.count("static inline int32_t clamp_(") == 1, kind
+    (tmp_path / "s.c").write_text("#include <stdint.h>\n#define TN 24\n" + odd + "\nint32_t idx(int32_t i) "
+                                  "{ return table_index(i); }\nint32_t s16(int32_t a) { return sat16(a); }\n")
+    lib = ctypes.CDLL(str(cgen.compile_library(tmp_path / "s.c")))
+    assert [lib.idx(i) for i in (-40, -13, -12, 0, 11, 12, 40)] == [-12, -12, -12, 0, 11, 11, 11]
+    assert [lib.s16(a) for a in (-70000, -32769, -32768, 5, 32767, 32768, 70000)] == [
+        -32768, -32768, -32768, 5, 32767, 32767, 32767]
+
+
 def test_int8_cli_refuses_unknown_c_precision(tmp_path):
     from ltc_edge.export import get_exporter
 

@@ -384,6 +384,19 @@ def float_api(prefix: str, q: dict, facts_c: str, *, to_q: str, from_q: str, sta
         OUT_UNIT="{" + ", ".join(flit(2.0 ** -int(k)) for k in q["yf"]) + "}", FACTS_C=facts_c).removesuffix("\n")
 
 
+def saturate(table: str, table_n: int) -> str:
+    """sat16 and table_index for an integer step (templates/int/saturate.c.in, one fragment for the
+    LTC and the LSTM/GRU templates): `table` the C macro of the table's entry count table_n. The
+    index is one SSAT only where that is exactly the clamp to -table_n/2..table_n/2-1 (table_n a
+    power of two, SSAT to log2(table_n) bits); otherwise the portable clamp_ on every core."""
+    bits = table_n.bit_length() - 1
+    clamp = f"clamp_((i), -{table} / 2, {table} / 2 - 1)"
+    exact = table_n == 1 << bits and 1 <= bits <= 32
+    return Template((TEMPLATES / "saturate.c.in").read_text()).substitute(
+        TABLE_N=table, CLAMP_INDEX=clamp, SAT_INDEX=f"((int32_t)__ssat((i), {bits}))" if exact else clamp
+    ).removesuffix("\n")
+
+
 def int_facts(config, raw, prefix, fixed_dt) -> tuple[str, str]:
     """c.header_facts for the integer step (its precision line and macro)."""
     h2, src = header_facts(config, raw, prefix, fixed_dt, precision=precisions.INT8)
@@ -425,7 +438,8 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
     lists.update(W_OFF=4 * q["n"], W_OFF4=4 * q["n"] - 4, C_BYTES=4 * (q["n"] - r_last), R_LAST=r_last)
     source = Template((TEMPLATES / "ltc_int.c.in").read_text()).substitute(
         {**common, **lists}, HEADER=f"{prefix}.h", N=q["n"], MOTOR=q["motor"], T_N=T_N, T_BITS=T_BITS,
-        T_SCALE=1 << T_STEP, CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", UNFOLDS=q["unfolds"],
+        T_SCALE=1 << T_STEP, CONSTANTS=consts, SATURATE=saturate("T_N", T_N), FIXED_DT=f"dt = {flit(dt)}",
+        UNFOLDS=q["unfolds"],
         FLOAT_API=float_api(prefix, q, facts_c, to_q=flit(2.0 ** q["sv"]), from_q=f"* {flit(2.0 ** -q['sv'])}"))
     info = {"synapses": int(len(q["R"]["pre"])), "sensory_synapses": int(len(q["S"]["pre"])),
             "weights_bytes": nbytes["total"], "weights_bytes_by_kind": {k: v for k, v in nbytes.items() if k != "total"},

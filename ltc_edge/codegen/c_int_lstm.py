@@ -184,7 +184,8 @@ def generate(config: dict, raw: dict, *, prefix: str = "ltc_model", fixed_dt: fl
                   SUMMARY=f"{n} units, {config['input_size']} inputs, {config['output_size']} outputs")
     source = Template((c_int.TEMPLATES / "rnn_int.c.in").read_text()).substitute(
         common, HEADER=f"{prefix}.h", LUT_N=c_int.LUT_N, LUT_SCALE=1 << c_int.LUT_FRAC, CF=q["cf"], SH=q["SH"],
-        C_SHIFT=q["cf"] - (c_int.LUT_FRAC + 1), CONSTANTS=consts, FIXED_DT=f"dt = {flit(dt)}", GRU=int(not lstm),
+        C_SHIFT=q["cf"] - (c_int.LUT_FRAC + 1), CONSTANTS=consts, SATURATE=c_int.saturate("LUT_N", c_int.LUT_N),
+        FIXED_DT=f"dt = {flit(dt)}", GRU=int(not lstm),
         ROWS="i, f, g, o" if lstm else "r, z, n's input part n_x, n's hidden part n_h",
         CELL_NOTE=f", c in int16 Q{q['cf']} (from the calibration data's range, saturating), h in Q15" if lstm
         else ", h in Q15", FLOAT_API=c_int.float_api(
