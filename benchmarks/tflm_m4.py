@@ -705,7 +705,17 @@ def document(res: dict, dirs: dict) -> dict:
                                 "(ltc_edge/export/tflite.py: 'int8' = integer synapse products / gates, "
                                 "'weight-only' = int8 weights dequantised, float compute); the LSTM op: int8x8_16 "
                                 "as benchmarks/cmsis_nn_lstm.py quantises it",
-                "scope": "every row steps the whole model (the LSTM op row: the layer only, no 19 -> 2 readout)",
+                "scope": "every row steps the whole model (the LSTM op rows: the layer only, no 19 -> 2 readout)",
+                "lstm_op_kernels": "TFLM's CMSIS-NN kernel of UNIDIRECTIONAL_SEQUENCE_LSTM hands "
+                                   "arm_lstm_unidirectional_s8 a scratch cell state and no hidden state: every Invoke "
+                                   "starts from zero (keeps_state_between_invokes false; its outputs are checked "
+                                   "against the host run with the state reset before every step), and with no hidden "
+                                   "state CMSIS-NN skips the recurrent products (1,444 of the 2,052 multiply-adds): "
+                                   "its instructions are not a streaming step's. Streaming one step per Invoke needs "
+                                   "the reference kernel (the _reference row, state kept)",
+                "dequantize": "the int8-tflm exports' DEQUANTIZE ops dequantise the int8 weights on every Invoke, "
+                              "in double (TFLM's reference dequantise): soft-float on the M4 (__muldf3, "
+                              "__truncdfsf2, __floatsidf in instructions_by_function)",
                 "instructions_per_step": "SysTick ticks x 40 under qemu -icount shift=0, (2N - N Invokes) / N, "
                                          f"N = {TIMING_STEPS}; an Invoke includes the copies of x and of the state",
                 "cycles_per_step": cycles.NOTE[TARGET],
