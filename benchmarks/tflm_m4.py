@@ -109,7 +109,8 @@ OPS = {"ADD": ("AddAdd", ["add", "add_common"]), "MUL": ("AddMul", ["mul", "mul_
        "CONCATENATION": ("AddConcatenation", ["concatenation"]), "SLICE": ("AddSlice", ["slice"]),
        "RESHAPE": ("AddReshape", ["reshape", "reshape_common"]),
        "UNIDIRECTIONAL_SEQUENCE_LSTM": ("AddUnidirectionalSequenceLSTM",
-                                        ["unidirectional_sequence_lstm", "lstm_eval", "lstm_eval_common"])}
+                                        ["unidirectional_sequence_lstm", "lstm_eval", "lstm_eval_common",
+                                         "fully_connected_common"])}  # lstm_eval_common's FC parameters
 # the CMSIS-NN source folders TFLM's kernels of OPS call into (TFLM compiles all of Source/; the
 # linker keeps the same functions either way)
 CMSIS_NN_DIRS = ("ActivationFunctions", "BasicMathFunctions", "ConvolutionFunctions", "FullyConnectedFunctions",

@@ -1,7 +1,8 @@
 """benchmarks/tflm_m4.py (issue 24 item 2, the TFLite-Micro anchor): its refusals without the
 checkouts, the UNIDIRECTIONAL_SEQUENCE_LSTM .tflite it writes without TensorFlow (run in the
 host's LiteRT), and, where the checkouts are given by environment (LTC_TFLM_DIR,
-LTC_FLATBUFFERS_DIR, LTC_GEMMLOWP_DIR, LTC_RUY_DIR, optional LTC_CMSIS_NN_DIR), that op built and
+LTC_FLATBUFFERS_DIR, LTC_GEMMLOWP_DIR, LTC_RUY_DIR, optional LTC_CMSIS_NN_DIR and LTC_TFLM_BUILD:
+a kept object folder, as tflm_m4.py --build), that op built and
 run on the emulated Cortex-M4. The measurement itself is a benchmark
 (benchmarks/results/tflm_m4.json), not a test."""
 
@@ -115,8 +116,8 @@ def test_lstm_op_on_the_m4_matches_the_host_tflm(tmp_path):
     raw, x = _lstm_raw()
     content, q = T.lstm_tflite(raw, x)
     # the reference kernel: TFLM's CMSIS-NN kernel of this op does not keep the state between Invokes
-    lib = T.compile_library(dirs, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], tmp_path / "build",
-                            reference=("UNIDIRECTIONAL_SEQUENCE_LSTM",))
+    build = Path(os.environ.get("LTC_TFLM_BUILD") or tmp_path / "build")  # a kept one skips the compile
+    lib = T.compile_library(dirs, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], build, reference=("UNIDIRECTIONAL_SEQUENCE_LSTM",))
     row = T.tflm_row(dirs, lib, content, q["xq"], None, tmp_path / "m4")
     assert row["passed"] and row["correctness"]["h_vs_tflm_max_lsb"] <= T.LSB_TOLERANCE
     assert 1000 < row["instructions_per_step"] < 200000 and row["arena_used_bytes"] > 57
