@@ -361,7 +361,7 @@ def answer(points: list[dict], proto: dict) -> list[str]:
     # the verdict compares trials under the same schedule: a trial cut short stays in the table only
     sweep = [p for p in points if p["source"] == "sweep" and set(p["status"]) == {"finished"}]
     if proto["converged"]:
-        both = anchor + [p for p in sweep if p["precision"] == "fp32"]
+        both = converged_points(points, proto)
         out = [f"Converged, fp32, test MSE over windows, every size ({sweep_words(proto)}; the other 32-unit "
                "cells: the 200-epoch, 5-seed table):", *(f"  {s}" for s in levels(both, "test_mse")),
                *(f"  in flash, {s}" for s in levels(both, "test_mse", "flash_bytes", "bytes of flash")),
@@ -378,6 +378,16 @@ def answer(points: list[dict], proto: dict) -> list[str]:
     out += [f"  windowed, fp32: {s}" for s in rival_lines([p for p in sweep if p["precision"] == "fp32"], "test_mse")]
     out += [f"  streamed {s}" for s in levels(sweep, "test_mse_streamed")]
     return out
+
+
+def converged_points(points: list[dict], proto: dict) -> list[dict]:
+    """The converged evidence at fp32: the 32-unit table, and the sweep's finished trials when the
+    sweep itself trained to convergence."""
+    anchor = [p for p in points if p["source"] == "converged table"]
+    if not proto["converged"]:
+        return anchor
+    return anchor + [p for p in points if p["source"] == "sweep" and p["precision"] == "fp32"
+                     and set(p["status"]) == {"finished"}]
 
 
 def sweep_words(proto: dict) -> str:
@@ -412,8 +422,7 @@ def main():
               "equal_accuracy": {key: equal_accuracy([p for p in points if p["source"] == "sweep"
                                                       and set(p["status"]) == {"finished"}], key)
                                  for key in ("test_mse", "test_mse_streamed")},
-              "equal_accuracy_converged": equal_accuracy([p for p in points if p["source"] == "converged table"],
-                                                         "test_mse"),
+              "equal_accuracy_converged": equal_accuracy(converged_points(points, proto), "test_mse"),
               "weights_do_not_change_the_cost": weight_check(trials, a.work),
               "plots": ["pareto_m4_cycles.png", "pareto_m4_flash.png"]}
     plot(points, "cost", "estimated Cortex-M4 cycles per step (qemu instruction mix x TRM timings)",
