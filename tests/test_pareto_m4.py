@@ -68,6 +68,11 @@ def test_a_converged_sweep_and_the_converged_table_are_one_verdict():
     assert lines[1].startswith("  MSE <= 3.400: cheapest GRU-8 fp32 (6,000 cycles/step); the cheapest of each other "
                                "kind as accurate: LSTM-32 fp32 7.17x")
     assert lines[2].startswith("  MSE <= 2.420: cheapest LSTM-32 fp32 (43,000 cycles/step)")
+    # a sweep cell replaces the table's cell of the same kind and size (one protocol at every size)
+    lstm32 = {**_p("LSTM", 32, 2.5, 43000.0), "status": ["finished"]}
+    both = P.converged_points(table + sweep + [lstm32], _proto(True))
+    assert [p["test_mse"] for p in both if p["kind"] == "LSTM" and p["units"] == 32] == [2.5]
+    assert len([p for p in both if p["source"] == "converged table"]) == 3
     short = P.answer(table + sweep, _proto(False))
     assert short[0].startswith("Converged (the recorded 200-epoch, 5-seed table; 32 units only")
     assert not any("GRU-8" in s for s in short[:5])  # a short schedule stays out of the converged lines
