@@ -128,7 +128,10 @@ def test_conclusion_cites_the_recorded_converged_pareto(tmp_path):
                        "epochs_cap": 200, "seeds": [0, 1, 2, 3, 4], "cost": c}
                       for k, m, c in (("LTC-NCP", 2.648, 30000.0), ("LSTM", 2.420, 20000.0))]
                      + [{"source": "sweep", "precision": "fp32", "kind": "GRU", "units": 8, "test_mse": 9.0}],
-           "equal_accuracy_converged": [{"point": "LTC-NCP-32 fp32", "test_mse": 2.648, "cycles": 30000.0,
+           "equal_accuracy_converged": [{"point": "LTC-NCP-8 fp32", "test_mse": 5.5, "cycles": 9000.0,
+                                         "cheapest_other_kind_as_accurate": "GRU-8 fp32", "its_mse": 3.4,
+                                         "its_cycles": 6000.0, "cost_ratio": 1.5},
+                                        {"point": "LTC-NCP-32 fp32", "test_mse": 2.648, "cycles": 30000.0,
                                          "cheapest_other_kind_as_accurate": "LSTM-32 fp32", "its_mse": 2.42,
                                          "its_cycles": 20000.0, "cost_ratio": 1.5}]}
     (tmp_path / "p.json").write_text(json.dumps(rec))
