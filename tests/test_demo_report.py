@@ -141,7 +141,15 @@ def test_conclusion_cites_the_recorded_converged_pareto(tmp_path):
     summary, results = _inputs(m4_skipped=False)
     summary["recorded"] = got
     text = conclusion(summary, results)
-    assert ("Converged, as recorded at 200 epochs (5 seeds, 32 units; benchmarks/results/pareto_m4.json), the test "
+    assert ("Converged, as recorded (200 epochs; 5 seeds, 32 units; benchmarks/results/pareto_m4.json), the test "
             "MSE is LSTM-32 2.420, LTC-NCP-32 2.648.") in text
     assert "matched or beaten by the LSTM-32 fp32 (MSE 2.420) at 20,000 cycles: the LTC-NCP costs 1.50x" in text
     assert recorded_pareto(tmp_path / "missing.json") is None
+    # a sweep trained to convergence stands for the table: its 32-unit cells, "up to N epochs, early stop"
+    rec["protocol"] = {"converged": True, "epochs_cap": 200}
+    rec["points"].append({"source": "sweep", "precision": "fp32", "kind": "GRU", "units": 32, "test_mse": 2.417,
+                          "seeds": [0, 1], "status": ["finished", "finished"], "cost": 33605.0})
+    (tmp_path / "p.json").write_text(json.dumps(rec))
+    summary["recorded"] = recorded_pareto(tmp_path / "p.json")
+    assert ("Converged, as recorded (up to 200 epochs, early stop; 2 seeds, 32 units; "
+            "benchmarks/results/pareto_m4.json), the test MSE is GRU-32 2.417.") in conclusion(summary, results)

@@ -205,7 +205,8 @@ def _pick(results: dict, model: str, backend: str, target: str = "cpu"):
 def _recorded_sentence(rec: dict) -> str:
     """The recorded converged figures (benchmarks/results/pareto_m4.json) beside this run's short schedule."""
     mse = ", ".join(f"{k} {v['test_mse']:.3f}" for k, v in sorted(rec["converged"].items(), key=lambda kv: kv[1]["test_mse"]))
-    text = (f"Converged, as recorded at {rec['epochs']} epochs ({rec['seeds']} seeds, {rec['units']} units; "
+    schedule = f"up to {rec['epochs']} epochs, early stop" if rec.get("early_stop") else f"{rec['epochs']} epochs"
+    text = (f"Converged, as recorded ({schedule}; {rec['seeds']} seeds, {rec['units']} units; "
             f"{rec['source']}), the test MSE is {mse}.")
     return text + (f" At equal accuracy on the Cortex-M4: {rec['answer']}" if rec.get("answer") else "")
 
