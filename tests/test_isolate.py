@@ -130,3 +130,15 @@ def test_a_dense_wiring_keeps_the_dense_form():
 def test_isolation_options_are_refused_in_one_line(tmp_path, args, message):
     r = runner.invoke(app, ["train", "--task", "cheetah", "--out", str(tmp_path / "m.safetensors"), *args])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_ltc_magnitude_is_the_effective_conductance_as_ltc_prune_ranks_it():
+    """Under implicit constraints a synapse's strength is softplus(w): a raw w of -5 is weak, not strong."""
+    from ltc_edge.nn.model import Model
+
+    m = build_model("ltc", 3, 2, units=4, wiring="full", seed=0)
+    config = {**m.config, "cell": {**m.config["cell"], "implicit_param_constraints": True}}
+    params = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    params["cell.w"] = torch.tensor([[-5.0, 0.1, 0.2, 0.3]] * 4)
+    cut = isolate.choose(Model(config, params), 0.25, "magnitude", None)["cell.w"]
+    assert cut[:, 0].all() and not cut[:, 1:].any()  # |w| would have cut the 0.1 column instead

@@ -14,7 +14,12 @@ import copy
 import numpy as np
 
 
-def _effective(w: np.ndarray, implicit: bool) -> np.ndarray:
+# an LTC's synapse tensors: wiring adjacency key -> the parameter of the synapses' strength w
+SYNAPSE_TENSORS = {"adjacency": "cell.w", "sensory_adjacency": "cell.sensory_w"}
+
+
+def synapse_strength(w: np.ndarray, implicit: bool) -> np.ndarray:
+    """The effective maximum conductance of raw parameters w (softplus'd under implicit constraints)."""
     return np.logaddexp(0.0, w) if implicit else np.abs(w)
 
 
@@ -33,10 +38,10 @@ def prune_config(config: dict, tensors: dict, sparsity: float, include_sensory: 
     implicit = cell.get("implicit_param_constraints", False)
     new = copy.deepcopy(config)
     wiring = new["cell"]["wiring"]
-    pairs = [("adjacency", "cell.w")] + ([("sensory_adjacency", "cell.sensory_w")] if include_sensory else [])
+    pairs = [(k, v) for k, v in SYNAPSE_TENSORS.items() if include_sensory or k == "adjacency"]
     for adj_key, w_key in pairs:
         adj = np.asarray(wiring[adj_key])
-        mag = _effective(np.asarray(tensors[w_key], dtype=np.float64), implicit)
+        mag = synapse_strength(np.asarray(tensors[w_key], dtype=np.float64), implicit)
         idx = np.flatnonzero(adj.ravel() != 0)
         n_remove = int(round(sparsity * idx.size))
         if n_remove == 0:

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.prune import SYNAPSE_TENSORS, synapse_strength
+
+# score(strength, w, mean |w*g|, mean g^2); strength: |w|, or an LTC's effective conductance (as `ltc prune`)
 STATISTICS = {  # the names are nn.schema.ISOLATE_BY (what a model file may record)
-    "magnitude": lambda w, g_abs, g_sq: np.abs(w),
-    "gradient": lambda w, g_abs, g_sq: g_abs,
-    "fisher": lambda w, g_abs, g_sq: 0.5 * g_sq * w * w,
+    "magnitude": lambda strength, w, wg_abs, g_sq: strength,
+    "gradient": lambda strength, w, wg_abs, g_sq: wg_abs,
+    "fisher": lambda strength, w, wg_abs, g_sq: 0.5 * g_sq * w * w,
 }
-LTC_SYNAPSES = {"cell.w": "adjacency", "cell.sensory_w": "sensory_adjacency"}
+LTC_SYNAPSES = {w: adj for adj, w in SYNAPSE_TENSORS.items()}  # parameter -> adjacency key
 
 
 def check_isolation(fraction, by: str, at: int, epochs: int) -> None:
@@ -86,8 +89,9 @@ def choose(model, fraction: float, by: str, stats: GradStats | None) -> dict:
     params = dict(model.named_parameters())
     for name, live in candidates(model).items():
         w = params[name].detach().numpy().astype(np.float64)
-        g_abs, g_sq = stats.mean(name) if stats is not None else (None, None)
-        score = STATISTICS[by](w, g_abs, g_sq)
+        implicit = model.kind == "ltc" and model.config["cell"].get("implicit_param_constraints", False)
+        wg_abs, g_sq = stats.mean(name) if stats is not None else (None, None)
+        score = STATISTICS[by](synapse_strength(w, implicit), w, wg_abs, g_sq)
         idx = np.flatnonzero(live.ravel())
         n = int(round(fraction * idx.size))
         cut = np.zeros(w.size, bool)
