@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import LtcEdgeError
 from ..nn.prune import SYNAPSE_TENSORS, synapse_strength
+from .options import choice, fraction, integer
 
 # score(strength, w, mean |w*g|, mean g^2); strength: |w|, or an LTC's effective conductance (as `ltc prune`)
 STATISTICS = {  # the names are nn.schema.ISOLATE_BY (what a model file may record)
@@ -33,20 +35,18 @@ STATISTICS = {  # the names are nn.schema.ISOLATE_BY (what a model file may reco
 LTC_SYNAPSES = {w: adj for adj, w in SYNAPSE_TENSORS.items()}  # parameter -> adjacency key
 
 
-def check_isolation(fraction, by: str, at: int, epochs: int) -> None:
-    """One-line ValueErrors for options no run can use (before any data is read)."""
-    if fraction is None:
+def check_isolation(isolate, by: str, at: int, epochs: int) -> None:
+    """One-line errors for options no run can use (before any data is read)."""
+    if isolate is None:
         return
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"--isolate must be a fraction in (0, 1), got {fraction}")
-    if by not in STATISTICS:
-        raise ValueError(f"--isolate-by must be one of {', '.join(STATISTICS)}, got {by!r}")
-    if at < 0 or (epochs is not None and at >= epochs):
-        raise ValueError(f"--isolate-at must be from 0 to --epochs - 1 ({epochs - 1 if epochs else '...'}), "
-                         f"got {at}")
+    fraction(isolate, "--isolate")
+    choice(by, STATISTICS, "--isolate-by")
+    if epochs is not None and epochs < 1:
+        raise LtcEdgeError(f"--isolate needs --epochs 1 or more, got {epochs}")
+    integer(at, "--isolate-at", 0, None if epochs is None else epochs - 1)
     if at == 0 and by != "magnitude":
-        raise ValueError(f"--isolate-by {by} needs gradients from at least one epoch: --isolate-at 1 or later "
-                         "(or --isolate-by magnitude to isolate before training)")
+        raise LtcEdgeError(f"--isolate-by {by} needs gradients from at least one epoch: --isolate-at 1 or later "
+                           "(or --isolate-by magnitude to isolate before training)")
 
 
 def candidates(model) -> dict:
