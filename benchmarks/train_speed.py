@@ -69,9 +69,9 @@ def ncps_trainer(ref):
     return step
 
 
-def ours_trainer(model, compile, chunk=1, fused=False):
+def ours_trainer(model, compile, chunk=1, fused=False, save_gates=False):
     opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=fused or None)
-    step_fn = make_step_fn(model.config, compile=compile, chunk=chunk)
+    step_fn = make_step_fn(model.config, compile=compile, chunk=chunk, save_gates=save_gates)
 
     def step(x, y):
         loss = ((run_sequence(model, step_fn, x, None) - y) ** 2).mean()
@@ -107,12 +107,16 @@ def main():
     ref2, _, comp4, _ = build(0)
     _, _, comp4_2, _ = build(0)
     _, _, comp4_2f, _ = build(0)
+    _, _, comp4_2fs, _ = build(0)
     trainers = {"ncps": (ncps_trainer(ref1), 1), "ncps_2threads": (ncps_trainer(ref2), 2),
                 "ltc_edge_eager": (ours_trainer(eager, False), 1),
                 "ltc_edge_compiled": (ours_trainer(comp, True, chunk=1), 1),
                 "ltc_edge_compiled_chunk4": (ours_trainer(comp4, True, chunk=4), 1),
                 "ltc_edge_compiled_chunk4_2threads": (ours_trainer(comp4_2, True, chunk=4), 2),
-                "ltc_edge_compiled_chunk4_2threads_fused_adam": (ours_trainer(comp4_2f, True, 4, fused=True), 2)}
+                "ltc_edge_compiled_chunk4_2threads_fused_adam": (ours_trainer(comp4_2f, True, 4, fused=True), 2),
+                # what `ltc train --compile` runs: + the forward's gates kept for the backward
+                "ltc_edge_compiled_chunk4_2threads_fused_adam_saved_gates":
+                    (ours_trainer(comp4_2fs, True, 4, fused=True, save_gates=True), 2)}
     trainers = {k: v for k, v in trainers.items() if v[1] <= args.max_threads}
 
     def call(name, x, y):

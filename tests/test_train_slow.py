@@ -71,3 +71,29 @@ def test_compiled_training_matches_eager(tmp_path):
     np.testing.assert_allclose(b, a, rtol=1e-3)
     assert runs[True]["test"]["mse"] == pytest.approx(runs[False]["test"]["mse"], rel=1e-3)
     assert evaluate  # imported for symmetry with the fast tests
+
+
+@pytest.mark.parametrize("kind,wiring", [("ltc", "full"), ("ltc", "auto-ncp"), ("cfc", None), ("lstm", None),
+                                         ("gru", None), ("ctrnn", None), ("node", None)])
+@pytest.mark.parametrize("save_gates", [True, False])
+def test_compiled_step_has_the_eager_gradients(kind, wiring, save_gates, monkeypatch):
+    """--compile's step (gates kept for the backward, or recomputed when they would not fit) gives
+    the eager step's loss and gradients, for every cell kind."""
+    from ltc_edge.nn.model import build_model
+    from ltc_edge.train import loop
+
+    if not save_gates:
+        monkeypatch.setattr(loop, "SAVE_GATES_MAX_BYTES", 0)  # the large-model path: recompute
+    torch.manual_seed(0)
+    x, dt = torch.randn(4, 6, 5), torch.rand(4, 6) + 0.5
+    grads = []
+    for compile in (False, True):
+        m = build_model(kind, 5, 3, units=10, wiring=wiring, seed=0)
+        fn = loop.make_step_fn(m.config, compile=compile, chunk=3)
+        loss = loop.run_sequence(m, fn, x, dt).square().mean()
+        loss.backward()
+        grads.append((float(loss), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}))
+    (l0, g0), (l1, g1) = grads
+    assert l1 == pytest.approx(l0, rel=1e-5) and g1.keys() == g0.keys() and g0
+    for n in g0:
+        torch.testing.assert_close(g1[n], g0[n], rtol=1e-4, atol=1e-6)

@@ -146,19 +146,52 @@ def _ncp_args(units, motor, wargs):
 # running sequences
 
 
-def make_step_fn(config: dict, compile: bool = False, chunk: int = 1):
+# --compile keeps the sigmoid gates and matrix products of the forward pass for the backward
+# instead of recomputing them (the exp in every gate is most of an LTC unfold's cost): 1.13-1.19x
+# faster steps on the cheetah LTC-32 (benchmarks/train_speed.py), at the memory of one float per gate,
+# so only while a chunk's saved gates stay under this many bytes (a large model recomputes them).
+SAVE_GATES_MAX_BYTES = 32 * 2**20
+_SAVED_OPS = (torch.ops.aten.sigmoid.default, torch.ops.aten.mm.default, torch.ops.aten.addmm.default)
+
+
+def _save_gates_policy(ctx, op, *args, **kwargs):
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    return CheckpointPolicy.MUST_SAVE if op in _SAVED_OPS else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def _gate_bytes(config: dict, batch: int, steps: int) -> int:
+    """Bytes of the sigmoid gates a chunk of `steps` steps keeps (an LTC's are per synapse and unfold)."""
+    cell = config["cell"]
+    n = cell.get("units", 0)
+    per_step = n * n * cell.get("ode_unfolds", 1) if cell["kind"] == "ltc" else 8 * max(n, 1)
+    return 4 * batch * steps * per_step
+
+
+def make_step_fn(config: dict, compile: bool = False, chunk: int = 1, save_gates: bool = True):
     """run(P, x[B, K, in], h[B, S], dt None or [B, K]) -> (y[B, K, out], h): K steps of
     F.model_step with the torch namespace, optionally torch.compile'd as one graph (fixed
     shapes; the first call per shape compiles). `chunk` is how many steps one compiled
-    graph unrolls: 1 compiles in ~10 s; 4 compiles longer but trains ~25% faster."""
+    graph unrolls: 1 compiles in ~10 s; 4 compiles longer but trains ~25% faster. save_gates
+    (compiled only): keep the forward's gates for the backward (SAVE_GATES_MAX_BYTES)."""
+    from functools import partial
+
+    from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_contexts
+
     xp = F.ops_for(torch.zeros(1))
 
-    def run(P, x, h, dt):
+    def steps(P, x, h, dt):
         ys = []
         for i in range(x.shape[1]):
             y, h = F.model_step(xp, P, x[:, i], h, 1.0 if dt is None else dt[:, i:i + 1], config)
             ys.append(y)
         return torch.stack(ys, 1), h
+
+    def run(P, x, h, dt):
+        if not (save_gates and compile) or _gate_bytes(config, x.shape[0], x.shape[1]) > SAVE_GATES_MAX_BYTES:
+            return steps(P, x, h, dt)
+        return checkpoint(steps, P, x, h, dt, use_reentrant=False,
+                          context_fn=partial(create_selective_checkpoint_contexts, _save_gates_policy))
 
     run.chunk = max(1, int(chunk)) if compile else 1
     if compile:
