@@ -275,7 +275,10 @@ def parse(argv=None):
     ap.add_argument("--work", type=Path, default=Path("/tmp/isolation"))
     ap.add_argument("--out", type=Path, default=RESULTS / "isolation.json")
     args = ap.parse_args(argv)
-    args.epochs = {k: int(v) for k, v in (e.split("=", 1) for e in args.epochs)}
+    try:
+        args.epochs = {k: int(v) for k, v in (e.split("=", 1) for e in args.epochs)}
+    except ValueError:
+        ap.error(f"--epochs takes MODEL=EPOCHS entries, got {' '.join(args.epochs)}")
     missing = [m for m in args.models if m not in args.epochs]
     if missing:
         ap.error(f"--epochs has no entry for {', '.join(missing)}")
