@@ -92,7 +92,7 @@ def test_compiled_step_has_the_eager_gradients(kind, wiring, save_gates, monkeyp
         fn = loop.make_step_fn(m.config, compile=compile, chunk=3)
         loss = loop.run_sequence(m, fn, x, dt).square().mean()
         loss.backward()
-        grads.append((float(loss), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}))
+        grads.append((float(loss.detach()), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}))
     (l0, g0), (l1, g1) = grads
     assert l1 == pytest.approx(l0, rel=1e-5) and g1.keys() == g0.keys() and g0
     for n in g0:

@@ -87,9 +87,9 @@ def choose(model, fraction: float, by: str, stats: GradStats | None) -> dict:
     current connections with the lowest score (ties by position)."""
     out = {}
     params = dict(model.named_parameters())
+    implicit = model.kind == "ltc" and model.config["cell"].get("implicit_param_constraints", False)
     for name, live in candidates(model).items():
         w = params[name].detach().numpy().astype(np.float64)
-        implicit = model.kind == "ltc" and model.config["cell"].get("implicit_param_constraints", False)
         wg_abs, g_sq = stats.mean(name) if stats is not None else (None, None)
         score = STATISTICS[by](synapse_strength(w, implicit), w, wg_abs, g_sq)
         idx = np.flatnonzero(live.ravel())

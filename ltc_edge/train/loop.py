@@ -16,11 +16,13 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from ..fileio import LIMITS, atomic_write_bytes, read_bytes
 from ..machine import machine_info
@@ -147,7 +149,7 @@ def _ncp_args(units, motor, wargs):
 
 
 # --compile keeps the sigmoid gates and matrix products of the forward pass for the backward
-# instead of recomputing them (the exp in every gate is most of an LTC unfold's cost): 1.13-1.19x
+# instead of recomputing them (the exp in every gate is most of an LTC unfold's cost): 1.20x
 # faster steps on the cheetah LTC-32 (benchmarks/train_speed.py), at the memory of one float per gate,
 # so only while a chunk's saved gates stay under this many bytes (a large model recomputes them).
 SAVE_GATES_MAX_BYTES = 32 * 2**20
@@ -155,8 +157,6 @@ _SAVED_OPS = (torch.ops.aten.sigmoid.default, torch.ops.aten.mm.default, torch.o
 
 
 def _save_gates_policy(ctx, op, *args, **kwargs):
-    from torch.utils.checkpoint import CheckpointPolicy
-
     return CheckpointPolicy.MUST_SAVE if op in _SAVED_OPS else CheckpointPolicy.PREFER_RECOMPUTE
 
 
@@ -174,10 +174,6 @@ def make_step_fn(config: dict, compile: bool = False, chunk: int = 1, save_gates
     shapes; the first call per shape compiles). `chunk` is how many steps one compiled
     graph unrolls: 1 compiles in ~10 s; 4 compiles longer but trains ~25% faster. save_gates
     (compiled only): keep the forward's gates for the backward (SAVE_GATES_MAX_BYTES)."""
-    from functools import partial
-
-    from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_contexts
-
     xp = F.ops_for(torch.zeros(1))
 
     def steps(P, x, h, dt):
@@ -187,18 +183,19 @@ def make_step_fn(config: dict, compile: bool = False, chunk: int = 1, save_gates
             ys.append(y)
         return torch.stack(ys, 1), h
 
-    def run(P, x, h, dt):
-        if not (save_gates and compile) or _gate_bytes(config, x.shape[0], x.shape[1]) > SAVE_GATES_MAX_BYTES:
+    if not compile:
+        steps.chunk = 1
+        return steps
+
+    def run(P, x, h, dt):  # shapes are fixed per compiled graph: the size check runs once, when tracing
+        if not save_gates or _gate_bytes(config, x.shape[0], x.shape[1]) > SAVE_GATES_MAX_BYTES:
             return steps(P, x, h, dt)
         return checkpoint(steps, P, x, h, dt, use_reentrant=False,
                           context_fn=partial(create_selective_checkpoint_contexts, _save_gates_policy))
 
-    run.chunk = max(1, int(chunk)) if compile else 1
-    if compile:
-        compiled = torch.compile(run, dynamic=False)
-        compiled.chunk = run.chunk
-        return compiled
-    return run
+    compiled = torch.compile(run, dynamic=False)
+    compiled.chunk = max(1, int(chunk))
+    return compiled
 
 
 def run_sequence(model: Model, step_fn, x: torch.Tensor, dt: torch.Tensor | None, last_only=False):
