@@ -5,8 +5,10 @@ Same configuration as the LTC paper's cheetah run: 17 inputs, fully connected wi
 parameter clipping after each step (implicit_param_constraints=False in both). All three
 models start from the same parameters (ours are converted from ncps's with from_ncps) and
 see the same batches. ltc_edge_compiled compiles one step per graph; ..._chunk4 four steps
-per graph (what `ltc train --compile` uses), so their losses must agree to float noise; the step times are
-measured in interleaved rounds (median per step).
+per graph (what `ltc train --compile` uses for models the native kernel does not cover);
+ltc_edge_native runs whole windows in the native C kernel with its closed-form backward (what
+`ltc train --compile` runs for a dense LTC, train/native.py). Their losses must agree to float
+noise; the step times are measured in interleaved rounds (median per step).
 
     .venv/bin/python benchmarks/train_speed.py [--steps 30] [--rounds 7] [--max-threads 2]
 
@@ -69,9 +71,10 @@ def ncps_trainer(ref):
     return step
 
 
-def ours_trainer(model, compile, chunk=1, fused=False, save_gates=False):
+def ours_trainer(model, compile, chunk=1, fused=False, save_gates=False, native=False):
     opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=fused or None)
-    step_fn = make_step_fn(model.config, compile=compile, chunk=chunk, save_gates=save_gates)
+    step_fn = make_step_fn(model.config, compile=compile, chunk=chunk, save_gates=save_gates, use_native=native)
+    assert bool(getattr(step_fn, "native", False)) == native, getattr(step_fn, "notice", "")
 
     def step(x, y):
         loss = ((run_sequence(model, step_fn, x, None) - y) ** 2).mean()
@@ -108,6 +111,8 @@ def main():
     _, _, comp4_2, _ = build(0)
     _, _, comp4_2f, _ = build(0)
     _, _, comp4_2fs, _ = build(0)
+    _, _, nat1, _ = build(0)
+    _, _, nat2, _ = build(0)
     trainers = {"ncps": (ncps_trainer(ref1), 1), "ncps_2threads": (ncps_trainer(ref2), 2),
                 "ltc_edge_eager": (ours_trainer(eager, False), 1),
                 "ltc_edge_compiled": (ours_trainer(comp, True, chunk=1), 1),
@@ -116,7 +121,10 @@ def main():
                 "ltc_edge_compiled_chunk4_2threads_fused_adam": (ours_trainer(comp4_2f, True, 4, fused=True), 2),
                 # what `ltc train --compile` runs: + the forward's gates kept for the backward
                 "ltc_edge_compiled_chunk4_2threads_fused_adam_saved_gates":
-                    (ours_trainer(comp4_2fs, True, 4, fused=True, save_gates=True), 2)}
+                    (ours_trainer(comp4_2fs, True, 4, fused=True, save_gates=True), 2),
+                # what `ltc train --compile` runs for a dense LTC: the native window kernel (train/native.py)
+                "ltc_edge_native": (ours_trainer(nat1, True, fused=True, native=True), 1),
+                "ltc_edge_native_2threads": (ours_trainer(nat2, True, fused=True, native=True), 2)}
     trainers = {k: v for k, v in trainers.items() if v[1] <= args.max_threads}
 
     def call(name, x, y):
@@ -126,11 +134,14 @@ def main():
 
     # 1) same start, same batches: the loss curves must agree (and compile happens here)
     t0 = time.time()
-    losses = {k: [] for k in trainers}
+    losses, first_step_s = {k: [] for k in trainers}, {}
     for i in range(args.loss_steps):
         x, y = batches[i % n_b]
         for k in trainers:
+            t = time.perf_counter()
             losses[k].append(call(k, x, y))
+            if i == 0:  # the first step pays for compiling (torch.compile's graph, or the native kernel's build)
+                first_step_s[k] = round(time.perf_counter() - t, 2)
     loss_s = time.time() - t0
     ref_l = np.array(losses["ncps"])
     loss_cmp = {k: {"max_rel_diff_vs_ncps": float(np.max(np.abs(np.array(v) - ref_l) / np.abs(ref_l))),
@@ -161,6 +172,10 @@ def main():
         "best_vs_best": {"ncps_ms": round(best_ncps * 1e3, 3), "ltc_edge_ms": round(best_ours * 1e3, 3),
                          "speedup": round(best_ncps / best_ours, 3),
                          "what": "each side's fastest variant in this run (threads, compile, optimizer)"},
+        "first_step_s": first_step_s,
+        "first_step_note": "the first training step of each variant, compile or build included (the torch.compile "
+                           "variants hit torch's FX graph cache when an earlier run compiled the same graph; the "
+                           "native kernel is built once per process)",
         "losses": loss_cmp, "loss_steps": args.loss_steps, "loss_phase_s_incl_compile": round(loss_s, 1),
         "steps_per_round": args.steps, "rounds": args.rounds,
         "versions": {"ncps": ncps_version, "torch": torch.__version__, "numpy": np.__version__},

@@ -295,12 +295,17 @@ def ltc_step(xp, P, x, v, dt, cfg):
             v = numerator / (denominator + eps)
     else:
         v = odeint_fixed(lambda v: ltc_rhs(xp, P, v, num_s, den_s), v, dt, unfolds, solver)
-    y = v[:, : cfg["motor_size"]]
+    return ltc_output(P, v, cfg), v
+
+
+def ltc_output(P, v, cfg):
+    """The motor neurons' states (the first motor_size, in the last axis), mapped."""
+    y = v[..., : cfg["motor_size"]]
     if P["output_w"] is not None:
         y = y * P["output_w"]
     if P["output_b"] is not None:
         y = y + P["output_b"]
-    return y, v
+    return y
 
 
 def ltc_bounds(raw, cfg):
@@ -685,17 +690,28 @@ def model_uses_dt(config) -> bool:
 
 def model_step(xp, P, x, h, dt, config):
     """One control step: x[B, in], h[B, state], dt (float or [B, 1]) -> (y[B, out], new h)."""
+    x = model_input(xp, P, x, dt, config)
+    cell = config["cell"]
+    y, h = cell_spec(cell["kind"]).step(xp, P["cell"], x, h, dt, cell)
+    return model_output(P, y), h
+
+
+def model_input(xp, P, x, dt, config):
+    """What the cell sees of an input row: normalised, and with dt as a column where configured."""
     if P["input_mean"] is not None:
         x = (x - P["input_mean"]) / P["input_std"]
     if config.get("dt_input"):  # dt / (training median dt) as one more input column
         x = xp.concat([x, x[:, :1] * 0.0 + dt * (1.0 / config["dt_input"]["scale"])], 1)
-    cell = config["cell"]
-    y, h = cell_spec(cell["kind"]).step(xp, P["cell"], x, h, dt, cell)
+    return x
+
+
+def model_output(P, y):
+    """The model's output from the cell's: readout, then de-normalised."""
     if P["readout_w"] is not None:
         y = _linear(y, P["readout_w"], P["readout_b"])
     if P["output_mean"] is not None:
         y = y * P["output_std"] + P["output_mean"]
-    return y, h
+    return y
 
 
 STATIC_PREPARE = {"ltc": ltc_prepare_static}

@@ -125,9 +125,12 @@ def train_cmd(
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
                                               help="Clip the gradient norm to this, > 0 (task default; 0 = off)."),
     compile: bool = typer.Option(False, "--compile/--no-compile",
-                                 help="torch.compile the training step: the first epoch compiles (10 s to "
-                                      "minutes), later ones can run faster on large models and many epochs; "
-                                      "small models rarely gain. Default: off."),
+                                 help="A faster training step. A dense LTC (full or random wiring, "
+                                      "semi-implicit solver) runs ltc-edge's native kernel: whole windows "
+                                      "in C, built with the system compiler in about a second, about 10x "
+                                      "ncps's step. Other models are torch.compile'd: the first epoch "
+                                      "compiles (10 s to minutes), later ones can run faster on large "
+                                      "models and many epochs; small models rarely gain. Default: off."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt after an "
                                                         "interruption (same result as an uninterrupted run)."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Early stop: end training after this many "

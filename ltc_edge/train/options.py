@@ -142,6 +142,7 @@ def check_series_numbers(seq_len, stride, episodes) -> None:
 
 
 COMPILE_NOTICE = "compiling the model with torch.compile: the first epoch is slower"
+NATIVE_NOTICE = "training step: ltc-edge's native LTC kernel (whole windows in C, closed-form backward; no compile wait)"
 
 
 def use_compile(requested: bool | None) -> bool:
