@@ -56,7 +56,10 @@ def _build(out_dir: str) -> ctypes.CDLL:
         except (OSError, subprocess.TimeoutExpired) as e:
             raise NativeUnavailable(f"{cc} did not run: {e}") from None
         if res.returncode == 0:
-            return ctypes.CDLL(so)
+            try:
+                return ctypes.CDLL(so)
+            except OSError as e:  # e.g. a temporary folder mounted noexec
+                raise NativeUnavailable(f"the built kernel did not load: {str(e)[:200]}") from None
         error = (res.stderr.strip().splitlines() or ["?"])[-1][:200]
     raise NativeUnavailable(f"{cc} could not build {SOURCE.name}: {error}")
 
