@@ -47,8 +47,9 @@ def find_cc() -> str | None:
     return None
 
 
-def compile_library(c_file, lib_file=None, *, cc: str | None = None, flags=None) -> Path:
-    """Compile a generated .c into a shared library (atomically); returns its path."""
+def compile_library(c_file, lib_file=None, *, cc: str | None = None, flags=None, libs=()) -> Path:
+    """Compile a generated .c into a shared library (atomically); returns its path. libs: linker
+    arguments after the source (e.g. -lm)."""
     c_file = Path(c_file)
     cc = cc or find_cc()
     if cc is None:
@@ -58,7 +59,7 @@ def compile_library(c_file, lib_file=None, *, cc: str | None = None, flags=None)
     fd, tmp = tempfile.mkstemp(prefix=f".{lib_file.name}.", suffix=".tmp", dir=lib_file.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(c_file)],
+        r = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(c_file), *libs],
                            capture_output=True, text=True)
         if r.returncode != 0:
             first = (r.stderr.strip().splitlines() or ["?"])[0]

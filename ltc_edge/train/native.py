@@ -7,7 +7,8 @@ about 2x the torch.compile'd step on the cheetah LTC-32 (benchmarks/train_speed.
 Everything around the unfolds stays torch and functional.py (input mapping and normalisation,
 sensory synapses, cm/Δ, output mapping, readout), so autograd carries the gradients into the
 raw parameters. The C file ships with the package and is built with the system C compiler into
-a private temporary folder once per process (about half a second; no cache to trust or go stale).
+a private temporary folder once per process (codegen/toolchain.py's compiler; about half a
+second; no cache to trust or go stale).
 
     library() -> ctypes library (or NativeUnavailable with the reason)
     applies(config, batch, steps) -> None if the kernel runs this window, else why not
@@ -17,15 +18,15 @@ a private temporary folder once per process (about half a second; no cache to tr
 from __future__ import annotations
 
 import ctypes
-import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..codegen import toolchain
+from ..codegen.cliterals import CodegenError
 from ..nn import functional as F
 
 SOURCE = Path(__file__).with_name("ltc_window.c")
@@ -33,7 +34,7 @@ SOURCE = Path(__file__).with_name("ltc_window.c")
 # above this many bytes the torch.compile'd step, which recomputes them, runs instead.
 MAX_GATE_BYTES = 2 << 30
 # -ffast-math lets gcc call glibc's vector expf (8 gates per instruction)
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
+FLAGS = ["-O3", "-march=native", "-ffast-math"]
 
 
 class NativeUnavailable(RuntimeError):
@@ -44,24 +45,20 @@ _LIB: dict = {}
 
 
 def _build(out_dir: str) -> ctypes.CDLL:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise NativeUnavailable("no C compiler (cc or gcc; or set CC)")
-    so = str(Path(out_dir) / "ltc_window.so")
-    error = ""
+    if toolchain.find_cc() is None:
+        raise NativeUnavailable("no C compiler (set CC, or install gcc)")
+    lib, error = Path(out_dir) / "ltc_window.so", ""
     for extra in (["-fopenmp"], []):  # without OpenMP (e.g. Apple clang): one thread
-        cmd = [cc, *FLAGS, *extra, str(SOURCE), "-o", so, "-lm"]
         try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise NativeUnavailable(f"{cc} did not run: {e}") from None
-        if res.returncode == 0:
-            try:
-                return ctypes.CDLL(so)
-            except OSError as e:  # e.g. a temporary folder mounted noexec
-                raise NativeUnavailable(f"the built kernel did not load: {str(e)[:200]}") from None
-        error = (res.stderr.strip().splitlines() or ["?"])[-1][:200]
-    raise NativeUnavailable(f"{cc} could not build {SOURCE.name}: {error}")
+            toolchain.compile_library(SOURCE, lib, flags=FLAGS + extra, libs=["-lm"])
+        except CodegenError as e:
+            error = str(e)
+            continue
+        try:
+            return ctypes.CDLL(str(lib))
+        except OSError as e:  # e.g. a temporary folder mounted noexec
+            raise NativeUnavailable(f"the built kernel did not load: {str(e)[:200]}") from None
+    raise NativeUnavailable(error)
 
 
 def library() -> ctypes.CDLL:
