@@ -128,3 +128,13 @@ def test_without_a_compiler_training_takes_torch_compile(monkeypatch):
     monkeypatch.setattr(native, "_LIB", {})
     monkeypatch.delenv("CC")
     assert native.library() is not None  # and a working compiler builds it again
+
+
+@needs_cc
+def test_loading_the_kernel_keeps_ieee_floats_in_the_process():
+    """A library built with -ffast-math would set flush-to-zero for the whole process (then the
+    runtime's dt checks and hypothesis's float strategies break): subnormals must survive."""
+    native.library()
+    tiny = np.finfo(np.float32).smallest_subnormal
+    assert np.float32(tiny) * np.float32(1.0) > 0
+    assert float(torch.tensor(tiny, dtype=torch.float32) * 1.0) > 0

@@ -13,6 +13,13 @@
 #include <math.h>
 #include <string.h>
 
+/* glibc's libmvec has vector expf (8 gates per instruction with AVX2) but math.h declares it only
+ * under -ffast-math, whose startup code would flush subnormal floats to zero in the whole Python
+ * process: declare the vector variants here and keep IEEE arithmetic. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((__simd__("notinbranch"))) float expf(float);
+#endif
+
 void ltc_window_forward(int nthreads, int B, int T, int N, int U, const float *ns, const float *ds,
                         const float *cmt, const float *mu, const float *sg, const float *we, const float *w,
                         const float *h0, float *vseq, float *gates, float *vin, float *Dsave)

@@ -33,8 +33,9 @@ SOURCE = Path(__file__).with_name("ltc_window.c")
 # The kernel keeps every gate of the window for the backward (as eager autograd does);
 # above this many bytes the torch.compile'd step, which recomputes them, runs instead.
 MAX_GATE_BYTES = 2 << 30
-# -ffast-math lets gcc call glibc's vector expf (8 gates per instruction)
-FLAGS = ["-O3", "-march=native", "-ffast-math"]
+# no -ffast-math: its startup code would flush subnormals to zero process-wide (ltc_window.c
+# declares glibc's vector expf itself); -fno-math-errno lets the expf calls vectorise
+FLAGS = ["-O3", "-march=native", "-fno-math-errno"]
 
 
 class NativeUnavailable(RuntimeError):
