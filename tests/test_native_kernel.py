@@ -138,3 +138,23 @@ def test_loading_the_kernel_keeps_ieee_floats_in_the_process():
     tiny = np.finfo(np.float32).smallest_subnormal
     assert np.float32(tiny) * np.float32(1.0) > 0
     assert float(torch.tensor(tiny, dtype=torch.float32) * 1.0) > 0
+
+
+@needs_cc
+def test_isolation_hands_a_now_sparse_ltc_to_torch_compile_and_says_so(tmp_path, monkeypatch):
+    """digits (the last step's output: last_only) on the native kernel, then 75% isolated: the
+    wiring is sparse, the step changes and the log says so; the cut synapses stay zero."""
+    from datagen import small_digits
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # the hand-over, not the compiler, is under test
+    t = small_digits(64, 32)
+    model = loop.build_task_model(t, "ltc", units=8, wiring="full", seed=0)
+    lines = []
+    opts = loop.TrainOptions(epochs=3, lr=0.02, batch_size=32, isolate=0.75, isolate_at=1, compile=True)
+    m = loop.train(t, model, tmp_path / "m.safetensors", opts, progress=False, log=lines.append)
+    assert lines[0] == loop.NATIVE_NOTICE or loop.NATIVE_NOTICE in lines
+    after = [s for s in lines if s.startswith("after isolation, ")]
+    assert len(after) == 1 and loop.COMPILE_NOTICE in after[0] and "sparse wiring" in after[0]
+    gone = np.asarray(model.config["cell"]["wiring"]["adjacency"]) == 0
+    assert gone.sum() == 48 and (model.cell.w.detach().numpy()[gone] == 0).all()
+    assert m["history"][0]["train_loss"] > m["history"][-1]["train_loss"]

@@ -502,7 +502,10 @@ def _isolation_due(run: _Run, epoch: int, bar: _Bar) -> None:
         # the model file is the isolated model: the best epoch is chosen among those after isolation
         run.best = {"metric": None, "epoch": None, "state": None, "valid": None}
         run.grad_stats = None
+        before = getattr(run.step_fn, "notice", None)
         run.step_fn = make_step_fn(model.config, compile=opts.compile, chunk=opts.compile_chunk)  # new wiring
+        if opts.compile and run.step_fn.notice != before:  # e.g. the wiring became sparse: no native kernel
+            bar.print(f"after isolation, {run.step_fn.notice}")
         run.eval_step = make_step_fn(model.config)
 
 
