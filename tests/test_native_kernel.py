@@ -51,7 +51,7 @@ def _loss_and_grads(model, x, y, dt, step_fn):
 @pytest.mark.parametrize("with_dt", [False, True])
 def test_native_window_has_autograds_outputs_and_gradients(name, with_dt):
     model = _perturbed(build_model("ltc", 3, seed=1, **CASES[name]), 2)
-    assert native.applies(model.config, 4, 9) is None
+    assert native.dense_ltc(model.config) is None and native.window_too_big(model.config, 4, 9) is None
     rng = np.random.default_rng(3)
     x = torch.from_numpy(rng.standard_normal((4, 9, 3)).astype(np.float32))
     y = torch.from_numpy(rng.standard_normal((4, 9, 2)).astype(np.float32))
@@ -103,8 +103,8 @@ def test_where_the_kernel_does_not_apply_it_says_why():
     euler = build_model("ltc", 3, seed=0, units=4, solver="euler")
     assert "euler solver" in native.dense_ltc(euler.config)
     big = build_model("ltc", 3, seed=0, units=64)
-    assert native.applies(big.config, 64, 64) is None
-    assert "exceed" in native.applies(big.config, 4096, 128)
+    assert native.dense_ltc(big.config) is None and native.window_too_big(big.config, 64, 64) is None
+    assert "exceed" in native.window_too_big(big.config, 4096, 128)
     step_fn = loop.make_step_fn(ncp.config, compile=True)
     assert not step_fn.native and step_fn.notice.startswith(loop.COMPILE_NOTICE)
     assert "sparse wiring" in step_fn.notice

@@ -84,7 +84,7 @@ def test_compiled_step_has_the_eager_gradients(kind, wiring, save_gates, monkeyp
 
     if not save_gates:
         monkeypatch.setattr(loop, "SAVE_GATES_MAX_BYTES", 0)  # the large-model path: recompute
-    monkeypatch.setattr(loop.native, "applies", lambda *a: "under test: the torch.compile graph")
+    monkeypatch.setattr(loop.native, "dense_ltc", lambda config: "under test: the torch.compile graph")
     torch.manual_seed(0)
     x, dt = torch.randn(4, 6, 5), torch.rand(4, 6) + 0.5
     grads = []

@@ -219,7 +219,7 @@ def _native_or_why(config: dict, use_native: bool) -> tuple[bool, str]:
 def run_sequence(model: Model, step_fn, x: torch.Tensor, dt: torch.Tensor | None, last_only=False):
     """x[B, T, in] -> y[B, T, out] (or y[B, out] with last_only), `step_fn.chunk` steps per call."""
     B, T, _ = x.shape
-    if getattr(step_fn, "native", False) and native.applies(model.config, B, T) is None:
+    if getattr(step_fn, "native", False) and native.window_too_big(model.config, B, T) is None:
         y = native.window_sequence(model, x, dt)
         return y[:, -1] if last_only else y
     P = model.prepared(training=True)

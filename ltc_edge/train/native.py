@@ -11,7 +11,8 @@ a private temporary folder once per process (codegen/toolchain.py's compiler; ab
 second; no cache to trust or go stale).
 
     library() -> ctypes library (or NativeUnavailable with the reason)
-    applies(config, batch, steps) -> None if the kernel runs this window, else why not
+    dense_ltc(config) -> None if the kernel computes this cell, else why not
+    window_too_big(config, batch, steps) -> None if it runs a window this size, else why not
     window_sequence(model, x[B, T, in], dt None or [B, T]) -> y[B, T, out]
 """
 
@@ -46,8 +47,6 @@ _LIB: dict = {}
 
 
 def _build(out_dir: str) -> ctypes.CDLL:
-    if toolchain.find_cc() is None:
-        raise NativeUnavailable("no C compiler (set CC, or install gcc)")
     lib, error = Path(out_dir) / "ltc_window.so", ""
     for extra in (["-fopenmp"], []):  # without OpenMP (e.g. Apple clang): one thread
         try:
@@ -89,15 +88,13 @@ def dense_ltc(config: dict) -> str | None:
     return None
 
 
-def applies(config: dict, batch: int, steps: int) -> str | None:
-    """None when the kernel runs a window of this size, else why not."""
-    why = dense_ltc(config)
-    if why is None:
-        cell = config["cell"]
-        gate_bytes = 4 * batch * steps * cell.get("ode_unfolds", 6) * cell["units"] ** 2
-        if gate_bytes > MAX_GATE_BYTES:
-            why = f"its gates ({gate_bytes / 2**30:.1f} GiB) exceed {MAX_GATE_BYTES / 2**30:.0f} GiB"
-    return why
+def window_too_big(config: dict, batch: int, steps: int) -> str | None:
+    """For a dense LTC (dense_ltc): None when the kernel runs a window of this size, else why not."""
+    cell = config["cell"]
+    gate_bytes = 4 * batch * steps * cell.get("ode_unfolds", 6) * cell["units"] ** 2
+    if gate_bytes > MAX_GATE_BYTES:
+        return f"its gates ({gate_bytes / 2**30:.1f} GiB) exceed {MAX_GATE_BYTES / 2**30:.0f} GiB"
+    return None
 
 
 def _ptr(t: torch.Tensor):
