@@ -128,6 +128,21 @@ def per_step_us(call):
     return run
 
 
+def ltc19():
+    """The benchmark's model: ncps LTCCell(AutoNCP(19, 4), 8) (seed 0), the same weights in
+    ltc-edge, and one batch-1 step's feeds {x, state, dt}."""
+    from ncps.torch import LTCCell
+    from ncps.wirings import AutoNCP
+
+    torch.manual_seed(0)
+    cell = LTCCell(AutoNCP(19, 4), 8).eval()
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 8)).astype(np.float32),
+             "state": (0.3 * rng.standard_normal((1, 19))).astype(np.float32),
+             "dt": np.full((1, 1), 1.0, np.float32)}
+    return cell, from_ncps(cell).eval(), feeds
+
+
 TARGET = 0.2  # issue 27: ltc-edge's onnxruntime step <= 0.2x the naive ncps export's (was 0.4x)
 LEVER_NOTES = {
     "ltc_edge": "sess.run(None, feeds): a feed dict and new output arrays per step",
@@ -209,18 +224,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
-    from ncps.torch import LTCCell
-    from ncps.wirings import AutoNCP
-
-    torch.manual_seed(0)
-    cell = LTCCell(AutoNCP(19, 4), 8).eval()
-    model = from_ncps(cell).eval()
+    cell, model, feeds = ltc19()
+    x, h, dt = feeds["x"], feeds["state"], feeds["dt"]
     lstm = build_model("lstm", 8, 4, units=19, seed=0).eval()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 8)).astype(np.float32)
-    h = (0.3 * rng.standard_normal((1, 19))).astype(np.float32)
-    dt = np.full((1, 1), 1.0, np.float32)
-    feeds = {"x": x, "state": h, "dt": dt}
     lstm_feeds = {"x": x, "state": np.zeros((1, 38), np.float32)}
 
     protos = {
