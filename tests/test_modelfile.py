@@ -65,6 +65,14 @@ def test_missing_file(tmp_path):
         load(tmp_path / "nope.safetensors")
 
 
+def test_folder_given_as_model_file(tmp_path):
+    with pytest.raises(ModelFileError, match="is a folder, not a model file"):
+        load(tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")  # an export folder: the message says what to give
+    with pytest.raises(ModelFileError, match=r"an export folder, not a model file: give the \.safetensors"):
+        load(tmp_path)
+
+
 @pytest.mark.parametrize("cut", [0, 5, 8, 40, -10])
 def test_truncated_file(model, tmp_path, cut):
     path = save(model, tmp_path / "m.safetensors")
