@@ -75,6 +75,7 @@ def test_runtime_runs_the_ort_file_and_the_batch1_graph(mobile_export):
     xs = rng.standard_normal((50, 4)).astype(np.float32)
     ctrls = {name: load(out if name is None else out / name, backend="onnxruntime")
              for name in (None, "model.ort", "model_b1.onnx")}
+    assert load(out / "model.ort").backend.name == "onnxruntime"  # the file type alone picks the backend
     assert ctrls[None].backend.describe()["file"].endswith("model.onnx")  # the folder keeps model.onnx
     assert ctrls["model.ort"].backend.describe()["file"].endswith("model.ort")
     ys = {name: np.stack([c.step(x) for x in xs]) for name, c in ctrls.items()}

@@ -36,7 +36,8 @@ BACKENDS = {
 }
 
 # file suffix -> the backend "auto" picks
-_BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".tflite": "tflite", ".pte": "executorch",
+_BY_SUFFIX = {".safetensors": "numpy", ".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "tflite",
+              ".pte": "executorch",
               ".so": "c", ".dylib": "c", ".dll": "c", ".c": "c", ".h": "c"}
 _BY_FORMAT = {"onnx": "onnxruntime", "tflite": "tflite", "c": "c", "executorch": "executorch"}
 # The one set of backend names: every command with a --backend option (control, eval
@@ -98,7 +99,7 @@ def resolve(path, backend: str = "auto") -> tuple[str, Path]:
     if backend == "auto":
         if auto is None:
             raise ModelLoadError(f"{path}: unknown model file type {path.suffix!r} (expected "
-                                 ".safetensors, .onnx, .tflite, a compiled C library .so, or an export folder)")
+                                 ".safetensors, .onnx, .ort, .tflite, .pte, a compiled C library .so, or an export folder)")
         return auto, path
     name = backend_name(backend, ("auto", *BACKENDS))
     if path.suffix == ".safetensors" and name not in RUNS_MODEL_FILE:
