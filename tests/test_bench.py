@@ -250,3 +250,14 @@ def test_a_refused_streamed_run_keeps_the_row(tmp_path, monkeypatch):
                       "batches": [], "task": "digits", "task_options": {}})
     assert 0 <= row["metric"] <= 1 and "metric_streaming" not in row
     assert row["metric_streaming_error"] == "state left the bounds at step 412"
+
+
+def test_plan_takes_precisions_per_backend():
+    """The demo's form: each backend its own precisions (ExecuTorch fp32 only beside int8 rows);
+    a backend missing from the dict plans no row."""
+    from ltc_edge.bench.run import plan
+
+    jobs = plan(["m.safetensors"], ["onnxruntime", "executorch", "tflite"],
+                {"onnxruntime": ["fp32", "int8"], "executorch": ["fp32"]}, ["cpu"])
+    assert sorted((j["backend"], j["precision"]) for j in jobs) == [
+        ("executorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]

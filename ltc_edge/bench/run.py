@@ -101,13 +101,15 @@ def parse_targets(text: str) -> list[str]:
 
 
 def plan(models: list[Path], backends, precisions, targets) -> list[dict]:
+    """Every (model, target, backend, precision) the backend runs. `precisions`: one list for
+    every backend, or a dict backend -> its own list (a backend not in it: none)."""
     jobs = []
     for model in models:
         for target in targets:
             for backend in backends:
                 if backend not in target_backends(target):
                     continue
-                for precision in precisions:
+                for precision in (precisions.get(backend, ()) if isinstance(precisions, dict) else precisions):
                     if precision in BACKEND_PRECISIONS[backend]:
                         jobs.append({"model": str(model), "backend": backend, "precision": precision,
                                      "target": target})

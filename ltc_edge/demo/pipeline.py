@@ -1,7 +1,8 @@
 """`ltc demo`: the whole pipeline, end to end, in under 10 minutes on 2 CPU cores.
 
 1. train an NCP-wired LTC and an LSTM on the HalfCheetah traces (short schedule)
-2. export both to ONNX and TFLite in fp32 and int8, and to C (drift-checked)
+2. export both to ONNX and TFLite in fp32 and int8, to C, and (when installed) to ExecuTorch
+   in fp32 (drift-checked)
 3. benchmark them (latency, throughput, size, memory, test MSE) and write report + plots;
    a short robustness sweep of both (noise, dropped samples, rate changes, dt jitter, sensor faults)
 4. clone the pendulum swing-up expert into an LTC (DAgger) and run it closed-loop on numpy and C
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -37,7 +39,7 @@ def run_demo(out: Path, seed: int = 0, epochs: int = 12, pendulum_rounds: int = 
     console.print(Rule("1/4  train on the HalfCheetah traces (LTC paper protocol, short schedule)"))
     models = _train_cheetah(console, out, seed, epochs, quick, summary)
     summary["stage_s"]["train"] = round(time.time() - started, 1)
-    console.print(Rule("2/4 + 3/4  export (ONNX, TFLite: fp32 + int8; C) and benchmark"))
+    console.print(Rule("2/4 + 3/4  export (ONNX, TFLite: fp32 + int8; C; ExecuTorch: fp32) and benchmark"))
     t0 = time.time()
     results, backends = _bench(console, out, models, quick)
     summary["bench"] = str(out / "bench" / "results.json")
@@ -109,8 +111,12 @@ def _bench(console, out: Path, models: dict, quick: bool):
     backends = ["numpy", "onnxruntime"] + ([] if quick else ["tflite"])
     if shutil.which("cc") or shutil.which("gcc"):
         backends.append("c")
-    results = run_with_progress(console, list(models.values()), backends=backends,
-                                precisions=["fp32"] if quick else ["fp32", "int8"], targets=targets,
+    precisions = {b: ["fp32"] if quick else ["fp32", "int8"] for b in backends}
+    if not quick and importlib.util.find_spec("executorch"):
+        backends.append("executorch")  # fp32 only: its int8 (PT2E) export takes ~40 s a model
+        precisions["executorch"] = ["fp32"]
+    results = run_with_progress(console, list(models.values()), backends=backends, precisions=precisions,
+                                targets=targets,
                                 batches=(1,) if quick else (1, 16), task=None if quick else "cheetah",
                                 out=out / "bench", min_seconds=0.05 if quick else 0.3)
     console.print(report.terminal_table(results))
