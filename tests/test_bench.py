@@ -115,6 +115,9 @@ def test_peak_rss_is_each_measurement_own(tmp_path):
     (["--kinds", "ltc", "--task", "digits", "--wiring", "star"], "unknown --wiring 'star'; choose from full"),
     (["--clock-hz", "0"], "--clock-hz must be > 0"),
     (["--clock-hz", "nan"], "--clock-hz must be a finite number"),
+    (["--backend", "executorch", "--target", "cortex-m4"],  # no empty progress bar before it
+     "nothing to measure in fp32: executorch runs fp32/int8, not on cortex-m4; ARM and mcu: targets run the c"),
+    (["--backend", "numpy", "--precision", "int8"], "nothing to measure in int8: numpy runs fp32 on cpu"),
 ])
 def test_bench_numbers_and_names_are_checked(tmp_path, ltc_file, args, msg, one_line_error):
     one_line_error(runner.invoke(app, ["bench", ltc_file, *args, "--out", str(tmp_path / "o")]), msg)

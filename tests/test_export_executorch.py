@@ -96,7 +96,7 @@ def test_runtime_refuses_swapped_or_bad_program_in_one_line(fp32_export, tmp_pat
     (bad / "model.pte").write_bytes(b"\0" * 64)  # not the bytes the manifest hashed
     with pytest.raises(ModelLoadError, match="sha256|size"):
         load(bad)
-    with pytest.raises(ModelLoadError, match="executorch export, not onnx"):
+    with pytest.raises(ModelLoadError, match="an export to executorch, not onnx"):
         load(out, backend="onnxruntime")
 
 

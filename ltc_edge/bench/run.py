@@ -100,6 +100,18 @@ def parse_targets(text: str) -> list[str]:
     return items
 
 
+def nothing_to_measure(backends, precisions, targets) -> str:
+    """The one line for an empty plan: what each asked-for backend runs, where."""
+    runs = []
+    for b in backends:
+        where = [t for t in targets if b in target_backends(t)]
+        runs.append(f"{b} runs {'/'.join(BACKEND_PRECISIONS[b])}" + (f" on {', '.join(where)}" if where else
+                                                                     f", not on {', '.join(targets)}"))
+    asked = "" if isinstance(precisions, dict) else f" in {', '.join(precisions)}"
+    arm = any(t in ARM_TARGETS + MCU_TARGETS for t in targets)
+    return f"nothing to measure{asked}: {'; '.join(runs)}" + ("; ARM and mcu: targets run the c backend only" if arm else "")
+
+
 def plan(models: list[Path], backends, precisions, targets) -> list[dict]:
     """Every (model, target, backend, precision) the backend runs. `precisions`: one list for
     every backend, or a dict backend -> its own list (a backend not in it: none)."""
@@ -180,7 +192,7 @@ def run_bench(models, *, backends=("numpy", "onnxruntime"), precisions=("fp32",)
     mcu = check_options(targets, *mcu) if mcu else {}  # one line for a missing --serial, before any export
     jobs = plan(models, backends, precisions, targets)
     if not jobs:
-        raise ValueError("nothing to measure: no backend runs the chosen precisions on the chosen targets")
+        raise ValueError(nothing_to_measure(backends, precisions, targets))
     metric_name, better = None, "lower"
     spec = None if not task else (task, dict(task_options or {}))
     if spec:
@@ -293,8 +305,11 @@ def run_with_progress(console, models, *, backends, precisions, targets, **optio
         from .mcu import check_options
 
         check_options(targets, *options["mcu"])
+    total = len(plan(models, backends, precisions, targets))
+    if not total:  # one line, no empty progress bar
+        raise ValueError(nothing_to_measure(backends, precisions, targets))
     with progress_bar(console, "bench") as prog:
-        t = prog.add_task("", total=len(plan(models, backends, precisions, targets)))
+        t = prog.add_task("", total=total)
 
         def tick(row):
             prog.update(t, advance=1, description=f"{row['model']} {row['backend']}/{row['precision']}/{row['target']}")

@@ -79,7 +79,7 @@ def open_artifact(path, fmt: str, role: str | None = "model"):
         return None, path, None
     m, paths = artifact.read_verified(folder)
     if m.format != fmt:
-        raise ModelLoadError(f"{folder}: a {m.format} export, not {fmt}")
+        raise ModelLoadError(f"{folder}: an export to {m.format}, not {fmt} (without a backend named, its own runtime runs it)")
     if not path.is_dir() and path.name not in {p.name for p in paths.values()}:
         raise ModelLoadError(f"{path}: not one of the files its folder's {artifact.MANIFEST} names")
     if role is None:  # the role of the file named (an --ort export's model.ort), or the main model
