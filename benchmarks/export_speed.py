@@ -264,7 +264,7 @@ def main(argv=None):
             timers[k] = run
             lite[k] = {"ops": n_ops, "op_histogram": L.op_list(content)[0], "size_bytes": len(content)}
 
-    pte = {}
+    pte, pte_threads = {}, None
     if not args.no_executorch and _has("executorch"):
         from ltc_edge.export import pte as E
 
@@ -277,6 +277,9 @@ def main(argv=None):
             base = outs["lstm_ltc_edge" if k.startswith("lstm") else "ncps_naive_onnx"]
             assert max(float(np.abs(a - b).max()) for a, b in zip(res, base)) < 1e-5, k
             pte[k] = {"size_bytes": len(content), **E.program_ops(content)}
+        from ltc_edge.runtime.executorch_backend import threadpool_size
+
+        pte_threads = threadpool_size()  # one, as onnxruntime and LiteRT here, unless it could not be sized
 
     # warm up, then interleaved repetitions
     for run in timers.values():
@@ -328,7 +331,8 @@ def main(argv=None):
                   "synapses": model.counts()["synapses"], "sensory_synapses": model.counts()["sensory_synapses"],
                   "lstm_units": 19},
         "graph_form": graph_form,
-        "setup": {"batch": 1, "threads": 1, "reps": args.reps, "calls_per_rep": args.calls,
+        "setup": {"batch": 1, "threads": 1, "executorch_threads": pte_threads if pte else None,
+                  "reps": args.reps, "calls_per_rep": args.calls,
                   "order": "interleaved", "naive": "torch.onnx.export(ncps LTCCell step, default options)"},
         "results": results,
         "ratios_median": {k: statistics.median(v) for k, v in ratios.items()},

@@ -18,7 +18,7 @@ from ltc_edge.export import get_exporter  # noqa: E402
 from ltc_edge.export import pte as E  # noqa: E402
 from ltc_edge.nn import build_model, save  # noqa: E402
 from ltc_edge.runtime import load  # noqa: E402
-from ltc_edge.runtime.errors import ModelLoadError  # noqa: E402
+from ltc_edge.runtime.errors import ModelLoadError, RuntimeInputError  # noqa: E402
 
 runner = CliRunner()
 
@@ -84,6 +84,41 @@ def test_runtime_step_equals_numpy_runtime(fp32_export, rng):
     et.reset(batch=1)  # back to one row: a control loop
     y = et.step(np.ones(8, np.float32), 0.5)
     assert y.shape == (4,) and np.isfinite(y).all()
+
+
+_THREADS_SCRIPT = """
+import sys
+if sys.argv[2] == "runtime-first":  # ExecuTorch's runtime imported (its pool made) before ltc-edge
+    import executorch.extension.pybindings.portable_lib as pl
+    print("POOL", pl._threadpool_get_thread_count(), "END")
+import numpy as np
+from ltc_edge.runtime import load
+c = load(sys.argv[1], backend="executorch")
+c.step(np.ones(8, np.float32), 0.5)
+print("THREADS", c.backend.describe()["threads"])
+"""
+
+
+@pytest.mark.slow
+def test_runtime_runs_on_one_thread_like_the_other_runtimes(fp32_export):
+    """A fresh process sizes ExecuTorch's threadpool to one thread before its first load (as
+    onnxruntime and LiteRT run here); where ExecuTorch's runtime was imported first, the pool is
+    left as it is (resizing under a loaded program crashes) and describe() says its size."""
+    import subprocess
+    import sys
+
+    _, _, out, _ = fp32_export
+    threads = {}
+    for order in ("ltc-edge-first", "runtime-first"):
+        r = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(out), order], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        threads[order] = int(r.stdout.split("THREADS")[1])
+        if order == "runtime-first":
+            pool = int(r.stdout.split("POOL")[1].split("END")[0])
+    assert threads == {"ltc-edge-first": 1, "runtime-first": pool}
+    with pytest.raises(RuntimeInputError, match="threads must be an integer in"):
+        load(out, backend="executorch", threads=0)
 
 
 @pytest.mark.slow

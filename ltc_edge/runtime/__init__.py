@@ -112,7 +112,9 @@ def resolve(path, backend: str = "auto") -> tuple[str, Path]:
 def load(path, backend: str = "auto", *, batch: int = 1, nonfinite: str = "raise",
          state_check: str = "raise", state_tol: float | None = None, **backend_options) -> Controller:
     """Load a model for stepping. `backend`: auto (by file type), numpy, onnxruntime, tflite, c,
-    tflm (an int8-tflm or fp32 TFLite export folder in TFLite-Micro's interpreter).
+    tflm (an int8-tflm or fp32 TFLite export folder in TFLite-Micro's interpreter), executorch,
+    mcu:CORE (the step on a board over a serial port). onnxruntime, tflite and executorch take
+    threads= (default 1).
 
     A .safetensors model also runs on backend="c": its C code is generated and compiled
     on the fly (needs the host C compiler). nonfinite: raise | hold | zero (NaN/inf in x).

@@ -40,7 +40,7 @@ def check_options(backend: str, options: dict) -> None:
 
 
 def check_threads(threads) -> int:
-    """Worker threads for onnxruntime / LiteRT: an integer in [1, 256]."""
+    """Worker threads for onnxruntime / LiteRT / ExecuTorch: an integer in [1, 256]."""
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 256:
         raise RuntimeInputError(f"threads must be an integer in [1, 256], got {short_repr(threads)}")
     return int(threads)
