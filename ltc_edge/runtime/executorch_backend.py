@@ -36,7 +36,7 @@ _PYBINDINGS = "executorch.extension.pybindings.portable_lib"
 _POOL = {}  # "threads": the size of ExecuTorch's threadpool in this process, once known
 
 
-def threadpool_size(threads: int = 1) -> int:
+def threadpool_size(threads: int = 1) -> int | None:
     """Size ExecuTorch's threadpool to `threads` where that is safe, and return its size.
     ExecuTorch has one pool per process, sized to the cores when created, and one control,
     _unsafe_reset_threadpool, safe only before any program is loaded (a program keeps the pool
@@ -50,9 +50,10 @@ def threadpool_size(threads: int = 1) -> int:
             from executorch.extension.pybindings import portable_lib
 
             reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
-            if fresh and reset is not None and portable_lib._threadpool_get_thread_count() != threads:
+            count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+            if fresh and reset is not None and count is not None and count() != threads:
                 reset(threads)
-            _POOL["threads"] = int(portable_lib._threadpool_get_thread_count())
+            _POOL["threads"] = None if count is None else int(count())  # None: this ExecuTorch does not say
     return _POOL["threads"]
 
 
