@@ -34,12 +34,12 @@ def write(path, config: dict, tensors: dict[str, np.ndarray]) -> None:
 def read(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, {name: float32 array}) of a model file, validated; ModelFileError otherwise."""
     path = Path(path)
-    if (path / "manifest.json").is_file():  # an export folder where its model file was meant
-        raise ModelFileError(f"{path}: an export folder, not a model file: give the .safetensors it was "
-                             f"exported from (ltc info {path} describes the folder)")
     try:
         raw = read_bytes(path, "model file", LIMITS["model"])
     except (FileNotFoundError, UnsafeFileError) as e:
+        if (path / "manifest.json").is_file():  # an export folder where its model file was meant
+            raise ModelFileError(f"{path}: an export folder, not a model file: give the .safetensors it was "
+                                 f"exported from (ltc info {path} describes the folder)") from None
         raise ModelFileError(str(e)) from None
     config = _read_config(path, raw)
     from safetensors.numpy import load

@@ -160,14 +160,6 @@ def _save_gates_policy(ctx, op, *args, **kwargs):
     return CheckpointPolicy.MUST_SAVE if op in _SAVED_OPS else CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def _gate_bytes(config: dict, batch: int, steps: int) -> int:
-    """Bytes of the sigmoid gates a chunk of `steps` steps keeps (an LTC's are per synapse and unfold)."""
-    cell = config["cell"]
-    n = cell.get("units", 0)
-    per_step = n * n * cell.get("ode_unfolds", 1) if cell["kind"] == "ltc" else 8 * max(n, 1)
-    return 4 * batch * steps * per_step
-
-
 def make_step_fn(config: dict, compile: bool = False, chunk: int = 1, save_gates: bool = True,
                  use_native: bool = True):
     """run(P, x[B, K, in], h[B, S], dt None or [B, K]) -> (y[B, K, out], h): K steps of
@@ -192,7 +184,7 @@ def make_step_fn(config: dict, compile: bool = False, chunk: int = 1, save_gates
         return steps
 
     def run(P, x, h, dt):  # shapes are fixed per compiled graph: the size check runs once, when tracing
-        if not save_gates or _gate_bytes(config, x.shape[0], x.shape[1]) > SAVE_GATES_MAX_BYTES:
+        if not save_gates or native.gate_bytes(config, x.shape[0], x.shape[1]) > SAVE_GATES_MAX_BYTES:
             return steps(P, x, h, dt)
         return checkpoint(steps, P, x, h, dt, use_reentrant=False,
                           context_fn=partial(create_selective_checkpoint_contexts, _save_gates_policy))

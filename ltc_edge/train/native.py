@@ -12,6 +12,7 @@ second; no cache to trust or go stale).
 
     library() -> ctypes library (or NativeUnavailable with the reason)
     dense_ltc(config) -> None if the kernel computes this cell, else why not
+    gate_bytes(config, batch, steps) -> bytes of the gates a window keeps
     window_too_big(config, batch, steps) -> None if it runs a window this size, else why not
     window_sequence(model, x[B, T, in], dt None or [B, T]) -> y[B, T, out]
 """
@@ -88,12 +89,20 @@ def dense_ltc(config: dict) -> str | None:
     return None
 
 
+def gate_bytes(config: dict, batch: int, steps: int) -> int:
+    """Bytes of the sigmoid gates `steps` steps keep for the backward (an LTC's are per synapse
+    and unfold): this kernel's window, or a torch.compile'd chunk with saved gates (train/loop.py)."""
+    cell = config["cell"]
+    n = cell.get("units", 0)
+    per_step = n * n * cell.get("ode_unfolds", 1) if cell["kind"] == "ltc" else 8 * max(n, 1)
+    return 4 * batch * steps * per_step
+
+
 def window_too_big(config: dict, batch: int, steps: int) -> str | None:
     """For a dense LTC (dense_ltc): None when the kernel runs a window of this size, else why not."""
-    cell = config["cell"]
-    gate_bytes = 4 * batch * steps * cell.get("ode_unfolds", 6) * cell["units"] ** 2
-    if gate_bytes > MAX_GATE_BYTES:
-        return f"its gates ({gate_bytes / 2**30:.1f} GiB) exceed {MAX_GATE_BYTES / 2**30:.0f} GiB"
+    size = gate_bytes(config, batch, steps)
+    if size > MAX_GATE_BYTES:
+        return f"its gates ({size / 2**30:.1f} GiB) exceed {MAX_GATE_BYTES / 2**30:.0f} GiB"
     return None
 
 
